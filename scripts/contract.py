@@ -1,0 +1,345 @@
+"""The stack outputs contract: what the Pulumi program exports and the companion tools read.
+
+The tools never look at Pulumi internals. They read this document, either from a file
+(``--outputs FILE``; the sandbox writes one) or from ``pulumi stack output --json --stack NAME``.
+The same document describes a real stack and the local sandbox; the sandbox adds a
+``sandbox`` section (emulator endpoints, DNS server, local clusters) that real stacks never have.
+
+Version 1 (``contractVersion: 1``), every top-level key is one ``pulumi.export``::
+
+    contractVersion  int      1
+    project, stack   str
+    active           str      "primary" | "dr": the side the stack config says serves traffic
+    regions          {primary: str, dr: str}
+    keys             {primary: {arn, alias}, dr: {arn, alias}}     KMS multi-region key and its replica
+    vault            {primary: {bucket, arn}, dr: {bucket, arn},
+                      objectLock: {mode, days},
+                      tiers: {hourly|daily|weekly|monthly: {prefix, intervalSeconds, slackSeconds, retentionDays}}}
+    dns              {zoneId, zoneName, ttl}
+    databases        [{name, dbName, port,
+                       primary: {identifier, arn, host},
+                       standby: {identifier, arn, host},
+                       dns: {recordName, healthCheckId, primaryTarget, drTarget}}]
+    alarms           {topicArn, metricNamespace, backupAgeMetric}
+    objectives       {scenario: {rtoSeconds, rpoSeconds}} for regional-outage, database-loss,
+                      data-corruption, ransomware, accidental-deletion
+    sandbox          optional, see :class:`Sandbox`
+
+Secrets (database passwords, keys) are never part of the contract. See docs/outputs-contract.md.
+"""
+from __future__ import annotations
+
+import json
+import re
+import shutil
+import subprocess
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any, Mapping
+
+CONTRACT_VERSION = 1
+SIDES = ("primary", "dr")
+TIERS = ("hourly", "daily", "weekly", "monthly")
+SCENARIOS = ("regional-outage", "database-loss", "data-corruption", "ransomware", "accidental-deletion")
+DEFAULT_OUTPUTS_FILE = Path(".pilotlight/sandbox/outputs.json")
+
+_REGION_RE = re.compile(r"^[a-z]{2}(-gov)?-[a-z]+-\d$")
+_BUCKET_RE = re.compile(r"^(?!xn--)(?!.*\.\.)[a-z0-9][a-z0-9.-]{1,61}[a-z0-9]$")
+
+
+class ContractError(ValueError):
+    """The outputs document is missing, unreadable or not a valid contract; the message is one line."""
+
+
+@dataclass(frozen=True)
+class Key:
+    arn: str
+    alias: str
+
+
+@dataclass(frozen=True)
+class Bucket:
+    bucket: str
+    arn: str
+
+
+@dataclass(frozen=True)
+class Tier:
+    name: str
+    prefix: str
+    interval_seconds: int
+    slack_seconds: int
+    retention_days: int
+
+
+@dataclass(frozen=True)
+class Endpoint:
+    identifier: str
+    arn: str
+    host: str
+
+
+@dataclass(frozen=True)
+class ServiceDns:
+    record_name: str
+    health_check_id: str
+    primary_target: str
+    dr_target: str
+
+
+@dataclass(frozen=True)
+class Database:
+    name: str
+    db_name: str
+    port: int
+    primary: Endpoint
+    standby: Endpoint
+    dns: ServiceDns
+
+
+@dataclass(frozen=True)
+class Objective:
+    rto_seconds: float
+    rpo_seconds: float
+
+
+@dataclass(frozen=True)
+class Cluster:
+    """A local PostgreSQL cluster standing in for an RDS instance."""
+
+    host: str
+    port: int
+    data_dir: str
+
+
+@dataclass(frozen=True)
+class Sandbox:
+    """What only the local sandbox has.
+
+    ``aws_endpoints`` maps each region to its own emulator endpoint (one moto behind a
+    per-region proxy), so "the primary region is unreachable" can be made true for real.
+    ``passfile`` is a libpq password file (mode 0600) so no password is ever in the contract.
+    """
+
+    state_dir: str
+    aws_endpoints: Mapping[str, str]
+    dns_host: str
+    dns_port: int
+    superuser: str
+    app_user: str
+    passfile: str
+    clusters: Mapping[str, Cluster]
+
+
+@dataclass(frozen=True)
+class Contract:
+    project: str
+    stack: str
+    active: str
+    regions: Mapping[str, str]
+    keys: Mapping[str, Key]
+    buckets: Mapping[str, Bucket]
+    object_lock_mode: str
+    object_lock_days: int
+    tiers: Mapping[str, Tier]
+    zone_id: str
+    zone_name: str
+    ttl: int
+    databases: tuple[Database, ...]
+    topic_arn: str
+    metric_namespace: str
+    backup_age_metric: str
+    objectives: Mapping[str, Objective]
+    sandbox: Sandbox | None
+    raw: Mapping[str, Any]
+
+    def region(self, side: str) -> str:
+        return self.regions[side]
+
+    def database(self, name: str | None = None) -> Database:
+        """The named protected database, or the only/first one when no name is given."""
+        if name is None:
+            return self.databases[0]
+        for db in self.databases:
+            if db.name == name:
+                return db
+        known = ", ".join(db.name for db in self.databases)
+        raise ContractError(f"unknown database {name!r}; this stack protects: {known}")
+
+    def aws_endpoint(self, side: str) -> str | None:
+        """The AWS endpoint URL for a side's region: None on real AWS (boto3 picks it)."""
+        if self.sandbox is None:
+            return None
+        return self.sandbox.aws_endpoints[self.regions[side]]
+
+
+def _get(doc: Mapping[str, Any], path: str) -> Any:
+    cur: Any = doc
+    for part in path.split("."):
+        if not isinstance(cur, Mapping) or part not in cur:
+            raise ContractError(f"outputs are missing '{path}'; re-run `pulumi up` (or `pilotlight sandbox up`)")
+        cur = cur[part]
+    return cur
+
+
+def _str(doc: Mapping[str, Any], path: str) -> str:
+    value = _get(doc, path)
+    if not isinstance(value, str) or not value:
+        raise ContractError(f"outputs '{path}' must be a non-empty string, got {value!r}")
+    return value
+
+
+def _int(doc: Mapping[str, Any], path: str) -> int:
+    value = _get(doc, path)
+    if isinstance(value, bool) or not isinstance(value, (int, float)) or value < 0:
+        raise ContractError(f"outputs '{path}' must be a non-negative number, got {value!r}")
+    return int(value)
+
+
+def parse(doc: Mapping[str, Any]) -> Contract:
+    """Validate an outputs document and return it typed; raises ContractError with one line."""
+    if not isinstance(doc, Mapping):
+        raise ContractError("outputs must be a JSON object")
+    version = doc.get("contractVersion")
+    if version != CONTRACT_VERSION:
+        raise ContractError(
+            f"outputs contractVersion is {version!r}, these tools read version {CONTRACT_VERSION}; "
+            "upgrade the stack (`pulumi up`) or the tools"
+        )
+    regions = {side: _str(doc, f"regions.{side}") for side in SIDES}
+    for side, region in regions.items():
+        if not _REGION_RE.match(region):
+            raise ContractError(f"outputs 'regions.{side}' is not an AWS region: {region!r}")
+    keys = {side: Key(_str(doc, f"keys.{side}.arn"), _str(doc, f"keys.{side}.alias")) for side in SIDES}
+    buckets = {}
+    for side in SIDES:
+        name = _str(doc, f"vault.{side}.bucket")
+        if not _BUCKET_RE.match(name):
+            raise ContractError(f"outputs 'vault.{side}.bucket' is not a valid bucket name: {name!r}")
+        buckets[side] = Bucket(name, _str(doc, f"vault.{side}.arn"))
+    tiers = {
+        tier: Tier(
+            name=tier,
+            prefix=_str(doc, f"vault.tiers.{tier}.prefix"),
+            interval_seconds=_int(doc, f"vault.tiers.{tier}.intervalSeconds"),
+            slack_seconds=_int(doc, f"vault.tiers.{tier}.slackSeconds"),
+            retention_days=_int(doc, f"vault.tiers.{tier}.retentionDays"),
+        )
+        for tier in TIERS
+    }
+    databases = []
+    raw_dbs = _get(doc, "databases")
+    if not isinstance(raw_dbs, list) or not raw_dbs:
+        raise ContractError("outputs 'databases' must be a non-empty list")
+    for i, item in enumerate(raw_dbs):
+        p = f"databases.{i}"
+        wrapped = {"databases": {str(i): item}}
+        databases.append(
+            Database(
+                name=_str(wrapped, f"{p}.name"),
+                db_name=_str(wrapped, f"{p}.dbName"),
+                port=_int(wrapped, f"{p}.port"),
+                primary=Endpoint(*(_str(wrapped, f"{p}.primary.{k}") for k in ("identifier", "arn", "host"))),
+                standby=Endpoint(*(_str(wrapped, f"{p}.standby.{k}") for k in ("identifier", "arn", "host"))),
+                dns=ServiceDns(
+                    *(
+                        _str(wrapped, f"{p}.dns.{k}")
+                        for k in ("recordName", "healthCheckId", "primaryTarget", "drTarget")
+                    )
+                ),
+            )
+        )
+    objectives = {
+        name: Objective(
+            rto_seconds=float(_int(doc, f"objectives.{name}.rtoSeconds")),
+            rpo_seconds=float(_int(doc, f"objectives.{name}.rpoSeconds")),
+        )
+        for name in SCENARIOS
+    }
+    active = _str(doc, "active")
+    if active not in SIDES:
+        raise ContractError(f"outputs 'active' must be 'primary' or 'dr', got {active!r}")
+    return Contract(
+        project=_str(doc, "project"),
+        stack=_str(doc, "stack"),
+        active=active,
+        regions=regions,
+        keys=keys,
+        buckets=buckets,
+        object_lock_mode=_str(doc, "vault.objectLock.mode"),
+        object_lock_days=_int(doc, "vault.objectLock.days"),
+        tiers=tiers,
+        zone_id=_str(doc, "dns.zoneId"),
+        zone_name=_str(doc, "dns.zoneName"),
+        ttl=_int(doc, "dns.ttl"),
+        databases=tuple(databases),
+        topic_arn=_str(doc, "alarms.topicArn"),
+        metric_namespace=_str(doc, "alarms.metricNamespace"),
+        backup_age_metric=_str(doc, "alarms.backupAgeMetric"),
+        objectives=objectives,
+        sandbox=_parse_sandbox(doc["sandbox"]) if doc.get("sandbox") else None,
+        raw=doc,
+    )
+
+
+def _parse_sandbox(raw: Mapping[str, Any]) -> Sandbox:
+    doc = {"sandbox": raw}
+    clusters = {
+        side: Cluster(
+            host=_str(doc, f"sandbox.clusters.{side}.host"),
+            port=_int(doc, f"sandbox.clusters.{side}.port"),
+            data_dir=_str(doc, f"sandbox.clusters.{side}.dataDir"),
+        )
+        for side in SIDES
+    }
+    endpoints = _get(doc, "sandbox.awsEndpoints")
+    if not isinstance(endpoints, Mapping):
+        raise ContractError("outputs 'sandbox.awsEndpoints' must map region to URL")
+    return Sandbox(
+        state_dir=_str(doc, "sandbox.stateDir"),
+        aws_endpoints=dict(endpoints),
+        dns_host=_str(doc, "sandbox.dns.host"),
+        dns_port=_int(doc, "sandbox.dns.port"),
+        superuser=_str(doc, "sandbox.superuser"),
+        app_user=_str(doc, "sandbox.appUser"),
+        passfile=_str(doc, "sandbox.passfile"),
+        clusters=clusters,
+    )
+
+
+def load_file(path: str | Path) -> Contract:
+    """Read an outputs file (``pulumi stack output --json > FILE`` or the sandbox's)."""
+    path = Path(path)
+    try:
+        text = path.read_text()
+    except FileNotFoundError:
+        hint = " (start the sandbox: `pilotlight sandbox up`)" if path == DEFAULT_OUTPUTS_FILE else ""
+        raise ContractError(f"outputs file not found: {path}{hint}") from None
+    except OSError as exc:
+        raise ContractError(f"cannot read outputs file {path}: {exc.strerror}") from None
+    try:
+        doc = json.loads(text)
+    except json.JSONDecodeError as exc:
+        raise ContractError(f"outputs file {path} is not JSON (line {exc.lineno}: {exc.msg})") from None
+    return parse(doc)
+
+
+def load_stack(stack: str) -> Contract:
+    """Read a real stack's outputs with the Pulumi CLI (``pulumi stack output --json``)."""
+    if not re.fullmatch(r"[A-Za-z0-9_.\-/]+", stack):
+        raise ContractError(f"invalid stack name {stack!r}")
+    if shutil.which("pulumi") is None:
+        raise ContractError("--stack needs the Pulumi CLI on PATH; or pass --outputs FILE")
+    proc = subprocess.run(
+        ["pulumi", "stack", "output", "--json", "--stack", stack],
+        capture_output=True,
+        text=True,
+        check=False,
+    )
+    if proc.returncode != 0:
+        last = (proc.stderr.strip().splitlines() or ["no output"])[-1]
+        raise ContractError(f"`pulumi stack output --stack {stack}` failed: {last}")
+    try:
+        return parse(json.loads(proc.stdout))
+    except json.JSONDecodeError:
+        raise ContractError(f"`pulumi stack output --stack {stack}` did not print JSON") from None
