@@ -1,0 +1,58 @@
+"""boto3 clients for a contract: the right region, the sandbox's endpoints, bounded retries.
+
+Every AWS call the tools make goes through :func:`client`, so retries (botocore's standard
+mode: exponential backoff with jitter on throttling, 5xx and connection errors) are set
+once, and the sandbox is just a different endpoint. Route53 is a global service whose
+control plane lives in us-east-1; the sandbox gives it its own endpoint (``route53``) so a
+drill can take it away independently of, or together with, the primary region.
+"""
+from __future__ import annotations
+
+import os
+from functools import lru_cache
+from typing import Any
+
+import boto3
+from botocore.config import Config
+
+from scripts.contract import Contract
+
+MAX_ATTEMPTS = int(os.environ.get("PILOTLIGHT_AWS_MAX_ATTEMPTS", "5"))
+SANDBOX_CREDENTIALS = {"aws_access_key_id": "testing", "aws_secret_access_key": "testing"}
+
+
+def botocore_config(**overrides: Any) -> Config:
+    base = dict(
+        retries={"mode": "standard", "max_attempts": MAX_ATTEMPTS},
+        connect_timeout=5,
+        read_timeout=60,
+        max_pool_connections=16,
+    )
+    base.update(overrides)
+    return Config(**base)
+
+
+def endpoint_for(contract: Contract, service: str, side: str) -> str | None:
+    """None on real AWS; on the sandbox the per-region (or Route53) emulator endpoint."""
+    if contract.sandbox is None:
+        return None
+    endpoints = contract.sandbox.aws_endpoints
+    if service == "route53":
+        return endpoints.get("route53") or endpoints[contract.regions["primary"]]
+    return endpoints[contract.regions[side]]
+
+
+def client(contract: Contract, service: str, side: str = "primary", **config: Any):
+    """A boto3 client for ``service`` in the region of ``side`` ("primary" or "dr")."""
+    region = contract.regions[side]
+    endpoint = endpoint_for(contract, service, side)
+    return _client(service, region, endpoint, tuple(sorted(config.items())))
+
+
+@lru_cache(maxsize=64)
+def _client(service: str, region: str, endpoint: str | None, config_items: tuple):
+    kwargs: dict[str, Any] = {"region_name": region, "config": botocore_config(**dict(config_items))}
+    if endpoint is not None:
+        kwargs["endpoint_url"] = endpoint
+        kwargs.update(SANDBOX_CREDENTIALS)
+    return boto3.session.Session().client(service, **kwargs)
