@@ -1,0 +1,1 @@
+"""One ComponentResource per DR concern, plus the pure rules they share with the sandbox."""

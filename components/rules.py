@@ -1,0 +1,263 @@
+"""Pure builders for the vault's rules and the stack's policy documents.
+
+Everything here returns the shape the S3 / IAM / KMS APIs take (what boto3's
+``put_bucket_lifecycle_configuration(LifecycleConfiguration={"Rules": ...})``,
+``put_bucket_replication(ReplicationConfiguration=...)``, ``put_bucket_policy`` and
+``put_object_lock_configuration`` accept), so the sandbox applies them to the emulator with
+boto3 and the components convert the same dicts to pulumi-aws arguments. No pulumi import:
+the rules are unit-tested directly and can never drift between sandbox and real stack.
+"""
+from __future__ import annotations
+
+from typing import Any
+
+from stacks.config import VaultConfig
+
+POLICY_VERSION = "2012-10-17"
+RTC_MINUTES = 15
+KEY_USER_ACTIONS = ("kms:Encrypt", "kms:Decrypt", "kms:ReEncrypt*", "kms:GenerateDataKey*", "kms:DescribeKey")
+
+
+def lifecycle_rules(vault: VaultConfig) -> list[dict[str, Any]]:
+    """One rule per tier prefix: expire at retention, tier down to IA/archive, clean up leftovers.
+
+    STANDARD_IA only when the object outlives the IA threshold (S3 rejects a transition on or
+    after the expiration day); the archive transition only for tiers that configure one.
+    """
+    rules = []
+    for name, tier in vault.tiers.items():
+        transitions = []
+        if tier.retention_days > vault.infrequent_access_after_days:
+            transitions.append({"Days": vault.infrequent_access_after_days, "StorageClass": "STANDARD_IA"})
+        if tier.archive_after_days is not None and tier.archive_after_days < tier.retention_days:
+            transitions.append({"Days": tier.archive_after_days, "StorageClass": tier.archive_class})
+        rule: dict[str, Any] = {
+            "ID": f"tier-{name}",
+            "Status": "Enabled",
+            "Filter": {"Prefix": tier.prefix},
+            "Expiration": {"Days": tier.retention_days},
+            "NoncurrentVersionExpiration": {"NoncurrentDays": vault.noncurrent_version_days},
+            "AbortIncompleteMultipartUpload": {"DaysAfterInitiation": vault.abort_multipart_days},
+        }
+        if transitions:
+            rule["Transitions"] = transitions
+        rules.append(rule)
+    return rules
+
+
+def replication_configuration(role_arn: str, destination_bucket_arn: str, replica_key_arn: str) -> dict[str, Any]:
+    """Replicate the whole vault to the DR bucket, re-encrypted with the DR replica key.
+
+    Replication Time Control (15 min SLA) and its metrics make lag measurable and alarmable;
+    delete markers replicate so the DR copy mirrors the primary (locked versions survive anyway).
+    """
+    return {
+        "Role": role_arn,
+        "Rules": [
+            {
+                "ID": "vault-to-dr",
+                "Priority": 1,
+                "Status": "Enabled",
+                "Filter": {"Prefix": ""},
+                "DeleteMarkerReplication": {"Status": "Enabled"},
+                "SourceSelectionCriteria": {"SseKmsEncryptedObjects": {"Status": "Enabled"}},
+                "Destination": {
+                    "Bucket": destination_bucket_arn,
+                    "EncryptionConfiguration": {"ReplicaKmsKeyID": replica_key_arn},
+                    "ReplicationTime": {"Status": "Enabled", "Time": {"Minutes": RTC_MINUTES}},
+                    "Metrics": {"Status": "Enabled", "EventThreshold": {"Minutes": RTC_MINUTES}},
+                },
+            }
+        ],
+    }
+
+
+def object_lock_configuration(mode: str, days: int) -> dict[str, Any]:
+    """Default retention for every new object version (GOVERNANCE unless the config asks otherwise)."""
+    if mode not in ("GOVERNANCE", "COMPLIANCE") or days < 1:
+        raise ValueError(f"object lock needs GOVERNANCE|COMPLIANCE and days >= 1, got {mode!r}, {days!r}")
+    return {"ObjectLockEnabled": "Enabled", "Rule": {"DefaultRetention": {"Mode": mode, "Days": days}}}
+
+
+def bucket_policy(bucket_arn: str, key_arn: str) -> dict[str, Any]:
+    """Deny plain-HTTP access and any put that asks for other encryption than our KMS key.
+
+    The header conditions use ``...IfExists``: a put without headers gets the bucket's default
+    SSE-KMS with this very key, and requiring the header outright would also deny multipart
+    ``UploadPart`` requests, which never carry it (boto/botocore#471).
+    """
+    return {
+        "Version": POLICY_VERSION,
+        "Statement": [
+            {
+                "Sid": "DenyInsecureTransport",
+                "Effect": "Deny",
+                "Principal": "*",
+                "Action": "s3:*",
+                "Resource": [bucket_arn, f"{bucket_arn}/*"],
+                "Condition": {"Bool": {"aws:SecureTransport": "false"}},
+            },
+            {
+                "Sid": "DenyNonKmsEncryption",
+                "Effect": "Deny",
+                "Principal": "*",
+                "Action": "s3:PutObject",
+                "Resource": f"{bucket_arn}/*",
+                "Condition": {"StringNotEqualsIfExists": {"s3:x-amz-server-side-encryption": "aws:kms"}},
+            },
+            {
+                "Sid": "DenyOtherKmsKey",
+                "Effect": "Deny",
+                "Principal": "*",
+                "Action": "s3:PutObject",
+                "Resource": f"{bucket_arn}/*",
+                "Condition": {
+                    "StringNotEqualsIfExists": {"s3:x-amz-server-side-encryption-aws-kms-key-id": key_arn}
+                },
+            },
+        ],
+    }
+
+
+def assume_role_policy(service: str, account_id: str | None = None) -> dict[str, Any]:
+    """Trust exactly one AWS service (optionally only on behalf of our account: confused deputy)."""
+    statement: dict[str, Any] = {
+        "Effect": "Allow",
+        "Principal": {"Service": service},
+        "Action": "sts:AssumeRole",
+    }
+    if account_id:
+        statement["Condition"] = {"StringEquals": {"aws:SourceAccount": account_id}}
+    return {"Version": POLICY_VERSION, "Statement": [statement]}
+
+
+def replication_trust_policy(account_id: str | None = None) -> dict[str, Any]:
+    return assume_role_policy("s3.amazonaws.com", account_id)
+
+
+def replication_role_policy(
+    *,
+    source_bucket_arn: str,
+    destination_bucket_arn: str,
+    source_key_arn: str,
+    replica_key_arn: str,
+    source_region: str,
+    destination_region: str,
+) -> dict[str, Any]:
+    """Least privilege for S3 replication: read versions here, write replicas there, one key each way.
+
+    KMS use is bound to S3 in the right region (``kms:ViaService``) and to the right bucket via
+    the encryption context (the bucket ARN when S3 Bucket Keys are on, the object ARN otherwise).
+    """
+    return {
+        "Version": POLICY_VERSION,
+        "Statement": [
+            {
+                "Sid": "ReadReplicationConfiguration",
+                "Effect": "Allow",
+                "Action": ["s3:GetReplicationConfiguration", "s3:ListBucket"],
+                "Resource": source_bucket_arn,
+            },
+            {
+                "Sid": "ReadSourceVersions",
+                "Effect": "Allow",
+                "Action": [
+                    "s3:GetObjectVersionForReplication",
+                    "s3:GetObjectVersionAcl",
+                    "s3:GetObjectVersionTagging",
+                    "s3:GetObjectRetention",
+                    "s3:GetObjectLegalHold",
+                ],
+                "Resource": f"{source_bucket_arn}/*",
+            },
+            {
+                "Sid": "WriteReplicas",
+                "Effect": "Allow",
+                "Action": ["s3:ReplicateObject", "s3:ReplicateDelete", "s3:ReplicateTags"],
+                "Resource": f"{destination_bucket_arn}/*",
+            },
+            {
+                "Sid": "DecryptSource",
+                "Effect": "Allow",
+                "Action": "kms:Decrypt",
+                "Resource": source_key_arn,
+                "Condition": {
+                    "StringEquals": {"kms:ViaService": f"s3.{source_region}.amazonaws.com"},
+                    "StringLike": {
+                        "kms:EncryptionContext:aws:s3:arn": [source_bucket_arn, f"{source_bucket_arn}/*"]
+                    },
+                },
+            },
+            {
+                "Sid": "EncryptReplicas",
+                "Effect": "Allow",
+                "Action": ["kms:Encrypt", "kms:GenerateDataKey"],
+                "Resource": replica_key_arn,
+                "Condition": {
+                    "StringEquals": {"kms:ViaService": f"s3.{destination_region}.amazonaws.com"},
+                    "StringLike": {
+                        "kms:EncryptionContext:aws:s3:arn": [destination_bucket_arn, f"{destination_bucket_arn}/*"]
+                    },
+                },
+            },
+        ],
+    }
+
+
+def key_policy(*, partition: str, account_id: str, region: str, replication_role_arn: str) -> dict[str, Any]:
+    """Policy of the vault key in one region: the account administers it, users get one statement each.
+
+    - the vault: any principal of this account, only through S3 in this region;
+    - replication: only the replication role, only through S3 in this region;
+    - the standby and its replicated backups: this account, only through RDS in this region;
+    - alarms: CloudWatch may encrypt notifications to the KMS-encrypted SNS topic.
+    """
+    root = f"arn:{partition}:iam::{account_id}:root"
+    return {
+        "Version": POLICY_VERSION,
+        "Statement": [
+            {
+                "Sid": "AccountAdministers",
+                "Effect": "Allow",
+                "Principal": {"AWS": root},
+                "Action": "kms:*",
+                "Resource": "*",
+            },
+            {
+                "Sid": "VaultUseThroughS3",
+                "Effect": "Allow",
+                "Principal": {"AWS": root},
+                "Action": list(KEY_USER_ACTIONS),
+                "Resource": "*",
+                "Condition": {
+                    "StringEquals": {"kms:CallerAccount": account_id, "kms:ViaService": f"s3.{region}.amazonaws.com"}
+                },
+            },
+            {
+                "Sid": "ReplicationRoleThroughS3",
+                "Effect": "Allow",
+                "Principal": {"AWS": replication_role_arn},
+                "Action": ["kms:Decrypt", "kms:Encrypt", "kms:GenerateDataKey"],
+                "Resource": "*",
+                "Condition": {"StringEquals": {"kms:ViaService": f"s3.{region}.amazonaws.com"}},
+            },
+            {
+                "Sid": "StandbyUseThroughRds",
+                "Effect": "Allow",
+                "Principal": {"AWS": root},
+                "Action": [*KEY_USER_ACTIONS, "kms:CreateGrant", "kms:ListGrants"],
+                "Resource": "*",
+                "Condition": {
+                    "StringEquals": {"kms:CallerAccount": account_id, "kms:ViaService": f"rds.{region}.amazonaws.com"}
+                },
+            },
+            {
+                "Sid": "AlarmNotifications",
+                "Effect": "Allow",
+                "Principal": {"Service": "cloudwatch.amazonaws.com"},
+                "Action": ["kms:Decrypt", "kms:GenerateDataKey*"],
+                "Resource": "*",
+                "Condition": {"StringEquals": {"aws:SourceAccount": account_id}},
+            },
+        ],
+    }

@@ -1,0 +1,1 @@
+"""Stack composition and typed configuration (pulumi-free except where noted)."""

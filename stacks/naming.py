@@ -1,0 +1,107 @@
+"""Physical names, derived from project + stack so two stacks never collide.
+
+Pure functions shared by the program and the sandbox: the sandbox creates the same bucket,
+alias and instance names in the emulator, so a contract from either looks the same.
+Every name is lowercased, stripped to the characters its AWS service allows, and, when too
+long, shortened with a stable hash suffix (never silently truncated into a collision).
+"""
+from __future__ import annotations
+
+import hashlib
+import re
+
+from stacks.config import DatabaseConfig, StackConfig
+
+SIDES = ("primary", "dr")
+BUCKET_MAX = 63
+RDS_MAX = 63
+IAM_ROLE_MAX = 64
+
+
+def _fit(name: str, limit: int) -> str:
+    """Lowercase, hyphen-separated, at most ``limit`` chars; long names end in a hash of the full name."""
+    clean = re.sub(r"[^a-z0-9]+", "-", name.lower()).strip("-")
+    clean = re.sub(r"-{2,}", "-", clean)
+    if not clean[:1].isalpha():
+        clean = "p" + clean
+    if len(clean) <= limit:
+        return clean
+    digest = hashlib.sha256(clean.encode()).hexdigest()[:8]
+    return f"{clean[: limit - 9].rstrip('-')}-{digest}"
+
+
+def base(cfg: StackConfig) -> str:
+    """``<project>-<stack>``: the prefix of every physical name."""
+    return _fit(f"{cfg.project}-{cfg.stack}", 40)
+
+
+def _side(side: str) -> None:
+    if side not in SIDES:
+        raise ValueError(f"side must be 'primary' or 'dr', got {side!r}")
+
+
+def vault_bucket_name(cfg: StackConfig, side: str) -> str:
+    """``<project>-<stack>-vault-<region>``: a valid, globally unique-per-stack S3 bucket name."""
+    _side(side)
+    return _fit(f"{base(cfg)}-vault-{cfg.region(side)}", BUCKET_MAX)
+
+
+def key_alias(cfg: StackConfig) -> str:
+    """The same alias names the multi-region key and its replica (one per region)."""
+    return f"alias/{base(cfg)}-vault"
+
+
+def standby_identifier(cfg: StackConfig, db: DatabaseConfig) -> str:
+    """RDS identifier of a database's DR-region standby (letters, digits, single hyphens, <= 63)."""
+    return _fit(f"{base(cfg)}-{db.name}-standby", RDS_MAX)
+
+
+def subnet_group_name(cfg: StackConfig) -> str:
+    return _fit(f"{base(cfg)}-standby", 255)
+
+
+def parameter_group_name(cfg: StackConfig) -> str:
+    return _fit(f"{base(cfg)}-standby-{cfg.standby.parameter_group_family}", 255)
+
+
+def security_group_name(cfg: StackConfig) -> str:
+    return _fit(f"{base(cfg)}-standby", 255)
+
+
+def replication_role_name(cfg: StackConfig) -> str:
+    return _fit(f"{base(cfg)}-vault-replication", IAM_ROLE_MAX)
+
+
+def monitoring_role_name(cfg: StackConfig) -> str:
+    return _fit(f"{base(cfg)}-rds-monitoring", IAM_ROLE_MAX)
+
+
+def role_arn(cfg: StackConfig, role_name: str) -> str:
+    """A role's ARN is known before it exists: lets the key policy name it without a cycle."""
+    return f"arn:{cfg.partition}:iam::{cfg.account_id}:role/{role_name}"
+
+
+def topic_name(cfg: StackConfig, side: str = "primary") -> str:
+    """Alarm topic per region (CloudWatch alarms can only notify a topic in their own region)."""
+    _side(side)
+    suffix = "alarms" if side == "primary" else "alarms-dr"
+    return _fit(f"{base(cfg)}-{suffix}", 256)
+
+
+def health_check_name(cfg: StackConfig, what: str) -> str:
+    return _fit(f"{base(cfg)}-{what}", 255)
+
+
+def alarm_name(cfg: StackConfig, *parts: str) -> str:
+    return _fit("-".join((base(cfg), *parts)), 255)
+
+
+def set_identifier(side: str) -> str:
+    """Route 53 failover record set identifiers: stable per side, so flipping roles never renames them."""
+    _side(side)
+    return side
+
+
+def routing_control_name(cfg: StackConfig, side: str) -> str:
+    _side(side)
+    return _fit(f"{base(cfg)}-{side}", 64)

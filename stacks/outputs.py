@@ -1,0 +1,108 @@
+"""The stack outputs contract (version 1, see scripts/contract.py and docs/outputs-contract.md).
+
+One builder for both producers: the Pulumi program passes ``pulumi.Output`` values and exports
+each top-level key with ``pulumi.export``; the sandbox passes plain strings and writes the
+document as JSON. Values are placed, never inspected, so either kind works unchanged.
+"""
+from __future__ import annotations
+
+from typing import Any, Mapping, Sequence
+
+from stacks.config import SIDES, StackConfig
+
+CONTRACT_VERSION = 1
+METRIC_NAMESPACE = "Pilotlight"
+BACKUP_AGE_METRIC = "NewestBackupAgeSeconds"
+# Dimensions the backup tool publishes BACKUP_AGE_METRIC with (one series per database and tier).
+BACKUP_AGE_DIMENSIONS = ("Stack", "Database", "Tier")
+
+
+def outputs_document(
+    cfg: StackConfig,
+    *,
+    keys: Mapping[str, Mapping[str, Any]],
+    buckets: Mapping[str, Mapping[str, Any]],
+    zone_id: Any,
+    databases: Sequence[Mapping[str, Any]],
+    topic_arn: Any,
+    sandbox: Mapping[str, Any] | None = None,
+) -> dict[str, Any]:
+    """Build the contract document.
+
+    Arguments (each value a ``str`` or a ``pulumi.Output[str]``):
+
+    - ``keys``: ``{"primary": {"arn", "alias"}, "dr": {"arn", "alias"}}`` — the multi-region key and its replica.
+    - ``buckets``: ``{"primary": {"bucket", "arn"}, "dr": {"bucket", "arn"}}`` — the vault buckets.
+    - ``zone_id``: the hosted zone id (usually ``cfg.dns.zone_id``).
+    - ``databases``: one item per ``cfg.databases`` entry, in any order::
+
+          {"config": DatabaseConfig,
+           "primary": {"identifier", "arn", "host"},
+           "standby": {"identifier", "arn", "host"},
+           "dns": {"recordName", "healthCheckId", "primaryTarget", "drTarget"}}
+
+    - ``topic_arn``: the alarm topic of the active side's region.
+    - ``sandbox``: the sandbox section (camelCase, as :func:`scripts.contract._parse_sandbox` reads it) or None.
+
+    Objectives, tiers, object lock, DNS zone name and TTL come from ``cfg``.
+    """
+    missing = {s for s in SIDES if s not in keys or s not in buckets}
+    if missing:
+        raise ValueError(f"keys and buckets need both sides, missing: {sorted(missing)}")
+    database_items = _databases(cfg, databases)
+    doc: dict[str, Any] = {
+        "contractVersion": CONTRACT_VERSION,
+        "project": cfg.project,
+        "stack": cfg.stack,
+        "active": cfg.active,
+        "regions": {side: cfg.region(side) for side in SIDES},
+        "keys": {side: {"arn": keys[side]["arn"], "alias": keys[side]["alias"]} for side in SIDES},
+        "vault": {
+            **{side: {"bucket": buckets[side]["bucket"], "arn": buckets[side]["arn"]} for side in SIDES},
+            "objectLock": {"mode": cfg.vault.object_lock_mode, "days": cfg.vault.object_lock_days},
+            "tiers": {
+                name: {
+                    "prefix": tier.prefix,
+                    "intervalSeconds": tier.interval_seconds,
+                    "slackSeconds": cfg.alarms.backup_age_slack_seconds,
+                    "retentionDays": tier.retention_days,
+                }
+                for name, tier in cfg.vault.tiers.items()
+            },
+        },
+        "dns": {"zoneId": zone_id, "zoneName": cfg.dns.zone_name, "ttl": cfg.dns.ttl},
+        "databases": database_items,
+        "alarms": {"topicArn": topic_arn, "metricNamespace": METRIC_NAMESPACE, "backupAgeMetric": BACKUP_AGE_METRIC},
+        "objectives": {
+            name: {"rtoSeconds": o.rto_seconds, "rpoSeconds": o.rpo_seconds} for name, o in cfg.objectives.items()
+        },
+    }
+    if sandbox is not None:
+        doc["sandbox"] = dict(sandbox)
+    return doc
+
+
+def _databases(cfg: StackConfig, items: Sequence[Mapping[str, Any]]) -> list[dict[str, Any]]:
+    by_name = {item["config"].name: item for item in items}
+    wanted = [db.name for db in cfg.databases]
+    if sorted(by_name) != sorted(wanted):
+        raise ValueError(f"databases must match the config exactly: got {sorted(by_name)}, config has {sorted(wanted)}")
+    out = []
+    for db in cfg.databases:
+        item = by_name[db.name]
+        out.append(
+            {
+                "name": db.name,
+                "dbName": db.db_name,
+                "port": db.port,
+                "primary": {k: item["primary"][k] for k in ("identifier", "arn", "host")},
+                "standby": {k: item["standby"][k] for k in ("identifier", "arn", "host")},
+                "dns": {k: item["dns"][k] for k in ("recordName", "healthCheckId", "primaryTarget", "drTarget")},
+            }
+        )
+    return out
+
+
+def primary_endpoint(db) -> dict[str, str]:
+    """The referenced production instance, as the contract's ``primary`` endpoint."""
+    return {"identifier": db.primary_identifier, "arn": db.primary_arn, "host": db.primary_host}

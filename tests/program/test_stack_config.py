@@ -1,0 +1,175 @@
+"""Stack config: the example parses with runbook defaults; every mistake is one line naming key, value and fix."""
+import pytest
+from stack_values import EXAMPLE, config, example_values
+
+from stacks.config import ConfigError, load_stack_file, parse_config, parse_duration
+
+
+def test_example_stack_file_parses_with_runbook_defaults():
+    cfg = load_stack_file(EXAMPLE)
+    assert (cfg.project, cfg.stack, cfg.primary_region, cfg.dr_region, cfg.active) == (
+        "pilotlight", "dr", "us-east-1", "us-west-2", "primary",
+    )
+    tiers = cfg.vault.tiers
+    assert {n: (t.prefix, t.interval_seconds, t.retention_days) for n, t in tiers.items()} == {
+        "hourly": ("hourly/", 3600, 7),
+        "daily": ("daily/", 86400, 30),
+        "weekly": ("weekly/", 604800, 90),
+        "monthly": ("monthly/", 2592000, 365),
+    }
+    assert (tiers["monthly"].archive_after_days, tiers["monthly"].archive_class) == (90, "GLACIER")
+    assert cfg.vault.object_lock_mode == "GOVERNANCE" and cfg.vault.object_lock_days == 7
+    assert cfg.objectives["data-corruption"].rpo_seconds == 3600
+    assert cfg.alarms.backup_age_slack_seconds == 7200
+    assert cfg.account_id == "123456789012" and cfg.partition == "aws"
+    assert cfg.databases[0].primary_identifier == "orders-prod"
+
+
+def test_minimal_config_gets_safe_defaults():
+    values = example_values()
+    for key in ("vault", "alarms", "objectives", "active"):
+        values.pop(key)
+    values["dns"] = {"zoneId": "Z0123456789EXAMPLE", "zoneName": "example.com", "healthCheck": {"fqdn": "api.example.com"}}
+    values["databases"] = [{"name": "billing", "primaryArn": "arn:aws:rds:us-east-1:123456789012:db:b", "primaryHost": "b.example.net"}]
+    cfg = config(values)
+    assert cfg.active == "primary"
+    assert cfg.dns.ttl == 30 and cfg.dns.health_check.type == "HTTPS" and cfg.dns.health_check.path == "/health"
+    assert cfg.dns.routing_control is False
+    assert [t.retention_days for t in cfg.vault.tiers.values()] == [7, 30, 90, 365]
+    assert cfg.vault.infrequent_access_after_days == 30
+    assert (cfg.vault.noncurrent_version_days, cfg.vault.abort_multipart_days) == (30, 1)
+    assert (cfg.vault.object_lock_mode, cfg.vault.object_lock_days) == ("GOVERNANCE", 7)
+    db = cfg.databases[0]
+    assert (db.db_name, db.port, db.record_name, db.instance_class) == ("billing", 5432, "db.billing.example.com", "db.r6g.large")
+    assert set(cfg.objectives) == {"regional-outage", "database-loss", "data-corruption", "ransomware", "accidental-deletion"}
+
+
+@pytest.mark.parametrize(
+    ("text", "seconds"), [("30s", 30), ("15m", 900), ("1h", 3600), ("7d", 604800), (" 2h ", 7200), (45, 45)]
+)
+def test_parse_duration(text, seconds):
+    assert parse_duration(text, "x") == seconds
+
+
+@pytest.mark.parametrize("text", ["5", "1w", "-1m", "", "h", None, True, 1.5])
+def test_parse_duration_rejects_bad_values_naming_the_key(text):
+    with pytest.raises(ConfigError, match=r"^pilotlight:objectives\.ransomware\.rpo = .*: use a duration with a unit"):
+        parse_duration(text, "objectives.ransomware.rpo")
+
+
+def _set(values, path, value):
+    cur = values
+    parts = path.split(".")
+    for part in parts[:-1]:
+        cur = cur[int(part)] if isinstance(cur, list) else cur.setdefault(part, {})
+    cur[parts[-1]] = value
+    return values
+
+
+@pytest.mark.parametrize(
+    ("path", "value", "message"),
+    [
+        ("primaryRegion", "us-est-1", r"pilotlight:primaryRegion = 'us-est-1': unknown AWS region; did you mean us-"),
+        ("drRegion", "us-east-1", r"pilotlight:drRegion = 'us-east-1': must differ from primaryRegion"),
+        ("active", "secondary", r"pilotlight:active = 'secondary': use primary .* or dr"),
+        ("vault.tiers.weekly.retentionDays", 3, r"pilotlight:vault\.tiers\.weekly\.retentionDays = 3: shorter than the weekly interval"),
+        ("vault.tiers.monthly.retentionDays", 29, r"retentionDays = 29: shorter than the monthly interval"),
+        ("vault.objectLock.mode", "STRICT", r"pilotlight:vault\.objectLock\.mode = 'STRICT': use GOVERNANCE"),
+        ("vault.tiers.monthly.archiveClass", "TAPE", r"archiveClass = 'TAPE': use one of GLACIER"),
+        ("vault.tiers.monthly.archiveAfterDays", 40, r"archiveAfterDays = 40: objects must stay 30 days in STANDARD_IA"),
+        ("vault.infrequentAccessAfterDays", 10, r"infrequentAccessAfterDays = 10: use 30 or more"),
+        ("dns.ttl", 600, r"pilotlight:dns\.ttl = 600: use 1 to 300 seconds"),
+        ("dns.healthCheck.intervalSeconds", 20, r"intervalSeconds = 20: Route 53 supports 10 or 30"),
+        ("dns.healthCheck.type", "PING", r"healthCheck\.type = 'PING': use one of HTTPS"),
+        ("dns.zoneId", "example.com", r"pilotlight:dns\.zoneId = 'example.com': use a hosted zone id"),
+        ("objectives.dataCorruption.rpo", "5", r"pilotlight:objectives\.dataCorruption\.rpo = '5': use a duration with a unit"),
+        ("alarms.backupAgeSlack", "soon", r"pilotlight:alarms\.backupAgeSlack = 'soon': use a duration"),
+        ("alarms.email", "ops", r"pilotlight:alarms\.email = 'ops': use an email address"),
+        ("standby.subnetIds", ["subnet-1"], r"pilotlight:standby\.subnetIds = .*: list at least two subnet ids"),
+        ("standby.allowedCidrs", ["0.0.0.0/0"], r"never open the standby to the whole internet"),
+        ("standby.allowedCidrs", ["10.0.0.1/8"], r"allowedCidrs = '10.0.0.1/8': use CIDR blocks"),
+        ("standby.backupRetentionDays", 0, r"backupRetentionDays = 0: use 1 to 35; a replica needs backups"),
+        ("standby.monitoringIntervalSeconds", 7, r"monitoringIntervalSeconds = 7: use one of 0, 1, 5"),
+        ("databases.0.primaryArn", "orders-prod", r"pilotlight:databases\[0\]\.primaryArn = 'orders-prod': use an RDS instance ARN"),
+        ("databases.0.primaryArn", "arn:aws:rds:eu-west-1:123456789012:db:x", r"must be in primaryRegion us-east-1"),
+        ("databases.0.name", "Orders_DB", r"pilotlight:databases\[0\]\.name = 'Orders_DB': use 1-24 lowercase"),
+        ("databases.0.recordName", "db.orders.example.org", r"use a name inside the hosted zone example\.com"),
+        ("databases", [], r"pilotlight:databases = \[\]: list at least one database"),
+    ],
+)
+def test_invalid_values_fail_with_one_line_naming_key_value_and_fix(path, value, message):
+    values = _set(example_values(), path, value)
+    with pytest.raises(ConfigError, match=message) as info:
+        config(values)
+    assert "\n" not in str(info.value)
+
+
+@pytest.mark.parametrize(
+    ("path", "message"),
+    [
+        ("databases.0.primaryArn", r"pilotlight:databases\[0\]\.primaryArn is missing: set the primary RDS instance ARN"),
+        ("databases.0.primaryHost", r"pilotlight:databases\[0\]\.primaryHost is missing"),
+        ("primaryRegion", r"pilotlight:primaryRegion is missing: set an AWS region"),
+        ("dns.zoneId", r"pilotlight:dns\.zoneId is missing"),
+        ("standby.vpcId", r"pilotlight:standby\.vpcId is missing"),
+    ],
+)
+def test_missing_required_values_name_the_key(path, message):
+    values = example_values()
+    parts = path.split(".")
+    cur = values
+    for part in parts[:-1]:
+        cur = cur[int(part)] if isinstance(cur, list) else cur[part]
+    del cur[parts[-1]]
+    with pytest.raises(ConfigError, match=message):
+        config(values)
+
+
+def test_unknown_keys_are_rejected_with_did_you_mean():
+    with pytest.raises(ConfigError, match=r"^pilotlight:drRegoin: unknown key; did you mean 'drRegion'\?$"):
+        config(example_values() | {"drRegoin": "us-west-2"})
+    values = _set(example_values(), "vault.tiers.daily.retention", 30)
+    with pytest.raises(ConfigError, match=r"pilotlight:vault\.tiers\.daily\.retention: unknown key; did you mean 'retentionDays'"):
+        config(values)
+
+
+def test_other_namespaces_are_ignored():
+    cfg = parse_config(example_values() | {"aws:region": "us-east-1"}, project="p", stack="s")
+    assert cfg.project == "p"
+
+
+def test_duplicate_databases_are_rejected():
+    values = example_values()
+    values["databases"].append(dict(values["databases"][0]))
+    with pytest.raises(ConfigError, match=r"databases\[1\]\.name = 'orders': duplicate name"):
+        config(values)
+
+
+def test_plain_text_password_is_refused_without_echoing_it():
+    with pytest.raises(ConfigError) as info:
+        config(example_values() | {"dbPassword": "hunter2"})
+    assert "hunter2" not in str(info.value) and "--secret" in str(info.value)
+
+
+def test_password_never_in_repr():
+    cfg = parse_config(example_values(), project="p", stack="s", db_password="s3cret-value")
+    assert "s3cret-value" not in repr(cfg)
+    assert cfg.db_password == "s3cret-value"
+
+
+def test_cloudwatch_health_check_needs_alarm_name():
+    values = _set(example_values(), "dns.healthCheck.type", "CLOUDWATCH_METRIC")
+    with pytest.raises(ConfigError, match=r"pilotlight:dns\.healthCheck\.alarmName is missing"):
+        config(values)
+    cfg = config(_set(values, "dns.healthCheck.alarmName", "app-5xx"))
+    assert cfg.dns.health_check.alarm_name == "app-5xx"
+
+
+def test_stack_file_errors_are_one_line(tmp_path):
+    bad = tmp_path / "Pulumi.prod.yaml"
+    bad.write_text("config: [\n")
+    (tmp_path / "Pulumi.yaml").write_text("name: x\nruntime: python\n")
+    with pytest.raises(ConfigError, match=r"Pulumi\.prod\.yaml: not valid YAML"):
+        load_stack_file(bad)
+    with pytest.raises(ConfigError, match="named Pulumi.<stack>.yaml"):
+        load_stack_file(tmp_path / "Pulumi.yaml")
