@@ -1,0 +1,204 @@
+"""`pilotlight backup --tier T [--source DSN]`: stream an encrypted pg_dump into the vault.
+
+    pg_dump -Fc -Z0 --snapshot  ->  SHA-256  ->  zstd -1  ->  AES-256-GCM STREAM + SHA-256  ->  S3 multipart
+
+Each arrow is a bounded queue between threads (scripts.pipeline), so the stages overlap and memory
+stays bounded (~16 MiB of queues + the transfer manager's 4 in-flight 16 MiB parts); no plaintext
+ever touches disk. The manifest is written LAST: a run that fails anywhere leaves no manifest, and
+boto3's transfer manager aborts the multipart upload, so nothing looks like a valid backup.
+
+Why zstd level 1, single-threaded (measured on this 2-core box, 64 MiB of realistic-entropy
+JSON-like rows): level 1 = 328 MB/s at ratio 2.39; level 3 = 183 MB/s at ratio 3.03 (threads=1:
+211 MB/s); level -1 = 384 MB/s at ratio 1.54. pg_dump -Z0 produces ~160 MB/s while the server
+itself needs ~1 core, so level 3 (~7 CPU-s per 630 MiB dump) makes compression the bottleneck
+and misses the 1.2x target; level 1 costs ~2 CPU-s and keeps pg_dump the limit, and its ratio
+keeps the upload (45 MB/s to the sandbox) from becoming the limit. zstd's own worker threads only
+compete with pg_dump and the server for the same two cores.
+"""
+from __future__ import annotations
+
+import subprocess
+import threading
+from concurrent.futures import ThreadPoolExecutor
+from datetime import datetime
+from importlib.metadata import PackageNotFoundError, version
+from typing import Iterable, Iterator
+
+import zstandard
+from boto3.s3.transfer import TransferConfig
+from botocore.exceptions import BotoCoreError, ClientError
+
+from scripts import aws, envelope, pg, progress
+from scripts.common import Exit, PilotlightError, emit, iso, load_contract, log, parser_for, run, utcnow
+from scripts.contract import TIERS, Contract
+from scripts.db import parse_dsn, side_dsn
+from scripts.pipeline import Digest, Reader, read_chunks, threaded
+from scripts.vault import (DUMP, FORMAT_VERSION, MANIFEST, Manifest, aws_error, list_backups, new_backup_id,
+                           object_key)
+
+ZSTD_LEVEL = 1
+PART_SIZE = 16 << 20
+TRANSFER = TransferConfig(
+    multipart_threshold=PART_SIZE, multipart_chunksize=PART_SIZE, max_concurrency=4,
+    use_threads=True,
+)
+TRANSFER.max_in_memory_upload_chunks = 4  # s3transfer's knob (default 10 x 16 MiB): bounds memory
+
+
+def tool_version() -> str:
+    try:
+        return f"pilotlight {version('pilotlight')}"
+    except PackageNotFoundError:
+        return "pilotlight (source)"
+
+
+def compress(chunks: Iterable[bytes], level: int = ZSTD_LEVEL) -> Iterator[bytes]:
+    cobj = zstandard.ZstdCompressor(level=level).compressobj()
+    for chunk in chunks:
+        out = cobj.compress(chunk)
+        if out:
+            yield out
+    yield cobj.flush()
+
+
+def _dump_output(proc: subprocess.Popen, stderr_tail: list[str]) -> Iterator[bytes]:
+    """pg_dump's stdout; a non-zero exit becomes an exception BEFORE the stream ends, so the
+    upload never completes on a truncated dump."""
+    yield from read_chunks(proc.stdout)
+    if proc.wait() != 0:
+        detail = stderr_tail[-1] if stderr_tail else f"exit {proc.returncode}"
+        raise PilotlightError(f"pg_dump failed: {detail}")
+
+
+def _drain(stream, into: list[str]) -> None:
+    for line in iter(stream.readline, b""):
+        into.append(line.decode(errors="replace").strip())
+        del into[:-20]
+
+
+def sse_args(contract: Contract, side: str) -> dict:
+    """What the vault's bucket policy demands of every put: SSE-KMS with the region's key, a checksum."""
+    return {"ServerSideEncryption": "aws:kms", "SSEKMSKeyId": contract.keys[side].arn, "ChecksumAlgorithm": "SHA256"}
+
+
+def perform_backup(contract: Contract, tier: str, source_dsn: str | None = None, db: str | None = None,
+                   args=None) -> Manifest:
+    """Back up one protected database into ``tier``; returns the manifest once it is stored."""
+    if tier not in TIERS:
+        raise PilotlightError(f"unknown tier {tier!r}; one of {', '.join(TIERS)}", Exit.USAGE)
+    database = contract.database(db)
+    dsn = source_dsn or side_dsn(contract, "primary", database, superuser=True)
+    parse_dsn(dsn, "--source")
+    started = utcnow()
+    backup_id = new_backup_id(database.name, started)
+    bucket = contract.buckets["primary"].bucket
+    key = object_key(contract, tier, database.name, backup_id, DUMP)
+    s3 = aws.client(contract, "s3", "primary")
+    log.info("backup %s of %s into s3://%s/%s", backup_id, database.name, bucket, key)
+
+    with pg.exported_snapshot(dsn) as snap:
+        data_key = envelope.generate_data_key(contract, backup_id, database.name)
+        header = envelope.make_header(data_key, backup_id, database.name)
+        conninfo, env = pg.client_args(dsn)
+        proc = subprocess.Popen(
+            [pg.binary("pg_dump"), "-Fc", "-Z0", f"--snapshot={snap.id}", "--no-password", f"--dbname={conninfo}"],
+            stdout=subprocess.PIPE, stderr=subprocess.PIPE, stdin=subprocess.DEVNULL, env=env, bufsize=0,
+        )
+        stderr_tail: list[str] = []
+        threading.Thread(target=_drain, args=(proc.stderr, stderr_tail), daemon=True).start()
+        dump, stored = Digest(), Digest()
+        with ThreadPoolExecutor(max_workers=1, thread_name_prefix="pilotlight-counts") as pool:
+            counts = pool.submit(pg.count_rows, dsn, snap.tables, snap.id)
+            stream = threaded(dump.tap(_dump_output(proc, stderr_tail)), name="pg_dump")
+            stream = threaded(compress(stream), name="zstd")
+            stream = threaded(stored.tap(envelope.encrypt_stream(stream, data_key.plaintext, header)), name="encrypt")
+            reader = None
+            try:
+                with progress.bar(args, f"backup {backup_id}") as bar:
+                    reader = Reader(bar.tap(stream))
+                    s3.upload_fileobj(reader, bucket, key, ExtraArgs=sse_args(contract, "primary"), Config=TRANSFER)
+                row_counts = counts.result()
+            except (ClientError, BotoCoreError) as exc:
+                raise aws_error(exc, f"upload to s3://{bucket} failed (multipart upload aborted)") from None
+            finally:
+                if proc.poll() is None:
+                    proc.kill()
+                if reader is not None:
+                    reader.close()
+                proc.wait()
+        del data_key
+    try:
+        head = s3.head_object(Bucket=bucket, Key=key, ChecksumMode="ENABLED")
+    except (ClientError, BotoCoreError) as exc:
+        raise aws_error(exc, "cannot confirm the uploaded object") from None
+    if head["ContentLength"] != stored.size:
+        raise PilotlightError(f"uploaded object is {head['ContentLength']} bytes, {stored.size} were sent")
+    manifest = Manifest({
+        "formatVersion": FORMAT_VERSION,
+        "tool": tool_version(),
+        "id": backup_id,
+        "tier": tier,
+        "database": database.name,
+        "times": {"started": iso(started), "snapshot": iso(snap.at), "finished": iso(utcnow())},
+        "source": {"host": snap.host, "port": snap.port, "dbname": snap.dbname,
+                   "serverVersion": snap.server_version, "systemIdentifier": snap.system_identifier},
+        "dump": {"format": "pg_dump custom (-Fc -Z0)", "compression": f"zstd-{ZSTD_LEVEL}",
+                 "bytes": dump.size, "sha256": dump.hexdigest()},
+        "object": {"bucket": bucket, "key": key, "region": contract.regions["primary"],
+                   "versionId": head.get("VersionId"), "storedBytes": stored.size, "sha256": stored.hexdigest(),
+                   "checksumSha256": head.get("ChecksumSHA256")},
+        "encryption": {"algorithm": header["algorithm"], "chunkSize": header["chunkSize"],
+                       "wrappedKeys": header["wrappedKeys"], "keyArns": header["keyArns"],
+                       "regions": dict(contract.regions), "context": header["context"]},
+        "rowCounts": row_counts,
+    })
+    try:
+        s3.put_object(Bucket=bucket, Key=object_key(contract, tier, database.name, backup_id, MANIFEST),
+                      Body=manifest.dumps(), ContentType="application/json", **sse_args(contract, "primary"))
+    except (ClientError, BotoCoreError) as exc:
+        raise aws_error(exc, f"backup {backup_id} uploaded but its manifest could not be written; not a backup") from None
+    publish_age(contract, database.name)
+    return manifest
+
+
+def publish_age(contract: Contract, database: str, now: datetime | None = None) -> dict[str, float]:
+    """Newest complete backup's age per tier as the CloudWatch metric the program's alarm watches.
+
+    A failure here is logged, not fatal: the backup itself is already safe.
+    """
+    now = now or utcnow()
+    ages: dict[str, float] = {}
+    try:
+        for e in list_backups(contract, "primary", database):
+            if e.complete and e.tier not in ages:
+                ages[e.tier] = max(0.0, (now - e.manifest.finished_at).total_seconds())
+        if ages:
+            aws.client(contract, "cloudwatch", "primary").put_metric_data(
+                Namespace=contract.metric_namespace,
+                MetricData=[{"MetricName": contract.backup_age_metric, "Value": age, "Unit": "Seconds",
+                             "Dimensions": [{"Name": "Database", "Value": database}, {"Name": "Tier", "Value": tier}]}
+                            for tier, age in ages.items()],
+            )
+    except (PilotlightError, ClientError, BotoCoreError) as exc:
+        log.warning("could not publish the backup-age metric: %s", str(exc).splitlines()[0])
+    return ages
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = parser_for("backup", "Stream an encrypted pg_dump of a protected database into the vault.")
+    parser.add_argument("--tier", required=True, choices=TIERS, help="retention tier (the vault's lifecycle owns expiry)")
+    parser.add_argument("--source", metavar="DSN", help="database to dump (default: the stack's primary)")
+    parser.add_argument("--database", metavar="NAME", help="which protected database (default: the first)")
+
+    def body(args) -> int:
+        contract = load_contract(args)
+        if args.source:
+            parse_dsn(args.source, "--source")
+        m = perform_backup(contract, args.tier, args.source, args.database, args=args)
+        emit(args, m.doc, lambda: [
+            f"backup {m.id} complete: {m.doc['dump']['bytes']} dump bytes -> {m.stored_bytes} stored "
+            f"({m.tier}, s3://{m.doc['object']['bucket']}/{m.doc['object']['key']})"
+        ])
+        return Exit.OK
+
+    return run(body, parser, argv)
