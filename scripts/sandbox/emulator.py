@@ -1,0 +1,158 @@
+"""Provision the AWS emulator (moto) from the same stack config and pure rules the Pulumi program uses.
+
+Names come from :mod:`stacks.naming`, bucket rules and policies from :mod:`components.rules`,
+so the sandbox's vault, keys and DNS look exactly like a real stack's. What the program
+creates but the sandbox does not need (the RDS standby, security groups, alarms) is left
+out: the standby is a real local PostgreSQL cluster instead. Order matters where AWS says so:
+versioning (implied by Object Lock at creation) on both buckets before replication.
+"""
+from __future__ import annotations
+
+import json
+import uuid
+from typing import Any
+
+import boto3
+
+from components import rules
+from scripts.aws import SANDBOX_CREDENTIALS, botocore_config
+from stacks import naming
+from stacks.config import SIDES, StackConfig
+
+ENDPOINT_TTL = 60
+
+
+def _clients(moto_url: str, region: str):
+    session = boto3.session.Session()
+
+    def make(service: str):
+        return session.client(service, region_name=region, endpoint_url=moto_url, config=botocore_config(),
+                              **SANDBOX_CREDENTIALS)
+    return make
+
+
+def endpoint_host(cfg: StackConfig, identifier: str, side: str) -> str:
+    """A database endpoint's host name inside the sandbox zone (resolves to 127.0.0.1 there)."""
+    return f"{identifier}.{cfg.region(side)}.{cfg.dns.zone_name}"
+
+
+def provision(cfg: StackConfig, moto_url: str, ports: dict[str, int]) -> dict[str, Any]:
+    """Create keys, vault buckets, topic, zone, records and health checks; return outputs_document kwargs."""
+    aws = {side: _clients(moto_url, cfg.region(side)) for side in SIDES}
+    keys = _keys(cfg, aws)
+    role_arn = _replication_role(cfg, aws["primary"]("iam"), keys)
+    buckets = {side: _bucket(cfg, aws[side]("s3"), side, keys[side]["arn"]) for side in SIDES}
+    # Replication needs versioning on both sides first (Object Lock at creation turned it on).
+    aws["primary"]("s3").put_bucket_replication(
+        Bucket=buckets["primary"]["bucket"],
+        ReplicationConfiguration=rules.replication_configuration(role_arn, buckets["dr"]["arn"], keys["dr"]["arn"]))
+    topics = {side: aws[side]("sns").create_topic(
+        Name=naming.topic_name(cfg, side), Attributes={"KmsMasterKeyId": keys[side]["alias"]})["TopicArn"]
+        for side in SIDES}
+    zone_id, databases = _dns(cfg, aws["primary"]("route53"), ports)
+    return {"keys": keys, "buckets": buckets, "zone_id": zone_id, "databases": databases,
+            "topic_arn": topics[cfg.active]}
+
+
+def _keys(cfg: StackConfig, aws) -> dict[str, dict[str, str]]:
+    """A multi-region key in the primary region and its replica in the DR region, same alias in both."""
+    alias = naming.key_alias(cfg)
+    role = naming.role_arn(cfg, naming.replication_role_name(cfg))
+    policy = {side: json.dumps(rules.key_policy(partition=cfg.partition, account_id=cfg.account_id,
+                                                region=cfg.region(side), replication_role_arn=role))
+              for side in SIDES}
+    primary = aws["primary"]("kms").create_key(
+        MultiRegion=True, Description=f"{naming.base(cfg)} backup vault", Policy=policy["primary"],
+        KeyUsage="ENCRYPT_DECRYPT", KeySpec="SYMMETRIC_DEFAULT")["KeyMetadata"]
+    replica = aws["primary"]("kms").replicate_key(
+        KeyId=primary["KeyId"], ReplicaRegion=cfg.dr_region, Policy=policy["dr"],
+        Description=f"{naming.base(cfg)} backup vault (replica)")["ReplicaKeyMetadata"]
+    aws["primary"]("kms").create_alias(AliasName=alias, TargetKeyId=primary["KeyId"])
+    try:
+        aws["dr"]("kms").create_alias(AliasName=alias, TargetKeyId=replica["KeyId"])
+    except aws["dr"]("kms").exceptions.AlreadyExistsException:
+        pass  # moto shares a multi-region key's aliases with its replicas; on AWS each region needs its own
+    return {"primary": {"arn": primary["Arn"], "alias": alias}, "dr": {"arn": replica["Arn"], "alias": alias}}
+
+
+def _replication_role(cfg: StackConfig, iam, keys: dict[str, dict[str, str]]) -> str:
+    name = naming.replication_role_name(cfg)
+    arn = iam.create_role(RoleName=name, AssumeRolePolicyDocument=json.dumps(
+        rules.replication_trust_policy(cfg.account_id)))["Role"]["Arn"]
+    bucket_arn = {side: f"arn:{cfg.partition}:s3:::{naming.vault_bucket_name(cfg, side)}" for side in SIDES}
+    iam.put_role_policy(RoleName=name, PolicyName="replication", PolicyDocument=json.dumps(
+        rules.replication_role_policy(source_bucket_arn=bucket_arn["primary"], destination_bucket_arn=bucket_arn["dr"],
+                                      source_key_arn=keys["primary"]["arn"], replica_key_arn=keys["dr"]["arn"],
+                                      source_region=cfg.primary_region, destination_region=cfg.dr_region)))
+    return arn
+
+
+def _bucket(cfg: StackConfig, s3, side: str, key_arn: str) -> dict[str, str]:
+    """The vault bucket of one side: Object Lock (so versioning) at creation, SSE-KMS, private, rules."""
+    name = naming.vault_bucket_name(cfg, side)
+    arn = f"arn:{cfg.partition}:s3:::{name}"
+    create: dict[str, Any] = {"Bucket": name, "ObjectLockEnabledForBucket": True}
+    if cfg.region(side) != "us-east-1":
+        create["CreateBucketConfiguration"] = {"LocationConstraint": cfg.region(side)}
+    s3.create_bucket(**create)
+    s3.put_bucket_versioning(Bucket=name, VersioningConfiguration={"Status": "Enabled"})
+    s3.put_bucket_encryption(Bucket=name, ServerSideEncryptionConfiguration={"Rules": [{
+        "ApplyServerSideEncryptionByDefault": {"SSEAlgorithm": "aws:kms", "KMSMasterKeyID": key_arn},
+        "BucketKeyEnabled": True}]})
+    s3.put_public_access_block(Bucket=name, PublicAccessBlockConfiguration={
+        "BlockPublicAcls": True, "IgnorePublicAcls": True, "BlockPublicPolicy": True, "RestrictPublicBuckets": True})
+    s3.put_bucket_ownership_controls(Bucket=name, OwnershipControls={"Rules": [{"ObjectOwnership": "BucketOwnerEnforced"}]})
+    s3.put_bucket_policy(Bucket=name, Policy=json.dumps(_sandbox_policy(rules.bucket_policy(arn, key_arn))))
+    s3.put_object_lock_configuration(Bucket=name, ObjectLockConfiguration=rules.object_lock_configuration(
+        cfg.vault.object_lock_mode, cfg.vault.object_lock_days))
+    s3.put_bucket_lifecycle_configuration(Bucket=name, LifecycleConfiguration={"Rules": rules.lifecycle_rules(cfg.vault)})
+    return {"bucket": name, "arn": arn}
+
+
+def _sandbox_policy(policy: dict[str, Any]) -> dict[str, Any]:
+    """The program's bucket policy minus DenyInsecureTransport: moto evaluates bucket policies, and the
+    sandbox endpoints are plain HTTP on loopback, so that statement would deny every request.
+    The encryption statements stay and are enforced by moto as on AWS."""
+    return dict(policy, Statement=[s for s in policy["Statement"] if s.get("Sid") != "DenyInsecureTransport"])
+
+
+def _dns(cfg: StackConfig, route53, ports: dict[str, int]) -> tuple[str, list[dict[str, Any]]]:
+    """The zone, an A record per endpoint (127.0.0.1), a TCP health check per endpoint, failover CNAMEs.
+
+    On AWS the zone exists already (``dns.zoneId``); in the emulator we create it, so its id differs.
+    """
+    zone_id = route53.create_hosted_zone(Name=cfg.dns.zone_name, CallerReference=str(uuid.uuid4()),
+                                         HostedZoneConfig={"Comment": f"{naming.base(cfg)} sandbox"})["HostedZone"]["Id"]
+    zone_id = zone_id.rsplit("/", 1)[-1]
+    roles = {cfg.active: "PRIMARY", cfg.passive: "SECONDARY"}
+    changes, databases = [], []
+    for db in cfg.databases:
+        standby_id = naming.standby_identifier(cfg, db)
+        endpoints = {
+            "primary": {"identifier": db.primary_identifier, "arn": db.primary_arn,
+                        "host": endpoint_host(cfg, db.primary_identifier, "primary")},
+            "dr": {"identifier": standby_id, "host": endpoint_host(cfg, standby_id, "dr"),
+                   "arn": f"arn:{cfg.partition}:rds:{cfg.dr_region}:{cfg.account_id}:db:{standby_id}"},
+        }
+        checks = {side: route53.create_health_check(CallerReference=str(uuid.uuid4()), HealthCheckConfig={
+            "Type": "TCP", "IPAddress": "127.0.0.1", "Port": ports[side], "RequestInterval": 10,
+            "FailureThreshold": cfg.dns.health_check.failure_threshold})["HealthCheck"]["Id"] for side in SIDES}
+        for side in SIDES:
+            route53.change_tags_for_resource(ResourceType="healthcheck", ResourceId=checks[side], AddTags=[
+                {"Key": "Name", "Value": naming.health_check_name(cfg, f"{db.name}-{side}")}])
+            changes.append(_upsert({"Name": endpoints[side]["host"], "Type": "A", "TTL": ENDPOINT_TTL,
+                                    "ResourceRecords": [{"Value": "127.0.0.1"}]}))
+            changes.append(_upsert({"Name": db.record_name, "Type": "CNAME", "TTL": cfg.dns.ttl,
+                                    "SetIdentifier": naming.set_identifier(side), "Failover": roles[side],
+                                    "HealthCheckId": checks[side],
+                                    "ResourceRecords": [{"Value": endpoints[side]["host"]}]}))
+        databases.append({"config": db, "primary": endpoints["primary"], "standby": endpoints["dr"],
+                          "dns": {"recordName": db.record_name, "healthCheckId": checks["primary"],
+                                  "primaryTarget": endpoints["primary"]["host"], "drTarget": endpoints["dr"]["host"]}})
+    route53.change_resource_record_sets(HostedZoneId=zone_id, ChangeBatch={
+        "Comment": "pilotlight sandbox failover records", "Changes": changes})
+    return zone_id, databases
+
+
+def _upsert(record: dict[str, Any]) -> dict[str, Any]:
+    return {"Action": "UPSERT", "ResourceRecordSet": record}

@@ -1,0 +1,205 @@
+"""Bring the sandbox up, take it down, report on it: the work behind `pilotlight sandbox up|down|status`.
+
+`up` writes ``state.json`` before starting anything, so a failed or interrupted `up` can always
+be cleaned by `down` (which `up` itself calls on failure). The contract (``outputs.json``) is
+written last: while it exists, the sandbox it describes is complete.
+"""
+from __future__ import annotations
+
+import json
+import logging
+import os
+import secrets
+import shutil
+import socket
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+from typing import Any
+
+from scripts.sandbox import postgres as pg
+from scripts.sandbox.emulator import provision
+from scripts.sandbox.state import (DAEMON, OUTPUTS, PASSFILE, SIDES, STATE, SandboxError, SandboxState, free_port,
+                                   load, pid_alive, read_json, terminate, write_json)
+from stacks.config import ConfigError, StackConfig, load_stack_file
+from stacks.outputs import outputs_document
+
+log = logging.getLogger("pilotlight.sandbox")
+PROJECT_ROOT = Path(__file__).resolve().parents[2]
+DEFAULT_CONFIG = PROJECT_ROOT / "Pulumi.dr.yaml"
+APP_USER = "app"
+DAEMON_MARKER = "scripts.sandbox.daemon"
+MOTO_MARKER = "moto.server"
+DAEMON_READY_SECONDS = 30
+
+
+def load_config(path: Path) -> StackConfig:
+    try:
+        return load_stack_file(path)
+    except ConfigError as exc:
+        raise SandboxError(f"stack config: {exc}") from None
+
+
+def up(state_dir: Path, config_path: Path = DEFAULT_CONFIG, seed_rows: int = 1000) -> tuple[dict[str, Any], bool]:
+    """Start (or reuse) the sandbox; returns (contract document, reused)."""
+    state_dir = state_dir.absolute()
+    cfg = load_config(config_path)
+    if (state_dir / STATE).exists():
+        report = status(state_dir)
+        if report["healthy"] and (state_dir / OUTPUTS).exists():
+            return json.loads((state_dir / OUTPUTS).read_text()), True
+        log.warning("replacing the sandbox in %s (%s)", state_dir, report["state"])
+        down(state_dir)
+    try:
+        return _create(state_dir, cfg, seed_rows), False
+    except BaseException:
+        down(state_dir)
+        raise
+
+
+def _create(state_dir: Path, cfg: StackConfig, seed_rows: int) -> dict[str, Any]:
+    user = pg.os_user()
+    (state_dir / "logs").mkdir(parents=True, exist_ok=True)
+    pgroot = _pgroot(state_dir, user)
+    state = SandboxState(
+        state_dir=state_dir, regions={"primary": cfg.primary_region, "dr": cfg.dr_region}, os_user=user,
+        pgroot=pgroot, clusters={side: {"port": free_port(), "dataDir": str(pgroot / side)} for side in SIDES})
+    write_json(state_dir / STATE, {"regions": state.regions, "osUser": user, "pgroot": str(pgroot),
+                                   "clusters": state.clusters, "createdAt": time.time()})
+    (state_dir / DAEMON).unlink(missing_ok=True)
+    daemon = _start_daemon(state)
+    passwords = {pg.SUPERUSER: secrets.token_urlsafe(24), APP_USER: secrets.token_urlsafe(24)}
+    pg.write_passfile(state_dir / PASSFILE, passwords, owner=None)
+    pg.write_passfile(state.internal_passfile, passwords, owner=user)
+    pg.init_primary(state, passwords[pg.SUPERUSER])
+    pg.start(state, "primary")
+    pg.create_app(state, [db.db_name for db in cfg.databases], APP_USER, passwords[APP_USER], seed_rows)
+    info = _wait_daemon(state_dir, daemon)
+    kwargs = provision(cfg, info["motoUrl"], {side: state.port(side) for side in SIDES})
+    pg.basebackup(state, "dr", "primary")
+    pg.start(state, "dr")
+    endpoint = lambda name: f"http://127.0.0.1:{info['proxies'][name]}"  # noqa: E731
+    sandbox = {
+        "stateDir": str(state_dir),
+        "awsEndpoints": {**{region: endpoint(region) for region in state.regions.values()}, "route53": endpoint("route53")},
+        "dns": {"host": "127.0.0.1", "port": info["dnsPort"]},
+        "superuser": pg.SUPERUSER,
+        "appUser": APP_USER,
+        "passfile": str(state_dir / PASSFILE),
+        "clusters": {side: {"host": "127.0.0.1", "port": state.port(side), "dataDir": str(state.data_dir(side))}
+                     for side in SIDES},
+    }
+    doc = outputs_document(cfg, sandbox=sandbox, **kwargs)
+    write_json(state_dir / OUTPUTS, doc, mode=0o644)
+    return doc
+
+
+def _pgroot(state_dir: Path, user: str | None) -> Path:
+    """Where the clusters live: under the state dir if the postgres OS user can reach it, else a temp dir."""
+    if user is None:
+        root = state_dir / "pg"
+        root.mkdir(mode=0o700, exist_ok=True)
+        return root
+    os.chmod(state_dir, 0o755)
+    if all(os.stat(p).st_mode & 0o001 for p in [state_dir, *state_dir.parents]):
+        root = state_dir / "pg"
+        root.mkdir(mode=0o700, exist_ok=True)
+    else:  # e.g. pytest's 0700 tmp dirs: the postgres user could not reach a data dir in there
+        root = Path(tempfile.mkdtemp(prefix="pilotlight-pg-"))
+    pg.chown(root, user)
+    return root
+
+
+def _start_daemon(state: SandboxState) -> subprocess.Popen:
+    out = open(state.state_dir / "logs" / "daemon.log", "ab")
+    return subprocess.Popen(
+        [sys.executable, "-m", DAEMON_MARKER, "--state-dir", str(state.state_dir),
+         "--regions", ",".join(state.regions[s] for s in SIDES)],
+        cwd=PROJECT_ROOT, stdin=subprocess.DEVNULL, stdout=out, stderr=subprocess.STDOUT, start_new_session=True)
+
+
+def _wait_daemon(state_dir: Path, proc: subprocess.Popen) -> dict[str, Any]:
+    deadline = time.monotonic() + DAEMON_READY_SECONDS
+    while time.monotonic() < deadline:
+        info = read_json(state_dir / DAEMON)
+        if info:
+            return info
+        if proc.poll() is not None:
+            raise SandboxError(f"sandbox daemon exited ({proc.returncode}); see {state_dir / 'logs' / 'daemon.log'}")
+        time.sleep(0.05)
+    raise SandboxError(f"sandbox daemon not ready after {DAEMON_READY_SECONDS}s; see {state_dir / 'logs'}")
+
+
+def down(state_dir: Path) -> dict[str, Any]:
+    """Stop every process the sandbox started and remove its state (logs are kept)."""
+    state_dir = state_dir.absolute()
+    try:
+        state = load(state_dir)
+    except SandboxError:
+        return {"stopped": [], "leftRunning": [], "wasRunning": False}
+    pids = _pids(state)
+    for side in SIDES:
+        if Path(state.clusters[side]["dataDir"]).exists():
+            pg.stop(state, side, mode="immediate")
+    terminate(state.daemon.get("pid"), DAEMON_MARKER)
+    terminate(state.daemon.get("motoPid"), MOTO_MARKER)
+    left = [name for name, (pid, marker) in pids.items() if pid_alive(pid, marker)]
+    if left:
+        raise SandboxError(f"could not stop: {', '.join(left)}; see {state_dir / 'logs'}")
+    shutil.rmtree(state.pgroot, ignore_errors=True)
+    for name in (OUTPUTS, DAEMON, PASSFILE, "replicator.json", STATE):
+        (state_dir / name).unlink(missing_ok=True)
+    return {"stopped": sorted(name for name, (pid, _) in pids.items() if pid), "leftRunning": [], "wasRunning": True}
+
+
+def _pids(state: SandboxState) -> dict[str, tuple[int | None, str]]:
+    pids = {side: (pg.postmaster_pid(state, side), "postgres") for side in SIDES}
+    pids["daemon"] = (state.daemon.get("pid"), DAEMON_MARKER)
+    pids["moto"] = (state.daemon.get("motoPid"), MOTO_MARKER)
+    return pids
+
+
+def status(state_dir: Path) -> dict[str, Any]:
+    """Each process (pid, alive), each cluster's role, and the daemon's view of health checks and proxies."""
+    state_dir = state_dir.absolute()
+    try:
+        state = load(state_dir)
+    except SandboxError:
+        return {"state": "down", "healthy": False, "stateDir": str(state_dir), "processes": {}}
+    processes = {name: {"pid": pid, "alive": pid_alive(pid, marker)} for name, (pid, marker) in _pids(state).items()}
+    for side in SIDES:
+        processes[side]["port"] = state.port(side)
+        if processes[side]["alive"]:
+            try:
+                processes[side]["role"] = "standby" if pg.is_in_recovery(state, side) else "primary"
+            except Exception as exc:  # noqa: BLE001 - report, do not fail, a cluster that does not answer
+                processes[side]["role"] = f"unreachable ({type(exc).__name__})"
+    daemon = None
+    if processes["daemon"]["alive"]:
+        try:
+            daemon = request(state, {"op": "status"})
+        except SandboxError as exc:
+            daemon = {"ok": False, "error": str(exc)}
+    healthy = all(p["alive"] for p in processes.values()) and bool(daemon and daemon.get("ok"))
+    alive = any(p["alive"] for p in processes.values())
+    return {"state": "up" if healthy else ("degraded" if alive else "dead"), "healthy": healthy,
+            "stateDir": str(state_dir), "outputs": str(state_dir / OUTPUTS), "processes": processes, "daemon": daemon}
+
+
+def request(state: SandboxState, payload: dict[str, Any], timeout: float = 10) -> dict[str, Any]:
+    """One request to the daemon's control socket; SandboxError if it does not answer or refuses."""
+    port = state.daemon.get("controlPort")
+    if not port:
+        raise SandboxError(f"sandbox daemon in {state.state_dir} is not running; run `pilotlight sandbox up`")
+    try:
+        with socket.create_connection(("127.0.0.1", port), timeout=timeout) as sock:
+            sock.sendall(json.dumps(payload).encode() + b"\n")
+            data = sock.makefile("rb").readline()
+    except OSError as exc:
+        raise SandboxError(f"sandbox daemon does not answer ({exc.strerror or exc}); run `pilotlight sandbox up`") from None
+    reply = json.loads(data or b"{}")
+    if not reply.get("ok"):
+        raise SandboxError(f"sandbox daemon: {reply.get('error', 'no answer')}")
+    return reply

@@ -1,0 +1,177 @@
+"""Emulated S3 cross-region replication - the ONE place the sandbox stands in for S3 CRR.
+
+moto stores a bucket's replication configuration but copies nothing. This thread does what
+S3 would, from the rules stored in moto (``get_bucket_replication`` on the primary bucket):
+
+- every ``POLL_SECONDS`` it lists the primary bucket's object versions and delete markers and
+  copies each new one, oldest first, to the rule's destination bucket (highest ``Priority``
+  wins when several enabled rules match the key's prefix);
+- object versions keep their body, user metadata, content type and Object Lock retention
+  (mode, retain-until date, legal hold) and are re-encrypted with SSE-KMS under the rule's
+  ``ReplicaKmsKeyID`` (the DR replica key); the storage class follows the rule;
+- delete markers are replicated only when the rule's ``DeleteMarkerReplication`` is Enabled;
+  deleting a specific version is never replicated (as on S3).
+
+It reads the primary bucket straight from moto - replication is AWS-internal, not a client
+call - but it pauses while either region's proxy is not passing traffic, as replication
+between two regions stops when one is unreachable; it catches up afterwards.
+
+Limits (documented in docs/sandbox.md): the replica gets a new version id (moto cannot set
+one), no ``x-amz-replication-status`` headers (PENDING/COMPLETED/REPLICA) are set, multipart
+checksums are recomputed by the copy, replication time (RTC) metrics are not emulated, and
+objects that already existed when the rules were applied are copied too (S3 would need Batch
+Replication for those; the sandbox buckets start empty, so it does not matter). What has been
+copied is remembered in ``replicator.json`` in the state dir so a daemon restart does not copy twice.
+"""
+from __future__ import annotations
+
+import json
+import logging
+import threading
+import time
+from pathlib import Path
+from typing import Any, Callable
+
+import boto3
+from botocore.exceptions import BotoCoreError, ClientError
+
+from scripts.aws import SANDBOX_CREDENTIALS, botocore_config
+from scripts.contract import Contract
+from scripts.sandbox.state import ContractWatcher, write_json
+
+log = logging.getLogger("pilotlight.sandbox.replicator")
+POLL_SECONDS = 0.5
+MAX_ATTEMPTS = 5
+_HEAD_TO_PUT = {
+    "Metadata": "Metadata",
+    "ContentType": "ContentType",
+    "ContentEncoding": "ContentEncoding",
+    "CacheControl": "CacheControl",
+    "ContentDisposition": "ContentDisposition",
+    "ObjectLockMode": "ObjectLockMode",
+    "ObjectLockRetainUntilDate": "ObjectLockRetainUntilDate",
+    "ObjectLockLegalHoldStatus": "ObjectLockLegalHoldStatus",
+}
+
+
+class Replicator:
+    """A thread replicating the primary vault bucket into the DR one per the stored rules."""
+
+    def __init__(self, moto_url: str, watcher: ContractWatcher, paused: Callable[[], bool]):
+        self._moto_url = moto_url
+        self._watcher = watcher
+        self._paused = paused
+        self._journal = watcher.path.parent / "replicator.json"
+        self._done: dict[str, str] = _read_journal(self._journal)
+        self._attempts: dict[str, int] = {}
+        self._stats = {"replicated": 0, "deleteMarkers": 0, "skipped": 0, "failed": 0, "lastError": None,
+                       "lastPass": None, "paused": False}
+        self._stop = threading.Event()
+        self._thread = threading.Thread(target=self._run, name="replicator", daemon=True)
+
+    def start(self) -> None:
+        self._thread.start()
+
+    def stop(self) -> None:
+        self._stop.set()
+        self._thread.join(timeout=10)
+
+    def snapshot(self) -> dict[str, Any]:
+        return dict(self._stats, pending=len(self._attempts))
+
+    def _client(self, region: str):
+        return boto3.session.Session().client("s3", region_name=region, endpoint_url=self._moto_url,
+                                              config=botocore_config(), **SANDBOX_CREDENTIALS)
+
+    def _run(self) -> None:
+        clients: dict[str, Any] = {}
+        while not self._stop.wait(POLL_SECONDS):
+            contract = self._watcher.get()
+            self._stats["paused"] = self._paused()
+            if contract is None or self._stats["paused"]:
+                continue
+            try:
+                for side in ("primary", "dr"):
+                    clients.setdefault(side, self._client(contract.regions[side]))
+                self._pass(contract, clients["primary"], clients["dr"])
+                self._stats["lastPass"] = time.time()
+            except (BotoCoreError, ClientError) as exc:
+                self._stats["lastError"] = str(exc)
+                log.warning("replicator: %s", exc)
+
+    def _pass(self, contract: Contract, src, dst) -> None:
+        bucket = contract.buckets["primary"].bucket
+        try:
+            rules = src.get_bucket_replication(Bucket=bucket)["ReplicationConfiguration"]["Rules"]
+        except ClientError as exc:
+            if exc.response["Error"]["Code"] == "ReplicationConfigurationNotFoundError":
+                return
+            raise
+        rules = sorted((r for r in rules if r.get("Status") == "Enabled"), key=lambda r: -int(r.get("Priority", 0)))
+        changed = False
+        for item in _versions(src, bucket):
+            token = f"{item['Key']}\0{item['VersionId']}"
+            if token in self._done or self._stop.is_set() or self._paused():
+                continue
+            rule = next((r for r in rules if item["Key"].startswith(_prefix(r))), None)
+            try:
+                outcome = self._copy(src, dst, bucket, item, rule)
+            except (BotoCoreError, ClientError) as exc:
+                self._attempts[token] = self._attempts.get(token, 0) + 1
+                self._stats["lastError"] = f"{item['Key']}: {exc}"
+                if self._attempts[token] < MAX_ATTEMPTS:
+                    continue
+                log.error("replicator: giving up on %s version %s: %s", item["Key"], item["VersionId"], exc)
+                outcome = "failed"
+            self._attempts.pop(token, None)
+            self._done[token] = outcome
+            self._stats[outcome] += 1
+            changed = True
+        if changed:
+            write_json(self._journal, self._done)
+
+    def _copy(self, src, dst, bucket: str, item: dict[str, Any], rule: dict[str, Any] | None) -> str:
+        if rule is None:
+            return "skipped"
+        dest = rule["Destination"]["Bucket"].rsplit(":", 1)[-1]
+        if item["deleteMarker"]:
+            if rule.get("DeleteMarkerReplication", {}).get("Status") != "Enabled":
+                return "skipped"
+            dst.delete_object(Bucket=dest, Key=item["Key"])
+            log.info("replicated delete marker %s -> %s", item["Key"], dest)
+            return "deleteMarkers"
+        head = src.head_object(Bucket=bucket, Key=item["Key"], VersionId=item["VersionId"])
+        extra = {put: head[h] for h, put in _HEAD_TO_PUT.items() if head.get(h)}
+        replica_key = rule["Destination"].get("EncryptionConfiguration", {}).get("ReplicaKmsKeyID")
+        if replica_key:
+            extra.update(ServerSideEncryption="aws:kms", SSEKMSKeyId=replica_key)
+        if rule["Destination"].get("StorageClass"):
+            extra["StorageClass"] = rule["Destination"]["StorageClass"]
+        body = src.get_object(Bucket=bucket, Key=item["Key"], VersionId=item["VersionId"])["Body"]
+        try:
+            dst.upload_fileobj(body, dest, item["Key"], ExtraArgs=extra)
+        finally:
+            body.close()
+        log.info("replicated %s (%s) -> %s", item["Key"], item["VersionId"], dest)
+        return "replicated"
+
+
+def _prefix(rule: dict[str, Any]) -> str:
+    flt = rule.get("Filter") or {}
+    return flt.get("Prefix") or flt.get("And", {}).get("Prefix") or rule.get("Prefix") or ""
+
+
+def _versions(s3, bucket: str) -> list[dict[str, Any]]:
+    """Every object version and delete marker of ``bucket``, oldest first."""
+    items = []
+    for page in s3.get_paginator("list_object_versions").paginate(Bucket=bucket):
+        items += [dict(v, deleteMarker=False) for v in page.get("Versions", [])]
+        items += [dict(v, deleteMarker=True) for v in page.get("DeleteMarkers", [])]
+    return sorted(items, key=lambda v: v["LastModified"])
+
+
+def _read_journal(path: Path) -> dict[str, str]:
+    try:
+        return json.loads(path.read_text())
+    except (OSError, json.JSONDecodeError):
+        return {}
