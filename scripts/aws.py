@@ -8,6 +8,7 @@ drill can take it away independently of, or together with, the primary region.
 """
 from __future__ import annotations
 
+import json
 import os
 from functools import lru_cache
 from typing import Any
@@ -46,12 +47,13 @@ def client(contract: Contract, service: str, side: str = "primary", **config: An
     """A boto3 client for ``service`` in the region of ``side`` ("primary" or "dr")."""
     region = contract.regions[side]
     endpoint = endpoint_for(contract, service, side)
-    return _client(service, region, endpoint, tuple(sorted(config.items())))
+    # JSON is the cache key: overrides may nest (retries={...}), which a tuple of items could not hash.
+    return _client(service, region, endpoint, json.dumps(config, sort_keys=True))
 
 
 @lru_cache(maxsize=64)
-def _client(service: str, region: str, endpoint: str | None, config_items: tuple):
-    kwargs: dict[str, Any] = {"region_name": region, "config": botocore_config(**dict(config_items))}
+def _client(service: str, region: str, endpoint: str | None, config_json: str):
+    kwargs: dict[str, Any] = {"region_name": region, "config": botocore_config(**json.loads(config_json))}
     if endpoint is not None:
         kwargs["endpoint_url"] = endpoint
         kwargs.update(SANDBOX_CREDENTIALS)
