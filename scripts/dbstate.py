@@ -34,8 +34,9 @@ class SideState:
         return "replica" if self.in_recovery else "primary"
 
 
-def connect(contract: Contract, db: Database, side: str, timeout: int = 3) -> psycopg.Connection:
-    dsn = side_dsn(contract, side, db, superuser=True)
+def connect(contract: Contract, db: Database, side: str, timeout: int = 3,
+            dbname: str | None = None) -> psycopg.Connection:
+    dsn = side_dsn(contract, side, db, dbname=dbname, superuser=True)
     return psycopg.connect(dsn, autocommit=True, connect_timeout=timeout)
 
 
@@ -91,7 +92,7 @@ def wait_caught_up(contract: Contract, db: Database, replica: str, source: str, 
 
 def fence(contract: Contract, db: Database, side: str) -> int:
     """Make ``side`` refuse application writes; returns how many sessions were ended."""
-    with connect(contract, db, side) as conn:
+    with connect(contract, db, side, dbname="postgres") as conn:  # a session the fence does not cover
         conn.execute(sql.SQL("alter database {} set default_transaction_read_only = on").format(
             sql.Identifier(db.db_name)))
         return conn.execute(
@@ -104,6 +105,6 @@ def fence(contract: Contract, db: Database, side: str) -> int:
 
 def unfence(contract: Contract, db: Database, side: str) -> None:
     """Lift a (replicated) fence on the side that now serves."""
-    with connect(contract, db, side) as conn:
+    with connect(contract, db, side, dbname="postgres") as conn:
         conn.execute(sql.SQL("alter database {} reset default_transaction_read_only").format(
             sql.Identifier(db.db_name)))

@@ -54,8 +54,9 @@ class Steps:
         try:
             yield record
         except BaseException as exc:
+            if not (record.status == FAILED and record.detail):  # keep a reason the step itself gave
+                record.detail = one_line(exc)
             record.status = FAILED
-            record.detail = record.detail or one_line(exc)
             raise
         finally:
             record.seconds = round(time.monotonic() - start, 3)
@@ -76,7 +77,7 @@ class Steps:
 
 def format_step(step: Step) -> str:
     detail = f"  {step.detail}" if step.detail else ""
-    return f"  {_MARK[step.status]} {step.name:<34} {step.seconds:8.3f} s{detail}"
+    return f"  {_MARK[step.status]} {step.name:<46} {step.seconds:8.3f} s{detail}"
 
 
 def one_line(exc: BaseException) -> str:
