@@ -44,10 +44,24 @@ def _die_with_parent() -> None:
     ctypes.CDLL("libc.so.6", use_errno=True).prctl(1, signal.SIGTERM)  # PR_SET_PDEATHSIG
 
 
+# moto 5.2.5 keeps a KMS key id in a fixed 36-byte field of its ciphertext blobs, which truncates
+# multi-region key ids ("mrk-" + 36 chars), so Decrypt of anything a multi-region key wrapped fails
+# with AccessDenied. Widen the field to 40 bytes (and strip the padding) before the server starts.
+MOTO_SERVER = (
+    "import moto.kms.utils as u;"
+    "u.KEY_ID_LEN = 40; u.HEADER_LEN = 40 + u.IV_LEN + u.TAG_LEN;"
+    "u.CIPHERTEXT_HEADER_FORMAT = f'>40s{u.IV_LEN}s{u.TAG_LEN}s';"
+    "_d = u._deserialize_ciphertext_blob;"
+    "u._deserialize_ciphertext_blob = lambda ciphertext_blob: "
+    "(lambda c: c._replace(key_id=c.key_id.rstrip(chr(0))))(_d(ciphertext_blob=ciphertext_blob));"
+    "import sys; from moto.server import main; sys.exit(main())"
+)
+
+
 def start_moto(logs: Path) -> tuple[subprocess.Popen, int]:
     port = free_port()
     out = open(logs / "moto.log", "ab")
-    proc = subprocess.Popen([sys.executable, "-m", "moto.server", "-H", "127.0.0.1", "-p", str(port)],
+    proc = subprocess.Popen([sys.executable, "-c", MOTO_SERVER, "-H", "127.0.0.1", "-p", str(port)],
                             stdout=out, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL,
                             preexec_fn=_die_with_parent)
     deadline = time.monotonic() + 20
