@@ -36,22 +36,26 @@ def endpoint_host(cfg: StackConfig, identifier: str, side: str) -> str:
     return f"{identifier}.{cfg.region(side)}.{cfg.dns.zone_name}"
 
 
-def provision(cfg: StackConfig, moto_url: str, ports: dict[str, int]) -> dict[str, Any]:
-    """Create keys, vault buckets, topic, zone, records and health checks; return outputs_document kwargs."""
+def provision(cfg: StackConfig, moto_url: str, ports: dict[str, int]) -> tuple[dict[str, Any], dict[str, Any]]:
+    """Create keys, vault buckets, topic, zone, records and health checks.
+
+    Returns the ``outputs_document`` keyword arguments and the replication configuration applied
+    (the replicator needs it: moto's GetBucketReplication drops some of it, see replicator.py).
+    """
     aws = {side: _clients(moto_url, cfg.region(side)) for side in SIDES}
     keys = _keys(cfg, aws)
     role_arn = _replication_role(cfg, aws["primary"]("iam"), keys)
     buckets = {side: _bucket(cfg, aws[side]("s3"), side, keys[side]["arn"]) for side in SIDES}
     # Replication needs versioning on both sides first (Object Lock at creation turned it on).
-    aws["primary"]("s3").put_bucket_replication(
-        Bucket=buckets["primary"]["bucket"],
-        ReplicationConfiguration=rules.replication_configuration(role_arn, buckets["dr"]["arn"], keys["dr"]["arn"]))
+    replication = rules.replication_configuration(role_arn, buckets["dr"]["arn"], keys["dr"]["arn"])
+    aws["primary"]("s3").put_bucket_replication(Bucket=buckets["primary"]["bucket"], ReplicationConfiguration=replication)
     topics = {side: aws[side]("sns").create_topic(
         Name=naming.topic_name(cfg, side), Attributes={"KmsMasterKeyId": keys[side]["alias"]})["TopicArn"]
         for side in SIDES}
     zone_id, databases = _dns(cfg, aws["primary"]("route53"), ports)
-    return {"keys": keys, "buckets": buckets, "zone_id": zone_id, "databases": databases,
-            "topic_arn": topics[cfg.active]}
+    outputs = {"keys": keys, "buckets": buckets, "zone_id": zone_id, "databases": databases,
+               "topic_arn": topics[cfg.active]}
+    return outputs, replication
 
 
 def _keys(cfg: StackConfig, aws) -> dict[str, dict[str, str]]:
@@ -102,18 +106,13 @@ def _bucket(cfg: StackConfig, s3, side: str, key_arn: str) -> dict[str, str]:
     s3.put_public_access_block(Bucket=name, PublicAccessBlockConfiguration={
         "BlockPublicAcls": True, "IgnorePublicAcls": True, "BlockPublicPolicy": True, "RestrictPublicBuckets": True})
     s3.put_bucket_ownership_controls(Bucket=name, OwnershipControls={"Rules": [{"ObjectOwnership": "BucketOwnerEnforced"}]})
-    s3.put_bucket_policy(Bucket=name, Policy=json.dumps(_sandbox_policy(rules.bucket_policy(arn, key_arn))))
+    # No bucket policy in the emulator: moto enforces bucket-policy Deny statements but ignores their
+    # conditions (moto's docs: "Conditions are not taken into account"), so every conditional Deny of
+    # rules.bucket_policy would deny every request. The policy is unit-tested as a pure function instead.
     s3.put_object_lock_configuration(Bucket=name, ObjectLockConfiguration=rules.object_lock_configuration(
         cfg.vault.object_lock_mode, cfg.vault.object_lock_days))
     s3.put_bucket_lifecycle_configuration(Bucket=name, LifecycleConfiguration={"Rules": rules.lifecycle_rules(cfg.vault)})
     return {"bucket": name, "arn": arn}
-
-
-def _sandbox_policy(policy: dict[str, Any]) -> dict[str, Any]:
-    """The program's bucket policy minus DenyInsecureTransport: moto evaluates bucket policies, and the
-    sandbox endpoints are plain HTTP on loopback, so that statement would deny every request.
-    The encryption statements stay and are enforced by moto as on AWS."""
-    return dict(policy, Statement=[s for s in policy["Statement"] if s.get("Sid") != "DenyInsecureTransport"])
 
 
 def _dns(cfg: StackConfig, route53, ports: dict[str, int]) -> tuple[str, list[dict[str, Any]]]:

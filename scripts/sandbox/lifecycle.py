@@ -21,7 +21,7 @@ from typing import Any
 
 from scripts.sandbox import postgres as pg
 from scripts.sandbox.emulator import provision
-from scripts.sandbox.state import (DAEMON, OUTPUTS, PASSFILE, SIDES, STATE, SandboxError, SandboxState, free_port,
+from scripts.sandbox.state import (DAEMON, OUTPUTS, PASSFILE, REPLICATION, SIDES, STATE, SandboxError, SandboxState, free_port,
                                    load, pid_alive, read_json, terminate, write_json)
 from stacks.config import ConfigError, StackConfig, load_stack_file
 from stacks.outputs import outputs_document
@@ -77,7 +77,8 @@ def _create(state_dir: Path, cfg: StackConfig, seed_rows: int) -> dict[str, Any]
     pg.start(state, "primary")
     pg.create_app(state, [db.db_name for db in cfg.databases], APP_USER, passwords[APP_USER], seed_rows)
     info = _wait_daemon(state_dir, daemon)
-    kwargs = provision(cfg, info["motoUrl"], {side: state.port(side) for side in SIDES})
+    kwargs, replication = provision(cfg, info["motoUrl"], {side: state.port(side) for side in SIDES})
+    write_json(state_dir / REPLICATION, replication)
     pg.basebackup(state, "dr", "primary")
     pg.start(state, "dr")
     endpoint = lambda name: f"http://127.0.0.1:{info['proxies'][name]}"  # noqa: E731
@@ -149,7 +150,7 @@ def down(state_dir: Path) -> dict[str, Any]:
     if left:
         raise SandboxError(f"could not stop: {', '.join(left)}; see {state_dir / 'logs'}")
     shutil.rmtree(state.pgroot, ignore_errors=True)
-    for name in (OUTPUTS, DAEMON, PASSFILE, "replicator.json", STATE):
+    for name in (OUTPUTS, DAEMON, PASSFILE, REPLICATION, "replicator.json", STATE):
         (state_dir / name).unlink(missing_ok=True)
     return {"stopped": sorted(name for name, (pid, _) in pids.items() if pid), "leftRunning": [], "wasRunning": True}
 

@@ -79,8 +79,8 @@ def chown(path: Path, user: str | None) -> None:
 
 
 def write_passfile(path: Path, passwords: dict[str, str], owner: str | None) -> None:
-    """A libpq passfile (0600) for 127.0.0.1, any port and database (``replication`` included)."""
-    lines = [f"127.0.0.1:*:*:{user}:{_escape(pw)}" for user, pw in passwords.items()]
+    """A libpq passfile (0600): any host (the service name resolves to the clusters too), port, database."""
+    lines = [f"*:*:*:{user}:{_escape(pw)}" for user, pw in passwords.items()]
     fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
     with os.fdopen(fd, "w") as fh:
         fh.write("\n".join(lines) + "\n")

@@ -37,7 +37,7 @@ from botocore.exceptions import BotoCoreError, ClientError
 
 from scripts.aws import SANDBOX_CREDENTIALS, botocore_config
 from scripts.contract import Contract
-from scripts.sandbox.state import ContractWatcher, write_json
+from scripts.sandbox.state import REPLICATION, ContractWatcher, write_json
 
 log = logging.getLogger("pilotlight.sandbox.replicator")
 POLL_SECONDS = 0.5
@@ -62,6 +62,7 @@ class Replicator:
         self._watcher = watcher
         self._paused = paused
         self._journal = watcher.path.parent / "replicator.json"
+        self._applied = watcher.path.parent / REPLICATION
         self._done: dict[str, str] = _read_journal(self._journal)
         self._attempts: dict[str, int] = {}
         self._stats = {"replicated": 0, "deleteMarkers": 0, "skipped": 0, "failed": 0, "lastError": None,
@@ -107,7 +108,8 @@ class Replicator:
             if exc.response["Error"]["Code"] == "ReplicationConfigurationNotFoundError":
                 return
             raise
-        rules = sorted((r for r in rules if r.get("Status") == "Enabled"), key=lambda r: -int(r.get("Priority", 0)))
+        rules = sorted((r for r in _complete(rules, self._applied) if r.get("Status") == "Enabled"),
+                       key=lambda r: -int(r.get("Priority", 0)))
         changed = False
         for item in _versions(src, bucket):
             token = f"{item['Key']}\0{item['VersionId']}"
@@ -161,13 +163,34 @@ def _prefix(rule: dict[str, Any]) -> str:
     return flt.get("Prefix") or flt.get("And", {}).get("Prefix") or rule.get("Prefix") or ""
 
 
+def _complete(rules: list[dict[str, Any]], applied_path: Path) -> list[dict[str, Any]]:
+    """moto 5.2.5's GetBucketReplication answers every rule with ``Filter: {Prefix: ""}`` and
+    ``DeleteMarkerReplication: Disabled`` whatever was put; take those two from the configuration
+    `sandbox up` applied (``replication.json``), matched by rule ID. Status, priority and destination
+    still come from moto."""
+    try:
+        applied = {r["ID"]: r for r in json.loads(applied_path.read_text())["Rules"]}
+    except (OSError, KeyError, json.JSONDecodeError):
+        return rules
+    out = []
+    for rule in rules:
+        known = applied.get(rule.get("ID"), {})
+        out.append({**rule, **{k: known[k] for k in ("Filter", "DeleteMarkerReplication") if k in known}})
+    return out
+
+
 def _versions(s3, bucket: str) -> list[dict[str, Any]]:
-    """Every object version and delete marker of ``bucket``, oldest first."""
+    """Every object version and delete marker of ``bucket``, oldest first.
+
+    LastModified has one-second resolution, so ties are broken the way S3 lists a key's
+    versions: newest first (and the ``IsLatest`` one is the newest of all).
+    """
     items = []
     for page in s3.get_paginator("list_object_versions").paginate(Bucket=bucket):
-        items += [dict(v, deleteMarker=False) for v in page.get("Versions", [])]
-        items += [dict(v, deleteMarker=True) for v in page.get("DeleteMarkers", [])]
-    return sorted(items, key=lambda v: v["LastModified"])
+        for kind, marker in (("Versions", False), ("DeleteMarkers", True)):
+            listed = page.get(kind, [])
+            items += [dict(v, deleteMarker=marker, _order=len(listed) - i) for i, v in enumerate(listed)]
+    return sorted(items, key=lambda v: (v["LastModified"], v.get("IsLatest", False), v["_order"]))
 
 
 def _read_journal(path: Path) -> dict[str, str]:

@@ -6,6 +6,8 @@ Layout of the state directory (gitignored, default ``.pilotlight/sandbox``)::
     state.json     what `up` built: cluster data dirs and ports, the OS user, regions (no secrets)
     daemon.json    written by the daemon once it listens: its pid, moto's pid and port, proxy/DNS/control ports
     pgpass         libpq password file for the invoking user (0600)
+    replication.json  the S3 replication configuration `up` applied (read by the replicator)
+    replicator.json   what the replicator has copied (so a restart does not copy twice)
     logs/          daemon.log, moto.log
 The PostgreSQL clusters live in ``pgroot`` (``state_dir/pg`` when the postgres OS user can reach it,
 else a private temp dir), owned by that user, with their own logs and passfile.
@@ -29,6 +31,7 @@ OUTPUTS = "outputs.json"
 STATE = "state.json"
 DAEMON = "daemon.json"
 PASSFILE = "pgpass"
+REPLICATION = "replication.json"
 SIDES = ("primary", "dr")
 
 
