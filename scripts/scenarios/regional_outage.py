@@ -49,13 +49,13 @@ class SandboxOutage:
 
     def inject(self) -> str:
         self.control.kill_cluster(self.state, "primary")
-        for endpoint in self.blocked:
-            self.control.block_region(self.state, endpoint)
+        for endpoint in self.blocked:  # one proxy each: "route53" only when asked, whatever the region
+            self.control.set_endpoint_mode(self.state, endpoint, "refuse")
         return f"primary cluster SIGKILLed; unreachable: {', '.join(self.blocked)}"
 
     def heal(self) -> None:
         for endpoint in self.blocked:
-            self.control.unblock_region(self.state, endpoint)
+            self.control.set_endpoint_mode(self.state, endpoint, "pass")
 
 
 class StackOutage:
