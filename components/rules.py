@@ -9,12 +9,14 @@ the rules are unit-tested directly and can never drift between sandbox and real 
 """
 from __future__ import annotations
 
+import re
 from typing import Any
 
 from stacks.config import VaultConfig
 
 POLICY_VERSION = "2012-10-17"
 RTC_MINUTES = 15
+REPLICATION_RULE_ID = "vault-to-dr"
 KEY_USER_ACTIONS = ("kms:Encrypt", "kms:Decrypt", "kms:ReEncrypt*", "kms:GenerateDataKey*", "kms:DescribeKey")
 
 
@@ -55,7 +57,7 @@ def replication_configuration(role_arn: str, destination_bucket_arn: str, replic
         "Role": role_arn,
         "Rules": [
             {
-                "ID": "vault-to-dr",
+                "ID": REPLICATION_RULE_ID,
                 "Priority": 1,
                 "Status": "Enabled",
                 "Filter": {"Prefix": ""},
@@ -208,7 +210,10 @@ def key_policy(*, partition: str, account_id: str, region: str, replication_role
     """Policy of the vault key in one region: the account administers it, users get one statement each.
 
     - the vault: any principal of this account, only through S3 in this region;
-    - replication: only the replication role, only through S3 in this region;
+    - replication: only the replication role, only through S3 in this region. The role is
+      named by a condition on ``aws:PrincipalArn``, not as ``Principal``: KMS rejects a policy
+      whose principal does not exist yet, and the role is created after the keys (its policy
+      needs their ARNs), so naming it as principal would be a dependency cycle;
     - the standby and its replicated backups: this account, only through RDS in this region;
     - alarms: CloudWatch may encrypt notifications to the KMS-encrypted SNS topic.
     """
@@ -236,10 +241,13 @@ def key_policy(*, partition: str, account_id: str, region: str, replication_role
             {
                 "Sid": "ReplicationRoleThroughS3",
                 "Effect": "Allow",
-                "Principal": {"AWS": replication_role_arn},
+                "Principal": {"AWS": root},
                 "Action": ["kms:Decrypt", "kms:Encrypt", "kms:GenerateDataKey"],
                 "Resource": "*",
-                "Condition": {"StringEquals": {"kms:ViaService": f"s3.{region}.amazonaws.com"}},
+                "Condition": {
+                    "ArnEquals": {"aws:PrincipalArn": replication_role_arn},
+                    "StringEquals": {"kms:ViaService": f"s3.{region}.amazonaws.com"},
+                },
             },
             {
                 "Sid": "StandbyUseThroughRds",
@@ -261,3 +269,16 @@ def key_policy(*, partition: str, account_id: str, region: str, replication_role
             },
         ],
     }
+
+
+def as_pulumi_args(value: Any) -> Any:
+    """S3-API shape -> pulumi-aws input shape: ``ReplicaKmsKeyID`` -> ``replica_kms_key_id``, recursively."""
+    if isinstance(value, dict):
+        return {_snake(k): as_pulumi_args(v) for k, v in value.items()}
+    if isinstance(value, list):
+        return [as_pulumi_args(v) for v in value]
+    return value
+
+
+def _snake(key: str) -> str:
+    return re.sub(r"(?<=[a-z0-9])(?=[A-Z])|(?<=[A-Z])(?=[A-Z][a-z])", "_", key).lower()

@@ -36,7 +36,7 @@ TIER_INTERVALS = MappingProxyType({"hourly": 3600, "daily": 86400, "weekly": 604
 DEFAULT_RETENTION_DAYS = MappingProxyType({"hourly": 7, "daily": 30, "weekly": 90, "monthly": 365})
 ARCHIVE_CLASSES = ("GLACIER", "DEEP_ARCHIVE", "GLACIER_IR")
 OBJECT_LOCK_MODES = ("GOVERNANCE", "COMPLIANCE")
-HEALTH_CHECK_TYPES = ("HTTPS", "HTTP", "HTTPS_STR_MATCH", "TCP", "CLOUDWATCH_METRIC")
+HEALTH_CHECK_TYPES = ("HTTPS", "HTTP", "TCP", "CLOUDWATCH_METRIC")
 MONITORING_INTERVALS = (0, 1, 5, 10, 15, 30, 60)
 MAX_TTL = 300
 
@@ -316,8 +316,8 @@ def _databases(raw: Any, primary_region: str, zone_name: str) -> tuple[DatabaseC
         if not _DBNAME_RE.match(db_name):
             raise _fail(s.at("dbName"), db_name, "use a PostgreSQL identifier (letters, digits, underscore)")
         record = s.str("recordName", f"db.{name}.{zone_name}").rstrip(".").lower()
-        if not (record == zone_name or record.endswith("." + zone_name)) or not _HOST_RE.match(record):
-            raise _fail(s.at("recordName"), record, f"use a name inside the hosted zone {zone_name}")
+        if not record.endswith("." + zone_name) or not _HOST_RE.match(record):
+            raise _fail(s.at("recordName"), record, f"use a name below the hosted zone {zone_name} (a CNAME cannot sit at the apex)")
         instance_class = s.str("instanceClass", "db.r6g.large")
         if not _INSTANCE_CLASS_RE.match(instance_class):
             raise _fail(s.at("instanceClass"), instance_class, "use an RDS instance class like db.r6g.large")

@@ -14,7 +14,7 @@ CONTRACT_VERSION = 1
 METRIC_NAMESPACE = "Pilotlight"
 BACKUP_AGE_METRIC = "NewestBackupAgeSeconds"
 # Dimensions the backup tool publishes BACKUP_AGE_METRIC with (one series per database and tier).
-BACKUP_AGE_DIMENSIONS = ("Stack", "Database", "Tier")
+BACKUP_AGE_DIMENSIONS = ("Database", "Tier")
 
 
 def outputs_document(

@@ -125,9 +125,20 @@ def test_key_policy_has_one_statement_per_user_scoped_by_service():
     assert set(st) == {"AccountAdministers", "VaultUseThroughS3", "ReplicationRoleThroughS3", "StandbyUseThroughRds", "AlarmNotifications"}
     assert st["AccountAdministers"]["Principal"] == {"AWS": "arn:aws:iam::123456789012:root"}
     assert st["VaultUseThroughS3"]["Condition"]["StringEquals"]["kms:ViaService"] == "s3.us-west-2.amazonaws.com"
-    assert st["ReplicationRoleThroughS3"]["Principal"] == {"AWS": ROLE}
+    assert st["ReplicationRoleThroughS3"]["Condition"]["ArnEquals"] == {"aws:PrincipalArn": ROLE}
     assert st["StandbyUseThroughRds"]["Condition"]["StringEquals"]["kms:ViaService"] == "rds.us-west-2.amazonaws.com"
     assert "kms:CreateGrant" in st["StandbyUseThroughRds"]["Action"]
     assert st["AlarmNotifications"]["Principal"] == {"Service": "cloudwatch.amazonaws.com"}
     users = [s for sid, s in st.items() if sid != "AccountAdministers"]
     assert all("kms:*" not in s["Action"] for s in users)
+
+
+def test_s3_shapes_convert_to_pulumi_argument_names():
+    rule = rules.as_pulumi_args(rules.replication_configuration(ROLE, DEST, REPLICA)["Rules"][0])
+    assert rule["destination"]["encryption_configuration"] == {"replica_kms_key_id": REPLICA}
+    assert rule["source_selection_criteria"] == {"sse_kms_encrypted_objects": {"status": "Enabled"}}
+    assert rule["destination"]["metrics"]["event_threshold"] == {"minutes": 15}
+    assert rule["id"] == "vault-to-dr"
+    lifecycle = rules.as_pulumi_args(rules.lifecycle_rules(config().vault))[3]
+    assert lifecycle["abort_incomplete_multipart_upload"] == {"days_after_initiation": 1}
+    assert lifecycle["transitions"][1] == {"days": 90, "storage_class": "GLACIER"}

@@ -93,7 +93,7 @@ def _set(values, path, value):
         ("databases.0.primaryArn", "orders-prod", r"pilotlight:databases\[0\]\.primaryArn = 'orders-prod': use an RDS instance ARN"),
         ("databases.0.primaryArn", "arn:aws:rds:eu-west-1:123456789012:db:x", r"must be in primaryRegion us-east-1"),
         ("databases.0.name", "Orders_DB", r"pilotlight:databases\[0\]\.name = 'Orders_DB': use 1-24 lowercase"),
-        ("databases.0.recordName", "db.orders.example.org", r"use a name inside the hosted zone example\.com"),
+        ("databases.0.recordName", "db.orders.example.org", r"use a name below the hosted zone example\.com"),
         ("databases", [], r"pilotlight:databases = \[\]: list at least one database"),
     ],
 )

@@ -1,0 +1,186 @@
+"""Alarms: KMS-encrypted SNS topics and the CloudWatch alarms that say DR is degrading.
+
+A CloudWatch alarm can only notify a topic in its own region, so there is one topic per
+region. Each alarm lives where its metric is published:
+
+- standby ``ReplicaLag`` (DR region) above the RPO, while the standby is a replica;
+- S3 replication latency above the RTC threshold and failed replications (primary region,
+  where the source bucket reports them);
+- backup age: the backup tool publishes ``Pilotlight/NewestBackupAgeSeconds`` per database and
+  tier on every run; an alarm per tier fires at interval + slack (daily > 26 h with 2 h slack).
+  Missing data is breaching: no report for an hour means the backup pipeline itself is down.
+  These alarms live in the active side's region, so they follow a failover.
+"""
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+
+import pulumi
+import pulumi_aws as aws
+
+from stacks.outputs import BACKUP_AGE_METRIC, METRIC_NAMESPACE
+
+SIDES = ("primary", "dr")
+BACKUP_AGE_PERIOD_SECONDS = 3600
+
+
+@dataclass
+class ReplicaLagTarget:
+    key: str
+    """Database name (used in child and alarm names)."""
+    identifier: pulumi.Input[str]
+    """RDS identifier of the standby."""
+
+
+@dataclass
+class AlarmsArgs:
+    name_prefix: str
+    """``<project>-<stack>``: prefix of every alarm name."""
+    topic_names: dict[str, str]
+    """SNS topic name per side."""
+    key_arns: dict[str, pulumi.Input[str]]
+    """KMS key per side that encrypts the topic (never the AWS-managed SNS key)."""
+    active: str
+    """``primary`` | ``dr``: backup-age alarms live on this side; replica-lag only while ``primary``."""
+    dr_provider: pulumi.ProviderResource
+    database_names: list[str]
+    """Protected databases (dimension ``Database`` of the backup-age metric)."""
+    backup_age_thresholds: dict[str, int]
+    """Tier -> seconds after which the newest backup is too old (interval + slack)."""
+    replication_source_bucket: pulumi.Input[str]
+    replication_destination_bucket: pulumi.Input[str]
+    replication_rule_id: str
+    replica_lag_targets: list[ReplicaLagTarget] = field(default_factory=list)
+    replica_lag_threshold_seconds: int = 60
+    """Usually the regional-outage RPO: more lag than this means the RPO is already lost."""
+    replication_latency_threshold_seconds: int = 900
+    """S3 Replication Time Control promises 15 minutes."""
+    email: str | None = None
+    """Optional email subscription on both topics (confirm it from the inbox)."""
+
+
+class Alarms(pulumi.ComponentResource):
+    topic_arns: dict[str, pulumi.Output[str]]
+    active_topic_arn: pulumi.Output[str]
+
+    def __init__(self, name: str, args: AlarmsArgs, opts: pulumi.ResourceOptions | None = None):
+        super().__init__("pilotlight:dr:Alarms", name, None, opts)
+        self._name, self._args = name, args
+        self.topic_arns = {side: self._create_topic(side).arn for side in SIDES}
+        if args.active == "primary":
+            for target in args.replica_lag_targets:
+                self._create_replica_lag(target)
+        self._create_replication_alarms()
+        for db in args.database_names:
+            for tier, threshold in args.backup_age_thresholds.items():
+                self._create_backup_age(db, tier, threshold)
+        self.active_topic_arn = self.topic_arns[args.active]
+        self.register_outputs({"topic_arns": self.topic_arns, "active_topic_arn": self.active_topic_arn})
+
+    def _opts(self, side: str) -> pulumi.ResourceOptions:
+        return pulumi.ResourceOptions(parent=self, provider=self._args.dr_provider if side == "dr" else None)
+
+    def _create_topic(self, side: str) -> aws.sns.Topic:
+        a = self._args
+        topic = aws.sns.Topic(
+            f"{self._name}-{side}",
+            name=a.topic_names[side],
+            kms_master_key_id=a.key_arns[side],
+            opts=self._opts(side),
+        )
+        if a.email:
+            aws.sns.TopicSubscription(
+                f"{self._name}-{side}-email",
+                topic=topic.arn,
+                protocol="email",
+                endpoint=a.email,
+                opts=self._opts(side),
+            )
+        return topic
+
+    def _alarm(self, side: str, logical: str, alarm_name: str, **kwargs) -> aws.cloudwatch.MetricAlarm:
+        topic = self.topic_arns[side]
+        return aws.cloudwatch.MetricAlarm(
+            f"{self._name}-{logical}",
+            name=alarm_name,
+            alarm_actions=[topic],
+            ok_actions=[topic],
+            opts=self._opts(side),
+            **kwargs,
+        )
+
+    def _create_replica_lag(self, target: ReplicaLagTarget) -> None:
+        a = self._args
+        self._alarm(
+            "dr",
+            f"{target.key}-replica-lag",
+            f"{a.name_prefix}-{target.key}-replica-lag",
+            alarm_description=f"Standby of {target.key} lags more than the RPO ({a.replica_lag_threshold_seconds} s)",
+            namespace="AWS/RDS",
+            metric_name="ReplicaLag",
+            dimensions={"DBInstanceIdentifier": target.identifier},
+            statistic="Maximum",
+            period=60,
+            evaluation_periods=3,
+            datapoints_to_alarm=2,
+            threshold=a.replica_lag_threshold_seconds,
+            comparison_operator="GreaterThanThreshold",
+            # A broken replica stops reporting lag: silence is a failure here.
+            treat_missing_data="breaching",
+        )
+
+    def _create_replication_alarms(self) -> None:
+        a = self._args
+        dims = {
+            "SourceBucket": a.replication_source_bucket,
+            "DestinationBucket": a.replication_destination_bucket,
+            "RuleId": a.replication_rule_id,
+        }
+        self._alarm(
+            "primary",
+            "vault-replication-latency",
+            f"{a.name_prefix}-vault-replication-latency",
+            alarm_description="Vault replication to the DR region is slower than Replication Time Control",
+            namespace="AWS/S3",
+            metric_name="ReplicationLatency",
+            dimensions=dims,
+            statistic="Maximum",
+            period=300,
+            evaluation_periods=1,
+            threshold=a.replication_latency_threshold_seconds,
+            comparison_operator="GreaterThanThreshold",
+            treat_missing_data="notBreaching",  # no uploads, no latency datapoints
+        )
+        self._alarm(
+            "primary",
+            "vault-replication-failed",
+            f"{a.name_prefix}-vault-replication-failed",
+            alarm_description="Vault objects failed to replicate to the DR region",
+            namespace="AWS/S3",
+            metric_name="OperationsFailedReplication",
+            dimensions=dims,
+            statistic="Sum",
+            period=300,
+            evaluation_periods=1,
+            threshold=0,
+            comparison_operator="GreaterThanThreshold",
+            treat_missing_data="notBreaching",
+        )
+
+    def _create_backup_age(self, db: str, tier: str, threshold: int) -> None:
+        a = self._args
+        self._alarm(
+            a.active,
+            f"{db}-backup-age-{tier}",
+            f"{a.name_prefix}-{db}-backup-age-{tier}",
+            alarm_description=f"Newest {tier} backup of {db} is older than {threshold} s",
+            namespace=METRIC_NAMESPACE,
+            metric_name=BACKUP_AGE_METRIC,
+            dimensions={"Database": db, "Tier": tier},
+            statistic="Maximum",
+            period=BACKUP_AGE_PERIOD_SECONDS,
+            evaluation_periods=1,
+            threshold=threshold,
+            comparison_operator="GreaterThanThreshold",
+            treat_missing_data="breaching",
+        )

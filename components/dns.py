@@ -1,0 +1,165 @@
+"""Failover DNS: a health check on the primary endpoint and PRIMARY/SECONDARY records per database.
+
+Each service name gets two CNAME records with fixed set identifiers (``primary``, ``dr``); the
+``active`` flag only decides which of them is PRIMARY. That is exactly what the emergency
+``pilotlight cutover`` changes (one UPSERT swapping the roles, health checks untouched), so a
+``pulumi up`` run after ``pilotlight:active`` is set to the new side agrees with the tool.
+
+The primary-side record carries the health check, so Route 53 fails over by itself when the
+primary endpoint dies. The DR-side record carries none: while SECONDARY it is the fallback,
+while PRIMARY (after failover) it answers unconditionally until a deliberate failback.
+Optionally a Route 53 ARC routing control per side drives RECOVERY_CONTROL health checks, so
+a planned switch is a data-plane state change rather than a record change.
+"""
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Any
+
+import pulumi
+import pulumi_aws as aws
+
+from stacks.config import HealthCheckConfig
+
+SIDES = ("primary", "dr")
+
+
+def failover_roles(active: str) -> dict[str, str]:
+    """Route 53 failover role of each side's record: the active side is PRIMARY."""
+    if active not in SIDES:
+        raise ValueError(f"active must be 'primary' or 'dr', got {active!r}")
+    return {side: "PRIMARY" if side == active else "SECONDARY" for side in SIDES}
+
+
+def health_check_args(check: HealthCheckConfig, alarm_region: str) -> dict[str, Any]:
+    """pulumi-aws ``route53.HealthCheck`` arguments for the configured endpoint check."""
+    common = {"type": check.type, "failure_threshold": check.failure_threshold}
+    if check.type == "CLOUDWATCH_METRIC":
+        # Private endpoints: an alarm in the primary region judges health; keep the last
+        # verdict when the alarm has no data rather than flapping into a failover.
+        return common | {
+            "cloudwatch_alarm_name": check.alarm_name,
+            "cloudwatch_alarm_region": alarm_region,
+            "insufficient_data_health_status": "LastKnownStatus",
+        }
+    args = common | {"fqdn": check.fqdn, "port": check.port, "request_interval": check.interval_seconds}
+    if check.type in ("HTTP", "HTTPS"):
+        args["resource_path"] = check.path
+    if check.type == "HTTPS":
+        args["enable_sni"] = True
+    return args
+
+
+@dataclass
+class FailoverRecord:
+    key: str
+    """Short name used in child resource names (the database name)."""
+    record_name: str
+    """Service name the application connects to, inside the zone."""
+    primary_target: pulumi.Input[str]
+    dr_target: pulumi.Input[str]
+
+
+@dataclass
+class FailoverDnsArgs:
+    zone_id: str
+    """Existing hosted zone (never created or modified by the stack)."""
+    ttl: int
+    """Record TTL; low (<= 60 s) so clients follow a failover quickly."""
+    active: str
+    """``primary`` | ``dr``: which side's record is PRIMARY."""
+    health_check: HealthCheckConfig
+    alarm_region: str
+    """Region of the CloudWatch alarm for CLOUDWATCH_METRIC checks (the primary region)."""
+    name_prefix: str
+    """Prefix of Name tags and ARC names (``<project>-<stack>``)."""
+    records: list[FailoverRecord] = field(default_factory=list)
+    routing_control: bool = False
+    """Route 53 ARC routing controls (billed hourly): off by default."""
+    arc_provider: pulumi.ProviderResource | None = None
+    """Provider for the ARC control-plane API (us-west-2 only); required with routing_control."""
+
+
+class FailoverDns(pulumi.ComponentResource):
+    health_check_id: pulumi.Output[str]
+    record_names: dict[str, str]
+    routing_control_arns: dict[str, pulumi.Output[str]]
+
+    def __init__(self, name: str, args: FailoverDnsArgs, opts: pulumi.ResourceOptions | None = None):
+        super().__init__("pilotlight:dr:FailoverDns", name, None, opts)
+        self._name, self._args = name, args
+        endpoint = aws.route53.HealthCheck(
+            f"{name}-primary",
+            **health_check_args(args.health_check, args.alarm_region),
+            tags={"Name": f"{args.name_prefix}-primary"},
+            opts=pulumi.ResourceOptions(parent=self),
+        )
+        checks: dict[str, Any] = {"primary": endpoint.id, "dr": None}
+        self.routing_control_arns = {}
+        if args.routing_control:
+            checks = self._create_routing_control(endpoint)
+        roles = failover_roles(args.active)
+        for rec in args.records:
+            for side in SIDES:
+                aws.route53.Record(
+                    f"{name}-{rec.key}-{side}",
+                    zone_id=args.zone_id,
+                    name=rec.record_name,
+                    type="CNAME",
+                    ttl=args.ttl,
+                    records=[rec.primary_target if side == "primary" else rec.dr_target],
+                    set_identifier=side,
+                    failover_routing_policies=[{"type": roles[side]}],
+                    health_check_id=checks[side],
+                    opts=pulumi.ResourceOptions(parent=self),
+                )
+        self.health_check_id = endpoint.id
+        self.record_names = {rec.key: rec.record_name for rec in args.records}
+        self.register_outputs(
+            {
+                "health_check_id": self.health_check_id,
+                "record_names": self.record_names,
+                "routing_control_arns": self.routing_control_arns,
+            }
+        )
+
+    def _create_routing_control(self, endpoint: aws.route53.HealthCheck) -> dict[str, Any]:
+        """Cluster, control panel, a routing control per side and the health checks they drive.
+
+        New routing controls start Off: set primary On (docs/program.md) before relying on them.
+        """
+        a, name = self._args, self._name
+        if a.arc_provider is None:
+            raise ValueError("routing_control needs arc_provider (the ARC control plane is in us-west-2)")
+        arc = pulumi.ResourceOptions(parent=self, provider=a.arc_provider)
+        cluster = aws.route53recoverycontrol.Cluster(f"{name}-arc", name=f"{a.name_prefix}-arc"[:64], opts=arc)
+        panel = aws.route53recoverycontrol.ControlPanel(
+            f"{name}-panel", cluster_arn=cluster.arn, name=f"{a.name_prefix}-panel"[:64], opts=arc
+        )
+        controls = {}
+        for side in SIDES:
+            control = aws.route53recoverycontrol.RoutingControl(
+                f"{name}-{side}-control",
+                cluster_arn=cluster.arn,
+                control_panel_arn=panel.arn,
+                name=f"{a.name_prefix}-{side}"[:64],
+                opts=arc,
+            )
+            self.routing_control_arns[side] = control.arn
+            controls[side] = aws.route53.HealthCheck(
+                f"{name}-{side}-control",
+                type="RECOVERY_CONTROL",
+                routing_control_arn=control.arn,
+                tags={"Name": f"{a.name_prefix}-{side}-control"},
+                opts=pulumi.ResourceOptions(parent=self),
+            )
+        # Primary answers only while its endpoint is healthy AND its routing control is On.
+        combined = aws.route53.HealthCheck(
+            f"{name}-primary-combined",
+            type="CALCULATED",
+            child_healthchecks=[endpoint.id, controls["primary"].id],
+            child_health_threshold=2,
+            tags={"Name": f"{a.name_prefix}-primary-combined"},
+            opts=pulumi.ResourceOptions(parent=self),
+        )
+        return {"primary": combined.id, "dr": controls["dr"].id}

@@ -1,0 +1,184 @@
+"""The backup vault: a locked, encrypted bucket per region with replication from primary to DR.
+
+Both buckets get the same hardening (versioning, SSE-KMS with bucket keys, the four public
+access blocks, BucketOwnerEnforced, a TLS/encryption policy, Object Lock default retention,
+lifecycle tiers). The primary bucket replicates every object to the DR bucket, re-encrypted
+with the DR replica key, under Replication Time Control. The rules themselves come from
+components.rules, the same functions the sandbox applies to the emulator.
+"""
+from __future__ import annotations
+
+import json
+from dataclasses import dataclass
+
+import pulumi
+import pulumi_aws as aws
+
+from components import rules
+from stacks.config import VaultConfig
+
+SIDES = ("primary", "dr")
+
+
+@dataclass
+class BackupVaultArgs:
+    vault: VaultConfig
+    """Object Lock and lifecycle settings (validated config)."""
+    bucket_names: dict[str, str]
+    """Physical bucket name per side (``primary``, ``dr``); unique per stack (stacks.naming)."""
+    key_arns: dict[str, pulumi.Input[str]]
+    """KMS key per side: the multi-region key and its DR replica."""
+    replication_role_name: str
+    """Name of the replication role this component creates (the key policy already names it)."""
+    account_id: str
+    regions: dict[str, str]
+    """Region per side; only used in policy conditions (``kms:ViaService``)."""
+    dr_provider: pulumi.ProviderResource
+    """Provider for the DR region; primary-region children inherit this component's provider."""
+    force_destroy: bool = False
+    """Never empty a backup vault on delete (Object Lock would refuse most of it anyway)."""
+
+
+class BackupVault(pulumi.ComponentResource):
+    bucket_names: dict[str, pulumi.Output[str]]
+    bucket_arns: dict[str, pulumi.Output[str]]
+    replication_role_arn: pulumi.Output[str]
+    replication_rule_id: str
+
+    def __init__(self, name: str, args: BackupVaultArgs, opts: pulumi.ResourceOptions | None = None):
+        super().__init__("pilotlight:dr:BackupVault", name, None, opts)
+        self._name, self._args = name, args
+        buckets, versionings = {}, {}
+        for side in SIDES:
+            buckets[side], versionings[side] = self._create_bucket(side)
+        role, role_policy = self._create_replication_role(buckets)
+        self._create_replication(buckets, versionings, role, role_policy)
+        self.bucket_names = {side: b.bucket for side, b in buckets.items()}
+        self.bucket_arns = {side: b.arn for side, b in buckets.items()}
+        self.replication_role_arn = role.arn
+        self.replication_rule_id = rules.REPLICATION_RULE_ID
+        self.register_outputs(
+            {
+                "bucket_names": self.bucket_names,
+                "bucket_arns": self.bucket_arns,
+                "replication_role_arn": self.replication_role_arn,
+                "replication_rule_id": self.replication_rule_id,
+            }
+        )
+
+    def _opts(self, side: str, **kwargs) -> pulumi.ResourceOptions:
+        provider = self._args.dr_provider if side == "dr" else None
+        return pulumi.ResourceOptions(parent=self, provider=provider, **kwargs)
+
+    def _create_bucket(self, side: str) -> tuple[aws.s3.Bucket, aws.s3.BucketVersioning]:
+        a, n = self._args, f"{self._name}-{side}"
+        key_arn = a.key_arns[side]
+        bucket = aws.s3.Bucket(
+            n,
+            bucket=a.bucket_names[side],
+            object_lock_enabled=True,  # only settable at creation
+            force_destroy=a.force_destroy,
+            # The backups are the point of the stack: `pulumi destroy` must never take them along.
+            opts=self._opts(side, protect=True),
+        )
+        versioning = aws.s3.BucketVersioning(
+            f"{n}-versioning",
+            bucket=bucket.id,
+            versioning_configuration={"status": "Enabled"},
+            opts=self._opts(side),
+        )
+        aws.s3.BucketServerSideEncryptionConfiguration(
+            f"{n}-encryption",
+            bucket=bucket.id,
+            rules=[
+                {
+                    "apply_server_side_encryption_by_default": {"sse_algorithm": "aws:kms", "kms_master_key_id": key_arn},
+                    "bucket_key_enabled": True,
+                }
+            ],
+            opts=self._opts(side),
+        )
+        public_access = aws.s3.BucketPublicAccessBlock(
+            f"{n}-public-access",
+            bucket=bucket.id,
+            block_public_acls=True,
+            block_public_policy=True,
+            ignore_public_acls=True,
+            restrict_public_buckets=True,
+            opts=self._opts(side),
+        )
+        ownership = aws.s3.BucketOwnershipControls(
+            f"{n}-ownership",
+            bucket=bucket.id,
+            rule={"object_ownership": "BucketOwnerEnforced"},
+            opts=self._opts(side),
+        )
+        aws.s3.BucketPolicy(
+            f"{n}-policy",
+            bucket=bucket.id,
+            policy=pulumi.Output.all(bucket.arn, key_arn).apply(lambda v: json.dumps(rules.bucket_policy(v[0], v[1]))),
+            # S3 rejects concurrent bucket-level writes ("conflicting conditional operation"): policy after the blocks.
+            opts=self._opts(side, depends_on=[public_access, ownership]),
+        )
+        lock = rules.as_pulumi_args(rules.object_lock_configuration(a.vault.object_lock_mode, a.vault.object_lock_days))
+        aws.s3.BucketObjectLockConfiguration(
+            f"{n}-object-lock",
+            bucket=bucket.id,
+            object_lock_enabled=lock["object_lock_enabled"],
+            rule=lock["rule"],
+            # Default retention applies to versions, so versioning is configured first.
+            opts=self._opts(side, depends_on=[versioning]),
+        )
+        aws.s3.BucketLifecycleConfiguration(
+            f"{n}-lifecycle",
+            bucket=bucket.id,
+            rules=rules.as_pulumi_args(rules.lifecycle_rules(a.vault)),
+            # Noncurrent-version rules only mean something once versioning is on.
+            opts=self._opts(side, depends_on=[versioning]),
+        )
+        return bucket, versioning
+
+    def _create_replication_role(self, buckets) -> tuple[aws.iam.Role, aws.iam.RolePolicy]:
+        a = self._args
+        role = aws.iam.Role(
+            f"{self._name}-replication",
+            name=a.replication_role_name,
+            description="S3 replication of the Pilotlight backup vault to the DR region",
+            assume_role_policy=json.dumps(rules.replication_trust_policy(a.account_id)),
+            opts=pulumi.ResourceOptions(parent=self),
+        )
+        policy = pulumi.Output.all(
+            buckets["primary"].arn, buckets["dr"].arn, a.key_arns["primary"], a.key_arns["dr"]
+        ).apply(
+            lambda v: json.dumps(
+                rules.replication_role_policy(
+                    source_bucket_arn=v[0],
+                    destination_bucket_arn=v[1],
+                    source_key_arn=v[2],
+                    replica_key_arn=v[3],
+                    source_region=a.regions["primary"],
+                    destination_region=a.regions["dr"],
+                )
+            )
+        )
+        role_policy = aws.iam.RolePolicy(
+            f"{self._name}-replication",
+            role=role.id,
+            policy=policy,
+            opts=pulumi.ResourceOptions(parent=self),
+        )
+        return role, role_policy
+
+    def _create_replication(self, buckets, versionings, role, role_policy) -> None:
+        config = pulumi.Output.all(role.arn, buckets["dr"].arn, self._args.key_arns["dr"]).apply(
+            lambda v: rules.as_pulumi_args(rules.replication_configuration(v[0], v[1], v[2]))
+        )
+        aws.s3.BucketReplicationConfig(
+            f"{self._name}-replication",
+            bucket=buckets["primary"].id,
+            role=config["role"],
+            rules=config["rules"],
+            # S3 refuses replication unless both buckets are versioned; the role must be able to
+            # act before the first object is written.
+            opts=pulumi.ResourceOptions(parent=self, depends_on=[versionings["primary"], versionings["dr"], role_policy]),
+        )

@@ -1,0 +1,189 @@
+"""The DR stack: one class wiring the components, from a validated StackConfig.
+
+Creates the primary-region and DR-region providers once (plus the ARC control-plane provider
+when routing controls are on) and hands objects between components. ``build`` takes a
+StackConfig so tests pass one in directly; ``__main__`` passes ``from_pulumi()``.
+"""
+from __future__ import annotations
+
+from typing import Any
+
+import pulumi
+import pulumi_aws as aws
+
+from components.alarms import Alarms, AlarmsArgs, ReplicaLagTarget
+from components.dns import FailoverDns, FailoverDnsArgs, FailoverRecord
+from components.keys import VaultKeys, VaultKeysArgs
+from components.standby import Standby, StandbyArgs, StandbyNetwork, StandbyNetworkArgs
+from components.vault import BackupVault, BackupVaultArgs
+from stacks import naming, objectives
+from stacks.config import SIDES, StackConfig
+from stacks.outputs import outputs_document, primary_endpoint
+
+ARC_CONTROL_PLANE_REGION = "us-west-2"
+
+
+class DrStack:
+    """Everything the stack declares; ``document`` is the outputs contract (values are Outputs)."""
+
+    def __init__(self, cfg: StackConfig):
+        objectives.check(cfg)
+        self.cfg = cfg
+        tags = {"pilotlight:project": cfg.project, "pilotlight:stack": cfg.stack}
+        self.providers = {
+            side: aws.Provider(side, region=cfg.region(side), default_tags={"tags": tags}) for side in SIDES
+        }
+        primary = pulumi.ResourceOptions(providers=[self.providers["primary"]])
+        dr = pulumi.ResourceOptions(providers=[self.providers["dr"]])
+        replication_role = naming.replication_role_name(cfg)
+        self.keys = VaultKeys(
+            "keys",
+            VaultKeysArgs(
+                alias=naming.key_alias(cfg),
+                partition=cfg.partition,
+                account_id=cfg.account_id,
+                primary_region=cfg.primary_region,
+                dr_region=cfg.dr_region,
+                replication_role_arn=naming.role_arn(cfg, replication_role),
+                dr_provider=self.providers["dr"],
+            ),
+            primary,
+        )
+        key_arns = {side: self.keys.arn(side) for side in SIDES}
+        self.vault = BackupVault(
+            "vault",
+            BackupVaultArgs(
+                vault=cfg.vault,
+                bucket_names={side: naming.vault_bucket_name(cfg, side) for side in SIDES},
+                key_arns=key_arns,
+                replication_role_name=replication_role,
+                account_id=cfg.account_id,
+                regions={side: cfg.region(side) for side in SIDES},
+                dr_provider=self.providers["dr"],
+            ),
+            primary,
+        )
+        self.network = StandbyNetwork("standby", self._network_args(), dr)
+        self.standbys = {
+            db.name: Standby(
+                f"standby-{db.name}",
+                StandbyArgs(
+                    database=db,
+                    identifier=naming.standby_identifier(cfg, db),
+                    active=cfg.active,
+                    kms_key_arn=key_arns["dr"],
+                    network=self.network,
+                    backup_retention_days=cfg.standby.backup_retention_days,
+                    performance_insights=cfg.standby.performance_insights,
+                    monitoring_interval_seconds=cfg.standby.monitoring_interval_seconds,
+                    deletion_protection=cfg.standby.deletion_protection,
+                    password=cfg.db_password,
+                ),
+                dr,
+            )
+            for db in cfg.databases
+        }
+        self.dns = FailoverDns("dns", self._dns_args(), primary)
+        self.alarms = Alarms("alarms", self._alarms_args(key_arns), primary)
+        self.document = self._document()
+
+    def _network_args(self) -> StandbyNetworkArgs:
+        cfg, s = self.cfg, self.cfg.standby
+        return StandbyNetworkArgs(
+            vpc_id=s.vpc_id,
+            subnet_ids=list(s.subnet_ids),
+            ports=sorted({db.port for db in cfg.databases}),
+            subnet_group_name=naming.subnet_group_name(cfg),
+            parameter_group_name=naming.parameter_group_name(cfg),
+            parameter_group_family=s.parameter_group_family,
+            security_group_name=naming.security_group_name(cfg),
+            allowed_cidrs=list(s.allowed_cidrs),
+            allowed_security_group_ids=list(s.allowed_security_group_ids),
+            monitoring_role_name=naming.monitoring_role_name(cfg) if s.monitoring_interval_seconds else None,
+            partition=cfg.partition,
+        )
+
+    def _dns_args(self) -> FailoverDnsArgs:
+        cfg = self.cfg
+        arc = None
+        if cfg.dns.routing_control:
+            # The ARC control-plane API exists only in us-west-2, whatever the stack's regions.
+            arc = aws.Provider("arc", region=ARC_CONTROL_PLANE_REGION)
+        return FailoverDnsArgs(
+            zone_id=cfg.dns.zone_id,
+            ttl=cfg.dns.ttl,
+            active=cfg.active,
+            health_check=cfg.dns.health_check,
+            alarm_region=cfg.primary_region,
+            name_prefix=naming.base(cfg),
+            records=[
+                FailoverRecord(
+                    key=db.name,
+                    record_name=db.record_name,
+                    primary_target=db.primary_host,
+                    dr_target=self.standbys[db.name].address,
+                )
+                for db in cfg.databases
+            ],
+            routing_control=cfg.dns.routing_control,
+            arc_provider=arc,
+        )
+
+    def _alarms_args(self, key_arns) -> AlarmsArgs:
+        cfg = self.cfg
+        slack = cfg.alarms.backup_age_slack_seconds
+        return AlarmsArgs(
+            name_prefix=naming.base(cfg),
+            topic_names={side: naming.topic_name(cfg, side) for side in SIDES},
+            key_arns=key_arns,
+            active=cfg.active,
+            dr_provider=self.providers["dr"],
+            database_names=[db.name for db in cfg.databases],
+            backup_age_thresholds={name: t.interval_seconds + slack for name, t in cfg.vault.tiers.items()},
+            replication_source_bucket=self.vault.bucket_names["primary"],
+            replication_destination_bucket=self.vault.bucket_names["dr"],
+            replication_rule_id=self.vault.replication_rule_id,
+            replica_lag_targets=[ReplicaLagTarget(name, s.identifier) for name, s in self.standbys.items()],
+            replica_lag_threshold_seconds=cfg.objectives["regional-outage"].rpo_seconds,
+            email=cfg.alarms.email,
+        )
+
+    def _document(self) -> dict[str, Any]:
+        cfg = self.cfg
+        databases = []
+        for db in cfg.databases:
+            standby = self.standbys[db.name]
+            databases.append(
+                {
+                    "config": db,
+                    "primary": primary_endpoint(db),
+                    "standby": {"identifier": standby.identifier, "arn": standby.arn, "host": standby.address},
+                    "dns": {
+                        "recordName": db.record_name,
+                        "healthCheckId": self.dns.health_check_id,
+                        "primaryTarget": db.primary_host,
+                        "drTarget": standby.address,
+                    },
+                }
+            )
+        return outputs_document(
+            cfg,
+            keys={side: {"arn": self.keys.arn(side), "alias": self.keys.alias} for side in SIDES},
+            buckets={
+                side: {"bucket": self.vault.bucket_names[side], "arn": self.vault.bucket_arns[side]} for side in SIDES
+            },
+            zone_id=cfg.dns.zone_id,
+            databases=databases,
+            topic_arn=self.alarms.active_topic_arn,
+        )
+
+    def export(self) -> None:
+        """One ``pulumi.export`` per top-level contract key (what ``pulumi stack output --json`` prints)."""
+        for key, value in self.document.items():
+            pulumi.export(key, value)
+
+
+def build(cfg: StackConfig) -> DrStack:
+    stack = DrStack(cfg)
+    stack.export()
+    return stack
