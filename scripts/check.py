@@ -25,7 +25,8 @@ import yaml
 from scripts.common import Exit, PilotlightError, UsageError, emit, parser_for, run
 from scripts.contract import ContractError, parse
 from scripts.mockrun import MockRun, config_values, run_program
-from stacks.config import ConfigError
+from stacks import objectives
+from stacks.config import ConfigError, load_stack_file
 from stacks.policy.policies import ADVISORY, MANDATORY, STACK_TYPE, Res, Violation, evaluate
 
 
@@ -54,8 +55,18 @@ def read_stack_file(path: Path) -> tuple[str, str, dict[str, Any]]:
     return str(project_doc.get("name") or "pilotlight"), stack, config
 
 
+def objective_problems(path: Path) -> list[str]:
+    """The program's own objectives check, on the typed config (config mistakes raise UsageError)."""
+    try:
+        return objectives.problems(load_stack_file(path))
+    except ConfigError as exc:
+        raise UsageError(str(exc)) from None
+
+
 def preview(path: Path) -> tuple[str, str, MockRun, list[str]]:
-    """Run the project's program for the stack file at ``path``; config errors become UsageError."""
+    """Run the project's program for the stack file at ``path``; its config errors become UsageError."""
+    import pulumi
+
     project, stack, raw = read_stack_file(path)
     values, secure = config_values(raw)
     program = path.parent / "__main__.py"
@@ -63,7 +74,7 @@ def preview(path: Path) -> tuple[str, str, MockRun, list[str]]:
         raise UsageError(f"{program}: not found; run from the project directory or pass --config")
     try:
         result = run_program(program.resolve(), project, stack, values)
-    except ConfigError as exc:
+    except (ConfigError, pulumi.RunError) as exc:  # the program's one-line config failure
         raise UsageError(str(exc)) from None
     except PilotlightError:
         raise
@@ -110,7 +121,7 @@ def contract_problem(outputs: dict[str, Any]) -> str | None:
     return None
 
 
-def objectives(outputs: dict[str, Any]) -> dict[str, Any]:
+def objectives_of(outputs: dict[str, Any]) -> dict[str, Any]:
     found = outputs.get("objectives")
     return dict(found) if isinstance(found, dict) else {}
 
@@ -124,7 +135,10 @@ def _duration(seconds: Any) -> str:
 def human(path: Path, project: str, stack: str, report: dict[str, Any], strict: bool):
     def lines():
         s = report["summary"]
-        yield f"Stack {project}/{stack} (from {path}) would contain {s['resources']} resources:"
+        if s["resources"]:
+            yield f"Stack {project}/{stack} (from {path}) would contain {s['resources']} resources:"
+        else:
+            yield f"Stack {project}/{stack} (from {path}): not previewed, its objectives cannot be met"
         width = max([len(row["type"]) for row in s["byRegion"]] + [4])
         for row in s["byRegion"]:
             yield f"  {row['region']:<14} {row['type']:<{width}} {row['count']:>3}"
@@ -132,10 +146,12 @@ def human(path: Path, project: str, stack: str, report: dict[str, Any], strict: 
             yield "Components: " + ", ".join(f"{t} x{n}" for t, n in s["components"].items())
         for key in report["secureKeysSkipped"]:
             yield f"  (secret {key} not decrypted: check runs without the Pulumi CLI)"
-        yield "Objectives (checked by the program against what it declares):"
+        if report["objectives"]:
+            yield "Objectives (the program checked them against what it declares):"
         for name, o in report["objectives"].items():
             yield f"  {name:<20} RTO {_duration(o.get('rtoSeconds')):>7}   RPO {_duration(o.get('rpoSeconds')):>7}"
-        yield "Outputs contract: " + (f"INVALID: {report['contract']}" if report["contract"] else "valid (version 1)")
+        if s["resources"]:
+            yield "Outputs contract: " + (f"INVALID: {report['contract']}" if report["contract"] else "valid (version 1)")
         violations = report["violations"]
         mandatory = [v for v in violations if v["level"] == MANDATORY]
         advisory = [v for v in violations if v["level"] == ADVISORY]
@@ -169,16 +185,23 @@ def body(args: argparse.Namespace) -> Exit:
     if args.outputs is not None:
         raise UsageError("check previews a stack from its config: use --stack NAME or --config FILE, not --outputs")
     path = config_path(args)
-    project, stack, result, secure = preview(path)
-    resources, regions = resources_for_policies(result)
-    found: list[Violation] = sorted(evaluate(resources, regions), key=lambda v: (v.level != MANDATORY, v.policy))
+    project, stack, _ = read_stack_file(path)
+    infeasible = objective_problems(path)
+    if infeasible:  # the program would stop here too, on the first of them
+        result = MockRun((), {}, f"urn:pulumi:{stack}::{project}::pulumi:pulumi:Stack::{project}-{stack}")
+        secure: list[str] = []
+        found = [Violation("objectives-feasible", MANDATORY, result.stack_urn, p) for p in infeasible]
+    else:
+        project, stack, result, secure = preview(path)
+        resources, regions = resources_for_policies(result)
+        found = sorted(evaluate(resources, regions), key=lambda v: (v.level != MANDATORY, v.policy))
     report = {
         "project": project,
         "stack": stack,
         "config": str(path),
         "summary": summary(result),
-        "objectives": objectives(result.outputs),
-        "contract": contract_problem(result.outputs),
+        "objectives": objectives_of(result.outputs),
+        "contract": contract_problem(result.outputs) if result.resources else None,
         "violations": [asdict(v) for v in found],
         "secureKeysSkipped": secure,
     }
