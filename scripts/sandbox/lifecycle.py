@@ -19,6 +19,7 @@ import time
 from pathlib import Path
 from typing import Any
 
+from scripts.common import UsageError
 from scripts.sandbox import postgres as pg
 from scripts.sandbox.emulator import provision
 from scripts.sandbox.state import (DAEMON, OUTPUTS, PASSFILE, REPLICATION, SIDES, STATE, SandboxError, SandboxState, free_port,
@@ -39,7 +40,7 @@ def load_config(path: Path) -> StackConfig:
     try:
         return load_stack_file(path)
     except ConfigError as exc:
-        raise SandboxError(f"stack config: {exc}") from None
+        raise UsageError(f"stack config: {exc}") from None
 
 
 def up(state_dir: Path, config_path: Path = DEFAULT_CONFIG, seed_rows: int = 1000) -> tuple[dict[str, Any], bool]:
