@@ -110,7 +110,9 @@ def perform_cutover(
 
     changes = dnsrecords.plan_switch(db, rrsets, to) if rrsets else None
     result["changeBatch"] = dnsrecords.change_batch(db, changes, to) if changes else None
-    live_source = source.reachable and not source.in_recovery
+    # Fence the old side only when the target can take over; a forced cutover to an unreachable
+    # target just moves DNS (the operator knows it is coming up).
+    live_source = source.reachable and not source.in_recovery and target.reachable
     if dry_run:
         result["plan"] = [
             f"fence the {frm} database read-only and wait for {to} to catch up" if live_source
@@ -138,12 +140,15 @@ def perform_cutover(
             else:
                 s.note("skipped: the old primary is gone; what it had not streamed is the RPO", SKIPPED)
         with steps.step(f"promote {to}") as s:
-            if target.reachable and target.in_recovery:
+            if not target.reachable:
+                s.note("unreachable: not promoted (--force)", WARNING)
+            elif target.in_recovery:
                 platform.promote(db, to)
+                dbstate.unfence(contract, db, to)
                 s.note("promoted, accepting writes")
             else:
+                dbstate.unfence(contract, db, to)
                 s.note("already a primary", SKIPPED)
-            dbstate.unfence(contract, db, to)
     except Exception:
         if fenced:
             dbstate.unfence(contract, db, frm)  # leave the previous good state intact

@@ -1,0 +1,130 @@
+"""End-to-end drills, cutover and failback on a fresh sandbox each (real PostgreSQL, moto, DNS).
+
+Each test calls the commands' main([...]) and asserts outcomes on the live services: what DNS
+answers, which cluster is primary, what the heartbeat measured, what the report says.
+"""
+import json
+from pathlib import Path
+
+import psycopg
+import pytest
+
+from scripts import cutover, dbstate, dnscheck, dnsrecords, drill, failback
+from scripts.common import Exit
+from scripts.sandbox import control
+from scripts.service import resolve, service_dsn
+
+pytestmark = [pytest.mark.integration, pytest.mark.e2e]
+
+
+def run_json(capsys, module, argv):
+    rc = module.main([*argv, "--json"])
+    out = capsys.readouterr()
+    return rc, (json.loads(out.out) if out.out.strip() else None), out.err
+
+
+def assert_normal_topology(sb):
+    """The sandbox is where it began: primary serves through DNS, DR streams from it."""
+    c, db = sb.reload(), sb.contract.database()
+    assert dbstate.state(c, db, "primary").role == "primary"
+    assert dbstate.state(c, db, "dr").role == "replica"
+    assert resolve(c, db).side == "primary"
+    assert dnsrecords.records_side(db, dnsrecords.fetch(c, db)) == "primary"
+    assert c.active == "primary"
+    with psycopg.connect(service_dsn(c, db), autocommit=True) as conn:  # the application can write again
+        conn.execute("insert into customers (name, email) values ('after drill', 'after@example.com')")
+        assert conn.execute("select to_regnamespace('pilotlight_drill')").fetchone()[0] is None  # cleaned up
+
+
+def test_regional_outage_with_control_plane_down_recovers_measures_and_fails_back(fresh_sandbox, tmp_path, capsys):
+    rc, result, _ = run_json(capsys, drill, ["--scenario", "regional-outage", "--outputs", str(fresh_sandbox.outputs_path),
+                                             "--report", str(tmp_path)])
+    assert rc == Exit.OK, result["failedStep"] or result["error"]
+    m = result["measured"]
+    assert result["verdict"] == "PASS"
+    assert 0 < m["detectionSeconds"] < m["rtoSeconds"] < 60
+    assert m["rpoSeconds"] >= 0 and m["lostAcknowledgedRows"] >= 0
+    assert m["heartbeatGapSeconds"] > 0 and m["failedWriteAttempts"] > 0  # the outage was really felt
+    assert m["heartbeat"]["bySide"]["primary"] >= 10 and m["heartbeat"]["bySide"]["dr"] >= 1
+    steps = {s["name"]: s for s in result["steps"]}
+    # Route53's control plane was down: the record change failed, recovery did not depend on it.
+    assert steps["cutover: change dns records"]["status"] == "warning"
+    assert "control plane unavailable" in steps["cutover: change dns records"]["detail"]
+    assert steps["cutover: verify dns"]["status"] == "ok" and "-> dr" in steps["cutover: verify dns"]["detail"]
+    assert all(c["passed"] for c in result["checks"])
+    for fmt in ("json", "md", "html"):
+        assert Path(result["reports"][fmt]).stat().st_size > 0
+    assert "Timeline" in Path(result["reports"]["html"]).read_text()
+    assert_normal_topology(fresh_sandbox)
+
+
+def test_planned_cutover_twice_is_a_noop_then_failback_returns_the_service(fresh_sandbox, capsys):
+    outputs = str(fresh_sandbox.outputs_path)
+    c, db = fresh_sandbox.contract, fresh_sandbox.contract.database()
+    with psycopg.connect(service_dsn(c, db), autocommit=True) as conn:
+        conn.execute("insert into customers (name, email) values ('before cutover', 'before@example.com')")
+    assert cutover.main(["--to", "dr", "--outputs", outputs]) == Exit.REFUSED  # no --yes
+    assert resolve(c, db).side == "primary"
+
+    rc, first, _ = run_json(capsys, cutover, ["--to", "dr", "--yes", "--outputs", outputs])
+    assert rc == Exit.OK and first["changed"] and not first["already"]
+    assert first["changeBatch"]["Changes"] and first["pulumiConfig"] == "pulumi config set pilotlight:active dr --stack dr"
+    assert all(dnscheck.side_of(db, t) == "dr" for t in first["dnsAfter"].values())
+    assert dbstate.state(c, db, "dr").role == "primary"
+    assert fresh_sandbox.reload().active == "dr"
+    with psycopg.connect(service_dsn(c, db), autocommit=True) as conn:  # planned: nothing lost, writable on dr
+        assert conn.execute("select count(*) from customers where email = 'before@example.com'").fetchone()[0] == 1
+        conn.execute("insert into customers (name, email) values ('on dr', 'on-dr@example.com')")
+    records = dnsrecords.fetch(c, db)
+
+    rc, second, _ = run_json(capsys, cutover, ["--to", "dr", "--yes", "--outputs", outputs])
+    assert rc == Exit.OK and second["already"] and not second["changed"]
+    assert dnsrecords.fetch(c, db) == records
+    assert cutover.main(["--to", "dr", "--yes", "--outputs", outputs]) == Exit.OK
+    assert "already on dr" in capsys.readouterr().out
+
+    rc, back, _ = run_json(capsys, failback, ["--to", "primary", "--yes", "--outputs", outputs])
+    assert rc == Exit.OK and not back["already"]
+    assert [s["name"] for s in back["steps"] if s["name"].startswith("re-seed")] == [
+        "re-seed primary from dr", "re-seed dr from primary"]
+    assert all(s["seconds"] >= 0 for s in back["steps"])
+    assert_normal_topology(fresh_sandbox)
+    with psycopg.connect(service_dsn(c, db), autocommit=True) as conn:
+        assert conn.execute("select count(*) from customers where email = 'on-dr@example.com'").fetchone()[0] == 1
+
+
+def test_cutover_refuses_an_unhealthy_dr_without_force_and_touches_nothing(fresh_sandbox, capsys):
+    outputs = str(fresh_sandbox.outputs_path)
+    c, db = fresh_sandbox.contract, fresh_sandbox.contract.database()
+    control.kill_cluster(fresh_sandbox.state, "dr")
+    rc, _, err = run_json(capsys, cutover, ["--to", "dr", "--yes", "--outputs", outputs])
+    assert rc == Exit.REFUSED
+    assert "dr database is not healthy" in err and "--force" in err and "Traceback" not in err
+    assert resolve(c, db).side == "primary"
+    assert dnsrecords.records_side(db, dnsrecords.fetch(c, db)) == "primary"
+    with psycopg.connect(service_dsn(c, db), autocommit=True) as conn:  # the primary was not fenced
+        conn.execute("insert into customers (name, email) values ('still writable', 'w@example.com')")
+    assert fresh_sandbox.reload().active == "primary"
+
+
+def test_a_failed_step_is_named_with_its_reason_in_every_report(fresh_sandbox, tmp_path, capsys):
+    control.kill_cluster(fresh_sandbox.state, "dr")  # no standby to fail over to
+    rc, result, _ = run_json(capsys, drill, ["--scenario", "regional-outage", "--outputs", str(fresh_sandbox.outputs_path),
+                                             "--report", str(tmp_path)])
+    assert rc == Exit.FAILED and result["verdict"] == "FAIL"
+    assert result["failedStep"]["name"] == "check starting state"
+    assert "dr streaming" in result["failedStep"]["detail"]
+    for fmt in ("md", "html"):
+        text = Path(result["reports"][fmt]).read_text()
+        assert "check starting state" in text and "dr streaming" in text
+    assert resolve(fresh_sandbox.contract).side == "primary"  # nothing was injected
+
+
+def test_ransomware_delete_is_refused_and_the_clean_backup_restored(fresh_sandbox, capsys):
+    rc, result, _ = run_json(capsys, drill, ["--scenario", "ransomware", "--outputs", str(fresh_sandbox.outputs_path)])
+    assert rc == Exit.OK, result["failedStep"] or result["error"]
+    checks = {c["name"]: c for c in result["checks"]}
+    assert checks["Object Lock refused every delete of the clean backup"]["passed"]
+    assert checks["the poisoned backup was not used"]["passed"]
+    assert result["backup"]["id"] != result["measured"]["poisonedBackup"]
+    assert 0 <= result["measured"]["rpoSeconds"] < 60
