@@ -300,7 +300,8 @@ def failover_ttl(resource: Any) -> list[str]:
         return []
     ttl = props.get("ttl")
     if not isinstance(ttl, (int, float)) or ttl > MAX_FAILOVER_TTL:
-        return [f"failover record TTL is {ttl!r}; set ttl <= {MAX_FAILOVER_TTL} (pilotlight:dns.ttl) so "
+        shown = f"{ttl:g}" if isinstance(ttl, (int, float)) else repr(ttl)
+        return [f"failover record TTL is {shown}; set ttl <= {MAX_FAILOVER_TTL} (pilotlight:dns.ttl) so "
                 "resolvers follow a failover within the regional-outage RTO"]
     return []
 
