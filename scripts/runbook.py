@@ -90,6 +90,12 @@ def _objectives(c: Contract) -> list[str]:
             "Measured against these by `pilotlight drill`; `pilotlight status` shows where the stack stands now.", ""]
 
 
+def _drill(c: Contract) -> str:
+    """A drill breaks things for real on a real stack, so there it must name the stack (docs/drills.md)."""
+    confirm = "" if c.sandbox is not None else f" --yes-on-stack {c.stack}"
+    return f"drill --scenario regional-outage{confirm}"
+
+
 def _scenario_header(c: Contract, name: str) -> list[str]:
     o = c.objectives[name]
     return [f"## {TITLES[name]} — RTO {duration(o.rto_seconds)}, RPO {duration(o.rpo_seconds)}", ""]
@@ -97,14 +103,17 @@ def _scenario_header(c: Contract, name: str) -> list[str]:
 
 def _regional_outage(c: Contract, x: Commands, db: Database) -> list[str]:
     other = "primary" if c.active == "dr" else "dr"
+    target = db.dns.dr_target if other == "dr" else db.dns.primary_target
     return [
         *_scenario_header(c, "regional-outage"),
-        f"Route 53 fails `{db.dns.record_name}` over to `{db.dns.dr_target}` on its own when health check "
-        f"`{db.dns.health_check_id}` fails (data plane: no record change needed). You promote and verify.", "",
+        f"`{c.region(c.active)}` ({c.active}, serving now) is down. Route 53 fails `{db.dns.record_name}` over to "
+        f"`{target}` on its own when health check `{db.dns.health_check_id}` fails (data plane: no record change "
+        "needed). You promote and verify.", "",
         "1. Confirm the outage and the health check state:", "",
         *_code([
             f"aws route53 get-health-check-status --health-check-id {db.dns.health_check_id}",
-            x.aws("dr", f"rds describe-db-instances --db-instance-identifier {db.standby.identifier} "
+            x.aws(other, f"rds describe-db-instances --db-instance-identifier "
+                         f"{(db.standby if other == 'dr' else db.primary).identifier} "
                         "--query 'DBInstances[0].[DBInstanceStatus,ReadReplicaSourceDBInstanceIdentifier]'"),
             x.pl("status"),
         ]),
@@ -116,8 +125,8 @@ def _regional_outage(c: Contract, x: Commands, db: Database) -> list[str]:
                 "--output text); do", f"  dig +short {db.dns.record_name} @\"$ns\"", "done"]),
         "4. Record the new active side so the next `pulumi up` keeps the failover:", "",
         *_code([f"pulumi config set pilotlight:active {other} --stack {c.stack}", f"pulumi up --stack {c.stack}"]),
-        "5. Backups now come from the DR side; check the DR vault holds recent ones:", "",
-        *_code([x.pl("backups list --region dr"), x.pl("verify --all")]),
+        f"5. Check the {other} vault holds recent backups:", "",
+        *_code([x.pl(f"backups list --region {other}"), x.pl("verify --all")]),
     ]
 
 
@@ -239,7 +248,7 @@ def render_markdown(c: Contract, source: str, generated: str) -> str:
         f"Generated {generated} by `pilotlight runbook` from the stack outputs; regenerate rather than edit.", "",
         *_names(c), *_objectives(c),
         "## Routine", "", "Daily (the drift workflow runs the first two) and monthly (a drill):", "",
-        *_code([x.pl("status"), x.pl("verify --all --test-restore"), x.pl("drill --scenario regional-outage")]),
+        *_code([x.pl("status"), x.pl("verify --all --test-restore"), x.pl(_drill(c))]),
     ]
     for db in c.databases:
         if len(c.databases) > 1:
