@@ -106,7 +106,7 @@ class StandbyNetwork(pulumi.ComponentResource):
                 opts=child,
             )
             aws.iam.RolePolicyAttachment(
-                f"{name}-monitoring",
+                f"{name}-monitoring-policy",
                 role=role.name,
                 policy_arn=ENHANCED_MONITORING_POLICY.format(partition=args.partition),
                 opts=child,

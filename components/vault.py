@@ -141,7 +141,7 @@ class BackupVault(pulumi.ComponentResource):
     def _create_replication_role(self, buckets) -> tuple[aws.iam.Role, aws.iam.RolePolicy]:
         a = self._args
         role = aws.iam.Role(
-            f"{self._name}-replication",
+            f"{self._name}-replication-role",
             name=a.replication_role_name,
             description="S3 replication of the Pilotlight backup vault to the DR region",
             assume_role_policy=json.dumps(rules.replication_trust_policy(a.account_id)),
@@ -162,7 +162,7 @@ class BackupVault(pulumi.ComponentResource):
             )
         )
         role_policy = aws.iam.RolePolicy(
-            f"{self._name}-replication",
+            f"{self._name}-replication-policy",
             role=role.id,
             policy=policy,
             opts=pulumi.ResourceOptions(parent=self),

@@ -35,12 +35,15 @@ class Registration:
     ignore_changes: list[str]
     dependencies: list[str]
     region: str | None = None
+    id: str | None = None
 
 
 @dataclass
 class Run:
     resources: dict[str, Registration]
     document: dict[str, Any]
+    urns: list[str]
+    """Every registration in order, duplicates included (the dict above would hide them)."""
     stack: DrStack | None = field(default=None, repr=False)
 
     def of_type(self, typ: str) -> list[Registration]:
@@ -106,11 +109,11 @@ class ProgramMocks(pulumi.runtime.Mocks):
 class RecordingMonitor(pulumi_mocks.MockMonitor):
     def __init__(self, mocks: ProgramMocks) -> None:
         super().__init__(mocks)
-        self.requests: dict[str, Any] = {}
+        self.requests: list[tuple[str, Any, dict]] = []
 
     def RegisterResource(self, request):  # noqa: N802 (gRPC method name)
         response = super().RegisterResource(request)
-        self.requests[response.urn] = (request, rpc.deserialize_properties(request.object))
+        self.requests.append((response.urn, request, rpc.deserialize_properties(request.object)))
         return response
 
 
@@ -119,8 +122,9 @@ def run_program(cfg: StackConfig, *, config: dict[str, str] | None = None, progr
     mocks = ProgramMocks()
     monitor = RecordingMonitor(mocks)
     pulumi.runtime.set_mocks(mocks, project=cfg.project, stack=cfg.stack, preview=False, monitor=monitor)
-    if config is not None:
-        pulumi.runtime.set_all_config(config, [k for k in config if k.endswith("dbPassword")])
+    # Always reset: config set by an earlier run must not leak into this one.
+    config = config or {}
+    pulumi.runtime.set_all_config(config, [k for k in config if k.endswith("dbPassword")])
     holder: dict[str, Any] = {}
 
     def body():
@@ -130,7 +134,7 @@ def run_program(cfg: StackConfig, *, config: dict[str, str] | None = None, progr
 
     pulumi.runtime.test(body)()
     resources = {}
-    for urn, (request, inputs) in monitor.requests.items():
+    for urn, request, inputs in monitor.requests:
         if request.type == "pulumi:pulumi:Stack":
             continue
         resources[urn] = Registration(
@@ -145,5 +149,7 @@ def run_program(cfg: StackConfig, *, config: dict[str, str] | None = None, progr
             ignore_changes=list(request.ignoreChanges),
             dependencies=list(request.dependencies),
             region=mocks.region_of(request.provider),
+            id=getattr(monitor.resources.get(urn), "id", None),
         )
-    return Run(resources, holder["document"], holder.get("stack"))
+    urns = [urn for urn, request, _ in monitor.requests if request.type != "pulumi:pulumi:Stack"]
+    return Run(resources, holder["document"], urns, holder.get("stack"))

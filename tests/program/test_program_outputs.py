@@ -1,0 +1,66 @@
+"""Stack outputs: the exported document is contract v1, with no secrets; the real config path works."""
+import json
+
+import pulumi
+import pytest
+from harness import run_program
+from stack_values import config, example_values
+
+from scripts.contract import parse
+from stacks.config import ConfigError, from_pulumi
+from stacks.dr import build
+
+
+def test_exported_document_parses_as_the_contract(example):
+    contract = parse(example.document)
+    assert contract.project == "pilotlight" and contract.stack == "dr" and contract.active == "primary"
+    assert contract.regions == {"primary": "us-east-1", "dr": "us-west-2"}
+    assert contract.buckets["dr"].bucket == "pilotlight-dr-vault-us-west-2"
+    db = contract.database("orders")
+    assert db.standby.identifier == "pilotlight-dr-orders-standby"
+    assert db.standby.host.endswith(".us-west-2.rds.amazonaws.com")
+    assert db.dns.dr_target == db.standby.host and db.dns.primary_target == db.primary.host
+    assert contract.keys["primary"].alias == "alias/pilotlight-dr-vault"
+    assert contract.objectives["regional-outage"].rto_seconds == 900
+
+
+def test_after_failover_the_contract_says_dr(failed_over):
+    assert parse(failed_over.document).active == "dr"
+
+
+def test_every_top_level_key_is_a_stack_export(example):
+    stack = example.stack
+    assert set(stack.document) == {
+        "contractVersion", "project", "stack", "active", "regions", "keys", "vault", "dns",
+        "databases", "alarms", "objectives",
+    }
+
+
+def stack_config_values(values):
+    """What the Pulumi engine hands the program: namespaced keys, structured values as JSON strings."""
+    out = {"aws:region": "us-east-1"}
+    for key, value in values.items():
+        out[f"pilotlight:{key}"] = value if isinstance(value, str) else json.dumps(value)
+    return out
+
+
+def test_real_config_path_through_from_pulumi():
+    cfg = config()
+    settings = stack_config_values(example_values()) | {"pilotlight:dbPassword": "from-secret-config"}
+    run = run_program(cfg, config=settings, program=lambda: build(from_pulumi()))
+    parsed = parse(run.document)
+    assert parsed.database().name == "orders" and parsed.ttl == 30
+    loaded = run.stack.cfg
+    assert loaded == cfg  # the password is not part of equality, and never of repr
+    assert isinstance(loaded.db_password, pulumi.Output)
+    assert "from-secret-config" not in json.dumps(run.document)
+    assert "from-secret-config" not in repr(loaded)
+
+
+def test_from_pulumi_rejects_unknown_keys_and_broken_json():
+    settings = stack_config_values(example_values()) | {"pilotlight:activ": "dr"}
+    with pytest.raises(ConfigError, match=r"^pilotlight:activ: unknown key; did you mean 'active'\?$"):
+        run_program(config(), config=settings, program=lambda: build(from_pulumi()))
+    settings = stack_config_values(example_values()) | {"pilotlight:dns": "{not json"}
+    with pytest.raises(ConfigError, match=r"^pilotlight:dns = .*must be valid JSON"):
+        run_program(config(), config=settings, program=lambda: build(from_pulumi()))
