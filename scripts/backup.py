@@ -17,6 +17,7 @@ compete with pg_dump and the server for the same two cores.
 """
 from __future__ import annotations
 
+import os
 import subprocess
 import threading
 from concurrent.futures import ThreadPoolExecutor
@@ -37,7 +38,7 @@ from scripts.vault import (DUMP, FORMAT_VERSION, MANIFEST, Manifest, aws_error, 
                            object_key)
 
 ZSTD_LEVEL = 1
-PART_SIZE = 16 << 20
+PART_SIZE = max(5, int(os.environ.get("PILOTLIGHT_PART_MIB", "16"))) << 20  # S3's minimum part is 5 MiB
 TRANSFER = TransferConfig(
     multipart_threshold=PART_SIZE, multipart_chunksize=PART_SIZE, max_concurrency=4,
     use_threads=True,
@@ -96,7 +97,8 @@ def perform_backup(contract: Contract, tier: str, source_dsn: str | None = None,
     s3 = aws.client(contract, "s3", "primary")
     log.info("backup %s of %s into s3://%s/%s", backup_id, database.name, bucket, key)
 
-    with pg.exported_snapshot(dsn) as snap:
+    with pg.exported_snapshot(dsn, lock=f"pilotlight-backup:{database.name}") as snap:
+        abort_orphaned_uploads(contract, database.name)
         data_key = envelope.generate_data_key(contract, backup_id, database.name)
         header = envelope.make_header(data_key, backup_id, database.name)
         conninfo, env = pg.client_args(dsn)
@@ -159,6 +161,29 @@ def perform_backup(contract: Contract, tier: str, source_dsn: str | None = None,
         raise aws_error(exc, f"backup {backup_id} uploaded but its manifest could not be written; not a backup") from None
     publish_age(contract, database.name)
     return manifest
+
+
+def abort_orphaned_uploads(contract: Contract, database: str) -> int:
+    """Abort multipart uploads a killed backup of ``database`` left behind.
+
+    Called while holding the database's backup lock, so no other backup of it is running and
+    every incomplete upload under its prefixes is an orphan (a SIGKILLed run cannot abort its own;
+    on AWS the bucket's AbortIncompleteMultipartUpload lifecycle rule is the slower backstop).
+    """
+    s3 = aws.client(contract, "s3", "primary")
+    bucket = contract.buckets["primary"].bucket
+    aborted = 0
+    try:
+        for tier in contract.tiers.values():
+            pages = s3.get_paginator("list_multipart_uploads").paginate(Bucket=bucket, Prefix=f"{tier.prefix}{database}/")
+            for page in pages:
+                for up in page.get("Uploads", []):
+                    s3.abort_multipart_upload(Bucket=bucket, Key=up["Key"], UploadId=up["UploadId"])
+                    log.warning("aborted the orphaned multipart upload of %s (an interrupted backup)", up["Key"])
+                    aborted += 1
+    except (ClientError, BotoCoreError) as exc:
+        raise aws_error(exc, f"cannot reach the vault s3://{bucket}") from None
+    return aborted
 
 
 def publish_age(contract: Contract, database: str, now: datetime | None = None) -> dict[str, float]:

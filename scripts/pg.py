@@ -19,7 +19,7 @@ import psycopg
 from psycopg import sql
 from psycopg.conninfo import conninfo_to_dict, make_conninfo
 
-from scripts.common import Exit, PilotlightError
+from scripts.common import Exit, PilotlightError, Refused
 from scripts.db import redact
 
 PG_BIN = Path(os.environ.get("PILOTLIGHT_PG_BIN", "/usr/lib/postgresql/15/bin"))
@@ -81,14 +81,20 @@ class Snapshot:
 
 
 @contextmanager
-def exported_snapshot(dsn: str) -> Iterator[Snapshot]:
+def exported_snapshot(dsn: str, lock: str | None = None) -> Iterator[Snapshot]:
     """A REPEATABLE READ transaction exporting its snapshot, open for the duration of the block.
 
     pg_dump ``--snapshot`` and the row counts both read this exact snapshot, so the manifest's
-    counts describe precisely the rows in the dump, even under concurrent writes.
+    counts describe precisely the rows in the dump, even under concurrent writes. ``lock`` names
+    a session advisory lock held for the block (one backup per database at a time).
     """
     conn = connect(dsn)
     try:
+        if lock is not None:
+            (got,) = conn.execute("SELECT pg_try_advisory_lock(hashtext(%s))", (lock,)).fetchone()
+            conn.rollback()
+            if not got:
+                raise Refused(f"another run holds {lock!r} on {redact(dsn)}; try again when it has finished")
         conn.isolation_level = psycopg.IsolationLevel.REPEATABLE_READ
         conn.read_only = True
         snap_id, at, version = conn.execute(
