@@ -34,19 +34,17 @@ def scenario_list(text: str) -> list[str]:
 
 
 def table(results: list[dict]) -> Table:
+    """Measured against the stack's objectives; narrow enough for an 80-column terminal."""
     out = Table(title="Pilotlight drills on the local sandbox")
-    for col in ("scenario", "verdict", "RTO measured", "RTO objective", "RPO measured", "RPO objective",
-                "drill wall time", "report"):
+    for col in ("scenario", "verdict", "RTO measured / objective", "RPO measured / objective", "wall time"):
         out.add_column(col)
     for r in results:
         m, o = r["measured"], r["objective"]
         colour = "green" if r["verdict"] == "PASS" else "red"
-        out.add_row(
-            r["scenario"], f"[{colour}]{r['verdict']}[/{colour}]",
-            "—" if m.get("rtoSeconds") is None else f"{m['rtoSeconds']:.3f} s", f"{o['rtoSeconds']:.0f} s",
-            "—" if m.get("rpoSeconds") is None else f"{m['rpoSeconds']:.3f} s", f"{o['rpoSeconds']:.0f} s",
-            f"{r['wallSeconds']:.1f} s", (r.get("reports") or {}).get("html", "—"),
-        )
+        measured = {k: "—" if m.get(k) is None else f"{m[k]:.3f} s" for k in ("rtoSeconds", "rpoSeconds")}
+        out.add_row(r["scenario"], f"[{colour}]{r['verdict']}[/{colour}]",
+                    f"{measured['rtoSeconds']} / {o['rtoSeconds']:.0f} s",
+                    f"{measured['rpoSeconds']} / {o['rpoSeconds']:.0f} s", f"{r['wallSeconds']:.1f} s")
     return out
 
 
@@ -58,6 +56,8 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--state-dir", type=Path, default=STATE_DIR, metavar="DIR")
     args = parser.parse_args(argv)
     console = Console()
+    if not console.is_terminal:  # piped or captured: room for the whole table
+        console = Console(width=100)
     t0 = time.monotonic()
     results: list[dict] = []
     try:
@@ -70,9 +70,9 @@ def main(argv: list[str] | None = None) -> int:
         for name in args.scenarios:
             console.print(f"\n[bold]drill {name}[/bold]")
             result = run_drill(contract, contract.database(), name, echo=print, outputs=outputs,
-                               report_dir=args.report)
+                               report_dir=args.report.absolute())
             results.append(result)
-            console.print(verdict_line(result))
+            print(verdict_line(result), flush=True)
             contract = load_file(outputs)  # a drill may have recorded a new active side
     except KeyboardInterrupt:
         console.print("[red]interrupted[/red]")
@@ -81,7 +81,8 @@ def main(argv: list[str] | None = None) -> int:
         console.print(f"\n[bold]sandbox down[/bold] ({args.state_dir})")
         sandbox_cli.main(["down", "--state-dir", str(args.state_dir)])
     console.print(table(results))
-    console.print(f"reports (JSON, Markdown, HTML): {args.report.absolute()}")
+    for r in results:
+        print(f"report {r['scenario']}: {(r.get('reports') or {}).get('html', '—')} (+ .json, .md)")
     console.print(f"make drill wall time (sandbox up → down): {time.monotonic() - t0:.1f} s")
     return int(Exit.OK if results and all(r["verdict"] == "PASS" for r in results) else Exit.FAILED)
 
