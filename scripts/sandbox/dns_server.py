@@ -27,6 +27,7 @@ import time
 from typing import Any
 
 import boto3
+import dns.exception
 import dns.flags
 import dns.message
 import dns.name
@@ -75,7 +76,8 @@ class ZoneView:
                 self._fetched = time.monotonic()
             return self._zone
 
-    def respond(self, wire: bytes) -> bytes | None:
+    def respond(self, wire: bytes, udp: bool = False) -> bytes | None:
+        """The wire answer to a wire query; over UDP truncated (TC) beyond the client's buffer size."""
         try:
             query = dns.message.from_wire(wire)
         except Exception:  # noqa: BLE001 - garbage in: no answer, like any server
@@ -94,7 +96,13 @@ class ZoneView:
             response.set_rcode(dns.rcode.SERVFAIL)
             return response.to_wire()
         _answer(response, query.question[0], zone[0], self._records(*zone))
-        return response.to_wire(max_size=65535)
+        limit = max(512, query.payload if query.edns >= 0 else 512) if udp else 65535
+        try:
+            return response.to_wire(max_size=limit)
+        except dns.exception.TooBig:
+            response.answer, response.authority, response.additional = [], [], []
+            response.flags |= dns.flags.TC
+            return response.to_wire()
 
     def _records(self, origin: dns.name.Name, raw: list[dict[str, Any]]) -> dict[tuple[dns.name.Name, int], dns.rrset.RRset]:
         """One RRset per (name, type): failover picked by health, apex NS/SOA synthesized."""
@@ -182,13 +190,8 @@ class _Udp(asyncio.DatagramProtocol):
         asyncio.get_running_loop().create_task(self._reply(data, addr))
 
     async def _reply(self, data: bytes, addr) -> None:
-        wire = await self.server.handle(data)
+        wire = await self.server.handle(data, udp=True)
         if wire is not None and self.transport is not None:
-            if len(wire) > 512:  # no EDNS negotiation: tell the client to retry over TCP
-                msg = dns.message.from_wire(wire)
-                msg.answer, msg.authority, msg.additional = [], [], []
-                msg.flags |= dns.flags.TC
-                wire = msg.to_wire()
             self.transport.sendto(wire, addr)
 
 
@@ -221,9 +224,9 @@ class DnsServer:
         if self._tcp:
             self._tcp.close()
 
-    async def handle(self, wire: bytes) -> bytes | None:
+    async def handle(self, wire: bytes, udp: bool = False) -> bytes | None:
         self.queries += 1
-        return await asyncio.to_thread(self.view.respond, wire)
+        return await asyncio.to_thread(self.view.respond, wire, udp)
 
     async def _serve_tcp(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
         try:
