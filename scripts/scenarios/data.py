@@ -22,7 +22,7 @@ from scripts.restore import RestoreResult, drop_database
 from scripts.scenarios import DrillContext
 from scripts.vault import Manifest
 
-TABLE = "public.orders"  # the sandbox's demo table; real stacks name theirs with --table (docs/drills.md)
+TABLE = "public.orders"  # the sandbox's demo table (docs/drills.md: what data drills touch on a real stack)
 TIER = "hourly"
 
 
