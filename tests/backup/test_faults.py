@@ -160,7 +160,7 @@ def test_failed_part_aborts_upload_and_next_run_succeeds(env, noisy, capsys, mon
 def test_killed_backup_leaves_nothing_valid_and_rerun_cleans_up(env, noisy, capsys):
     shop = noisy
     s3 = aws.client(env.contract, "s3", "primary")
-    before = {e.id for e in list_backups(env.contract, "primary")}
+    before = {e.id for e in list_backups(env.contract, "primary") if e.complete}
     proc = subprocess.Popen([sys.executable, "-m", "scripts", "backup", *env.args("--tier", "hourly", "--source", env.dsn(shop))],
                             env={**os.environ, "PILOTLIGHT_PART_MIB": "5"}, start_new_session=True,
                             stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
