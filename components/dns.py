@@ -5,9 +5,11 @@ Each service name gets two CNAME records with fixed set identifiers (``primary``
 ``pilotlight cutover`` changes (one UPSERT swapping the roles, health checks untouched), so a
 ``pulumi up`` run after ``pilotlight:active`` is set to the new side agrees with the tool.
 
-The primary-side record carries the health check, so Route 53 fails over by itself when the
-primary endpoint dies. The DR-side record carries none: while SECONDARY it is the fallback,
-while PRIMARY (after failover) it answers unconditionally until a deliberate failback.
+Both records carry a health check, fixed per side so a role swap never touches it: the
+primary record checks the configured endpoint (HTTPS path, TCP, or a CloudWatch alarm for
+private endpoints), so Route 53 fails over by itself when the primary dies; each DR record
+checks its standby through a DR-region alarm that fires when the instance stops reporting
+metrics (a running RDS instance reports every minute), so a dead standby is never the answer.
 Optionally a Route 53 ARC routing control per side drives RECOVERY_CONTROL health checks, so
 a planned switch is a data-plane state change rather than a record change.
 """
@@ -58,6 +60,8 @@ class FailoverRecord:
     """Service name the application connects to, inside the zone."""
     primary_target: pulumi.Input[str]
     dr_target: pulumi.Input[str]
+    dr_identifier: pulumi.Input[str]
+    """RDS identifier of the standby behind ``dr_target`` (its liveness drives the DR health check)."""
 
 
 @dataclass
@@ -72,7 +76,10 @@ class FailoverDnsArgs:
     alarm_region: str
     """Region of the CloudWatch alarm for CLOUDWATCH_METRIC checks (the primary region)."""
     name_prefix: str
-    """Prefix of Name tags and ARC names (``<project>-<stack>``)."""
+    """Prefix of Name tags, alarm and ARC names (``<project>-<stack>``)."""
+    dr_region: str
+    dr_provider: pulumi.ProviderResource
+    """Provider for the DR region, where the standby-liveness alarms live."""
     records: list[FailoverRecord] = field(default_factory=list)
     routing_control: bool = False
     """Route 53 ARC routing controls (billed hourly): off by default."""
@@ -94,12 +101,14 @@ class FailoverDns(pulumi.ComponentResource):
             tags={"Name": f"{args.name_prefix}-primary"},
             opts=pulumi.ResourceOptions(parent=self),
         )
-        checks: dict[str, Any] = {"primary": endpoint.id, "dr": None}
         self.routing_control_arns = {}
-        if args.routing_control:
-            checks = self._create_routing_control(endpoint)
+        controls = self._create_routing_control() if args.routing_control else None
+        primary_check = self._combine("primary", endpoint.id, controls["primary"]) if controls else endpoint.id
         roles = failover_roles(args.active)
         for rec in args.records:
+            standby_check = self._create_standby_check(rec)
+            dr_check = self._combine(f"{rec.key}-dr", standby_check, controls["dr"]) if controls else standby_check
+            checks = {"primary": primary_check, "dr": dr_check}
             for side in SIDES:
                 aws.route53.Record(
                     f"{name}-{rec.key}-{side}",
@@ -123,8 +132,38 @@ class FailoverDns(pulumi.ComponentResource):
             }
         )
 
-    def _create_routing_control(self, endpoint: aws.route53.HealthCheck) -> dict[str, Any]:
-        """Cluster, control panel, a routing control per side and the health checks they drive.
+    def _create_standby_check(self, rec: FailoverRecord) -> pulumi.Output[str]:
+        """A health check on the standby: healthy while the instance reports metrics."""
+        a, name = self._args, self._name
+        alarm = aws.cloudwatch.MetricAlarm(
+            f"{name}-{rec.key}-standby-down",
+            name=f"{a.name_prefix}-{rec.key}-standby-down",
+            alarm_description=f"Standby of {rec.key} stopped reporting metrics (stopped, failed or gone)",
+            namespace="AWS/RDS",
+            metric_name="DatabaseConnections",
+            dimensions={"DBInstanceIdentifier": rec.dr_identifier},
+            statistic="SampleCount",
+            period=60,
+            evaluation_periods=3,
+            threshold=1,
+            comparison_operator="LessThanThreshold",
+            treat_missing_data="breaching",
+            opts=pulumi.ResourceOptions(parent=self, provider=a.dr_provider),
+        )
+        check = aws.route53.HealthCheck(
+            f"{name}-{rec.key}-standby-check",
+            type="CLOUDWATCH_METRIC",
+            cloudwatch_alarm_name=alarm.name,
+            cloudwatch_alarm_region=a.dr_region,
+            # A brand-new check has no data yet: LastKnownStatus starts healthy instead of flapping.
+            insufficient_data_health_status="LastKnownStatus",
+            tags={"Name": f"{a.name_prefix}-{rec.key}-dr"},
+            opts=pulumi.ResourceOptions(parent=self),
+        )
+        return check.id
+
+    def _create_routing_control(self) -> dict[str, pulumi.Output[str]]:
+        """Cluster, control panel, a routing control per side and the RECOVERY_CONTROL checks they drive.
 
         New routing controls start Off: set primary On (docs/program.md) before relying on them.
         """
@@ -136,7 +175,7 @@ class FailoverDns(pulumi.ComponentResource):
         panel = aws.route53recoverycontrol.ControlPanel(
             f"{name}-panel", cluster_arn=cluster.arn, name=f"{a.name_prefix}-panel"[:64], opts=arc
         )
-        controls = {}
+        checks = {}
         for side in SIDES:
             control = aws.route53recoverycontrol.RoutingControl(
                 f"{name}-{side}-control",
@@ -146,20 +185,23 @@ class FailoverDns(pulumi.ComponentResource):
                 opts=arc,
             )
             self.routing_control_arns[side] = control.arn
-            controls[side] = aws.route53.HealthCheck(
+            checks[side] = aws.route53.HealthCheck(
                 f"{name}-{side}-control",
                 type="RECOVERY_CONTROL",
                 routing_control_arn=control.arn,
                 tags={"Name": f"{a.name_prefix}-{side}-control"},
                 opts=pulumi.ResourceOptions(parent=self),
-            )
-        # Primary answers only while its endpoint is healthy AND its routing control is On.
-        combined = aws.route53.HealthCheck(
-            f"{name}-primary-combined",
+            ).id
+        return checks
+
+    def _combine(self, what: str, check_id, control_check_id) -> pulumi.Output[str]:
+        """Healthy only while the endpoint is healthy AND the side's routing control is On."""
+        a = self._args
+        return aws.route53.HealthCheck(
+            f"{self._name}-{what}-combined",
             type="CALCULATED",
-            child_healthchecks=[endpoint.id, controls["primary"].id],
+            child_healthchecks=[check_id, control_check_id],
             child_health_threshold=2,
-            tags={"Name": f"{a.name_prefix}-primary-combined"},
+            tags={"Name": f"{a.name_prefix}-{what}-combined"},
             opts=pulumi.ResourceOptions(parent=self),
-        )
-        return {"primary": combined.id, "dr": controls["dr"].id}
+        ).id

@@ -116,12 +116,15 @@ class DrStack:
             health_check=cfg.dns.health_check,
             alarm_region=cfg.primary_region,
             name_prefix=naming.base(cfg),
+            dr_region=cfg.dr_region,
+            dr_provider=self.providers["dr"],
             records=[
                 FailoverRecord(
                     key=db.name,
                     record_name=db.record_name,
                     primary_target=db.primary_host,
                     dr_target=self.standbys[db.name].address,
+                    dr_identifier=self.standbys[db.name].identifier,
                 )
                 for db in cfg.databases
             ],

@@ -2,6 +2,8 @@
 from harness import run_program
 from stack_values import config, example_values
 
+from stacks.policy.policies import MANDATORY, Res, evaluate
+
 RECORD = "aws:route53/record:Record"
 CHECK = "aws:route53/healthCheck:HealthCheck"
 
@@ -11,7 +13,7 @@ def records(run):
 
 
 def test_https_health_check_from_config(example):
-    (check,) = example.of_type(CHECK)
+    check = example.named("dns-primary")
     assert check.inputs["type"] == "HTTPS", check.urn
     assert (check.inputs["fqdn"], check.inputs["resourcePath"], check.inputs["port"]) == ("api.example.com", "/health", 443)
     assert (check.inputs["requestInterval"], check.inputs["failureThreshold"]) == (10, 3), check.urn
@@ -30,10 +32,21 @@ def test_failover_records_before_flip(example):
     assert recs["dr"].inputs["failoverRoutingPolicies"] == [{"type": "SECONDARY"}]
     assert recs["primary"].inputs["records"] == ["orders-prod.c9akciq32.us-east-1.rds.amazonaws.com"]
     assert recs["dr"].inputs["records"] == [standby_host]
-    (check,) = example.of_type(CHECK)
-    assert recs["primary"].inputs["healthCheckId"] == example.document["databases"][0]["dns"]["healthCheckId"]
-    assert check.urn in recs["primary"].dependencies
-    assert "healthCheckId" not in recs["dr"].inputs
+    check = example.named("dns-primary")
+    assert recs["primary"].inputs["healthCheckId"] == check.id == example.document["databases"][0]["dns"]["healthCheckId"]
+    assert recs["dr"].inputs["healthCheckId"] == example.named("dns-orders-standby-check").id
+
+
+def test_dr_record_checks_its_standby_through_a_dr_region_alarm(example):
+    check = example.named("dns-orders-standby-check")
+    alarm = example.named("dns-orders-standby-down")
+    assert check.inputs["type"] == "CLOUDWATCH_METRIC", check.urn
+    assert (check.inputs["cloudwatchAlarmName"], check.inputs["cloudwatchAlarmRegion"]) == (alarm.inputs["name"], "us-west-2")
+    assert check.inputs["insufficientDataHealthStatus"] == "LastKnownStatus", check.urn
+    assert alarm.region == "us-west-2", alarm.urn
+    assert alarm.inputs["dimensions"] == {"DBInstanceIdentifier": "pilotlight-dr-orders-standby"}, alarm.urn
+    assert (alarm.inputs["comparisonOperator"], alarm.inputs["threshold"], alarm.inputs["treatMissingData"]) == (
+        "LessThanThreshold", 1, "breaching"), alarm.urn
 
 
 def test_roles_swap_after_flip(failed_over):
@@ -45,7 +58,7 @@ def test_roles_swap_after_flip(failed_over):
 def test_cloudwatch_alarm_health_check_for_private_endpoints():
     values = example_values()
     values["dns"]["healthCheck"] = {"type": "CLOUDWATCH_METRIC", "alarmName": "orders-app-unhealthy"}
-    (check,) = run_program(config(values)).of_type(CHECK)
+    check = run_program(config(values)).named("dns-primary")
     assert check.inputs["type"] == "CLOUDWATCH_METRIC"
     assert (check.inputs["cloudwatchAlarmName"], check.inputs["cloudwatchAlarmRegion"]) == ("orders-app-unhealthy", "us-east-1")
     assert check.inputs["insufficientDataHealthStatus"] == "LastKnownStatus"
@@ -61,8 +74,21 @@ def test_routing_control_is_off_by_default_and_drives_recovery_control_checks_wh
     assert {c.region for c in controls} == {"us-west-2"} and len(controls) == 2
     checks = {c.name: c for c in run.of_type(CHECK)}
     assert checks["dns-primary-control"].inputs["type"] == "RECOVERY_CONTROL"
-    assert checks["dns-primary-combined"].inputs["childHealthThreshold"] == 2
+    assert checks["dns-dr-control"].inputs["type"] == "RECOVERY_CONTROL"
     recs = records(run)
-    assert recs["primary"].inputs["healthCheckId"] == checks["dns-primary-combined"].id
-    assert recs["dr"].inputs["healthCheckId"] == checks["dns-dr-control"].id
-    assert checks["dns-primary-combined"].inputs["childHealthchecks"] == [checks["dns-primary"].id, checks["dns-primary-control"].id]
+    primary, dr = checks["dns-primary-combined"], checks["dns-orders-dr-combined"]
+    assert recs["primary"].inputs["healthCheckId"] == primary.id
+    assert recs["dr"].inputs["healthCheckId"] == dr.id
+    assert primary.inputs["childHealthThreshold"] == 2 == dr.inputs["childHealthThreshold"]
+    assert primary.inputs["childHealthchecks"] == [checks["dns-primary"].id, checks["dns-primary-control"].id]
+    assert dr.inputs["childHealthchecks"] == [checks["dns-orders-standby-check"].id, checks["dns-dr-control"].id]
+
+
+def test_the_dr_policy_pack_finds_no_mandatory_violation_before_or_after_failover(example, failed_over):
+    """Cross-check with stacks/policy (what `pilotlight check` and the policy pack enforce)."""
+    for run in (example, failed_over):
+        found = evaluate(
+            [Res(r.type, r.urn, r.inputs) for r in run.resources.values()],
+            {r.urn: r.region for r in run.resources.values()},
+        )
+        assert [(v.policy, v.urn, v.message) for v in found if v.level == MANDATORY] == []
