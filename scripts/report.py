@@ -41,6 +41,13 @@ def _objective_rows(result: dict[str, Any]) -> list[tuple[str, str, str, str]]:
     return rows
 
 
+def _extras(result: dict[str, Any]) -> list[tuple[str, str]]:
+    """Everything else the drill measured (detection time, heartbeat gap, rows lost...)."""
+    skip = {"rtoSeconds", "rpoSeconds", "heartbeat", "failureAt"}
+    return [(k, f"{v:.3f} s" if k.endswith("Seconds") else str(v))
+            for k, v in (result.get("measured") or {}).items() if k not in skip]
+
+
 def _failure_line(result: dict[str, Any]) -> str | None:
     failed = result.get("failedStep")
     if failed:
@@ -63,6 +70,9 @@ def markdown(result: dict[str, Any]) -> str:
         lines.append(f"- **failure: {failure}**")
     lines += ["", "| objective | target | measured | |", "|---|---|---|---|"]
     lines += [f"| {a} | {b} | {c} | {d} |" for a, b, c, d in _objective_rows(result)]
+    extras = _extras(result)
+    if extras:
+        lines += ["", "| also measured | |", "|---|---|"] + [f"| {k} | {v} |" for k, v in extras]
     if result.get("checks"):
         lines += ["", "| check | result | detail |", "|---|---|---|"]
         lines += [f"| {c['name']} | {'pass' if c['passed'] else 'FAIL'} | {c.get('detail', '')} |"
@@ -100,6 +110,7 @@ def page(result: dict[str, Any]) -> str:
                          for a, b, c, d in _objective_rows(result))
     checks = "".join(f"<tr><td>{e(c['name'])}</td><td>{'pass' if c['passed'] else 'FAIL'}</td>"
                      f"<td>{e(str(c.get('detail', '')))}</td></tr>" for c in result.get("checks", []))
+    extras = "".join(f"<tr><td>{e(k)}</td><td>{e(v)}</td></tr>" for k, v in _extras(result))
     failure = _failure_line(result)
     verdict_colour = "#2e7d32" if result["verdict"] == "PASS" else "#c62828"
     return f"""<!doctype html>
@@ -118,6 +129,7 @@ Backup used: {e(_backup_line(result))}</p>
 {f'<p class="fail">{e(failure)}</p>' if failure else ''}
 <h2>Objectives</h2>
 <table><tr><th>objective</th><th>target</th><th>measured</th><th></th></tr>{objectives}</table>
+{f'<h2>Also measured</h2><table>{extras}</table>' if extras else ''}
 {f'<h2>Checks</h2><table><tr><th>check</th><th>result</th><th>detail</th></tr>{checks}</table>' if checks else ''}
 <h2>Timeline</h2>
 <table><tr><th>step</th><th>0 … {total:.1f} s</th><th>start</th><th>duration</th><th>status</th><th>detail</th></tr>

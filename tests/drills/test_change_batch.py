@@ -69,3 +69,13 @@ def test_report_names_the_failed_step_and_why(tmp_path):
         assert "promote dr" in text and "did not promote in time" in text, fmt
     assert "step 'promote dr' failed: pg_ctl: server did not promote in time" in Path(paths["md"]).read_text()
     assert "<script" not in Path(paths["html"]).read_text()
+
+
+def test_a_drill_on_a_real_stack_needs_the_stack_named_before_any_io(capsys):
+    from scripts import drill
+
+    assert drill.main(["--scenario", "regional-outage", "--outputs", str(FIXTURE)]) == 4
+    assert drill.main(["--scenario", "regional-outage", "--outputs", str(FIXTURE), "--yes-on-stack", "prod"]) == 4
+    err = capsys.readouterr().err
+    assert "--yes-on-stack dr" in err and "Traceback" not in err
+    assert drill.main(["--scenario", "nope", "--outputs", str(FIXTURE)]) == 2

@@ -64,7 +64,10 @@ def test_planned_cutover_twice_is_a_noop_then_failback_returns_the_service(fresh
     with psycopg.connect(service_dsn(c, db), autocommit=True) as conn:
         conn.execute("insert into customers (name, email) values ('before cutover', 'before@example.com')")
     assert cutover.main(["--to", "dr", "--outputs", outputs]) == Exit.REFUSED  # no --yes
-    assert resolve(c, db).side == "primary"
+    rc, plan, _ = run_json(capsys, cutover, ["--to", "dr", "--dry-run", "--outputs", outputs])
+    assert rc == Exit.OK and plan["dryRun"] and len(plan["changeBatch"]["Changes"]) == 2
+    assert resolve(c, db).side == "primary" and dbstate.state(c, db, "dr").role == "replica"
+    assert dnsrecords.records_side(db, dnsrecords.fetch(c, db)) == "primary"
 
     rc, first, _ = run_json(capsys, cutover, ["--to", "dr", "--yes", "--outputs", outputs])
     assert rc == Exit.OK and first["changed"] and not first["already"]
@@ -128,3 +131,24 @@ def test_ransomware_delete_is_refused_and_the_clean_backup_restored(fresh_sandbo
     assert checks["the poisoned backup was not used"]["passed"]
     assert result["backup"]["id"] != result["measured"]["poisonedBackup"]
     assert 0 <= result["measured"]["rpoSeconds"] < 60
+
+
+PARTIAL_RESTORE_EXTENSIONS = pytest.mark.xfail(
+    reason="restore --tables: the scratch database lacks pgcrypto, which orders.token's default needs "
+           "(pg_restore: function public.gen_random_bytes(integer) does not exist); reported to the lead",
+    strict=False)
+
+
+@pytest.mark.parametrize("scenario", ["data-corruption",
+                                      pytest.param("accidental-deletion", marks=PARTIAL_RESTORE_EXTENSIONS)])
+def test_data_drills_bring_the_data_back_and_clean_up(fresh_sandbox, scenario, capsys):
+    rc, result, _ = run_json(capsys, drill, ["--scenario", scenario, "--outputs", str(fresh_sandbox.outputs_path)])
+    assert rc == Exit.OK, result["failedStep"] or result["error"]
+    assert all(c["passed"] for c in result["checks"]) and result["backup"]["id"]
+    assert 0 <= result["measured"]["rpoSeconds"] < 60 and result["measured"]["rtoSeconds"] > 0
+    assert result["measured"]["heartbeat"]["acknowledged"] > 0
+    c = fresh_sandbox.contract
+    with psycopg.connect(service_dsn(c), autocommit=True) as conn:
+        leftovers = conn.execute("select count(*) from pg_namespace where nspname like 'pilotlight%'").fetchone()[0]
+        databases = conn.execute("select count(*) from pg_database where datname like %s", (c.database().db_name + "_%",))
+        assert leftovers == 0 and databases.fetchone()[0] == 0
