@@ -56,7 +56,7 @@ class RdsPlatform:
     def promote(self, db: Database, side: str) -> None:
         rds = aws.client(self.contract, "rds", side)
         ident = self._instance(db, side)
-        rds.promote_read_replica(DBInstanceIdentifier=ident, BackupRetentionPeriod=7)
+        rds.promote_read_replica(DBInstanceIdentifier=ident)
         rds.get_waiter("db_instance_available").wait(
             DBInstanceIdentifier=ident, WaiterConfig={"Delay": 15, "MaxAttempts": 80}
         )
