@@ -420,9 +420,9 @@ def _dns(top: _Section) -> DnsConfig:
             raise ConfigError(f"{_key(h.at('alarmName'))} is missing: CLOUDWATCH_METRIC checks need the primary-region alarm name")
         fqdn, path = "", ""
     else:
-        fqdn = h.str("fqdn", fix="set the public host name Route 53 probes, like api.example.com").rstrip(".")
+        fqdn = h.str("fqdn", fix="set the public host name Route 53 probes, like api-us-east-1.example.com").rstrip(".")
         if not _HOST_RE.match(fqdn):
-            raise _fail(h.at("fqdn"), fqdn, "use a host name like api.example.com")
+            raise _fail(h.at("fqdn"), fqdn, "use a host name like api-us-east-1.example.com")
         path = h.str("path", "/health") if kind != "TCP" else ""
         if path and not path.startswith("/"):
             raise _fail(h.at("path"), path, "start the path with /, like /health")

@@ -15,7 +15,7 @@ def records(run):
 def test_https_health_check_from_config(example):
     check = example.named("dns-primary")
     assert check.inputs["type"] == "HTTPS", check.urn
-    assert (check.inputs["fqdn"], check.inputs["resourcePath"], check.inputs["port"]) == ("api.example.com", "/health", 443)
+    assert (check.inputs["fqdn"], check.inputs["resourcePath"], check.inputs["port"]) == ("api-us-east-1.example.com", "/health", 443)
     assert (check.inputs["requestInterval"], check.inputs["failureThreshold"]) == (10, 3), check.urn
     assert check.inputs["enableSni"] is True, check.urn
 
