@@ -18,13 +18,14 @@ from __future__ import annotations
 
 import argparse
 import json
+import time
 from dataclasses import asdict, dataclass
 from datetime import datetime, timedelta, timezone
 from pathlib import Path
 from typing import Any, Callable, Iterable
 
 from scripts import aws, dnscheck, pg, vault
-from scripts.common import Exit, emit, iso, load_contract, parser_for, parse_timestamp, run, utcnow
+from scripts.common import Exit, PilotlightError, emit, iso, load_contract, parser_for, parse_timestamp, run, utcnow
 from scripts.contract import SIDES, Contract, Database
 from scripts.db import side_dsn
 from scripts.runbook import duration
@@ -33,6 +34,7 @@ OK, WARN, FAIL = "OK", "WARN", "FAIL"
 RTC_SECONDS = 15 * 60
 BACKUP_SCENARIOS = ("data-corruption", "ransomware", "accidental-deletion")
 DRILL_MAX_AGE = timedelta(days=31)
+LAG_PROBE_SECONDS = 5.0
 
 
 @dataclass(frozen=True)
@@ -138,17 +140,39 @@ def standby_line(contract: Contract, db: Database, now: datetime) -> list[Line]:
         if lag is None:
             return [Line("standby lag", subject, WARN, "no data", objective, "no ReplicaLag datapoint in 10 min")]
         return [Line("standby lag", subject, OK if lag <= rpo else FAIL, f"{lag:.0f} s", objective, "ReplicaLag")]
-    with pg.connect(side_dsn(contract, standby, db, dbname="postgres", superuser=True)) as conn:
-        recovering, replay_lsn, replay_at = conn.execute(
-            "SELECT pg_is_in_recovery(), pg_last_wal_replay_lsn(), pg_last_xact_replay_timestamp()").fetchone()
-    if not recovering:
-        return [Line("standby lag", subject, FAIL, "not replicating", objective,
-                     f"the {standby} database is writable while the stack says {contract.active} is active")]
-    with pg.connect(side_dsn(contract, contract.active, db, dbname="postgres", superuser=True)) as conn:
-        caught_up = conn.execute("SELECT pg_current_wal_lsn() <= %s::pg_lsn", (str(replay_lsn),)).fetchone()[0]
-    lag = 0.0 if caught_up else _age(now, replay_at) if replay_at else float("inf")
-    detail = "replayed everything the primary wrote" if caught_up else f"replayed up to {replay_lsn}"
-    return [Line("standby lag", subject, OK if lag <= rpo else FAIL, f"{lag:.1f} s", objective, detail)]
+    return [_sandbox_lag(contract, db, standby, subject, rpo, objective)]
+
+
+def _sandbox_lag(contract: Contract, db: Database, standby: str, subject: str, rpo: float, objective: str) -> Line:
+    """How long the standby takes to replay what the active side has written so far (server clocks only)."""
+    try:
+        with pg.connect(side_dsn(contract, contract.active, db, dbname="postgres", superuser=True)) as conn:
+            target = str(conn.execute("SELECT pg_current_wal_lsn()").fetchone()[0])
+    except PilotlightError as exc:
+        target, unreachable = None, _one_line(exc)
+    with pg.connect(side_dsn(contract, standby, db, dbname="postgres", superuser=True), autocommit=True) as conn:
+        if not conn.execute("SELECT pg_is_in_recovery()").fetchone()[0]:
+            return Line("standby lag", subject, FAIL, "not replicating", objective,
+                        f"the {standby} database is writable while the stack says {contract.active} is active")
+        if target is None:
+            age = conn.execute("SELECT EXTRACT(EPOCH FROM now() - pg_last_xact_replay_timestamp())").fetchone()[0]
+            return Line("standby lag", subject, WARN, "unknown", objective,
+                        f"{contract.active} unreachable ({unreachable}); last replayed transaction "
+                        f"{age_text(float(age)) if age is not None else 'never'} ago")
+        started = time.monotonic()
+        while True:
+            caught_up = conn.execute("SELECT pg_last_wal_replay_lsn() >= %s::pg_lsn", (target,)).fetchone()[0]
+            waited = time.monotonic() - started
+            if caught_up or waited >= min(rpo, LAG_PROBE_SECONDS):
+                break
+            time.sleep(0.1)
+        if caught_up:
+            return Line("standby lag", subject, OK if waited <= rpo else FAIL, f"{waited:.1f} s", objective,
+                        f"replayed the {contract.active} side's WAL position {target}")
+        age = conn.execute("SELECT EXTRACT(EPOCH FROM now() - pg_last_xact_replay_timestamp())").fetchone()[0]
+    lag = float(age) if age is not None else float("inf")
+    return Line("standby lag", subject, OK if lag <= rpo else FAIL, f"{lag:.1f} s", objective,
+                f"still behind {target} after {waited:.1f} s; lag from the last replayed transaction")
 
 
 def _replica_lag_metric(contract: Contract, db: Database, side: str, now: datetime) -> float | None:

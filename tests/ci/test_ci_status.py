@@ -41,7 +41,7 @@ def test_status_on_the_sandbox_before_and_after_backups_go_stale(sandbox_factory
     drill_report(reports, "PASS")
     args = ("--outputs", str(sb.outputs_path), "--reports", str(reports))
 
-    deadline = time.monotonic() + 30
+    deadline = time.monotonic() + 60
     while True:  # the sandbox's replicator copies to the DR vault within seconds
         rc, result = run_status(capsys, *args)
         if by_key(result)[("replication", "orders")]["state"] == "OK" or time.monotonic() > deadline:
