@@ -1,0 +1,164 @@
+"""Derived figures (ratios against the limits, targets met or missed) and the Markdown table."""
+from __future__ import annotations
+
+MIB = 2**20
+BACKUP_RATIO_MAX = 1.2
+RESTORE_RATIO_MAX = 1.2
+RSS_MAX_MIB = 200
+PROGRAM_50_MAX_S = 10
+RTO_MAX_S = 15
+RPO_MAX_S = 1
+
+
+def _med(section: dict, name: str) -> float | None:
+    return (section.get(name) or {}).get("median_s")
+
+
+def _limit(section: dict, parts: tuple[str, ...]) -> dict | None:
+    values = {p: _med(section, p) for p in parts}
+    if any(v is None for v in values.values()):
+        return None
+    bound = max(values, key=values.get)
+    return {"components_s": values, "limit_s": values[bound], "bound_by": bound}
+
+
+def _ratio(a: float | None, b: float | None) -> float | None:
+    return round(a / b, 3) if a is not None and b else None
+
+
+def derive(results: dict) -> None:
+    """Add ratios and the target checklist to ``results`` in place."""
+    targets = []
+
+    def target(name: str, value, limit, ok: bool | None, unit: str = "") -> None:
+        targets.append({"target": name, "value": value, "limit": limit, "unit": unit,
+                        "met": ok, "verdict": "n/a" if ok is None else ("PASS" if ok else "MISS")})
+
+    for scale, s in (results.get("scales") or {}).items():
+        b, r = s.get("backup", {}), s.get("restore", {})
+        s["backup_limit"] = _limit(b, ("pg_dump_z0_null", "upload_stored"))
+        s["restore_limit"] = _limit(r, ("pg_restore_j2_local", "download_stored"))
+        s["backup_ratio"] = _ratio(_med(b, "pilotlight"), (s["backup_limit"] or {}).get("limit_s"))
+        s["restore_ratio"] = _ratio(_med(r, "pilotlight"), (s["restore_limit"] or {}).get("limit_s"))
+        s["backup_vs_runbook"] = _ratio(_med(b, "pilotlight"), _med(b, "runbook_recipe"))
+        s["backup_vs_pgbackrest"] = _ratio(_med(b, "pilotlight"), _med(b, "pgbackrest_full_zstd"))
+        s["restore_vs_pgbackrest"] = _ratio(_med(r, "pilotlight"), _med(r, "pgbackrest_empty_datadir"))
+        s["peak_rss_mib"] = {"backup": (b.get("pilotlight") or {}).get("peak_rss_mib"),
+                             "restore": (r.get("pilotlight") or {}).get("peak_rss_mib")}
+        if b:
+            ratio = s["backup_ratio"]
+            target(f"scale {scale}: backup ≤ {BACKUP_RATIO_MAX}× its limit", ratio, BACKUP_RATIO_MAX,
+                   None if ratio is None else ratio <= BACKUP_RATIO_MAX, "×")
+            vs = s["backup_vs_runbook"]
+            target(f"scale {scale}: backup faster than the runbooks' recipe", vs, 1.0, None if vs is None else vs < 1, "×")
+        if r:
+            ratio = s["restore_ratio"]
+            target(f"scale {scale}: restore ≤ {RESTORE_RATIO_MAX}× its limit", ratio, RESTORE_RATIO_MAX,
+                   None if ratio is None else ratio <= RESTORE_RATIO_MAX, "×")
+        for what, mib in s["peak_rss_mib"].items():
+            if mib is not None:
+                target(f"scale {scale}: {what} peak RSS < {RSS_MAX_MIB} MB", mib, RSS_MAX_MIB, mib * MIB < RSS_MAX_MIB * 1e6, "MiB")
+    for p in results.get("program") or []:
+        p["per_database_ms"] = round(1000 * p["median_s"] / p["databases"], 1)
+        if p["databases"] == 50:
+            target("program evaluation, 50 databases < 10 s", p["median_s"], PROGRAM_50_MAX_S,
+                   p["median_s"] < PROGRAM_50_MAX_S, "s")
+    d = results.get("drill")
+    if d:
+        target(f"drill RTO < {RTO_MAX_S} s", d["rto_s"], RTO_MAX_S, d["rto_s"] is not None and d["rto_s"] < RTO_MAX_S, "s")
+        target(f"drill RPO < {RPO_MAX_S} s", d["rpo_s"], RPO_MAX_S, d["rpo_s"] is not None and d["rpo_s"] < RPO_MAX_S, "s")
+    results["targets"] = targets
+    results["all_targets_met"] = all(t["met"] for t in targets if t["met"] is not None) and not results.get("errors")
+
+
+def verdict_lines(results: dict) -> str:
+    lines = [f"{t['verdict']:<4} {t['target']}: {_fmt(t['value'])}{t['unit']}" for t in results["targets"]]
+    lines += [f"ERROR {e}" for e in results.get("errors", [])]
+    lines += results.get("notes", [])
+    return "\n".join(lines)
+
+
+def _fmt(v) -> str:
+    if v is None:
+        return "—"
+    return f"{v:.3f}" if isinstance(v, float) and v < 10 else f"{v:.1f}" if isinstance(v, float) else str(v)
+
+
+def _mib(n) -> str:
+    return "—" if not n else f"{n / MIB:.1f}"
+
+
+BACKUP_ROWS = (("pilotlight", "Pilotlight `backup` (pg_dump -Z0 → zstd-1 → AES-GCM → multipart upload)", "pilotlight"),
+               ("pg_dump_z0_null", "limit ①: `pg_dump -Fc -Z0 > /dev/null`", None),
+               ("upload_stored", "limit ②: upload the stored bytes (boto3 transfer manager)", None),
+               ("runbook_recipe", "runbooks' recipe: `pg_dump -Fc -f`, `gzip`, boto3 upload", "runbook"),
+               ("pgbackrest_full_zstd", "pgBackRest full backup, zstd, process-max 2 (whole cluster)", "pgbackrest"))
+RESTORE_ROWS = (("pilotlight", "Pilotlight `restore` (download → verify → decrypt → zstd -d → pg_restore, swap)"),
+                ("pg_restore_j2_local", "limit ①: `pg_restore -j2` from a local plaintext dump"),
+                ("download_stored", "limit ②: download the stored bytes (boto3 transfer manager)"),
+                ("pgbackrest_empty_datadir", "pgBackRest restore into an empty data dir (files only, no WAL replay)"))
+
+
+def _row(label: str, m: dict | None, limit: dict | None, stored=None) -> str:
+    if not m:
+        return f"| {label} | — | — | — | {stored} | — |"
+    ratio = _ratio(m["median_s"], (limit or {}).get("limit_s"))
+    rss = f"{m['peak_rss_mib']:.0f}" if m.get("peak_rss_mib") else "—"
+    return (f"| {label} | {m['median_s']:.2f} | {m['min_s']:.2f}–{m['max_s']:.2f} | "
+            f"{'—' if ratio is None else f'{ratio:.2f}×'} | {stored} | {rss} |")
+
+
+def markdown(results: dict) -> str:
+    m = results["machine"]
+    cfg = results["config"]
+    out = ["# Benchmarks", "",
+           "Generated by `make bench` (`python -m bench.run`, see bench/README.md); raw figures in `bench/results.json`.",
+           "Every method ran in the same run, interleaved round by round; times are wall-clock seconds "
+           f"(median of {cfg['repeat']}, and min–max). Ratios are against the limit: the slower of its two parts.", "",
+           "## Machine", "",
+           f"- {m['nproc']} CPUs ({m['cpu_model']}), {m['memory_mib']} MiB RAM, Linux {m['kernel']}",
+           f"- load average at start {results['load_average']['start']}, at end {results['load_average'].get('end')} "
+           "(the machine was shared with other work; figures are pessimistic)",
+           f"- {m['postgresql']}; {m['pgbackrest'] or 'pgBackRest not installed'}; {m['gzip']}; Python {m['python']}",
+           "- " + ", ".join(f"{k} {v}" for k, v in m["packages"].items()),
+           f"- run {results['started']} → {results.get('finished')}; Pilotlight's interpreter start-up and imports: "
+           f"{results['tool_startup']['median_s']:.2f} s of every command's wall time", ""]
+    for scale, s in (results.get("scales") or {}).items():
+        ds, sizes = s["dataset"], s["stored_bytes"]
+        out += [f"## pgbench scale {scale}: {ds['database_mib']} MiB database "
+                f"({ds['events_mib']} MiB of it the realistic-entropy `events` table)", "",
+                f"Plain dump (`-Fc -Z0`): {_mib(sizes.get('plain_dump_z0'))} MiB.", "",
+                "| Backup | median s | min–max s | × limit | stored MiB | peak RSS MiB |", "|---|---|---|---|---|---|"]
+        for key, label, size_key in BACKUP_ROWS:
+            out.append(_row(label, s["backup"].get(key), s["backup_limit"], _mib(sizes.get(size_key)) if size_key else "—"))
+        out += ["", "| Restore | median s | min–max s | × limit | stored MiB | peak RSS MiB |", "|---|---|---|---|---|---|"]
+        for key, label in RESTORE_ROWS:
+            out.append(_row(label, s["restore"].get(key), s["restore_limit"], "—"))
+        out += ["", f"**backup_ratio {_fmt(s['backup_ratio'])}** (limit {_limit_text(s['backup_limit'])}), "
+                f"vs runbooks' recipe {_fmt(s['backup_vs_runbook'])}×; **restore_ratio {_fmt(s['restore_ratio'])}** "
+                f"(limit {_limit_text(s['restore_limit'])}). Peak RSS (Pilotlight's own process): backup "
+                f"{_fmt(s['peak_rss_mib']['backup'])} MiB, restore {_fmt(s['peak_rss_mib']['restore'])} MiB.", ""]
+    if results.get("program"):
+        out += ["## Program evaluation under Pulumi mocks", "", "| databases | resources | median s | min–max s | ms per database |",
+                "|---|---|---|---|---|"]
+        out += [f"| {p['databases']} | {p['resources']} | {p['median_s']:.2f} | {p['min_s']:.2f}–{p['max_s']:.2f} | "
+                f"{p['per_database_ms']} |" for p in results["program"]]
+        out.append("")
+    d = results.get("drill")
+    if d:
+        out += ["## `make drill` (regional-outage, sandbox)", "", "| verdict | RTO s | RPO s | drill wall s | make drill wall s |",
+                "|---|---|---|---|---|", f"| {d['verdict']} | {_fmt(d['rto_s'])} | {_fmt(d['rpo_s'])} | "
+                f"{d['drill_wall_s']:.1f} | {d['make_drill_wall_s']:.1f} |", ""]
+    out += ["## Targets", "", "| target | measured | verdict |", "|---|---|---|"]
+    out += [f"| {t['target']} | {_fmt(t['value'])}{t['unit']} | {t['verdict']} |" for t in results["targets"]]
+    extra = [f"- ERROR {e}" for e in results.get("errors", [])] + [f"- {n}" for n in results.get("notes", [])]
+    if extra:
+        out += ["", *extra]
+    return "\n".join(out) + "\n"
+
+
+def _limit_text(limit: dict | None) -> str:
+    if not limit:
+        return "—"
+    parts = ", ".join(f"{k} {v:.2f} s" for k, v in limit["components_s"].items())
+    return f"{limit['limit_s']:.2f} s = {limit['bound_by']}; {parts}"
