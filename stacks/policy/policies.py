@@ -206,8 +206,9 @@ def _denies_unencrypted_puts(statement: Mapping[str, Any]) -> bool:
     if statement.get("Effect") != "Deny":
         return False
     actions = _strings(statement.get("Action"))
-    condition = json.dumps(statement.get("Condition") or {})
-    return bool(actions & {"s3:PutObject", "s3:*"}) and "s3:x-amz-server-side-encryption" in condition
+    conditions = [c for c in (statement.get("Condition") or {}).values() if isinstance(c, Mapping)]
+    header = any("s3:x-amz-server-side-encryption" in c for c in conditions)
+    return bool(actions & {"s3:PutObject", "s3:*"}) and header
 
 
 def vault_tls_only(resource: Any) -> list[str]:

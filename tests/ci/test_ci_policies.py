@@ -211,3 +211,43 @@ def test_stack_policy_through_pulumi_policy_objects():
     reported = []
     policies["vault-buckets-private"].validate(StackValidationArgs(resources), lambda m, u=None: reported.append((u, m)))
     assert reported == [("urn:0", reported[0][1])] and "public access block" in reported[0][1]
+
+
+def test_the_pack_answers_the_analyzer_protocol_as_pulumi_launches_it():
+    """`pulumi preview --policy-pack stacks/policy` starts __main__.py and talks gRPC to it; so do we."""
+    import subprocess
+    import sys
+    from pathlib import Path
+
+    import grpc
+    from google.protobuf import empty_pb2, struct_pb2
+    from pulumi.runtime.proto import analyzer_pb2, analyzer_pb2_grpc
+
+    pack = Path(__file__).resolve().parents[2] / "stacks" / "policy"
+    proc = subprocess.Popen([sys.executable, "-u", "__main__.py"], cwd=pack, stdout=subprocess.PIPE, text=True)
+    try:
+        port = int(proc.stdout.readline())
+        stub = analyzer_pb2_grpc.AnalyzerStub(grpc.insecure_channel(f"127.0.0.1:{port}"))
+        info = stub.GetAnalyzerInfo(empty_pb2.Empty(), timeout=10)
+        levels = {policy.name: policy.enforcementLevel for policy in info.policies}
+        assert info.name == "pilotlight-dr"
+        assert levels["vault-sse-customer-key"] == analyzer_pb2.MANDATORY
+        assert levels["kms-rotation"] == analyzer_pb2.ADVISORY
+
+        props = struct_pb2.Struct()
+        props.update(mutate(SSE, ("rules", 0, "applyServerSideEncryptionByDefault", "sseAlgorithm"), "AES256"))
+        response = stub.Analyze(analyzer_pb2.AnalyzeRequest(type=p.SSE_TYPES[0], properties=props, urn="urn:x",
+                                                            name="x"), timeout=10)
+        found = {d.policyName: d.message for d in response.diagnostics}
+        assert set(found) == {"vault-sse-customer-key"} and "sse_algorithm='aws:kms'" in found["vault-sse-customer-key"]
+
+        outputs = struct_pb2.Struct()
+        outputs.update({"objectives": {"ransomware": {"rtoSeconds": 14400, "rpoSeconds": 86400}}})
+        stack = analyzer_pb2.AnalyzerResource(type=p.STACK_TYPE, properties=outputs, urn="urn:stack", name="s")
+        response = stub.AnalyzeStack(analyzer_pb2.AnalyzeStackRequest(resources=[stack]), timeout=10)
+        (diagnostic,) = response.diagnostics
+        assert diagnostic.policyName == "objectives-present" and diagnostic.urn == "urn:stack"
+        assert "regional-outage" in diagnostic.message and "ransomware" not in diagnostic.message.split(";")[0]
+    finally:
+        proc.kill()
+        proc.wait()
