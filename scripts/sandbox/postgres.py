@@ -46,7 +46,17 @@ log_line_prefix = '%m [%p] '
 
 def os_user() -> str | None:
     """The OS user the clusters run as: ``postgres`` when we are root, else ourselves (None)."""
-    return SUPERUSER if os.geteuid() == 0 else None
+    if not (PG_BIN / "initdb").exists():
+        raise SandboxError(f"PostgreSQL 15 not found in {PG_BIN}; install it (apt-get install postgresql-15) "
+                           "or set PILOTLIGHT_PG_BIN")
+    if os.geteuid() != 0:
+        return None
+    try:
+        pwd.getpwnam(SUPERUSER)
+    except KeyError:
+        raise SandboxError("running as root needs a 'postgres' OS user (PostgreSQL refuses to run as root); "
+                           "install postgresql-15 or run as an ordinary user") from None
+    return SUPERUSER
 
 
 def run(state_or_user: SandboxState | str | None, args: list[str], env: dict[str, str] | None = None,

@@ -78,7 +78,7 @@ class Replicator:
         self._thread.join(timeout=10)
 
     def snapshot(self) -> dict[str, Any]:
-        return dict(self._stats, pending=len(self._attempts))
+        return dict(self._stats, pending=len(self._attempts), paused=self._paused())
 
     def _client(self, region: str):
         return boto3.session.Session().client("s3", region_name=region, endpoint_url=self._moto_url,
