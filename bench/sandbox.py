@@ -1,10 +1,11 @@
 """A sandbox of the benchmark's own, in a temp state dir: always brought down, also on failure or Ctrl-C."""
 from __future__ import annotations
 
+import io
 import os
 import shutil
 import tempfile
-from contextlib import contextmanager
+from contextlib import contextmanager, redirect_stdout
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Iterator
@@ -42,10 +43,13 @@ class Bench:
 def bench_sandbox(seed_rows: int = 100) -> Iterator[Bench]:
     state_dir = Path(tempfile.mkdtemp(prefix="pilotlight-bench-"))
     try:
-        if cli.main(["up", "--state-dir", str(state_dir), "--seed-rows", str(seed_rows), "-q"]) != 0:
+        with redirect_stdout(io.StringIO()):  # `up` prints the endpoints; the benchmark's output is its figures
+            rc = cli.main(["up", "--state-dir", str(state_dir), "--seed-rows", str(seed_rows), "-q"])
+        if rc != 0:
             raise RuntimeError(f"the benchmark sandbox did not come up; see {state_dir / 'logs'}")
         outputs = state_dir / "outputs.json"
         yield Bench(state_dir, outputs, load_file(outputs))
     finally:
-        cli.main(["down", "--state-dir", str(state_dir), "-q"])
+        with redirect_stdout(io.StringIO()):
+            cli.main(["down", "--state-dir", str(state_dir), "-q"])
         shutil.rmtree(state_dir, ignore_errors=True)
