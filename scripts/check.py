@@ -25,6 +25,7 @@ import yaml
 from scripts.common import Exit, PilotlightError, UsageError, emit, parser_for, run
 from scripts.contract import ContractError, parse
 from scripts.mockrun import MockRun, config_values, run_program
+from scripts.runbook import duration
 from stacks import objectives
 from stacks.config import ConfigError, load_stack_file
 from stacks.policy.policies import ADVISORY, MANDATORY, STACK_TYPE, Res, Violation, evaluate
@@ -127,8 +128,6 @@ def objectives_of(outputs: dict[str, Any]) -> dict[str, Any]:
 
 
 def _duration(seconds: Any) -> str:
-    from scripts.runbook import duration
-
     return duration(seconds) if isinstance(seconds, (int, float)) else "?"
 
 
