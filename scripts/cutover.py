@@ -9,8 +9,9 @@ planned switchover, but a failing control plane only makes it a warning when DNS
 answers the standby. A planned cutover (primary alive) fences the primary read-only and waits
 for the standby to catch up before promoting, so nothing acknowledged is lost.
 
-Steps, each timed: check DNS → read records → check both databases → fence + catch up (if the
-old side is alive) → promote → change records → verify DNS on every authoritative server →
+Steps, each timed: check DNS → check both databases → read records (after promotion when DNS
+already answers the standby: promotion never waits on the control plane) → fence + catch up (if
+the old side is alive) → promote → change records → verify DNS on every authoritative server →
 record the active side. Idempotent: when the target side is already promoted and answering,
 it reports "already on <side>" and changes nothing.
 """
@@ -80,13 +81,8 @@ def perform_cutover(
     with steps.step("check dns") as s:
         result["dnsBefore"] = dnscheck.answers(contract, db)
         s.note(_answers_line(db, result["dnsBefore"]))
-    rrsets = None
-    with steps.step("read dns records") as s:
-        try:
-            rrsets = dnsrecords.fetch(contract, db)
-            s.note(f"records send traffic to {dnsrecords.records_side(db, rrsets)}")
-        except (BotoCoreError, ClientError) as exc:
-            s.note(_control_plane_error(exc), WARNING)
+    answered = {dnscheck.side_of(db, t) for t in result["dnsBefore"].values()}
+    dns_side = answered.pop() if len(answered) == 1 else None
     with steps.step(f"check {to} database") as s:
         target = dbstate.state(contract, db, to)
         s.note(f"{target.role}" + (f", replay lag {target.replay_lag_seconds:.1f} s"
@@ -99,8 +95,16 @@ def perform_cutover(
     with steps.step(f"check {frm} database") as s:
         source = dbstate.state(contract, db, frm)
         s.note(source.role if source.reachable else f"unreachable: {source.error}")
+    rrsets = None
+    emergency = dns_side == to and target.reachable and target.in_recovery
+    if not emergency or dry_run:  # in an emergency, promotion never waits on the control plane
+        with steps.step("read dns records") as s:
+            try:
+                rrsets = dnsrecords.fetch(contract, db)
+                s.note(f"records send traffic to {dnsrecords.records_side(db, rrsets)}")
+            except (BotoCoreError, ClientError) as exc:
+                s.note(_control_plane_error(exc), WARNING)
 
-    dns_side = dnscheck.answering_side(contract, db)
     records_side = dnsrecords.records_side(db, rrsets) if rrsets else None
     if target.reachable and not target.in_recovery and dns_side == to and records_side in (to, None):
         result["already"] = True

@@ -21,7 +21,7 @@ from scripts.contract import Contract, Database
 from scripts.dnscheck import side_of
 
 # A control plane that is down should cost seconds, not the default retry budget.
-CONTROL_PLANE_CONFIG = dict(retries={"mode": "standard", "max_attempts": 2}, connect_timeout=2, read_timeout=10)
+CONTROL_PLANE_CONFIG = dict(retries={"mode": "standard", "max_attempts": 2}, connect_timeout=2, read_timeout=5)
 INSYNC_WAIT = {"Delay": 5, "MaxAttempts": 60}  # Route53 propagates in ~60 s; give it 5 min
 
 

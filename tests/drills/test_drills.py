@@ -42,7 +42,8 @@ def test_regional_outage_with_control_plane_down_recovers_measures_and_fails_bac
     assert rc == Exit.OK, result["failedStep"] or result["error"]
     m = result["measured"]
     assert result["verdict"] == "PASS"
-    assert 0 < m["detectionSeconds"] < m["rtoSeconds"] < 60
+    assert 0 < m["detectionSeconds"] < fresh_sandbox.contract.ttl  # dnspython saw the standby within the TTL
+    assert m["detectionSeconds"] < m["rtoSeconds"] < 60
     assert m["rpoSeconds"] >= 0 and m["lostAcknowledgedRows"] >= 0
     assert m["heartbeatGapSeconds"] > 0 and m["failedWriteAttempts"] > 0  # the outage was really felt
     assert m["heartbeat"]["bySide"]["primary"] >= 10 and m["heartbeat"]["bySide"]["dr"] >= 1
