@@ -8,7 +8,7 @@ from __future__ import annotations
 
 from typing import Any, Mapping, Sequence
 
-from stacks.config import SIDES, StackConfig
+from stacks.config import SIDES, DatabaseConfig, StackConfig
 
 CONTRACT_VERSION = 1
 METRIC_NAMESPACE = "Pilotlight"
@@ -103,6 +103,6 @@ def _databases(cfg: StackConfig, items: Sequence[Mapping[str, Any]]) -> list[dic
     return out
 
 
-def primary_endpoint(db) -> dict[str, str]:
+def primary_endpoint(db: DatabaseConfig) -> dict[str, str]:
     """The referenced production instance, as the contract's ``primary`` endpoint."""
     return {"identifier": db.primary_identifier, "arn": db.primary_arn, "host": db.primary_host}

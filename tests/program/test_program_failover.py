@@ -4,6 +4,8 @@ Both runs register the same stack; comparing registrations URN by URN shows what
 would touch. Databases must only lose ``replicateSourceDb`` (an in-place promotion), keep every
 replacement-triggering input, and stay protected.
 """
+from dataclasses import replace
+
 from harness import run_program
 from pulumi.runtime import rpc
 from stack_values import config, example_values, with_databases
@@ -77,16 +79,13 @@ def test_flip_back_is_symmetric_for_dns_and_alarms(example):
 
 
 def test_password_from_secret_config_only_applies_to_a_promoted_standby():
-    cfg = config(active="dr")
-    cfg = type(cfg)(**{**cfg.__dict__, "db_password": "from-secret-config"})
+    cfg = replace(config(active="dr"), db_password="from-secret-config")
     run = run_program(cfg)
     (db,) = run.of_type(INSTANCE)
     # Registered as a Pulumi secret (encrypted in state), never as plain text.
     assert db.inputs["password"] == {rpc._special_sig_key: rpc._special_secret_sig, "value": "from-secret-config"}
     assert "from-secret-config" not in repr(run.document)
-    primary = config()
-    primary = type(primary)(**{**primary.__dict__, "db_password": "from-secret-config"})
-    (replica,) = run_program(primary).of_type(INSTANCE)
+    (replica,) = run_program(replace(config(), db_password="from-secret-config")).of_type(INSTANCE)
     assert "password" not in replica.inputs
 
 

@@ -1,10 +1,11 @@
 """Stack outputs: the exported document is contract v1, with no secrets; the real config path works."""
 import json
+import runpy
 
 import pulumi
 import pytest
 from harness import run_program
-from stack_values import config, example_values
+from stack_values import ROOT, config, example_values
 
 from scripts.contract import parse
 from stacks.config import ConfigError, from_pulumi
@@ -64,3 +65,12 @@ def test_from_pulumi_rejects_unknown_keys_and_broken_json():
     settings = stack_config_values(example_values()) | {"pilotlight:dns": "{not json"}
     with pytest.raises(ConfigError, match=r"^pilotlight:dns = .*must be valid JSON"):
         run_program(config(), config=settings, program=lambda: build(from_pulumi()))
+
+
+def test_entry_point_ends_a_bad_preview_with_one_line_and_no_traceback():
+    """__main__.py turns config and objective errors into pulumi.RunError (printed without a stack trace)."""
+    values = example_values()
+    values["drRegion"] = "us-east-1"
+    settings = stack_config_values(values)
+    with pytest.raises(pulumi.RunError, match=r"^pilotlight:drRegion = 'us-east-1': must differ from primaryRegion"):
+        run_program(config(), config=settings, program=lambda: runpy.run_path(str(ROOT / "__main__.py")))

@@ -1,8 +1,9 @@
 """Stack config: the example parses with runbook defaults; every mistake is one line naming key, value and fix."""
 import pytest
+import yaml
 from stack_values import EXAMPLE, config, example_values
 
-from stacks.config import ConfigError, load_stack_file, parse_config, parse_duration
+from stacks.config import TOP_KEYS, ConfigError, load_stack_file, parse_config, parse_duration
 
 
 def test_example_stack_file_parses_with_runbook_defaults():
@@ -173,3 +174,10 @@ def test_stack_file_errors_are_one_line(tmp_path):
         load_stack_file(bad)
     with pytest.raises(ConfigError, match="named Pulumi.<stack>.yaml"):
         load_stack_file(tmp_path / "Pulumi.yaml")
+
+
+def test_project_file_declares_only_known_keys():
+    project = yaml.safe_load((EXAMPLE.parent / "Pulumi.yaml").read_text())
+    assert project["name"] == "pilotlight" and project["runtime"]["name"] == "python"
+    assert set(project["config"]) <= set(TOP_KEYS)
+    assert project["config"]["active"]["default"] == "primary"
