@@ -3,7 +3,7 @@
     pg_dump -Fc -Z0 --snapshot  ->  SHA-256  ->  zstd -1  ->  AES-256-GCM STREAM + SHA-256  ->  S3 multipart
 
 Each arrow is a bounded queue between threads (scripts.pipeline), so the stages overlap and memory
-stays bounded (~16 MiB of queues + the transfer manager's 4 in-flight 16 MiB parts); no plaintext
+stays bounded (~12 MiB of queues + the transfer manager's 3 in-flight 16 MiB parts); no plaintext
 ever touches disk. The manifest is written LAST: a run that fails anywhere leaves no manifest, and
 boto3's transfer manager aborts the multipart upload, so nothing looks like a valid backup.
 
@@ -40,10 +40,10 @@ from scripts.vault import (DUMP, FORMAT_VERSION, MANIFEST, Manifest, aws_error, 
 ZSTD_LEVEL = 1
 PART_SIZE = max(5, int(os.environ.get("PILOTLIGHT_PART_MIB", "16"))) << 20  # S3's minimum part is 5 MiB
 TRANSFER = TransferConfig(
-    multipart_threshold=PART_SIZE, multipart_chunksize=PART_SIZE, max_concurrency=4,
+    multipart_threshold=PART_SIZE, multipart_chunksize=PART_SIZE, max_concurrency=3,
     use_threads=True,
 )
-TRANSFER.max_in_memory_upload_chunks = 4  # s3transfer's knob (default 10 x 16 MiB): bounds memory
+TRANSFER.max_in_memory_upload_chunks = 3  # s3transfer's knob (default 10 x 16 MiB): bounds memory
 
 
 def tool_version() -> str:

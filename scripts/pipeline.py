@@ -12,6 +12,7 @@ from __future__ import annotations
 import hashlib
 import queue
 import threading
+from collections import deque
 from typing import Callable, Iterable, Iterator
 
 READ_SIZE = 1 << 20
@@ -27,7 +28,7 @@ class Cancelled(Exception):
     """The consumer went away; producers unwind quietly."""
 
 
-def produce(body: Callable[[Callable[[bytes], None]], None], depth: int = 8, name: str = "stage") -> Iterator[bytes]:
+def produce(body: Callable[[Callable[[bytes], None]], None], depth: int = 4, name: str = "stage") -> Iterator[bytes]:
     """Run ``body(put)`` in a thread; iterate what it puts. ``put`` blocks while the queue is full."""
     q: queue.Queue = queue.Queue(maxsize=depth)
     stop = threading.Event()
@@ -69,7 +70,7 @@ def produce(body: Callable[[Callable[[bytes], None]], None], depth: int = 8, nam
         thread.join(timeout=30)
 
 
-def threaded(source: Iterable[bytes], depth: int = 8, name: str = "stage") -> Iterator[bytes]:
+def threaded(source: Iterable[bytes], depth: int = 4, name: str = "stage") -> Iterator[bytes]:
     """Pull ``source`` in its own thread, so it runs while the consumer works on earlier chunks."""
 
     def body(put):
@@ -120,7 +121,8 @@ class Reader:
 
     def __init__(self, chunks: Iterable[bytes]):
         self._it = iter(chunks)
-        self._buf = bytearray()
+        self._parts: deque[bytes] = deque()
+        self._have = 0
         self._eof = False
 
     def readable(self) -> bool:
@@ -130,18 +132,30 @@ class Reader:
         return False
 
     def read(self, n: int = -1) -> bytes:
-        while not self._eof and (n < 0 or len(self._buf) < n):
+        while not self._eof and (n < 0 or self._have < n):
             try:
-                self._buf += next(self._it)
+                chunk = next(self._it)
             except StopIteration:
                 self._eof = True
-        if n < 0 or n >= len(self._buf):
-            out = bytes(self._buf)
-            self._buf.clear()
+                break
+            self._parts.append(chunk)
+            self._have += len(chunk)
+        if n < 0 or n >= self._have:
+            out = b"".join(self._parts)
+            self._parts.clear()
+            self._have = 0
             return out
-        out = bytes(self._buf[:n])
-        del self._buf[:n]
-        return out
+        taken, size = [], 0
+        while size < n:  # whole chunks, then split the last one: one copy of n bytes
+            chunk = self._parts.popleft()
+            if size + len(chunk) > n:
+                cut = n - size
+                self._parts.appendleft(chunk[cut:])
+                chunk = chunk[:cut]
+            taken.append(chunk)
+            size += len(chunk)
+        self._have -= n
+        return b"".join(taken)
 
     def close(self) -> None:
         close = getattr(self._it, "close", None)

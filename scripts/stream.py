@@ -20,8 +20,8 @@ from scripts.envelope import Decryptor, IntegrityError
 from scripts.pipeline import READ_SIZE, Digest, Reader, produce, read_chunks, threaded
 from scripts.vault import Manifest, aws_error, object_key
 
-DOWNLOAD = TransferConfig(multipart_threshold=16 << 20, multipart_chunksize=16 << 20, max_concurrency=4,
-                          io_chunksize=1 << 20, max_io_queue=16, use_threads=True)
+DOWNLOAD = TransferConfig(multipart_threshold=16 << 20, multipart_chunksize=16 << 20, max_concurrency=3,
+                          io_chunksize=1 << 20, max_io_queue=8, use_threads=True)
 
 
 class _QueueWriter:
@@ -48,7 +48,7 @@ def download(contract: Contract, side: str, manifest: Manifest) -> Iterator[byte
         except (ClientError, BotoCoreError) as exc:
             raise aws_error(exc, f"download of s3://{bucket}/{key} failed") from None
 
-    return produce(body, depth=16, name="download")
+    return produce(body, depth=8, name="download")
 
 
 def _decrypt(chunks, decryptor: Decryptor) -> Iterator[bytes]:
