@@ -244,7 +244,7 @@ class _Section:
     def has(self, key: str) -> bool:
         return self.raw.get(key) is not None
 
-    def str(self, key: str, default: str | None = None, *, fix: str = "set a non-empty string") -> str:
+    def text(self, key: str, default: str | None = None, *, fix: str = "set a non-empty string") -> str:
         value = self.raw.get(key, default)
         if value is None and default is None:
             raise ConfigError(f"{_key(self.at(key))} is missing: {fix}")
@@ -252,7 +252,7 @@ class _Section:
             raise _fail(self.at(key), value, fix)
         return value.strip()
 
-    def int(self, key: str, default: int | None, lo: int, hi: int, fix: str = "") -> int:
+    def integer(self, key: str, default: int | None, lo: int, hi: int, fix: str = "") -> int:
         value = self.raw.get(key, default)
         if value is None:
             raise ConfigError(f"{_key(self.at(key))} is missing: set an integer from {lo} to {hi}")
@@ -260,13 +260,13 @@ class _Section:
             raise _fail(self.at(key), value, fix or f"use an integer from {lo} to {hi}")
         return value
 
-    def bool(self, key: str, default: bool) -> bool:
+    def flag(self, key: str, default: bool) -> bool:
         value = self.raw.get(key, default)
         if not isinstance(value, bool):
             raise _fail(self.at(key), value, "use true or false")
         return value
 
-    def strs(self, key: str) -> tuple[str, ...]:
+    def texts(self, key: str) -> tuple[str, ...]:
         value = self.raw.get(key) or []
         if not isinstance(value, list) or not all(isinstance(v, str) and v for v in value):
             raise _fail(self.at(key), value, "use a list of strings, e.g. [a, b]")
@@ -283,7 +283,7 @@ class _Section:
 
 
 def _region(top: _Section, key: str) -> str:
-    region = top.str(key, fix="set an AWS region such as us-east-1")
+    region = top.text(key, fix="set an AWS region such as us-east-1")
     if region not in KNOWN_REGIONS:
         close = difflib.get_close_matches(region, sorted(KNOWN_REGIONS), n=1)
         hint = f"did you mean {close[0]}?" if close else "use an AWS region such as us-west-2"
@@ -299,26 +299,26 @@ def _databases(raw: Any, primary_region: str, zone_name: str) -> tuple[DatabaseC
     accounts: set[str] = set()
     for i, item in enumerate(raw):
         s = _Section(item, f"databases[{i}]", known)
-        name = s.str("name", fix="set a short lowercase name like orders")
+        name = s.text("name", fix="set a short lowercase name like orders")
         if not _NAME_RE.match(name) or len(name) > 24:
             raise _fail(s.at("name"), name, "use 1-24 lowercase letters, digits and single hyphens, starting with a letter")
-        arn = s.str("primaryArn", fix="set the primary RDS instance ARN, arn:aws:rds:<region>:<account>:db:<id>")
+        arn = s.text("primaryArn", fix="set the primary RDS instance ARN, arn:aws:rds:<region>:<account>:db:<id>")
         match = _RDS_ARN_RE.match(arn)
         if not match:
             raise _fail(s.at("primaryArn"), arn, "use an RDS instance ARN, arn:aws:rds:<region>:<account>:db:<id>")
         if match.group(2) != primary_region:
             raise _fail(s.at("primaryArn"), arn, f"the primary instance must be in primaryRegion {primary_region}")
         accounts.add(match.group(3))
-        host = s.str("primaryHost", fix="set the primary instance endpoint host name")
+        host = s.text("primaryHost", fix="set the primary instance endpoint host name")
         if not _HOST_RE.match(host):
             raise _fail(s.at("primaryHost"), host, "use a host name like orders.abc123.us-east-1.rds.amazonaws.com")
-        db_name = s.str("dbName", name.replace("-", "_"))
+        db_name = s.text("dbName", name.replace("-", "_"))
         if not _DBNAME_RE.match(db_name):
             raise _fail(s.at("dbName"), db_name, "use a PostgreSQL identifier (letters, digits, underscore)")
-        record = s.str("recordName", f"db.{name}.{zone_name}").rstrip(".").lower()
+        record = s.text("recordName", f"db.{name}.{zone_name}").rstrip(".").lower()
         if not record.endswith("." + zone_name) or not _HOST_RE.match(record):
             raise _fail(s.at("recordName"), record, f"use a name below the hosted zone {zone_name} (a CNAME cannot sit at the apex)")
-        instance_class = s.str("instanceClass", "db.r6g.large")
+        instance_class = s.text("instanceClass", "db.r6g.large")
         if not _INSTANCE_CLASS_RE.match(instance_class):
             raise _fail(s.at("instanceClass"), instance_class, "use an RDS instance class like db.r6g.large")
         dbs.append(
@@ -327,7 +327,7 @@ def _databases(raw: Any, primary_region: str, zone_name: str) -> tuple[DatabaseC
                 db_name=db_name,
                 primary_arn=arn,
                 primary_host=host,
-                port=s.int("port", 5432, 1, 65535),
+                port=s.integer("port", 5432, 1, 65535),
                 record_name=record,
                 instance_class=instance_class,
             )
@@ -359,13 +359,13 @@ def _standby(top: _Section) -> StandbyConfig:
             "deletionProtection",
         ),
     )
-    vpc = s.str("vpcId", fix="set the DR-region VPC id (vpc-...)")
+    vpc = s.text("vpcId", fix="set the DR-region VPC id (vpc-...)")
     if not vpc.startswith("vpc-"):
         raise _fail(s.at("vpcId"), vpc, "use a VPC id like vpc-0abc...")
-    subnets = s.strs("subnetIds")
+    subnets = s.texts("subnetIds")
     if len(subnets) < 2 or not all(x.startswith("subnet-") for x in subnets):
         raise _fail(s.at("subnetIds"), list(subnets), "list at least two subnet ids (subnet-...) in different AZs")
-    cidrs = s.strs("allowedCidrs")
+    cidrs = s.texts("allowedCidrs")
     for cidr in cidrs:
         try:
             net = ipaddress.ip_network(cidr, strict=True)
@@ -373,13 +373,13 @@ def _standby(top: _Section) -> StandbyConfig:
             raise _fail(s.at("allowedCidrs"), cidr, "use CIDR blocks like 10.20.0.0/16") from None
         if net.prefixlen == 0:
             raise _fail(s.at("allowedCidrs"), cidr, "never open the standby to the whole internet; list your app CIDRs")
-    groups = s.strs("allowedSecurityGroupIds")
+    groups = s.texts("allowedSecurityGroupIds")
     if not all(g.startswith("sg-") for g in groups):
         raise _fail(s.at("allowedSecurityGroupIds"), list(groups), "use security group ids like sg-0abc...")
-    monitoring = s.int("monitoringIntervalSeconds", 0, 0, 60)
+    monitoring = s.integer("monitoringIntervalSeconds", 0, 0, 60)
     if monitoring not in MONITORING_INTERVALS:
         raise _fail(s.at("monitoringIntervalSeconds"), monitoring, "use one of 0, 1, 5, 10, 15, 30, 60")
-    family = s.str("parameterGroupFamily", "postgres15")
+    family = s.text("parameterGroupFamily", "postgres15")
     if not re.fullmatch(r"postgres\d+", family):
         raise _fail(s.at("parameterGroupFamily"), family, "use the primary's family, like postgres15")
     return StandbyConfig(
@@ -387,22 +387,22 @@ def _standby(top: _Section) -> StandbyConfig:
         subnet_ids=subnets,
         allowed_cidrs=cidrs,
         allowed_security_group_ids=groups,
-        backup_retention_days=s.int(
+        backup_retention_days=s.integer(
             "backupRetentionDays", 7, 1, 35, "use 1 to 35; a replica needs backups for point-in-time recovery"
         ),
-        performance_insights=s.bool("performanceInsights", False),
+        performance_insights=s.flag("performanceInsights", False),
         monitoring_interval_seconds=monitoring,
         parameter_group_family=family,
-        deletion_protection=s.bool("deletionProtection", True),
+        deletion_protection=s.flag("deletionProtection", True),
     )
 
 
 def _dns(top: _Section) -> DnsConfig:
     s = top.section("dns", ("zoneId", "zoneName", "ttl", "healthCheck", "routingControl"))
-    zone_id = s.str("zoneId", fix="set the existing Route 53 hosted zone id (Z...)")
+    zone_id = s.text("zoneId", fix="set the existing Route 53 hosted zone id (Z...)")
     if not _ZONE_ID_RE.match(zone_id):
         raise _fail(s.at("zoneId"), zone_id, "use a hosted zone id like Z0123456789ABC")
-    zone_name = s.str("zoneName", fix="set the hosted zone's domain, like example.com").rstrip(".").lower()
+    zone_name = s.text("zoneName", fix="set the hosted zone's domain, like example.com").rstrip(".").lower()
     if not _HOST_RE.match(zone_name):
         raise _fail(s.at("zoneName"), zone_name, "use a domain name like example.com")
     ttl = s.raw.get("ttl", 30)
@@ -411,7 +411,7 @@ def _dns(top: _Section) -> DnsConfig:
     h = s.section(
         "healthCheck", ("type", "fqdn", "path", "port", "intervalSeconds", "failureThreshold", "alarmName")
     )
-    kind = h.str("type", "HTTPS").upper()
+    kind = h.text("type", "HTTPS").upper()
     if kind not in HEALTH_CHECK_TYPES:
         raise _fail(h.at("type"), kind, f"use one of {', '.join(HEALTH_CHECK_TYPES)}")
     alarm_name = h.raw.get("alarmName") or None
@@ -420,13 +420,13 @@ def _dns(top: _Section) -> DnsConfig:
             raise ConfigError(f"{_key(h.at('alarmName'))} is missing: CLOUDWATCH_METRIC checks need the primary-region alarm name")
         fqdn, path = "", ""
     else:
-        fqdn = h.str("fqdn", fix="set the public host name Route 53 probes, like api-us-east-1.example.com").rstrip(".")
+        fqdn = h.text("fqdn", fix="set the public host name Route 53 probes, like api-us-east-1.example.com").rstrip(".")
         if not _HOST_RE.match(fqdn):
             raise _fail(h.at("fqdn"), fqdn, "use a host name like api-us-east-1.example.com")
-        path = h.str("path", "/health") if kind != "TCP" else ""
+        path = h.text("path", "/health") if kind != "TCP" else ""
         if path and not path.startswith("/"):
             raise _fail(h.at("path"), path, "start the path with /, like /health")
-    interval = h.int("intervalSeconds", 10, 10, 30)
+    interval = h.integer("intervalSeconds", 10, 10, 30)
     if interval not in (10, 30):
         raise _fail(h.at("intervalSeconds"), interval, "Route 53 supports 10 or 30")
     default_port = 80 if kind == "HTTP" else 443
@@ -438,12 +438,12 @@ def _dns(top: _Section) -> DnsConfig:
             type=kind,
             fqdn=fqdn,
             path=path,
-            port=h.int("port", default_port, 1, 65535),
+            port=h.integer("port", default_port, 1, 65535),
             interval_seconds=interval,
-            failure_threshold=h.int("failureThreshold", 3, 1, 10),
+            failure_threshold=h.integer("failureThreshold", 3, 1, 10),
             alarm_name=alarm_name,
         ),
-        routing_control=s.bool("routingControl", False),
+        routing_control=s.flag("routingControl", False),
     )
 
 
@@ -453,18 +453,18 @@ def _vault(top: _Section) -> VaultConfig:
         ("objectLock", "tiers", "infrequentAccessAfterDays", "noncurrentVersionDays", "abortMultipartDays"),
     )
     lock = s.section("objectLock", ("mode", "days"))
-    mode = lock.str("mode", "GOVERNANCE").upper()
+    mode = lock.text("mode", "GOVERNANCE").upper()
     if mode not in OBJECT_LOCK_MODES:
         raise _fail(lock.at("mode"), mode, "use GOVERNANCE (default) or COMPLIANCE (cannot be undone)")
-    ia_days = s.int("infrequentAccessAfterDays", 30, 30, 36500, "use 30 or more (S3 minimum for STANDARD_IA)")
+    ia_days = s.integer("infrequentAccessAfterDays", 30, 30, 36500, "use 30 or more (S3 minimum for STANDARD_IA)")
     tiers_section = s.section("tiers", tuple(TIER_INTERVALS))
     tiers = {}
     for name, interval in TIER_INTERVALS.items():
         t = tiers_section.section(name, ("prefix", "retentionDays", "archiveAfterDays", "archiveClass"))
-        prefix = t.str("prefix", f"{name}/")
+        prefix = t.text("prefix", f"{name}/")
         if not prefix.endswith("/") or prefix.startswith("/"):
             raise _fail(t.at("prefix"), prefix, f"use a key prefix ending in '/', like {name}/")
-        retention = t.int("retentionDays", DEFAULT_RETENTION_DAYS[name], 1, 36500)
+        retention = t.integer("retentionDays", DEFAULT_RETENTION_DAYS[name], 1, 36500)
         if retention * 86400 < interval:
             raise _fail(
                 t.at("retentionDays"),
@@ -475,9 +475,9 @@ def _vault(top: _Section) -> VaultConfig:
         if name == "monthly" and not t.has("archiveAfterDays"):
             archive_days, archive_class = 90, "GLACIER"
         if t.has("archiveAfterDays"):
-            archive_days = t.int("archiveAfterDays", None, 1, 36500)
+            archive_days = t.integer("archiveAfterDays", None, 1, 36500)
         if archive_days is not None:
-            archive_class = t.str("archiveClass", archive_class or "GLACIER").upper()
+            archive_class = t.text("archiveClass", archive_class or "GLACIER").upper()
             if archive_class not in ARCHIVE_CLASSES:
                 raise _fail(t.at("archiveClass"), archive_class, f"use one of {', '.join(ARCHIVE_CLASSES)}")
             if archive_days >= retention:
@@ -496,11 +496,11 @@ def _vault(top: _Section) -> VaultConfig:
         raise _fail(tiers_section.path, prefixes, "every tier needs its own prefix")
     return VaultConfig(
         object_lock_mode=mode,
-        object_lock_days=lock.int("days", 7, 1, 36500),
+        object_lock_days=lock.integer("days", 7, 1, 36500),
         tiers=MappingProxyType(tiers),
         infrequent_access_after_days=ia_days,
-        noncurrent_version_days=s.int("noncurrentVersionDays", 30, 1, 36500),
-        abort_multipart_days=s.int("abortMultipartDays", 1, 1, 365),
+        noncurrent_version_days=s.integer("noncurrentVersionDays", 30, 1, 36500),
+        abort_multipart_days=s.integer("abortMultipartDays", 1, 1, 365),
     )
 
 
@@ -556,7 +556,7 @@ def parse_config(values: Mapping[str, Any], *, project: str, stack: str, db_pass
     dr = _region(top, "drRegion")
     if dr == primary:
         raise _fail("drRegion", dr, f"must differ from primaryRegion ({primary}); pick another region, e.g. us-west-2")
-    active = top.str("active", "primary")
+    active = top.text("active", "primary")
     if active not in SIDES:
         raise _fail("active", active, "use primary (normal) or dr (after failover)")
     dns = _dns(top)
