@@ -23,6 +23,7 @@ from scripts.cutover import echo_for
 from scripts.steps import Steps, one_line
 
 ALL = tuple(scenarios.MODULES)
+CONTROL_PLANE_FAULTS = ("refuse", "stall", "503", "up")
 
 
 def run_drill(contract: Contract, db: Database, name: str, *, echo=None, outputs: Path | None = None,
@@ -105,8 +106,9 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument("--report", metavar="DIR", type=Path, help="write JSON, Markdown and HTML reports here")
     parser.add_argument("--database", metavar="NAME", help="protected database (default: the first)")
     parser.add_argument("--yes-on-stack", metavar="NAME", help="confirm a drill on the real stack NAME")
-    parser.add_argument("--control-plane-up", action="store_true",
-                        help="regional-outage: leave Route53's control plane reachable (default: it fails too)")
+    parser.add_argument("--control-plane", choices=CONTROL_PLANE_FAULTS, default="refuse",
+                        help="regional-outage on the sandbox: how Route53's control plane fails (refuse connections "
+                             "[default], stall, answer 503) or stays up")
     return parser
 
 
@@ -121,7 +123,7 @@ def _body(args: argparse.Namespace) -> int:
         if echo:
             echo(f"drill {name} on {contract.stack} ({'sandbox' if contract.sandbox else 'REAL STACK'})")
         result = run_drill(contract, db, name, echo=echo, outputs=args.outputs, report_dir=args.report,
-                           options={"control_plane_down": not args.control_plane_up})
+                           options={"control_plane": args.control_plane})
         results.append(result)
         if echo:
             echo(verdict_line(result))

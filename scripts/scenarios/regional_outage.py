@@ -43,15 +43,17 @@ class SandboxOutage:
 
         self.control = control
         self.state = control.load(ctx.contract.sandbox.state_dir)
-        self.blocked = [ctx.contract.regions["primary"]]
-        if ctx.options.get("control_plane_down", True):
-            self.blocked.append("route53")
+        # endpoint -> proxy mode; Route53's control plane fails as asked (refuse, stall, 503) or stays up
+        self.faults = {ctx.contract.regions["primary"]: "refuse"}
+        if ctx.options.get("control_plane", "refuse") != "up":
+            self.faults["route53"] = ctx.options.get("control_plane", "refuse")
+        self.blocked = list(self.faults)
 
     def inject(self) -> str:
         self.control.kill_cluster(self.state, "primary")
-        for endpoint in self.blocked:  # one proxy each: "route53" only when asked, whatever the region
-            self.control.set_endpoint_mode(self.state, endpoint, "refuse")
-        return f"primary cluster SIGKILLed; unreachable: {', '.join(self.blocked)}"
+        for endpoint, mode in self.faults.items():  # one proxy each, whatever region route53 lives in
+            self.control.set_endpoint_mode(self.state, endpoint, mode)
+        return "primary cluster SIGKILLed; " + ", ".join(f"{e}: {m}" for e, m in self.faults.items())
 
     def heal(self) -> None:
         for endpoint in self.blocked:
