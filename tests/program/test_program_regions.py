@@ -2,6 +2,8 @@
 import json
 from collections import defaultdict
 
+from stack_values import ROOT
+
 PRIMARY, DR = "us-east-1", "us-west-2"
 EXPECTED = {
     "aws:kms/key:Key": {PRIMARY},
@@ -54,3 +56,9 @@ def test_every_child_is_parented_by_its_component_and_named_from_it(example):
             parent = example.resources.get(res.parent)
             assert parent is not None and parent.type.startswith("pilotlight:dr:"), f"{res.urn} is not inside a component"
             assert res.name.startswith(f"{parent.name}-"), res.urn
+
+
+def test_components_never_build_providers():
+    """Providers are created once in stacks/ and passed in; a component building one would hide a region."""
+    for path in sorted((ROOT / "components").glob("*.py")):
+        assert "aws.Provider(" not in path.read_text(), path.name
