@@ -102,7 +102,7 @@ def backup_lines(contract: Contract, now: datetime) -> list[Line]:
             lines.append(Line("RPO", f"{db.name} {scenario}", state, value, f"<= {duration(rpo)}",
                               "newest complete backup, any tier"))
         if "dr" in listings and "primary" in listings:
-            lines.append(_replication_line(db, mine, listings["dr"], now))
+            lines.append(_replication_line(contract, db, mine, listings["dr"], now))
     return lines
 
 
@@ -117,7 +117,8 @@ def _tier_line(db: Database, tier: Any, entries: list[vault.Entry], now: datetim
     return Line("backup age", subject, state, age_text(age), objective, entries[0].id)
 
 
-def _replication_line(db: Database, primary: list[vault.Entry], dr: list[vault.Entry], now: datetime) -> Line:
+def _replication_line(contract: Contract, db: Database, primary: list[vault.Entry], dr: list[vault.Entry],
+                      now: datetime) -> Line:
     objective = f"in DR within {duration(RTC_SECONDS)}"
     if not primary:
         return Line("replication", db.name, WARN, "nothing to replicate", objective)
@@ -125,9 +126,21 @@ def _replication_line(db: Database, primary: list[vault.Entry], dr: list[vault.E
     if any(e.id == newest.id for e in dr):
         return Line("replication", db.name, OK, "replicated", objective, newest.id)
     age = _age(now, newest.time)
-    state = WARN if age <= RTC_SECONDS else FAIL
+    s3_says = _replication_status(contract, newest)
+    state = FAIL if age > RTC_SECONDS or s3_says == "FAILED" else WARN
+    said = f"; S3 replication status {s3_says}" if s3_says else ""
     return Line("replication", db.name, state, f"missing for {age_text(age)}", objective,
-                f"{newest.id} not in the DR vault")
+                f"{newest.id} not in the DR vault{said}")
+
+
+def _replication_status(contract: Contract, entry: vault.Entry) -> str | None:
+    """S3's own word on the manifest's replication (PENDING, COMPLETED, FAILED); None if it has none."""
+    key = vault.object_key(contract, entry.tier, entry.database, entry.id, vault.MANIFEST)
+    try:
+        head = aws.client(contract, "s3", "primary").head_object(Bucket=contract.buckets["primary"].bucket, Key=key)
+    except Exception:  # noqa: BLE001 - only a hint on a line that already reports the missing copy
+        return None
+    return head.get("ReplicationStatus")
 
 
 def standby_line(contract: Contract, db: Database, now: datetime) -> list[Line]:

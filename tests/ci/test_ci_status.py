@@ -100,3 +100,23 @@ def test_unreachable_sources_are_fail_lines_not_a_crash(tmp_path, capsys):
 def test_a_missing_outputs_file_is_one_line(tmp_path, capsys):
     assert status.main(["--outputs", str(tmp_path / "missing.json")]) == 2
     assert capsys.readouterr().err.count("\n") == 1
+
+
+def test_replication_is_judged_against_the_rtc_window(monkeypatch):
+    from scripts import vault
+    from scripts.contract import load_file
+
+    contract = load_file(FIXTURE)
+    now = utcnow()
+    stamp = (now - timedelta(minutes=1)).strftime("%Y%m%dT%H%M%S%fZ")
+    old = (now - timedelta(hours=1)).strftime("%Y%m%dT%H%M%S%fZ")
+    fresh = vault.Entry(f"orders-{stamp}-aaaaaa", "hourly", "orders", "primary")
+    stale = vault.Entry(f"orders-{old}-bbbbbb", "hourly", "orders", "primary")
+    monkeypatch.setattr(status, "_replication_status", lambda contract, entry: None)
+    db = contract.database()
+    assert status._replication_line(contract, db, [fresh], [], now).state == "WARN"
+    assert status._replication_line(contract, db, [stale], [], now).state == "FAIL"
+    assert status._replication_line(contract, db, [stale], [stale], now).state == "OK"
+    monkeypatch.setattr(status, "_replication_status", lambda contract, entry: "FAILED")
+    line = status._replication_line(contract, db, [fresh], [], now)
+    assert line.state == "FAIL" and "FAILED" in line.detail
