@@ -58,7 +58,17 @@ MOTO_SERVER = (
 )
 
 
-def start_moto(logs: Path) -> tuple[subprocess.Popen, int]:
+def start_moto(logs: Path, attempts: int = 3) -> tuple[subprocess.Popen, int]:
+    """moto on a free port; retried on a new port if someone took the one we picked before it bound."""
+    for _ in range(attempts - 1):
+        try:
+            return _start_moto_once(logs)
+        except RuntimeError as exc:
+            log.warning("%s; retrying on another port", exc)
+    return _start_moto_once(logs)
+
+
+def _start_moto_once(logs: Path) -> tuple[subprocess.Popen, int]:
     port = free_port()
     out = open(logs / "moto.log", "ab")
     proc = subprocess.Popen([sys.executable, "-c", MOTO_SERVER, "-H", "127.0.0.1", "-p", str(port)],

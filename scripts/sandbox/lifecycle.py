@@ -67,21 +67,20 @@ def _create(state_dir: Path, cfg: StackConfig, seed_rows: int) -> dict[str, Any]
     state = SandboxState(
         state_dir=state_dir, regions={"primary": cfg.primary_region, "dr": cfg.dr_region}, os_user=user,
         pgroot=pgroot, clusters={side: {"port": free_port(), "dataDir": str(pgroot / side)} for side in SIDES})
-    write_json(state_dir / STATE, {"regions": state.regions, "osUser": user, "pgroot": str(pgroot),
-                                   "clusters": state.clusters, "createdAt": time.time()})
+    _write_state(state)
     (state_dir / DAEMON).unlink(missing_ok=True)
     daemon = _start_daemon(state)
     passwords = {pg.SUPERUSER: secrets.token_urlsafe(24), APP_USER: secrets.token_urlsafe(24)}
     pg.write_passfile(state_dir / PASSFILE, passwords, owner=None)
     pg.write_passfile(state.internal_passfile, passwords, owner=user)
     pg.init_primary(state, passwords[pg.SUPERUSER])
-    pg.start(state, "primary")
+    _start_on_free_port(state, "primary")
     pg.create_app(state, [db.db_name for db in cfg.databases], APP_USER, passwords[APP_USER], seed_rows)
+    pg.basebackup(state, "dr", "primary")
+    _start_on_free_port(state, "dr")
     info = _wait_daemon(state_dir, daemon)
     kwargs, replication = provision(cfg, info["motoUrl"], {side: state.port(side) for side in SIDES})
     write_json(state_dir / REPLICATION, replication)
-    pg.basebackup(state, "dr", "primary")
-    pg.start(state, "dr")
     endpoint = lambda name: f"http://127.0.0.1:{info['proxies'][name]}"  # noqa: E731
     sandbox = {
         "stateDir": str(state_dir),
@@ -96,6 +95,29 @@ def _create(state_dir: Path, cfg: StackConfig, seed_rows: int) -> dict[str, Any]
     doc = outputs_document(cfg, sandbox=sandbox, **kwargs)
     write_json(state_dir / OUTPUTS, doc, mode=0o644)
     return doc
+
+
+def _start_on_free_port(state: SandboxState, side: str, attempts: int = 3) -> None:
+    """Start a cluster; if another process took its port since we picked it, pick another and retry."""
+    for attempt in range(attempts):
+        try:
+            pg.start(state, side)
+            return
+        except SandboxError:
+            try:
+                taken = "already in use" in state.log_file(side).read_text(errors="replace")[-4000:]
+            except OSError:
+                taken = False
+            if not taken or attempt == attempts - 1:
+                raise
+        state.clusters[side]["port"] = free_port()
+        pg.set_port(state.data_dir(side), state.port(side))
+        _write_state(state)
+
+
+def _write_state(state: SandboxState) -> None:
+    write_json(state.state_dir / STATE, {"regions": state.regions, "osUser": state.os_user,
+                                         "pgroot": str(state.pgroot), "clusters": state.clusters})
 
 
 def _pgroot(state_dir: Path, user: str | None) -> Path:
