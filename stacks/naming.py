@@ -92,16 +92,8 @@ def health_check_name(cfg: StackConfig, what: str) -> str:
     return _fit(f"{base(cfg)}-{what}", 255)
 
 
-def alarm_name(cfg: StackConfig, *parts: str) -> str:
-    return _fit("-".join((base(cfg), *parts)), 255)
-
-
 def set_identifier(side: str) -> str:
     """Route 53 failover record set identifiers: stable per side, so flipping roles never renames them."""
     _side(side)
     return side
 
-
-def routing_control_name(cfg: StackConfig, side: str) -> str:
-    _side(side)
-    return _fit(f"{base(cfg)}-{side}", 64)
