@@ -96,4 +96,3 @@ def set_identifier(side: str) -> str:
     """Route 53 failover record set identifiers: stable per side, so flipping roles never renames them."""
     _side(side)
     return side
-
