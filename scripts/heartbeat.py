@@ -21,6 +21,7 @@ from psycopg.conninfo import make_conninfo
 from scripts.common import iso
 from scripts.contract import Contract, Database
 from scripts.dbstate import connect
+from scripts.service import resolve
 
 SCHEMA = "pilotlight_drill"
 TABLE = f"{SCHEMA}.heartbeat"
@@ -59,11 +60,9 @@ def present_ids(contract: Contract, db: Database, side: str, ids: list[int]) -> 
     return {r[0] for r in rows}
 
 
-def service_conninfo(contract: Contract, db: Database, nameserver: tuple[str, int] | None = None) -> tuple[str, str]:
+def service_conninfo(contract: Contract, db: Database) -> tuple[str, str]:
     """(side, conninfo) for the service name as DNS answers it right now."""
-    from scripts.service import resolve
-
-    found = resolve(contract, db, nameserver=nameserver)
+    found = resolve(contract, db)
     if contract.sandbox is not None:
         sb = contract.sandbox
         info = make_conninfo(host=found.address, port=found.port, dbname=db.db_name, user=sb.app_user,

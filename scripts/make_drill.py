@@ -10,6 +10,7 @@ Exit status: 0 when every drill passed, 1 when one failed, like ``pilotlight dri
 from __future__ import annotations
 
 import argparse
+import json
 import sys
 import time
 from pathlib import Path
@@ -48,6 +49,18 @@ def table(results: list[dict]) -> Table:
     return out
 
 
+def write_summary(results: list[dict], directory: Path, wall: float) -> dict:
+    """``DIR/make-drill.json``: the figures the benchmark reads (verdicts, RTO/RPO, wall times)."""
+    directory.mkdir(parents=True, exist_ok=True)
+    path = directory / "make-drill.json"
+    doc = {"wallSeconds": round(wall, 3), "drills": [
+        {k: r.get(k) for k in ("scenario", "verdict", "objective", "wallSeconds", "reports")}
+        | {"rtoSeconds": r["measured"].get("rtoSeconds"), "rpoSeconds": r["measured"].get("rpoSeconds")}
+        for r in results]}
+    path.write_text(json.dumps(doc, indent=2) + "\n")
+    return doc | {"path": str(path.absolute())}
+
+
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="make drill", description=__doc__.splitlines()[0])
     parser.add_argument("--scenarios", type=scenario_list, default=["regional-outage"],
@@ -81,9 +94,10 @@ def main(argv: list[str] | None = None) -> int:
         console.print(f"\n[bold]sandbox down[/bold] ({args.state_dir})")
         sandbox_cli.main(["down", "--state-dir", str(args.state_dir)])
     console.print(table(results))
+    summary = write_summary(results, args.report, time.monotonic() - t0)
     for r in results:
         print(f"report {r['scenario']}: {(r.get('reports') or {}).get('html', '—')} (+ .json, .md)")
-    console.print(f"make drill wall time (sandbox up → down): {time.monotonic() - t0:.1f} s")
+    console.print(f"make drill wall time (sandbox up → down): {summary['wallSeconds']:.1f} s; summary: {summary['path']}")
     return int(Exit.OK if results and all(r["verdict"] == "PASS" for r in results) else Exit.FAILED)
 
 
