@@ -8,6 +8,7 @@ from the resource's provider region, so a resource in the wrong region shows in 
 """
 from __future__ import annotations
 
+import contextvars
 import hashlib
 from dataclasses import dataclass, field
 from typing import Any
@@ -118,12 +119,18 @@ class RecordingMonitor(pulumi_mocks.MockMonitor):
 
 
 def run_program(cfg: StackConfig, *, config: dict[str, str] | None = None, program=None) -> Run:
-    """Evaluate ``program`` (default: ``build(cfg)``) under fresh mocks; return registrations and outputs."""
+    """Evaluate ``program`` (default: ``build(cfg)``) under fresh mocks; return registrations and outputs.
+
+    Pulumi keeps its settings, config and root stack in context variables: each run gets an empty
+    ``contextvars.Context`` so nothing leaks between runs or into other tests.
+    """
+    return contextvars.Context().run(_run, cfg, config or {}, program)
+
+
+def _run(cfg: StackConfig, config: dict[str, str], program) -> Run:
     mocks = ProgramMocks()
     monitor = RecordingMonitor(mocks)
     pulumi.runtime.set_mocks(mocks, project=cfg.project, stack=cfg.stack, preview=False, monitor=monitor)
-    # Always reset: config set by an earlier run must not leak into this one.
-    config = config or {}
     pulumi.runtime.set_all_config(config, [k for k in config if k.endswith("dbPassword")])
     holder: dict[str, Any] = {}
 
