@@ -72,8 +72,10 @@ def generate_data_key(contract: Contract, backup_id: str, database: str) -> Data
         dr = aws.client(contract, "kms", "dr").encrypt(
             KeyId=contract.keys["dr"].arn, Plaintext=gen["Plaintext"], EncryptionContext=ctx
         )
-    except (ClientError, BotoCoreError) as exc:
-        raise PilotlightError(f"KMS could not issue a data key: {_aws_reason(exc)}", Exit.NETWORK) from None
+    except ClientError as exc:  # disabled key, denied, wrong key: fail closed, nothing uploaded yet
+        raise PilotlightError(f"KMS could not issue a data key: {_aws_reason(exc)}") from None
+    except BotoCoreError as exc:
+        raise PilotlightError(f"KMS unreachable: {_aws_reason(exc)}", Exit.NETWORK) from None
     return DataKey(
         plaintext=gen["Plaintext"],
         wrapped={
@@ -100,7 +102,7 @@ def unwrap(contract: Contract, side: str, wrapped: Mapping[str, str], backup_id:
         code = exc.response.get("Error", {}).get("Code", "")
         if code in ("InvalidCiphertextException", "IncorrectKeyException"):
             raise IntegrityError(f"backup {backup_id}: the {side} KMS key refuses its wrapped data key ({code})") from None
-        raise PilotlightError(f"KMS ({side}) could not unwrap the data key: {_aws_reason(exc)}", Exit.NETWORK) from None
+        raise PilotlightError(f"KMS ({side}) could not unwrap the data key: {_aws_reason(exc)}") from None
     except BotoCoreError as exc:
         raise PilotlightError(f"KMS ({side}) unreachable: {_aws_reason(exc)}", Exit.NETWORK) from None
     if len(out["Plaintext"]) != 32:

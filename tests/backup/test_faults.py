@@ -259,3 +259,32 @@ def test_manifest_written_last(env, shop):
     versions = s3.list_object_versions(Bucket=env.bucket(), Prefix=f"{env.contract.tiers['hourly'].prefix}orders/{m.id}/")
     by_key = {v["Key"].rsplit("/", 1)[1]: v["LastModified"] for v in versions["Versions"]}
     assert by_key[MANIFEST] >= by_key["dump"]
+
+
+def test_pg_dump_dying_midway_publishes_nothing(env, shop, capsys):
+    import threading
+
+    import psycopg
+    before = {e.id for e in list_backups(env.contract, "primary")}
+    holder = psycopg.connect(env.dsn(shop))
+    holder.execute("LOCK TABLE items IN ACCESS EXCLUSIVE MODE")  # pg_dump will wait here, snapshot taken
+    result: dict = {}
+    worker = threading.Thread(target=lambda: result.setdefault(
+        "rc", backup.main(env.args("--tier", "hourly", "--source", env.dsn(shop)))))
+    worker.start()
+    try:
+        deadline = time.monotonic() + 30
+        killed = []
+        while not killed and time.monotonic() < deadline:
+            killed = env.query("postgres", "SELECT pg_terminate_backend(pid) FROM pg_stat_activity "
+                                           "WHERE application_name = 'pg_dump' AND wait_event_type = 'Lock'")
+            time.sleep(0.05)
+        assert killed, "pg_dump never waited on the lock"
+    finally:
+        holder.rollback()
+        holder.close()
+        worker.join(60)
+    assert result["rc"] == Exit.FAILED
+    assert "pg_dump failed" in one_line_error(capsys)
+    assert {e.id for e in list_backups(env.contract, "primary")} == before
+    assert not env.s3().list_multipart_uploads(Bucket=env.bucket()).get("Uploads")
