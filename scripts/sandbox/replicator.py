@@ -93,7 +93,8 @@ class Replicator:
                 continue
             try:
                 for side in ("primary", "dr"):
-                    clients.setdefault(side, self._client(contract.regions[side]))
+                    if side not in clients:
+                        clients[side] = self._client(contract.regions[side])
                 self._pass(contract, clients["primary"], clients["dr"])
                 self._stats["lastPass"] = time.time()
             except (BotoCoreError, ClientError) as exc:
