@@ -13,6 +13,7 @@ from typing import Iterator
 import zstandard
 from boto3.s3.transfer import TransferConfig
 from botocore.exceptions import BotoCoreError, ClientError
+from s3transfer.exceptions import RetriesExceededError
 
 from scripts import aws, envelope
 from scripts.contract import Contract
@@ -47,6 +48,8 @@ def download(contract: Contract, side: str, manifest: Manifest) -> Iterator[byte
             s3.download_fileobj(bucket, key, _QueueWriter(put), ExtraArgs=extra, Config=DOWNLOAD)
         except (ClientError, BotoCoreError) as exc:
             raise aws_error(exc, f"download of s3://{bucket}/{key} failed") from None
+        except RetriesExceededError as exc:  # s3transfer's own retries of a dropped stream ran out
+            raise aws_error(exc.last_exception or exc, f"download of s3://{bucket}/{key} failed after retries") from None
 
     return produce(body, depth=8, name="download")
 
