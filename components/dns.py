@@ -194,7 +194,7 @@ class FailoverDns(pulumi.ComponentResource):
             ).id
         return checks
 
-    def _combine(self, what: str, check_id, control_check_id) -> pulumi.Output[str]:
+    def _combine(self, what: str, check_id: pulumi.Input[str], control_check_id: pulumi.Input[str]) -> pulumi.Output[str]:
         """Healthy only while the endpoint is healthy AND the side's routing control is On."""
         a = self._args
         return aws.route53.HealthCheck(

@@ -138,7 +138,7 @@ class BackupVault(pulumi.ComponentResource):
         )
         return bucket, versioning
 
-    def _create_replication_role(self, buckets) -> tuple[aws.iam.Role, aws.iam.RolePolicy]:
+    def _create_replication_role(self, buckets: dict[str, aws.s3.Bucket]) -> tuple[aws.iam.Role, aws.iam.RolePolicy]:
         a = self._args
         role = aws.iam.Role(
             f"{self._name}-replication-role",
@@ -169,7 +169,13 @@ class BackupVault(pulumi.ComponentResource):
         )
         return role, role_policy
 
-    def _create_replication(self, buckets, versionings, role, role_policy) -> None:
+    def _create_replication(
+        self,
+        buckets: dict[str, aws.s3.Bucket],
+        versionings: dict[str, aws.s3.BucketVersioning],
+        role: aws.iam.Role,
+        role_policy: aws.iam.RolePolicy,
+    ) -> None:
         config = pulumi.Output.all(role.arn, buckets["dr"].arn, self._args.key_arns["dr"]).apply(
             lambda v: rules.as_pulumi_args(rules.replication_configuration(v[0], v[1], v[2]))
         )

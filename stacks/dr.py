@@ -132,7 +132,7 @@ class DrStack:
             arc_provider=arc,
         )
 
-    def _alarms_args(self, key_arns) -> AlarmsArgs:
+    def _alarms_args(self, key_arns: dict[str, pulumi.Output[str]]) -> AlarmsArgs:
         cfg = self.cfg
         slack = cfg.alarms.backup_age_slack_seconds
         return AlarmsArgs(
