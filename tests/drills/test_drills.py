@@ -1,9 +1,13 @@
-"""End-to-end drills, cutover and failback on a fresh sandbox each (real PostgreSQL, moto, DNS).
+"""End-to-end drills, cutover and failback on one sandbox for this module (real PostgreSQL, moto, DNS).
 
 Each test calls the commands' main([...]) and asserts outcomes on the live services: what DNS
-answers, which cluster is primary, what the heartbeat measured, what the report says.
+answers, which cluster is primary, what the heartbeat measured, what the report says. Every
+test leaves the sandbox in its normal topology (primary serving, DR streaming) and asserts so,
+which is itself the promise that drills clean up; sharing one sandbox keeps the module fast
+on two cores. The test that breaks the standby runs last and mends it.
 """
 import json
+import uuid
 from pathlib import Path
 
 import psycopg
@@ -32,17 +36,17 @@ def assert_normal_topology(sb):
     assert dnsrecords.records_side(db, dnsrecords.fetch(c, db)) == "primary"
     assert c.active == "primary"
     with psycopg.connect(service_dsn(c, db), autocommit=True) as conn:  # the application can write again
-        conn.execute("insert into customers (name, email) values ('after drill', 'after@example.com')")
+        conn.execute("insert into customers (name, email) values ('after drill', %s)", (f"{uuid.uuid4()}@example.com",))
         assert conn.execute("select to_regnamespace('pilotlight_drill')").fetchone()[0] is None  # cleaned up
 
 
-def test_regional_outage_with_control_plane_down_recovers_measures_and_fails_back(fresh_sandbox, tmp_path, capsys):
-    rc, result, _ = run_json(capsys, drill, ["--scenario", "regional-outage", "--outputs", str(fresh_sandbox.outputs_path),
+def test_regional_outage_with_control_plane_down_recovers_measures_and_fails_back(module_sandbox, tmp_path, capsys):
+    rc, result, _ = run_json(capsys, drill, ["--scenario", "regional-outage", "--outputs", str(module_sandbox.outputs_path),
                                              "--report", str(tmp_path)])
     assert rc == Exit.OK, result["failedStep"] or result["error"]
     m = result["measured"]
     assert result["verdict"] == "PASS"
-    assert 0 < m["detectionSeconds"] < fresh_sandbox.contract.ttl  # dnspython saw the standby within the TTL
+    assert 0 < m["detectionSeconds"] < module_sandbox.contract.ttl  # dnspython saw the standby within the TTL
     assert m["detectionSeconds"] < m["rtoSeconds"] < 60
     assert m["rpoSeconds"] >= 0 and m["lostAcknowledgedRows"] >= 0
     assert m["heartbeatGapSeconds"] > 0 and m["failedWriteAttempts"] > 0  # the outage was really felt
@@ -56,12 +60,12 @@ def test_regional_outage_with_control_plane_down_recovers_measures_and_fails_bac
     for fmt in ("json", "md", "html"):
         assert Path(result["reports"][fmt]).stat().st_size > 0
     assert "Timeline" in Path(result["reports"]["html"]).read_text()
-    assert_normal_topology(fresh_sandbox)
+    assert_normal_topology(module_sandbox)
 
 
-def test_planned_cutover_twice_is_a_noop_then_failback_returns_the_service(fresh_sandbox, capsys):
-    outputs = str(fresh_sandbox.outputs_path)
-    c, db = fresh_sandbox.contract, fresh_sandbox.contract.database()
+def test_planned_cutover_twice_is_a_noop_then_failback_returns_the_service(module_sandbox, capsys):
+    outputs = str(module_sandbox.outputs_path)
+    c, db = module_sandbox.contract, module_sandbox.contract.database()
     with psycopg.connect(service_dsn(c, db), autocommit=True) as conn:
         conn.execute("insert into customers (name, email) values ('before cutover', 'before@example.com')")
     assert cutover.main(["--to", "dr", "--outputs", outputs]) == Exit.REFUSED  # no --yes
@@ -75,7 +79,7 @@ def test_planned_cutover_twice_is_a_noop_then_failback_returns_the_service(fresh
     assert first["changeBatch"]["Changes"] and first["pulumiConfig"] == "pulumi config set pilotlight:active dr --stack dr"
     assert all(dnscheck.side_of(db, t) == "dr" for t in first["dnsAfter"].values())
     assert dbstate.state(c, db, "dr").role == "primary"
-    assert fresh_sandbox.reload().active == "dr"
+    assert module_sandbox.reload().active == "dr"
     with psycopg.connect(service_dsn(c, db), autocommit=True) as conn:  # planned: nothing lost, writable on dr
         assert conn.execute("select count(*) from customers where email = 'before@example.com'").fetchone()[0] == 1
         conn.execute("insert into customers (name, email) values ('on dr', 'on-dr@example.com')")
@@ -92,46 +96,20 @@ def test_planned_cutover_twice_is_a_noop_then_failback_returns_the_service(fresh
     assert [s["name"] for s in back["steps"] if s["name"].startswith("re-seed")] == [
         "re-seed primary from dr", "re-seed dr from primary"]
     assert all(s["seconds"] >= 0 for s in back["steps"])
-    assert_normal_topology(fresh_sandbox)
+    assert_normal_topology(module_sandbox)
     with psycopg.connect(service_dsn(c, db), autocommit=True) as conn:
         assert conn.execute("select count(*) from customers where email = 'on-dr@example.com'").fetchone()[0] == 1
 
 
-def test_cutover_refuses_an_unhealthy_dr_without_force_and_touches_nothing(fresh_sandbox, capsys):
-    outputs = str(fresh_sandbox.outputs_path)
-    c, db = fresh_sandbox.contract, fresh_sandbox.contract.database()
-    control.kill_cluster(fresh_sandbox.state, "dr")
-    rc, _, err = run_json(capsys, cutover, ["--to", "dr", "--yes", "--outputs", outputs])
-    assert rc == Exit.REFUSED
-    assert "dr database is not healthy" in err and "--force" in err and "Traceback" not in err
-    assert resolve(c, db).side == "primary"
-    assert dnsrecords.records_side(db, dnsrecords.fetch(c, db)) == "primary"
-    with psycopg.connect(service_dsn(c, db), autocommit=True) as conn:  # the primary was not fenced
-        conn.execute("insert into customers (name, email) values ('still writable', 'w@example.com')")
-    assert fresh_sandbox.reload().active == "primary"
-
-
-def test_a_failed_step_is_named_with_its_reason_in_every_report(fresh_sandbox, tmp_path, capsys):
-    control.kill_cluster(fresh_sandbox.state, "dr")  # no standby to fail over to
-    rc, result, _ = run_json(capsys, drill, ["--scenario", "regional-outage", "--outputs", str(fresh_sandbox.outputs_path),
-                                             "--report", str(tmp_path)])
-    assert rc == Exit.FAILED and result["verdict"] == "FAIL"
-    assert result["failedStep"]["name"] == "check starting state"
-    assert "dr streaming" in result["failedStep"]["detail"]
-    for fmt in ("md", "html"):
-        text = Path(result["reports"][fmt]).read_text()
-        assert "check starting state" in text and "dr streaming" in text
-    assert resolve(fresh_sandbox.contract).side == "primary"  # nothing was injected
-
-
-def test_ransomware_delete_is_refused_and_the_clean_backup_restored(fresh_sandbox, capsys):
-    rc, result, _ = run_json(capsys, drill, ["--scenario", "ransomware", "--outputs", str(fresh_sandbox.outputs_path)])
+def test_ransomware_delete_is_refused_and_the_clean_backup_restored(module_sandbox, capsys):
+    rc, result, _ = run_json(capsys, drill, ["--scenario", "ransomware", "--outputs", str(module_sandbox.outputs_path)])
     assert rc == Exit.OK, result["failedStep"] or result["error"]
     checks = {c["name"]: c for c in result["checks"]}
     assert checks["Object Lock refused every delete of the clean backup"]["passed"]
     assert checks["the poisoned backup was not used"]["passed"]
     assert result["backup"]["id"] != result["measured"]["poisonedBackup"]
     assert 0 <= result["measured"]["rpoSeconds"] < 60
+    assert_normal_topology(module_sandbox)
 
 
 PARTIAL_RESTORE_EXTENSIONS = pytest.mark.xfail(
@@ -142,14 +120,44 @@ PARTIAL_RESTORE_EXTENSIONS = pytest.mark.xfail(
 
 @pytest.mark.parametrize("scenario", ["data-corruption",
                                       pytest.param("accidental-deletion", marks=PARTIAL_RESTORE_EXTENSIONS)])
-def test_data_drills_bring_the_data_back_and_clean_up(fresh_sandbox, scenario, capsys):
-    rc, result, _ = run_json(capsys, drill, ["--scenario", scenario, "--outputs", str(fresh_sandbox.outputs_path)])
+def test_data_drills_bring_the_data_back_and_clean_up(module_sandbox, scenario, capsys):
+    rc, result, _ = run_json(capsys, drill, ["--scenario", scenario, "--outputs", str(module_sandbox.outputs_path)])
     assert rc == Exit.OK, result["failedStep"] or result["error"]
     assert all(c["passed"] for c in result["checks"]) and result["backup"]["id"]
     assert 0 <= result["measured"]["rpoSeconds"] < 60 and result["measured"]["rtoSeconds"] > 0
     assert result["measured"]["heartbeat"]["acknowledged"] > 0
-    c = fresh_sandbox.contract
+    c = module_sandbox.contract
     with psycopg.connect(service_dsn(c), autocommit=True) as conn:
         leftovers = conn.execute("select count(*) from pg_namespace where nspname like 'pilotlight%'").fetchone()[0]
         databases = conn.execute("select count(*) from pg_database where datname like %s", (c.database().db_name + "_%",))
         assert leftovers == 0 and databases.fetchone()[0] == 0
+    assert_normal_topology(module_sandbox)
+
+
+def test_unhealthy_dr_cutover_refused_and_drill_fails_at_a_named_step(module_sandbox, tmp_path, capsys):
+    outputs = str(module_sandbox.outputs_path)
+    c, db = module_sandbox.contract, module_sandbox.contract.database()
+    control.kill_cluster(module_sandbox.state, "dr")  # the standby is not ready
+    try:
+        rc, _, err = run_json(capsys, cutover, ["--to", "dr", "--yes", "--outputs", outputs])
+        assert rc == Exit.REFUSED
+        assert "dr database is not healthy" in err and "--force" in err and "Traceback" not in err
+        assert resolve(c, db).side == "primary"
+        assert dnsrecords.records_side(db, dnsrecords.fetch(c, db)) == "primary"
+        with psycopg.connect(service_dsn(c, db), autocommit=True) as conn:  # the primary was not fenced
+            conn.execute("insert into customers (name, email) values ('still writable', %s)", (f"{uuid.uuid4()}@example.com",))
+        assert module_sandbox.reload().active == "primary"
+
+        rc, result, _ = run_json(capsys, drill, ["--scenario", "regional-outage", "--outputs", outputs,
+                                                 "--report", str(tmp_path)])
+        assert rc == Exit.FAILED and result["verdict"] == "FAIL"
+        assert result["failedStep"]["name"] == "check starting state"
+        assert "dr streaming" in result["failedStep"]["detail"]
+        for fmt in ("md", "html"):
+            text = Path(result["reports"][fmt]).read_text()
+            assert "check starting state" in text and "dr streaming" in text
+        assert resolve(c, db).side == "primary"  # nothing was injected
+    finally:
+        control.start_cluster(module_sandbox.state, "dr")
+    dbstate.wait_caught_up(c, db, "dr", "primary", 30)
+    assert_normal_topology(module_sandbox)
