@@ -34,7 +34,7 @@ from scripts.common import Exit, PilotlightError, emit, iso, load_contract, log,
 from scripts.contract import TIERS, Contract
 from scripts.db import parse_dsn, side_dsn
 from scripts.pipeline import Digest, Reader, read_chunks, threaded
-from scripts.vault import (DUMP, FORMAT_VERSION, MANIFEST, Manifest, aws_error, list_backups, new_backup_id,
+from scripts.vault import (DUMP, FORMAT_VERSION, MANIFEST, Manifest, aws_error, new_backup_id, newest_complete,
                            object_key)
 
 ZSTD_LEVEL = 1
@@ -194,9 +194,8 @@ def publish_age(contract: Contract, database: str, now: datetime | None = None) 
     now = now or utcnow()
     ages: dict[str, float] = {}
     try:
-        for e in list_backups(contract, "primary", database):
-            if e.complete and e.tier not in ages:
-                ages[e.tier] = max(0.0, (now - e.manifest.finished_at).total_seconds())
+        for tier, e in newest_complete(contract, "primary", database).items():
+            ages[tier] = max(0.0, (now - e.manifest.finished_at).total_seconds())
         if ages:
             aws.client(contract, "cloudwatch", "primary").put_metric_data(
                 Namespace=contract.metric_namespace,

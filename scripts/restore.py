@@ -127,18 +127,21 @@ def perform_restore(contract: Contract, target_dsn: str, *, backup_id: str | Non
     if dry_run:
         return result
     admin = with_dbname(target_dsn, "postgres")
-    with pg.connect(admin, autocommit=True) as conn:
-        owner = _owner(conn, target)
-        if tables:
-            if owner is None:
-                raise UsageError(f"--target database {target!r} does not exist; partial restore needs the live database")
-            _require_new_schema(with_dbname(target_dsn, target), into_schema)
-        elif owner is not None:
-            _sessions(conn, target, terminate_sessions)
-        create = sql.SQL("CREATE DATABASE {} TEMPLATE template0").format(sql.Identifier(scratch))
-        if owner:
-            create = sql.SQL("{} OWNER {}").format(create, sql.Identifier(owner))
-        conn.execute(create)
+    try:
+        with pg.connect(admin, autocommit=True) as conn:
+            owner = _owner(conn, target)
+            if tables:
+                if owner is None:
+                    raise UsageError(f"--target database {target!r} does not exist; partial restore needs the live database")
+                _require_new_schema(with_dbname(target_dsn, target), into_schema)
+            elif owner is not None:
+                _sessions(conn, target, terminate_sessions)
+            create = sql.SQL("CREATE DATABASE {} TEMPLATE template0").format(sql.Identifier(scratch))
+            if owner:
+                create = sql.SQL("{} OWNER {}").format(create, sql.Identifier(owner))
+            conn.execute(create)
+    except psycopg.Error as exc:
+        raise PilotlightError(f"cannot prepare the restore on {redact(admin)}: {_pg_reason(exc)}") from None
     scratch_dsn = with_dbname(target_dsn, scratch)
     swapped = False
     try:
@@ -148,8 +151,11 @@ def perform_restore(contract: Contract, target_dsn: str, *, backup_id: str | Non
         else:
             _stream_restore(contract, from_side, manifest, scratch_dsn, jobs, args)
             result.row_counts = check_counts(scratch_dsn, manifest)
-            with pg.connect(admin, autocommit=True) as conn:
-                _swap(conn, target, scratch, previous, owner is not None, terminate_sessions)
+            try:
+                with pg.connect(admin, autocommit=True) as conn:
+                    _swap(conn, target, scratch, previous, owner is not None, terminate_sessions)
+            except psycopg.Error as exc:
+                raise PilotlightError(f"swap rolled back, {target} unchanged: {_pg_reason(exc)}") from None
             swapped = True
             result.restored_database = target
             result.kept_previous_as = previous if owner is not None else None
@@ -159,6 +165,10 @@ def perform_restore(contract: Contract, target_dsn: str, *, backup_id: str | Non
     result.executed = True
     result.seconds = round(time.monotonic() - started, 3)
     return result
+
+
+def _pg_reason(exc: psycopg.Error) -> str:
+    return (str(exc).strip().splitlines() or [type(exc).__name__])[0]
 
 
 def _owner(conn, name: str) -> str | None:
@@ -178,7 +188,7 @@ def _sessions(conn, target: str, terminate: bool) -> None:
         who = ", ".join(sorted({f"{r[1]}/{r[2] or '?'}" for r in rows}))
         raise Refused(f"{len(rows)} session(s) connected to {target} ({who}); stop the application or pass --terminate-sessions")
     for pid, *_ in rows:
-        conn.execute("SELECT pg_terminate_backend(%s)", (pid,))
+        conn.execute("SELECT pg_terminate_backend(%s, 5000)", (pid,))  # waits until the backend has exited
     log.warning("terminated %d session(s) on %s", len(rows), target)
 
 

@@ -139,44 +139,68 @@ def aws_error(exc: Exception, what: str) -> PilotlightError:
     return PilotlightError(f"{what}: {first}", Exit.NETWORK)
 
 
-def list_backups(contract: Contract, side: str = "primary", db: str | None = None,
-                 tier: str | None = None) -> list[Entry]:
-    """Every backup (complete or not) in ``side``'s bucket, newest first."""
+def _scan(contract: Contract, side: str, db: str | None, tier: str | None) -> tuple[dict[str, Entry], set[str]]:
+    """Every backup's keys under the tier prefixes (no manifest read yet); and the ids with a manifest."""
     s3 = aws.client(contract, "s3", side)
     bucket = contract.buckets[side].bucket
     entries: dict[str, Entry] = {}
-    tiers = [tier] if tier else list(contract.tiers)
-    manifests: list[Entry] = []
+    with_manifest: set[str] = set()
     try:
-        for t in tiers:
-            prefix = contract.tiers[t].prefix + (f"{db}/" if db else "")
-            for page in s3.get_paginator("list_objects_v2").paginate(Bucket=bucket, Prefix=prefix):
+        for t in [tier] if tier else list(contract.tiers):
+            prefix = contract.tiers[t].prefix
+            for page in s3.get_paginator("list_objects_v2").paginate(Bucket=bucket, Prefix=prefix + (f"{db}/" if db else "")):
                 for obj in page.get("Contents", []):
-                    parts = obj["Key"][len(contract.tiers[t].prefix):].split("/")
+                    parts = obj["Key"][len(prefix):].split("/")
                     if len(parts) != 3 or not BACKUP_ID_RE.fullmatch(parts[1]) or parts[2] not in (DUMP, MANIFEST):
                         continue
                     e = entries.setdefault(parts[1], Entry(parts[1], t, parts[0], side))
                     if parts[2] == DUMP:
                         e.object_size = obj["Size"]
                     else:
-                        manifests.append(e)
-        for e in manifests:
-            key = object_key(contract, e.tier, e.database, e.id, MANIFEST)
-            raw = s3.get_object(Bucket=bucket, Key=key)["Body"].read()
-            try:
-                e.manifest = Manifest.parse(raw, e.id)
-            except IntegrityError as exc:
-                e.problems.append(str(exc))
+                        with_manifest.add(e.id)
     except (ClientError, BotoCoreError) as exc:
         raise aws_error(exc, f"cannot list the {side} vault s3://{bucket}") from None
-    for e in entries.values():
-        if e.manifest is None and not e.problems:
-            e.problems.append("no manifest (incomplete or interrupted backup)")
-        if e.object_size is None:
-            e.problems.append("stored object missing")
-        elif e.manifest is not None and e.object_size != e.manifest.stored_bytes:
-            e.problems.append(f"stored object is {e.object_size} bytes, manifest says {e.manifest.stored_bytes}")
-    return sorted(entries.values(), key=lambda e: e.time, reverse=True)
+    return entries, with_manifest
+
+
+def _load(contract: Contract, e: Entry, has_manifest: bool) -> Entry:
+    """Read and check ``e``'s manifest; record every reason it is not a complete backup."""
+    if has_manifest:
+        bucket = contract.buckets[e.side].bucket
+        key = object_key(contract, e.tier, e.database, e.id, MANIFEST)
+        try:
+            raw = aws.client(contract, "s3", e.side).get_object(Bucket=bucket, Key=key)["Body"].read()
+        except (ClientError, BotoCoreError) as exc:
+            raise aws_error(exc, f"cannot read s3://{bucket}/{key}") from None
+        try:
+            e.manifest = Manifest.parse(raw, e.id)
+        except IntegrityError as exc:
+            e.problems.append(str(exc))
+    elif not e.problems:
+        e.problems.append("no manifest (incomplete or interrupted backup)")
+    if e.object_size is None:
+        e.problems.append("stored object missing")
+    elif e.manifest is not None and e.object_size != e.manifest.stored_bytes:
+        e.problems.append(f"stored object is {e.object_size} bytes, manifest says {e.manifest.stored_bytes}")
+    return e
+
+
+def list_backups(contract: Contract, side: str = "primary", db: str | None = None,
+                 tier: str | None = None) -> list[Entry]:
+    """Every backup (complete or not) in ``side``'s bucket, newest first; reads every manifest."""
+    entries, with_manifest = _scan(contract, side, db, tier)
+    loaded = [_load(contract, e, e.id in with_manifest) for e in entries.values()]
+    return sorted(loaded, key=lambda e: e.time, reverse=True)
+
+
+def newest_complete(contract: Contract, side: str, db: str) -> dict[str, Entry]:
+    """Per tier, the newest complete backup of ``db``: reads manifests newest-first, stops at the first good one."""
+    entries, with_manifest = _scan(contract, side, db, None)
+    newest: dict[str, Entry] = {}
+    for e in sorted((e for e in entries.values() if e.id in with_manifest), key=lambda e: id_time(e.id), reverse=True):
+        if e.tier not in newest and _load(contract, e, True).complete:
+            newest[e.tier] = e
+    return newest
 
 
 def check_object(contract: Contract, side: str, manifest: Manifest) -> dict:
