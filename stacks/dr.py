@@ -17,7 +17,7 @@ from components.keys import VaultKeys, VaultKeysArgs
 from components.standby import Standby, StandbyArgs, StandbyNetwork, StandbyNetworkArgs
 from components.vault import BackupVault, BackupVaultArgs
 from stacks import naming, objectives
-from stacks.config import SIDES, StackConfig
+from stacks.config import SIDES, DatabaseConfig, StackConfig
 from stacks.outputs import outputs_document, primary_endpoint
 
 ARC_CONTROL_PLANE_REGION = "us-west-2"
@@ -35,57 +35,55 @@ class DrStack:
         }
         primary = pulumi.ResourceOptions(providers=[self.providers["primary"]])
         dr = pulumi.ResourceOptions(providers=[self.providers["dr"]])
-        replication_role = naming.replication_role_name(cfg)
-        self.keys = VaultKeys(
-            "keys",
-            VaultKeysArgs(
-                alias=naming.key_alias(cfg),
-                partition=cfg.partition,
-                account_id=cfg.account_id,
-                primary_region=cfg.primary_region,
-                dr_region=cfg.dr_region,
-                replication_role_arn=naming.role_arn(cfg, replication_role),
-                dr_provider=self.providers["dr"],
-            ),
-            primary,
-        )
+        self.keys = VaultKeys("keys", self._keys_args(), primary)
         key_arns = {side: self.keys.arn(side) for side in SIDES}
-        self.vault = BackupVault(
-            "vault",
-            BackupVaultArgs(
-                vault=cfg.vault,
-                bucket_names={side: naming.vault_bucket_name(cfg, side) for side in SIDES},
-                key_arns=key_arns,
-                replication_role_name=replication_role,
-                account_id=cfg.account_id,
-                regions={side: cfg.region(side) for side in SIDES},
-                dr_provider=self.providers["dr"],
-            ),
-            primary,
-        )
+        self.vault = BackupVault("vault", self._vault_args(key_arns), primary)
         self.network = StandbyNetwork("standby", self._network_args(), dr)
         self.standbys = {
-            db.name: Standby(
-                f"standby-{db.name}",
-                StandbyArgs(
-                    database=db,
-                    identifier=naming.standby_identifier(cfg, db),
-                    active=cfg.active,
-                    kms_key_arn=key_arns["dr"],
-                    network=self.network,
-                    backup_retention_days=cfg.standby.backup_retention_days,
-                    performance_insights=cfg.standby.performance_insights,
-                    monitoring_interval_seconds=cfg.standby.monitoring_interval_seconds,
-                    deletion_protection=cfg.standby.deletion_protection,
-                    password=cfg.db_password,
-                ),
-                dr,
-            )
-            for db in cfg.databases
+            db.name: Standby(f"standby-{db.name}", self._standby_args(db, key_arns["dr"]), dr) for db in cfg.databases
         }
         self.dns = FailoverDns("dns", self._dns_args(), primary)
         self.alarms = Alarms("alarms", self._alarms_args(key_arns), primary)
         self.document = self._document()
+
+    def _keys_args(self) -> VaultKeysArgs:
+        cfg = self.cfg
+        return VaultKeysArgs(
+            alias=naming.key_alias(cfg),
+            partition=cfg.partition,
+            account_id=cfg.account_id,
+            primary_region=cfg.primary_region,
+            dr_region=cfg.dr_region,
+            replication_role_arn=naming.role_arn(cfg, naming.replication_role_name(cfg)),
+            dr_provider=self.providers["dr"],
+        )
+
+    def _vault_args(self, key_arns: dict[str, pulumi.Output[str]]) -> BackupVaultArgs:
+        cfg = self.cfg
+        return BackupVaultArgs(
+            vault=cfg.vault,
+            bucket_names={side: naming.vault_bucket_name(cfg, side) for side in SIDES},
+            key_arns=key_arns,
+            replication_role_name=naming.replication_role_name(cfg),
+            account_id=cfg.account_id,
+            regions={side: cfg.region(side) for side in SIDES},
+            dr_provider=self.providers["dr"],
+        )
+
+    def _standby_args(self, db: DatabaseConfig, key_arn: pulumi.Output[str]) -> StandbyArgs:
+        cfg, s = self.cfg, self.cfg.standby
+        return StandbyArgs(
+            database=db,
+            identifier=naming.standby_identifier(cfg, db),
+            active=cfg.active,
+            kms_key_arn=key_arn,
+            network=self.network,
+            backup_retention_days=s.backup_retention_days,
+            performance_insights=s.performance_insights,
+            monitoring_interval_seconds=s.monitoring_interval_seconds,
+            deletion_protection=s.deletion_protection,
+            password=cfg.db_password,
+        )
 
     def _network_args(self) -> StandbyNetworkArgs:
         cfg, s = self.cfg, self.cfg.standby
