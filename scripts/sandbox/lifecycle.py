@@ -70,6 +70,8 @@ def _create(state_dir: Path, cfg: StackConfig, seed_rows: int) -> dict[str, Any]
     _write_state(state)
     (state_dir / DAEMON).unlink(missing_ok=True)
     daemon = _start_daemon(state)
+    state.spawned_daemon_pid = daemon.pid
+    _write_state(state)
     passwords = {pg.SUPERUSER: secrets.token_urlsafe(24), APP_USER: secrets.token_urlsafe(24)}
     pg.write_passfile(state_dir / PASSFILE, passwords, owner=None)
     pg.write_passfile(state.internal_passfile, passwords, owner=user)
@@ -116,8 +118,8 @@ def _start_on_free_port(state: SandboxState, side: str, attempts: int = 3) -> No
 
 
 def _write_state(state: SandboxState) -> None:
-    write_json(state.state_dir / STATE, {"regions": state.regions, "osUser": state.os_user,
-                                         "pgroot": str(state.pgroot), "clusters": state.clusters})
+    write_json(state.state_dir / STATE, {"regions": state.regions, "osUser": state.os_user, "pgroot": str(state.pgroot),
+                                         "clusters": state.clusters, "daemonPid": state.spawned_daemon_pid})
 
 
 def _pgroot(state_dir: Path, user: str | None) -> Path:
@@ -167,7 +169,7 @@ def down(state_dir: Path) -> dict[str, Any]:
     for side in SIDES:
         if Path(state.clusters[side]["dataDir"]).exists():
             pg.stop(state, side, mode="immediate")
-    terminate(state.daemon.get("pid"), DAEMON_MARKER)
+    terminate(state.daemon_pid, DAEMON_MARKER)
     terminate(state.daemon.get("motoPid"), MOTO_MARKER)
     left = [name for name, (pid, marker) in pids.items() if pid_alive(pid, marker)]
     if left:
@@ -180,7 +182,7 @@ def down(state_dir: Path) -> dict[str, Any]:
 
 def _pids(state: SandboxState) -> dict[str, tuple[int | None, str]]:
     pids = {side: (pg.postmaster_pid(state, side), "postgres") for side in SIDES}
-    pids["daemon"] = (state.daemon.get("pid"), DAEMON_MARKER)
+    pids["daemon"] = (state.daemon_pid, DAEMON_MARKER)
     pids["moto"] = (state.daemon.get("motoPid"), MOTO_MARKER)
     return pids
 

@@ -215,8 +215,12 @@ def connect(state: SandboxState, side: str, dbname: str = "postgres", user: str 
 
 
 def is_in_recovery(state: SandboxState, side: str) -> bool:
-    with connect(state, side) as conn:
-        return bool(conn.execute("SELECT pg_is_in_recovery()").fetchone()[0])
+    try:
+        with connect(state, side) as conn:
+            return bool(conn.execute("SELECT pg_is_in_recovery()").fetchone()[0])
+    except psycopg.OperationalError as exc:
+        first = (str(exc).strip().splitlines() or ["no answer"])[-1]
+        raise SandboxError(f"{side} cluster (127.0.0.1:{state.port(side)}) does not answer: {first}") from None
 
 
 def create_app(state: SandboxState, db_names: list[str], app_user: str, app_password: str, seed_rows: int) -> None:

@@ -50,6 +50,11 @@ class SandboxState:
     clusters: dict[str, dict[str, Any]]
     daemon: dict[str, Any] = field(default_factory=dict)
     contract: Contract | None = None
+    spawned_daemon_pid: int | None = None  # known before daemon.json exists: `down` can stop a daemon that never got ready
+
+    @property
+    def daemon_pid(self) -> int | None:
+        return self.daemon.get("pid") or self.spawned_daemon_pid
 
     @property
     def outputs_path(self) -> Path:
@@ -107,6 +112,7 @@ def load(state_dir: str | Path = DEFAULT_STATE_DIR) -> SandboxState:
         clusters=doc["clusters"],
         daemon=read_json(state_dir / DAEMON) or {},
         contract=contract,
+        spawned_daemon_pid=doc.get("daemonPid"),
     )
 
 

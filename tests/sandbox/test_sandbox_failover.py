@@ -118,3 +118,25 @@ def test_bad_input_gives_one_line_and_a_usage_exit(tmp_path, capsys):
     assert err[0].startswith("pilotlight sandbox: error: stack config:") and "Traceback" not in "".join(err)
     assert cli.main(["status", "--state-dir", str(tmp_path)]) == 1
     assert "sandbox down" in capsys.readouterr().out
+
+
+def test_a_failed_up_cleans_up_everything_it_started(tmp_path_factory, monkeypatch, capsys):
+    state_dir = tmp_path_factory.mktemp("sandbox-failed")
+    seen = {}
+
+    def broken_provision(*args, **kwargs):
+        state = control.load(state_dir)
+        seen["pids"] = [state.daemon_pid, state.daemon["motoPid"]]
+        seen["pids"] += [int((state.data_dir(s) / "postmaster.pid").read_text().split()[0]) for s in ("primary", "dr")]
+        seen["pgroot"] = state.pgroot
+        raise RuntimeError("emulator exploded")
+
+    monkeypatch.setattr(lifecycle, "provision", broken_provision)
+    try:
+        assert cli.main(["up", "--state-dir", str(state_dir), "--seed-rows", "1"]) == 1
+        assert "emulator exploded" in capsys.readouterr().err
+        assert len(seen["pids"]) == 4 and not any(pid_alive(pid) for pid in seen["pids"])
+        assert not seen["pgroot"].exists() and not (state_dir / "state.json").exists()
+    finally:
+        lifecycle.down(state_dir)
+        shutil.rmtree(state_dir, ignore_errors=True)
