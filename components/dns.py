@@ -35,16 +35,22 @@ def failover_roles(active: str) -> dict[str, str]:
 
 def health_check_args(check: HealthCheckConfig, alarm_region: str) -> dict[str, Any]:
     """pulumi-aws ``route53.HealthCheck`` arguments for the configured endpoint check."""
-    common = {"type": check.type, "failure_threshold": check.failure_threshold}
     if check.type == "CLOUDWATCH_METRIC":
-        # Private endpoints: an alarm in the primary region judges health; keep the last
-        # verdict when the alarm has no data rather than flapping into a failover.
-        return common | {
+        # Private endpoints: an alarm in the primary region judges health (its own periods set
+        # the threshold); keep the last verdict when the alarm has no data rather than flapping.
+        return {
+            "type": check.type,
             "cloudwatch_alarm_name": check.alarm_name,
             "cloudwatch_alarm_region": alarm_region,
             "insufficient_data_health_status": "LastKnownStatus",
         }
-    args = common | {"fqdn": check.fqdn, "port": check.port, "request_interval": check.interval_seconds}
+    args = {
+        "type": check.type,
+        "fqdn": check.fqdn,
+        "port": check.port,
+        "request_interval": check.interval_seconds,
+        "failure_threshold": check.failure_threshold,
+    }
     if check.type in ("HTTP", "HTTPS"):
         args["resource_path"] = check.path
     if check.type == "HTTPS":

@@ -1,7 +1,10 @@
 """Failover DNS: health check on the primary endpoint, PRIMARY/SECONDARY records, roles follow the flag."""
+import pytest
 from harness import run_program
 from stack_values import config, example_values
 
+from components.dns import failover_roles, health_check_args
+from stacks.config import HealthCheckConfig
 from stacks.policy.policies import MANDATORY, Res, evaluate
 
 RECORD = "aws:route53/record:Record"
@@ -92,3 +95,20 @@ def test_the_dr_policy_pack_finds_no_mandatory_violation_before_or_after_failove
             {r.urn: r.region for r in run.resources.values()},
         )
         assert [(v.policy, v.urn, v.message) for v in found if v.level == MANDATORY] == []
+
+
+def test_health_check_arguments_per_type():
+    tcp = health_check_args(HealthCheckConfig("TCP", "db-east.example.com", "", 5432, 30, 2), "us-east-1")
+    assert tcp == {"type": "TCP", "fqdn": "db-east.example.com", "port": 5432, "request_interval": 30, "failure_threshold": 2}
+    http = health_check_args(HealthCheckConfig("HTTP", "a.example.com", "/up", 80, 10, 3), "us-east-1")
+    assert http["resource_path"] == "/up" and "enable_sni" not in http
+    alarm = health_check_args(HealthCheckConfig("CLOUDWATCH_METRIC", "", "", 443, 10, 3, "app-down"), "eu-west-1")
+    assert alarm == {
+        "type": "CLOUDWATCH_METRIC",
+        "cloudwatch_alarm_name": "app-down",
+        "cloudwatch_alarm_region": "eu-west-1",
+        "insufficient_data_health_status": "LastKnownStatus",
+    }
+    assert failover_roles("dr") == {"primary": "SECONDARY", "dr": "PRIMARY"}
+    with pytest.raises(ValueError):
+        failover_roles("secondary")
