@@ -15,6 +15,7 @@ import tempfile
 import threading
 import time
 from dataclasses import dataclass, field
+from pathlib import Path
 from typing import Callable
 
 
@@ -42,7 +43,7 @@ def _hwm_kib(pid: int) -> int | None:
 
 
 def run_process(cmd: list[str], *, env: dict | None = None, capture: bool = False, user: str | None = None,
-                timeout: float = 3600) -> tuple[Run, bytes]:
+                timeout: float = 3600, cwd: Path | None = None) -> tuple[Run, bytes]:
     """Run ``cmd`` to completion: wall time, peak RSS, stdout (if ``capture``). Failed on non-zero exit.
 
     Output goes to temp files, not pipes, so nothing needs draining while we sit in wait4().
@@ -54,7 +55,7 @@ def run_process(cmd: list[str], *, env: dict | None = None, capture: bool = Fals
     with tempfile.TemporaryFile() as out, tempfile.TemporaryFile() as err:
         t0 = time.perf_counter()
         proc = subprocess.Popen(cmd, env=env, stdin=subprocess.DEVNULL, stdout=out if capture else subprocess.DEVNULL,
-                                stderr=err, **kwargs)
+                                stderr=err, cwd=cwd, **kwargs)
         peak = [0]
         done = threading.Event()
 

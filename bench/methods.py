@@ -25,6 +25,8 @@ from scripts.backup import TRANSFER, sse_args
 from scripts.stream import DOWNLOAD
 
 PROJECT_ROOT = Path(__file__).resolve().parents[1]
+# A second source tree of Pilotlight (a proposed patch), measured side by side with the committed one.
+VARIANT_ROOT = Path(os.environ["BENCH_VARIANT_ROOT"]).resolve() if os.environ.get("BENCH_VARIANT_ROOT") else None
 REPLICATION_WAIT = 600
 
 
@@ -70,16 +72,16 @@ class Scene:
         raise Failed(f"replication of {key} did not finish within {REPLICATION_WAIT}s")
 
 
-def _tool(scene: Scene, *args: str) -> tuple[Run, dict]:
+def _tool(scene: Scene, *args: str, root: Path = PROJECT_ROOT) -> tuple[Run, dict]:
     cmd = [sys.executable, "-m", "scripts", *args, "--outputs", str(scene.bench.outputs), "--json", "-q"]
-    run, out = run_process(cmd, env={**os.environ, "PYTHONPATH": str(PROJECT_ROOT)}, capture=True)
+    run, out = run_process(cmd, env={**os.environ, "PYTHONPATH": str(root)}, capture=True, cwd=root)
     return run, json.loads(out)
 
 
 # --- backup -------------------------------------------------------------------------------------
 
-def pilotlight_backup(scene: Scene) -> Run:
-    run, doc = _tool(scene, "backup", "--tier", "daily", "--source", scene.bench.dsn(scene.dbname))
+def pilotlight_backup(scene: Scene, root: Path = PROJECT_ROOT) -> Run:
+    run, doc = _tool(scene, "backup", "--tier", "daily", "--source", scene.bench.dsn(scene.dbname), root=root)
     scene.backup_id = doc["id"]
     scene.stored_key = doc["object"]["key"]
     scene.stored_bytes = doc["object"]["storedBytes"]
@@ -140,11 +142,13 @@ def runbook_recipe(scene: Scene) -> Run:
 
 # --- restore ------------------------------------------------------------------------------------
 
-def pilotlight_restore(scene: Scene) -> Run:
+def pilotlight_restore(scene: Scene, jobs: int = 1, root: Path = PROJECT_ROOT) -> Run:
+    """``restore`` as documented (streamed, one job) or with ``--jobs N`` (spooled, pg_restore -j N)."""
     target = scene.next_name(f"{scene.dbname}_r")
     dsn = scene.bench.dsn(target)
     try:
-        run, doc = _tool(scene, "restore", "--target", dsn, "--backup", scene.backup_id, "--yes")
+        run, _ = _tool(scene, "restore", "--target", dsn, "--backup", scene.backup_id, "--yes", f"--jobs={jobs}",
+                       root=root)
     finally:
         _drop(scene, target)
     return run
@@ -190,4 +194,9 @@ def _drop(scene: Scene, name: str) -> None:
 
 BACKUP = {"pilotlight": pilotlight_backup, "pg_dump_z0_null": pg_dump_null, "upload_stored": upload_stored,
           "runbook_recipe": runbook_recipe}
-RESTORE = {"pilotlight": pilotlight_restore, "pg_restore_j2_local": pg_restore_local, "download_stored": download_stored}
+RESTORE = {"pilotlight": pilotlight_restore, "pilotlight_jobs2": lambda scene: pilotlight_restore(scene, jobs=2),
+           "pg_restore_j2_local": pg_restore_local, "download_stored": download_stored}
+if VARIANT_ROOT is not None:
+    BACKUP["pilotlight_variant"] = lambda scene: pilotlight_backup(scene, root=VARIANT_ROOT)
+    RESTORE["pilotlight_variant"] = lambda scene: pilotlight_restore(scene, root=VARIANT_ROOT)
+    RESTORE["pilotlight_variant_jobs2"] = lambda scene: pilotlight_restore(scene, jobs=2, root=VARIANT_ROOT)

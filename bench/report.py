@@ -40,6 +40,10 @@ def derive(results: dict) -> None:
         s["restore_limit"] = _limit(r, ("pg_restore_j2_local", "download_stored"))
         s["backup_ratio"] = _ratio(_med(b, "pilotlight"), (s["backup_limit"] or {}).get("limit_s"))
         s["restore_ratio"] = _ratio(_med(r, "pilotlight"), (s["restore_limit"] or {}).get("limit_s"))
+        for section, data, limit in (("backup", b, s["backup_limit"]), ("restore", r, s["restore_limit"])):
+            for key in data:
+                if key.startswith("pilotlight_"):  # --jobs 2, a proposed patch: same limits, own ratio
+                    s[f"{section}_ratio_{key[len('pilotlight_'):]}"] = _ratio(_med(data, key), (limit or {}).get("limit_s"))
         s["backup_vs_runbook"] = _ratio(_med(b, "pilotlight"), _med(b, "runbook_recipe"))
         s["backup_vs_pgbackrest"] = _ratio(_med(b, "pilotlight"), _med(b, "pgbackrest_full_zstd"))
         s["restore_vs_pgbackrest"] = _ratio(_med(r, "pilotlight"), _med(r, "pgbackrest_empty_datadir"))
@@ -93,6 +97,11 @@ BACKUP_ROWS = (("pilotlight", "Pilotlight `backup` (pg_dump -Z0 → zstd-1 → A
                ("upload_stored", "limit ②: upload the stored bytes (boto3 transfer manager)", None),
                ("runbook_recipe", "runbooks' recipe: `pg_dump -Fc -f`, `gzip`, boto3 upload", "runbook"),
                ("pgbackrest_full_zstd", "pgBackRest full backup, zstd, process-max 2 (whole cluster)", "pgbackrest"))
+VARIANT_ROWS = {
+    "pilotlight_variant": "Pilotlight with the proposed patch (BENCH_VARIANT_ROOT)",
+    "pilotlight_jobs2": "Pilotlight `restore --jobs 2` (verified spool → `pg_restore -j2`)",
+    "pilotlight_variant_jobs2": "Pilotlight with the proposed patch, `--jobs 2`",
+}
 RESTORE_ROWS = (("pilotlight", "Pilotlight `restore` (download → verify → decrypt → zstd -d → pg_restore, swap)"),
                 ("pg_restore_j2_local", "limit ①: `pg_restore -j2` from a local plaintext dump"),
                 ("download_stored", "limit ②: download the stored bytes (boto3 transfer manager)"),
@@ -131,9 +140,11 @@ def markdown(results: dict) -> str:
                 "| Backup | median s | min–max s | × limit | stored MiB | peak RSS MiB |", "|---|---|---|---|---|---|"]
         for key, label, size_key in BACKUP_ROWS:
             out.append(_row(label, s["backup"].get(key), s["backup_limit"], _mib(sizes.get(size_key)) if size_key else "—"))
+        out += [_row(VARIANT_ROWS.get(k, k), v, s["backup_limit"], "—") for k, v in s["backup"].items() if k.startswith("pilotlight_")]
         out += ["", "| Restore | median s | min–max s | × limit | stored MiB | peak RSS MiB |", "|---|---|---|---|---|---|"]
         for key, label in RESTORE_ROWS:
             out.append(_row(label, s["restore"].get(key), s["restore_limit"], "—"))
+        out += [_row(VARIANT_ROWS.get(k, k), v, s["restore_limit"], "—") for k, v in s["restore"].items() if k.startswith("pilotlight_")]
         out += ["", f"**backup_ratio {_fmt(s['backup_ratio'])}** (limit {_limit_text(s['backup_limit'])}), "
                 f"vs runbooks' recipe {_fmt(s['backup_vs_runbook'])}×; **restore_ratio {_fmt(s['restore_ratio'])}** "
                 f"(limit {_limit_text(s['restore_limit'])}). Peak RSS (Pilotlight's own process): backup "

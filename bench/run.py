@@ -4,7 +4,8 @@ the drill's RTO/RPO; program evaluation time. Writes bench/results.json and docs
     python -m bench.run [--scales 10,50] [--repeat 3] [--skip pgbackrest,drill,program]
 
 Environment (flags win): BENCH_SCALES, BENCH_REPEAT, BENCH_ENTROPY_ROWS (events rows per pgbench
-scale unit, default 5000 ≈ 3 MiB), BENCH_PROGRAM_DBS (default 1,10,50), BENCH_SKIP. A quick run:
+scale unit, default 10000 ≈ 5 MiB), BENCH_VARIANT_ROOT (another source tree of Pilotlight, e.g. with
+a proposed patch, measured side by side as ``pilotlight_variant``), BENCH_PROGRAM_DBS (default 1,10,50), BENCH_SKIP. A quick run:
 ``BENCH_SCALES=1 BENCH_REPEAT=2 BENCH_SKIP=drill python -m bench.run --out bench/work/quick.json``.
 
 Each method runs ``repeat`` times, interleaved (round r of every method before round r+1), so
@@ -55,7 +56,7 @@ def parse_arguments(argv: list[str] | None) -> argparse.Namespace:
     parser = argparse.ArgumentParser(prog="make bench", description=__doc__.splitlines()[0])
     parser.add_argument("--scales", type=_ints, default=_ints(env("BENCH_SCALES", "10,50")), help="pgbench -s values")
     parser.add_argument("--repeat", type=int, default=int(env("BENCH_REPEAT", "3")), help="runs per method")
-    parser.add_argument("--entropy-rows", type=int, default=int(env("BENCH_ENTROPY_ROWS", "5000")),
+    parser.add_argument("--entropy-rows", type=int, default=int(env("BENCH_ENTROPY_ROWS", "10000")),
                         help="events rows per scale unit")
     parser.add_argument("--program-dbs", type=_ints, default=_ints(env("BENCH_PROGRAM_DBS", "1,10,50")))
     parser.add_argument("--skip", type=_parts, default=_parts(env("BENCH_SKIP", "")), help=f"any of {', '.join(PARTS)}")
