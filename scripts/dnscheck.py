@@ -2,9 +2,9 @@
 
 A cutover is done when every authoritative server hands out the new target — not when a
 (possibly caching) resolver does. So we look up the zone's NS set, resolve each server,
-and query each one over UDP with recursion off. The sandbox has exactly one authoritative
-server (``sandbox.dns_host:dns_port``), which answers from the emulator's Route53 records
-as Route53 would, so the same code checks both.
+and query each one over UDP with recursion off. On the sandbox the same lookups go to the
+sandbox's DNS server, the zone's only authoritative server (its apex NS names itself and it
+answers from the emulator's Route53 records as Route53 would), so one code path checks both.
 """
 from __future__ import annotations
 
@@ -35,17 +35,29 @@ class Server:
         return f"{self.name}({self.address}:{self.port})"
 
 
+def _bootstrap(contract: Contract) -> tuple[dns.resolver.Resolver, int]:
+    """Where to look the NS set up, and the port authoritative servers answer on.
+
+    On AWS: the system resolver, port 53. On the sandbox: its own server, which is also the
+    zone's only authoritative server (its apex NS names itself); it listens on a loopback port.
+    """
+    if contract.sandbox is None:
+        return dns.resolver.Resolver(), 53
+    resolver = dns.resolver.Resolver(configure=False)
+    resolver.nameservers, resolver.port = [contract.sandbox.dns_host], contract.sandbox.dns_port
+    return resolver, contract.sandbox.dns_port
+
+
 def authoritative_servers(contract: Contract) -> list[Server]:
-    """Every authoritative nameserver of the zone (the sandbox's own server on the sandbox)."""
-    if contract.sandbox is not None:
-        sb = contract.sandbox
-        return [Server("sandbox-dns", sb.dns_host, sb.dns_port)]
+    """Every authoritative nameserver of the zone: NS lookup, then each server's address."""
+    resolver, port = _bootstrap(contract)
+    resolver.cache, resolver.lifetime = None, 3.0
     try:
-        ns_names = sorted(str(r.target) for r in dns.resolver.resolve(contract.zone_name, "NS"))
+        names = sorted(str(r.target) for r in resolver.resolve(contract.zone_name, "NS", search=False))
         servers = []
-        for name in ns_names:
-            address = next(iter(dns.resolver.resolve(name, "A"))).address
-            servers.append(Server(name.rstrip("."), address))
+        for name in names:
+            address = next(iter(resolver.resolve(name, "A", search=False))).address
+            servers.append(Server(name.rstrip("."), address, port))
     except dns.exception.DNSException as exc:
         raise PilotlightError(f"cannot list the nameservers of {contract.zone_name}: {exc}", Exit.NETWORK) from None
     return servers
