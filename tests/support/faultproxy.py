@@ -18,7 +18,8 @@ Usage::
 Modes: ``reset`` (RST after reading part of the request), ``stall`` (read, never answer until
 the proxy stops), ``503`` (SlowDown), ``429`` (TooManyRequests), ``truncate`` (forward, then cut
 the response body in half and reset), ``error200`` (answer 200 with an ``<Error>`` body without
-forwarding). ``times=None`` means every matching request; ``times=N`` only the first N.
+forwarding), ``error`` (answer with ``Fault.error`` = (status, code, message), e.g. KMS's
+``DisabledException``, which moto does not enforce). ``times=None`` means every matching request; ``times=N`` only the first N.
 """
 from __future__ import annotations
 
@@ -33,7 +34,7 @@ from pathlib import Path
 from typing import Callable
 from urllib.parse import urlparse
 
-MODES = ("reset", "stall", "503", "429", "truncate", "error200")
+MODES = ("reset", "stall", "503", "429", "truncate", "error200", "error")
 _BODIES = {
     "503": (503, "Slow Down", "SlowDown", "Please reduce your request rate."),
     "429": (429, "Too Many Requests", "TooManyRequestsException", "Rate exceeded"),
@@ -62,11 +63,14 @@ class Fault:
     mode: str
     match: Callable[[Request], bool] = lambda r: True
     times: int | None = None
+    error: tuple[int, str, str] | None = None
     hits: int = field(default=0, init=False)
 
     def __post_init__(self) -> None:
         if self.mode not in MODES:
             raise ValueError(f"unknown fault mode {self.mode!r}; use one of {', '.join(MODES)}")
+        if (self.mode == "error") != (self.error is not None):
+            raise ValueError("mode 'error' and error=(status, code, message) go together")
 
     def take(self, request: Request) -> bool:
         if (self.times is not None and self.hits >= self.times) or not self.match(request):
@@ -88,6 +92,12 @@ def complete_multipart(r: Request) -> bool:
 def get_object(r: Request) -> bool:
     """A GET of an object's bytes (not a listing, not a manifest)."""
     return r.method == "GET" and r.path.count("/") >= 3 and r.path.endswith("/dump")
+
+
+def kms(*operations: str) -> Callable[[Request], bool]:
+    """Matches KMS calls (``kms("Decrypt")``: only those operations)."""
+    return lambda r: r.headers.get("x-amz-target", "").startswith("TrentService.") and (
+        not operations or r.headers["x-amz-target"].split(".", 1)[1] in operations)
 
 
 def s3_writes(r: Request) -> bool:
@@ -179,8 +189,8 @@ class FaultProxy:
                 if fault is not None and fault.mode == "stall":
                     self._stop.wait()
                     return
-                if fault is not None and fault.mode in _BODIES:
-                    client.sendall(_error_response(fault.mode, "x-amz-target" in request.headers))
+                if fault is not None and (fault.mode in _BODIES or fault.mode == "error"):
+                    client.sendall(_error_response(fault, "x-amz-target" in request.headers))
                     continue
                 if upstream is None:
                     upstream = socket.create_connection(self.upstream, timeout=60)
@@ -266,9 +276,13 @@ def _read_response(ufile, method: str) -> tuple[bytes, bytes]:
     return head, ufile.read()
 
 
-def _error_response(mode: str, json_api: bool) -> bytes:
+def _error_response(fault: Fault, json_api: bool) -> bytes:
     """The error as the service would word it: XML for S3, JSON for the x-amz-target APIs (KMS)."""
-    status, reason, code, message = _BODIES[mode]
+    if fault.error is not None:
+        status, code, message = fault.error
+        reason = "Error"
+    else:
+        status, reason, code, message = _BODIES[fault.mode]
     if json_api:
         body, ctype = json.dumps({"__type": code, "message": message}).encode(), "application/x-amz-json-1.1"
     else:
