@@ -8,8 +8,9 @@ region. Each alarm lives where its metric is published:
   where the source bucket reports them);
 - backup age: the backup tool publishes ``Pilotlight/NewestBackupAgeSeconds`` per database and
   tier on every run; an alarm per tier fires at interval + slack (daily > 26 h with 2 h slack).
-  Missing data is breaching: no report for an hour means the backup pipeline itself is down.
-  These alarms live in the active side's region, so they follow a failover.
+  Missing data is breaching: no report for two hourly periods in a row means the backup
+  pipeline itself is down (two, so one run landing a few minutes into the next hour is not an
+  incident). These alarms live in the active side's region, so they follow a failover.
 """
 from __future__ import annotations
 
@@ -179,7 +180,8 @@ class Alarms(pulumi.ComponentResource):
             dimensions={"Database": db, "Tier": tier},
             statistic="Maximum",
             period=BACKUP_AGE_PERIOD_SECONDS,
-            evaluation_periods=1,
+            evaluation_periods=2,
+            datapoints_to_alarm=2,
             threshold=threshold,
             comparison_operator="GreaterThanThreshold",
             treat_missing_data="breaching",

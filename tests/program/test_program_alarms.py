@@ -45,6 +45,7 @@ def test_backup_age_alarm_per_tier_at_interval_plus_slack(example):
         assert alarm.inputs["dimensions"] == {"Database": "orders", "Tier": tier}, alarm.urn
         assert alarm.inputs["threshold"] == threshold, alarm.urn
         assert alarm.inputs["treatMissingData"] == "breaching", alarm.urn
+        assert (alarm.inputs["period"], alarm.inputs["evaluationPeriods"], alarm.inputs["datapointsToAlarm"]) == (3600, 2, 2)
     doc = example.document["alarms"]
     assert (doc["metricNamespace"], doc["backupAgeMetric"]) == ("Pilotlight", "NewestBackupAgeSeconds")
 
