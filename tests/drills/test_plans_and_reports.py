@@ -1,4 +1,4 @@
-"""The cutover change batch and the drill report, as pure functions (no services)."""
+"""Pure parts of cutover and drills: the change batch, the reports, the real-stack confirmation (no services)."""
 import json
 from pathlib import Path
 
