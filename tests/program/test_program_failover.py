@@ -73,9 +73,14 @@ def test_dns_after_flip_is_what_an_emergency_cutover_leaves(example, failed_over
         assert after.inputs == cutover, urn
 
 
-def test_flip_back_is_symmetric_for_dns_and_alarms(example):
+def test_flipping_back_reverses_dns_and_alarms_but_never_demotes_the_promoted_standby(example, failed_over):
     back = run_program(config(active="primary"))
+    assert diff(failed_over, back) == diff(example, failed_over)
     assert diff(example, back) == {}
+    for db in back.of_type(INSTANCE):
+        # The input asks for a replica again, but the engine ignores it: RDS cannot demote an
+        # instance, so re-seeding after a failback is a deliberate replace (docs/program.md).
+        assert db.ignore_changes == ["replicateSourceDb"] and db.protect, db.urn
 
 
 def test_password_from_secret_config_only_applies_to_a_promoted_standby():
