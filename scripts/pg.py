@@ -131,7 +131,7 @@ def count_rows(dsn: str, tables: list[str], snapshot: str | None = None, workers
                 if name == LARGE_OBJECTS:
                     query = sql.SQL("SELECT count(*) FROM pg_catalog.pg_largeobject_metadata")
                 else:
-                    schema, _, table = _split(name)
+                    schema, _, table = split_name(name)
                     query = sql.SQL("SELECT count(*) FROM {}").format(sql.Identifier(schema, table))
                 (n,) = conn.execute(query).fetchone()
                 with lock:
@@ -149,7 +149,7 @@ def tables(dsn: str) -> list[str]:
         return [r[0] for r in conn.execute(_TABLES).fetchall()]
 
 
-def _split(name: str) -> tuple[str, str, str]:
+def split_name(name: str) -> tuple[str, str, str]:
     """Split ``format('%I.%I')`` output back into schema and table (quotes handled)."""
     parts, cur, quoted, i = [], "", False, 0
     while i < len(name):

@@ -167,6 +167,19 @@ def perform_restore(contract: Contract, target_dsn: str, *, backup_id: str | Non
     return result
 
 
+def trial_restore(contract: Contract, side: str, manifest: Manifest, server_dsn: str, args=None) -> dict[str, int]:
+    """Restore into a throwaway database on ``server_dsn``'s server, check it, drop it (verify --test-restore)."""
+    scratch = _name(manifest.database, f"_verify_{_stamp(utcnow())}")
+    admin = with_dbname(server_dsn, "postgres")
+    with pg.connect(admin, autocommit=True) as conn:
+        conn.execute(sql.SQL("CREATE DATABASE {} TEMPLATE template0").format(sql.Identifier(scratch)))
+    try:
+        _stream_restore(contract, side, manifest, with_dbname(server_dsn, scratch), 1, args)
+        return check_counts(with_dbname(server_dsn, scratch), manifest)
+    finally:
+        drop_database(admin, scratch)
+
+
 def _pg_reason(exc: psycopg.Error) -> str:
     return (str(exc).strip().splitlines() or [type(exc).__name__])[0]
 
@@ -334,7 +347,7 @@ def _move_tables(scratch_dsn: str, live_dsn: str, schema: str, manifest: Manifes
     with pg.connect(scratch_dsn, autocommit=True) as conn, conn.transaction():
         conn.execute(sql.SQL("CREATE SCHEMA {}").format(sql.Identifier(schema)))
         for name in restored:
-            src, _, table = pg._split(name)
+            src, _, table = pg.split_name(name)
             conn.execute(sql.SQL("ALTER TABLE {} SET SCHEMA {}").format(sql.Identifier(src, table), sql.Identifier(schema)))
     src_info, src_env = pg.client_args(scratch_dsn)
     dump = subprocess.Popen([pg.binary("pg_dump"), "-Fc", "-Z0", "--no-password", f"--schema={schema}",
@@ -346,7 +359,7 @@ def _move_tables(scratch_dsn: str, live_dsn: str, schema: str, manifest: Manifes
     if dump.wait() != 0 or load.returncode != 0:
         tail = load.stderr.decode(errors="replace").splitlines() or dump_err
         raise PilotlightError(f"copying schema {schema} into the live database failed: {_first_error(tail)}")
-    moved = {f"{schema}.{pg._split(n)[2]}": manifest.row_counts[n] for n in restored}
+    moved = {f"{schema}.{pg.split_name(n)[2]}": manifest.row_counts[n] for n in restored}
     live = pg.count_rows(live_dsn, sorted(moved))
     live.pop(pg.LARGE_OBJECTS, None)
     if live != moved:

@@ -15,12 +15,10 @@ from __future__ import annotations
 from datetime import datetime, timedelta
 
 from botocore.exceptions import BotoCoreError, ClientError
-from psycopg import sql
-
-from scripts import aws, pg, progress, restore
+from scripts import aws, progress, restore
 from scripts.common import Exit, PilotlightError, emit, iso, load_contract, parser_for, run, utcnow
 from scripts.contract import Contract
-from scripts.db import parse_dsn, side_dsn, with_dbname
+from scripts.db import parse_dsn, side_dsn
 from scripts.pipeline import Digest
 from scripts.stream import check_stream, download
 from scripts.vault import Entry, Manifest, aws_error, check_object, list_backups, validate_backup_id
@@ -48,18 +46,6 @@ def _stored_sha(contract: Contract, side: str, m: Manifest, args) -> str | None:
     if digest.size != m.stored_bytes or digest.hexdigest() != m.stored_sha256:
         return f"SHA-256 of the {side} object does not match the manifest"
     return None
-
-
-def _test_restore(contract: Contract, m: Manifest, server_dsn: str, args) -> dict:
-    scratch = restore._name(m.database, f"_verify_{restore._stamp(utcnow())}")
-    admin = with_dbname(server_dsn, "postgres")
-    with pg.connect(admin, autocommit=True) as conn:
-        conn.execute(sql.SQL("CREATE DATABASE {} TEMPLATE template0").format(sql.Identifier(scratch)))
-    try:
-        restore._stream_restore(contract, "primary", m, with_dbname(server_dsn, scratch), 1, args)
-        return restore.check_counts(with_dbname(server_dsn, scratch), m)
-    finally:
-        restore.drop_database(admin, scratch)
 
 
 def verify_one(contract: Contract, entry: Entry, dr: dict[str, Entry] | None, *, test_restore: bool = False,
@@ -101,7 +87,7 @@ def verify_one(contract: Contract, entry: Entry, dr: dict[str, Entry] | None, *,
     check("dr-copy-decrypt-with-dr-key", dr_copy)
     if test_restore:
         def trial() -> None:
-            report["rowCounts"] = _test_restore(contract, m, server_dsn, args)
+            report["rowCounts"] = restore.trial_restore(contract, "primary", m, server_dsn, args)
         check("test-restore", trial)
     return report
 

@@ -3,6 +3,8 @@ from __future__ import annotations
 
 import json
 
+import pytest
+
 from scripts import backup, restore
 from scripts.common import Exit
 from scripts.sandbox import control
@@ -13,8 +15,13 @@ DATA = ["CREATE TABLE ledger (id bigserial PRIMARY KEY, amount numeric(12, 2), m
         "INSERT INTO ledger (amount, memo) SELECT i * 1.5, 'entrée ' || i FROM generate_series(1, 300) i"]
 
 
-def test_restore_from_dr_with_primary_region_blocked(env, capsys):
+@pytest.fixture(scope="module")
+def ledger(env):
     env.create_db("ledger", *DATA)
+    return "ledger"
+
+
+def test_restore_from_dr_with_primary_region_blocked(env, ledger, capsys):
     m = backup.perform_backup(env.contract, "daily", source_dsn=env.dsn("ledger"))
     wait_replicated(env, m.id)
     expected = table_checksums(env.dsn("ledger"))
@@ -34,7 +41,7 @@ def test_restore_from_dr_with_primary_region_blocked(env, capsys):
         control.unblock_region(env.handle.state, primary_region)
 
 
-def test_backup_publishes_age_metric(env):
+def test_backup_publishes_age_metric(env, ledger):
     m = backup.perform_backup(env.contract, "weekly", source_dsn=env.dsn("ledger"))
     cw = backup.aws.client(env.contract, "cloudwatch", "primary")
     metrics = cw.list_metrics(Namespace=env.contract.metric_namespace, MetricName=env.contract.backup_age_metric)["Metrics"]

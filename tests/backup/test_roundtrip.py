@@ -75,6 +75,7 @@ def test_round_trip_preserves_everything(env, awkward, capsys):
 
 
 def test_backups_list_and_verify_with_test_restore(env, awkward, capsys):
+    backup.perform_backup(env.contract, "hourly", source_dsn=env.dsn(awkward))
     assert backups.main(env.args("list", "--json")) == 0
     listed = json.loads(capsys.readouterr().out)["backups"]
     assert listed and all(b["complete"] for b in listed)
@@ -88,6 +89,7 @@ def test_backups_list_and_verify_with_test_restore(env, awkward, capsys):
 
 
 def test_dry_run_and_missing_yes_only_plan(env, awkward, capsys):
+    backup.perform_backup(env.contract, "hourly", source_dsn=env.dsn(awkward))
     before = env.databases()
     for extra in (["--dry-run", "--yes"], []):
         assert restore.main(env.args("--target", env.dsn(awkward), "--latest", *extra)) == 0
@@ -96,6 +98,7 @@ def test_dry_run_and_missing_yes_only_plan(env, awkward, capsys):
 
 
 def test_parallel_restore_from_a_private_spool(env, awkward, capsys):
+    backup.perform_backup(env.contract, "hourly", source_dsn=env.dsn(awkward))
     target = env.dsn("awkward_jobs")
     assert restore.main(env.args("--target", target, "--latest", "--jobs", "2", "--yes")) == 0
     capsys.readouterr()
