@@ -85,7 +85,7 @@ def perform_cutover(
     dns_side = answered.pop() if len(answered) == 1 else None
     with steps.step(f"check {to} database") as s:
         target = dbstate.state(contract, db, to)
-        s.note(f"{target.role}" + (f", replay lag {target.replay_lag_seconds:.1f} s"
+        s.note(f"{target.role}" + (f", last transaction replayed {target.replay_lag_seconds:.1f} s ago"
                                    if target.replay_lag_seconds is not None else ""))
         if not target.reachable:
             if not force:
@@ -122,8 +122,7 @@ def perform_cutover(
             f"fence the {frm} database read-only and wait for {to} to catch up" if live_source
             else f"{frm} is not a live primary: no fence (data-plane failover)",
             f"promote the {to} database" if target.in_recovery else f"{to} is already a primary",
-            "apply the change batch and wait for INSYNC" if changes else "records need no change"
-            if rrsets else "records unreadable now (control plane); will retry",
+            _records_plan(rrsets, changes),
             f"verify every authoritative nameserver answers {to} ({', '.join(map(str, dnscheck.authoritative_servers(contract)))})",
             f"record the active side: {pulumi_command(contract, to)}",
         ]
@@ -141,8 +140,10 @@ def perform_cutover(
         with steps.step(f"wait for {to} to catch up") as s:
             if fenced and target.in_recovery:
                 dbstate.wait_caught_up(contract, db, to, frm, CATCH_UP_TIMEOUT)
+            elif not fenced:
+                s.note("the old primary is gone: what it had not streamed is the RPO", SKIPPED)
             else:
-                s.note("skipped: the old primary is gone; what it had not streamed is the RPO", SKIPPED)
+                s.note(f"{to} is already a primary", SKIPPED)
         with steps.step(f"promote {to}") as s:
             if not target.reachable:
                 s.note("unreachable: not promoted (--force)", WARNING)
@@ -180,6 +181,12 @@ def perform_cutover(
         s.note(record_active_side(contract, to, outputs))
     result["pulumiConfig"] = pulumi_command(contract, to)
     return result
+
+
+def _records_plan(rrsets: list | None, changes: list | None) -> str:
+    if rrsets is None:
+        return "records unreadable now (control plane down): retried after promotion"
+    return "apply the change batch below and wait for INSYNC" if changes else "records need no change"
 
 
 def _answers_line(db: Database, seen: dict[str, str | None]) -> str:

@@ -17,6 +17,7 @@ import copy
 from typing import Any
 
 from scripts import aws
+from scripts.common import PilotlightError
 from scripts.contract import Contract, Database
 from scripts.dnscheck import side_of
 
@@ -65,7 +66,7 @@ def plan_switch(db: Database, rrsets: list[dict[str, Any]], to_side: str) -> lis
     Pure: unit-tested directly and printed verbatim by ``--dry-run``.
     """
     if not rrsets:
-        raise ValueError(f"no record set found for {db.dns.record_name}")
+        raise PilotlightError(f"no record set found for {db.dns.record_name} in the zone")
     if records_side(db, rrsets) == to_side:
         return []
     target = db.dns.dr_target if to_side == "dr" else db.dns.primary_target
@@ -80,7 +81,7 @@ def plan_switch(db: Database, rrsets: list[dict[str, Any]], to_side: str) -> lis
         if rrset["Failover"] != role:
             changes.append({"Action": "UPSERT", "ResourceRecordSet": {**copy.deepcopy(rrset), "Failover": role}})
     if not any(c["ResourceRecordSet"]["Failover"] == "PRIMARY" for c in changes):
-        raise ValueError(f"no failover record of {db.dns.record_name} names the {to_side} target {target}")
+        raise PilotlightError(f"no failover record of {db.dns.record_name} names the {to_side} target {target}")
     return changes
 
 

@@ -5,6 +5,7 @@ from pathlib import Path
 import pytest
 
 from scripts import dnsrecords, report
+from scripts.common import PilotlightError
 from scripts.contract import parse
 from scripts.steps import Steps
 
@@ -47,7 +48,7 @@ def test_a_plain_record_is_repointed():
 def test_records_not_naming_the_target_are_an_error_not_a_guess():
     other = failover_pair()
     other[1]["ResourceRecords"] = [{"Value": "somewhere.else.example.com"}]
-    with pytest.raises(ValueError, match="names the dr target"):
+    with pytest.raises(PilotlightError, match="names the dr target"):
         dnsrecords.plan_switch(DB, other, "dr")
 
 
