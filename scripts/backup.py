@@ -88,7 +88,7 @@ def perform_backup(contract: Contract, tier: str, source_dsn: str | None = None,
     if tier not in TIERS:
         raise PilotlightError(f"unknown tier {tier!r}; one of {', '.join(TIERS)}", Exit.USAGE)
     database = contract.database(db)
-    dsn = source_dsn or side_dsn(contract, "primary", database, superuser=True)
+    dsn = source_dsn or side_dsn(contract, contract.active, database, superuser=True)  # the side serving traffic
     parse_dsn(dsn, "--source")
     started = utcnow()
     backup_id = new_backup_id(database.name, started)
@@ -211,7 +211,7 @@ def publish_age(contract: Contract, database: str, now: datetime | None = None) 
 def main(argv: list[str] | None = None) -> int:
     parser = parser_for("backup", "Stream an encrypted pg_dump of a protected database into the vault.")
     parser.add_argument("--tier", required=True, choices=TIERS, help="retention tier (the vault's lifecycle owns expiry)")
-    parser.add_argument("--source", metavar="DSN", help="database to dump (default: the stack's primary)")
+    parser.add_argument("--source", metavar="DSN", help="database to dump (default: the stack's active side)")
     parser.add_argument("--database", metavar="NAME", help="which protected database (default: the first)")
 
     def body(args) -> int:

@@ -6,6 +6,8 @@ interrupted run is visible but never mistaken for a backup.
 """
 from __future__ import annotations
 
+import sys
+
 from rich.console import Console
 from rich.table import Table
 
@@ -47,7 +49,8 @@ def main(argv: list[str] | None = None) -> int:
             state = "ok" if r["complete"] else "INCOMPLETE: " + "; ".join(r["problems"])
             table.add_row(r["id"], r["tier"], r["snapshotAt"] or "-", _size(r["dumpBytes"]), _size(r["storedBytes"]),
                           state, style=None if r["complete"] else "red")
-        Console(soft_wrap=True).print(table if rows else "no backups")
+        wide = None if sys.stdout.isatty() else 200  # piped: do not squeeze columns to 80
+        Console(width=wide).print(table if rows else "no backups")
         return Exit.OK
 
     return run(body, parser, argv)
