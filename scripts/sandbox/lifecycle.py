@@ -22,8 +22,8 @@ from typing import Any
 from scripts.common import UsageError
 from scripts.sandbox import postgres as pg
 from scripts.sandbox.emulator import provision
-from scripts.sandbox.state import (DAEMON, OUTPUTS, PASSFILE, REPLICATION, SIDES, STATE, SandboxError, SandboxState, free_port,
-                                   load, pid_alive, read_json, terminate, write_json)
+from scripts.sandbox.state import (DAEMON, OUTPUTS, PASSFILE, REPLICATION, SIDES, STATE, SandboxError, SandboxState,
+                                   free_port, load, pid_alive, read_json, terminate, write_json)
 from stacks.config import ConfigError, StackConfig, load_stack_file
 from stacks.outputs import outputs_document
 
@@ -83,10 +83,10 @@ def _create(state_dir: Path, cfg: StackConfig, seed_rows: int) -> dict[str, Any]
     info = _wait_daemon(state_dir, daemon)
     kwargs, replication = provision(cfg, info["motoUrl"], {side: state.port(side) for side in SIDES})
     write_json(state_dir / REPLICATION, replication)
-    endpoint = lambda name: f"http://127.0.0.1:{info['proxies'][name]}"  # noqa: E731
+    endpoints = {name: f"http://127.0.0.1:{port}" for name, port in info["proxies"].items()}
     sandbox = {
         "stateDir": str(state_dir),
-        "awsEndpoints": {**{region: endpoint(region) for region in state.regions.values()}, "route53": endpoint("route53")},
+        "awsEndpoints": endpoints,
         "dns": {"host": "127.0.0.1", "port": info["dnsPort"]},
         "superuser": pg.SUPERUSER,
         "appUser": APP_USER,

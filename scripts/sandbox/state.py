@@ -50,7 +50,8 @@ class SandboxState:
     clusters: dict[str, dict[str, Any]]
     daemon: dict[str, Any] = field(default_factory=dict)
     contract: Contract | None = None
-    spawned_daemon_pid: int | None = None  # known before daemon.json exists: `down` can stop a daemon that never got ready
+    # Known before daemon.json exists, so `down` can stop a daemon that never got ready.
+    spawned_daemon_pid: int | None = None
 
     @property
     def daemon_pid(self) -> int | None:
