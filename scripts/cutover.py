@@ -22,6 +22,7 @@ import json
 import os
 import sys
 import tempfile
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Callable
 
@@ -63,6 +64,16 @@ def _control_plane_error(exc: Exception) -> str:
     return f"Route53 control plane unavailable ({type(exc).__name__}: {str(exc).splitlines()[0][:160]})"
 
 
+@dataclass
+class _Seen:
+    """What the checks found before anything is changed."""
+
+    dns_side: str | None
+    target: dbstate.SideState
+    source: dbstate.SideState
+    rrsets: list | None = None
+
+
 def perform_cutover(
     contract: Contract,
     db: Database,
@@ -75,9 +86,43 @@ def perform_cutover(
     dns_timeout: float = DNS_TIMEOUT,
 ) -> dict[str, Any]:
     """Move the service to ``to``; every action is a step in ``steps``. Raises on failure."""
-    frm = other(to)
     result: dict[str, Any] = {"to": to, "database": db.name, "dryRun": dry_run, "already": False,
                               "changed": False, "warnings": []}
+    seen = _inspect(contract, db, to, steps, result, force=force, dry_run=dry_run)
+    records_side = dnsrecords.records_side(db, seen.rrsets) if seen.rrsets else None
+    if seen.target.role == "primary" and seen.dns_side == to and records_side in (to, None):
+        result["already"] = True
+        if records_side is None:
+            result["warnings"].append("record roles not confirmed: the Route53 control plane is unreachable")
+        return result
+    changes = dnsrecords.plan_switch(db, seen.rrsets, to) if seen.rrsets else None
+    result["changeBatch"] = dnsrecords.change_batch(db, changes, to) if changes else None
+    # Fence the old side only when the target can take over; a forced cutover to an unreachable
+    # target just moves DNS (the operator knows it is coming up).
+    live_source = seen.source.role == "primary" and seen.target.reachable
+    if dry_run:
+        result["plan"] = [
+            f"fence the {other(to)} database read-only and wait for {to} to catch up" if live_source
+            else f"{other(to)} is not a live primary: no fence (data-plane failover)",
+            f"promote the {to} database" if seen.target.in_recovery else f"{to} is already a primary",
+            _records_plan(seen.rrsets, changes),
+            f"verify every authoritative nameserver answers {to} "
+            f"({', '.join(map(str, dnscheck.authoritative_servers(contract)))})",
+            f"record the active side: {pulumi_command(contract, to)}",
+        ]
+        return result
+    _switch_database(contract, db, to, steps, seen, live_source)
+    result["changed"] = True
+    _switch_dns(contract, db, to, steps, seen, changes, result, dns_timeout)
+    with steps.step("record active side") as s:
+        s.note(record_active_side(contract, to, outputs))
+    result["pulumiConfig"] = pulumi_command(contract, to)
+    return result
+
+
+def _inspect(contract: Contract, db: Database, to: str, steps: Steps, result: dict[str, Any], *,
+             force: bool, dry_run: bool) -> _Seen:
+    """DNS answers, both databases, and (unless that would delay an emergency promotion) the records."""
     with steps.step("check dns") as s:
         result["dnsBefore"] = dnscheck.answers(contract, db)
         s.note(_answers_line(db, result["dnsBefore"]))
@@ -92,43 +137,24 @@ def perform_cutover(
                 s.note(f"not healthy: {target.error}", FAILED)
                 raise Refused(f"the {to} database is not healthy ({target.error}); fix it or re-run with --force")
             s.note(f"not healthy, continuing because of --force: {target.error}", WARNING)
-    with steps.step(f"check {frm} database") as s:
-        source = dbstate.state(contract, db, frm)
+    with steps.step(f"check {other(to)} database") as s:
+        source = dbstate.state(contract, db, other(to))
         s.note(source.role if source.reachable else f"unreachable: {source.error}")
-    rrsets = None
-    emergency = dns_side == to and target.reachable and target.in_recovery
+    seen = _Seen(dns_side, target, source)
+    emergency = dns_side == to and target.role == "replica"
     if not emergency or dry_run:  # in an emergency, promotion never waits on the control plane
         with steps.step("read dns records") as s:
             try:
-                rrsets = dnsrecords.fetch(contract, db)
-                s.note(f"records send traffic to {dnsrecords.records_side(db, rrsets)}")
+                seen.rrsets = dnsrecords.fetch(contract, db)
+                s.note(f"records send traffic to {dnsrecords.records_side(db, seen.rrsets)}")
             except (BotoCoreError, ClientError) as exc:
                 s.note(_control_plane_error(exc), WARNING)
+    return seen
 
-    records_side = dnsrecords.records_side(db, rrsets) if rrsets else None
-    if target.reachable and not target.in_recovery and dns_side == to and records_side in (to, None):
-        result["already"] = True
-        if records_side is None:
-            result["warnings"].append("record roles not confirmed: the Route53 control plane is unreachable")
-        return result
 
-    changes = dnsrecords.plan_switch(db, rrsets, to) if rrsets else None
-    result["changeBatch"] = dnsrecords.change_batch(db, changes, to) if changes else None
-    # Fence the old side only when the target can take over; a forced cutover to an unreachable
-    # target just moves DNS (the operator knows it is coming up).
-    live_source = source.reachable and not source.in_recovery and target.reachable
-    if dry_run:
-        result["plan"] = [
-            f"fence the {frm} database read-only and wait for {to} to catch up" if live_source
-            else f"{frm} is not a live primary: no fence (data-plane failover)",
-            f"promote the {to} database" if target.in_recovery else f"{to} is already a primary",
-            _records_plan(rrsets, changes),
-            f"verify every authoritative nameserver answers {to} ({', '.join(map(str, dnscheck.authoritative_servers(contract)))})",
-            f"record the active side: {pulumi_command(contract, to)}",
-        ]
-        return result
-
-    platform = platform_for(contract)
+def _switch_database(contract: Contract, db: Database, to: str, steps: Steps, seen: _Seen, live_source: bool) -> None:
+    """Fence the old side (if alive), let the target catch up, promote it; a failure lifts the fence."""
+    frm, target = other(to), seen.target
     fenced = False
     try:
         with steps.step(f"fence {frm}") as s:
@@ -136,7 +162,7 @@ def perform_cutover(
                 s.note(f"read-only, {dbstate.fence(contract, db, frm)} session(s) ended")
                 fenced = True
             else:
-                s.note(f"{source.role}: nothing to fence (data-plane failover)", SKIPPED)
+                s.note(f"{seen.source.role}: nothing to fence (data-plane failover)", SKIPPED)
         with steps.step(f"wait for {to} to catch up") as s:
             if fenced and target.in_recovery:
                 dbstate.wait_caught_up(contract, db, to, frm, CATCH_UP_TIMEOUT)
@@ -148,7 +174,7 @@ def perform_cutover(
             if not target.reachable:
                 s.note("unreachable: not promoted (--force)", WARNING)
             elif target.in_recovery:
-                platform.promote(db, to)
+                platform_for(contract).promote(db, to)
                 dbstate.unfence(contract, db, to)
                 s.note("promoted, accepting writes")
             else:
@@ -158,13 +184,16 @@ def perform_cutover(
         if fenced:
             dbstate.unfence(contract, db, frm)  # leave the previous good state intact
         raise
-    result["changed"] = True
 
+
+def _switch_dns(contract: Contract, db: Database, to: str, steps: Steps, seen: _Seen, changes: list | None,
+                result: dict[str, Any], dns_timeout: float) -> None:
+    """The record change (best effort: the control plane may be down), then verification (must pass)."""
     with steps.step("change dns records") as s:
         try:
-            if rrsets is None:
-                rrsets = dnsrecords.fetch(contract, db)
-                changes = dnsrecords.plan_switch(db, rrsets, to)
+            if seen.rrsets is None:
+                seen.rrsets = dnsrecords.fetch(contract, db)
+                changes = dnsrecords.plan_switch(db, seen.rrsets, to)
                 result["changeBatch"] = dnsrecords.change_batch(db, changes, to) if changes else None
             if not changes:
                 s.note(f"records already send traffic to {to}", SKIPPED)
@@ -177,10 +206,6 @@ def perform_cutover(
     with steps.step("verify dns") as s:
         result["dnsAfter"] = dnscheck.wait_for(contract, db, to, dns_timeout)
         s.note(_answers_line(db, result["dnsAfter"]))
-    with steps.step("record active side") as s:
-        s.note(record_active_side(contract, to, outputs))
-    result["pulumiConfig"] = pulumi_command(contract, to)
-    return result
 
 
 def _records_plan(rrsets: list | None, changes: list | None) -> str:
