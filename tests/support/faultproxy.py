@@ -118,6 +118,7 @@ class FaultProxy:
         self._sock.settimeout(0.2)
         self.port = self._sock.getsockname()[1]
         self.url = f"http://127.0.0.1:{self.port}"
+        self.connections = 0
         self._threads: list[threading.Thread] = []
         self._conns: set[socket.socket] = set()
 
@@ -156,6 +157,7 @@ class FaultProxy:
                 continue
             except OSError:
                 return
+            self.connections += 1
             t = threading.Thread(target=self._serve, args=(client,), daemon=True)
             t.start()
 
