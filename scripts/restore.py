@@ -5,8 +5,8 @@ Order of operations (the target is never touched until the restored copy is prov
 1. select the backup (newest valid, ``--backup ID``, or newest strictly before ``--before``) and
    check its metadata — manifest, object size, version, S3 checksum — before any database;
 2. refuse while other sessions use the target, unless ``--terminate-sessions``;
-3. stream download -> authenticate/decrypt -> zstd -d into ``pg_restore --exit-on-error
-   --single-transaction`` on a scratch database ``<target>_restore_<ts>``;
+3. stream download -> authenticate/decrypt -> zstd -d into ``pg_restore --exit-on-error`` on a
+   scratch database ``<target>_restore_<ts>`` (dropped on any failure);
 4. when the stream ends, both SHA-256s must match the manifest, then the row counts of every
    table (and the large objects) must equal the manifest's;
 5. one transaction renames target -> ``<target>_pre_restore_<ts>`` and scratch -> target
@@ -229,10 +229,15 @@ def _require_new_schema(dsn: str, schema: str) -> None:
             raise Refused(f"schema {schema!r} already exists in the target; pick a new --into-schema")
 
 
-def _restore_cmd(dsn: str, jobs: int, tables: list[str] | None, source: str | None) -> tuple[list[str], dict]:
+def _restore_cmd(dsn: str, jobs: int, tables: list[str] | None, source: str | None,
+                 atomic: bool = False) -> tuple[list[str], dict]:
+    """pg_restore stopping at the first error. Into a scratch database one transaction buys
+    nothing (a failure drops the database) and would take a lock per large object, which
+    exhausts max_locks_per_transaction on databases with many; into the live one (``atomic``) it
+    makes a failed copy leave nothing behind."""
     conninfo, env = pg.client_args(dsn)
     cmd = [pg.binary("pg_restore"), "--exit-on-error", "--no-password", f"--dbname={conninfo}"]
-    cmd += [f"--jobs={jobs}"] if jobs > 1 else ["--single-transaction"]
+    cmd += ["--single-transaction"] if atomic else [f"--jobs={jobs}"] if jobs > 1 else []
     for t in tables or ():
         schema, _, name = t.rpartition(".")
         if schema:
@@ -278,7 +283,12 @@ def _piped(stream: BackupStream, dsn: str, tables) -> None:
                 try:
                     proc.stdin.write(chunk)
                 except BrokenPipeError:
-                    open_pipe = False  # pg_restore stopped reading; keep verifying the rest of the stream
+                    if proc.wait() != 0:  # it stopped at an error: no point reading on
+                        break
+                    open_pipe = False  # it has all it needs (--table); keep verifying the rest of the stream
+        if proc.poll() not in (None, 0):
+            reader.join(timeout=10)
+            raise PilotlightError(f"pg_restore failed (stopped at the first error): {_first_error(tail)}")
         stream.finish()
         try:
             proc.stdin.close()
@@ -352,7 +362,7 @@ def _move_tables(scratch_dsn: str, live_dsn: str, schema: str, manifest: Manifes
     src_info, src_env = pg.client_args(scratch_dsn)
     dump = subprocess.Popen([pg.binary("pg_dump"), "-Fc", "-Z0", "--no-password", f"--schema={schema}",
                              f"--dbname={src_info}"], stdout=subprocess.PIPE, stderr=subprocess.PIPE, env=src_env)
-    cmd, env = _restore_cmd(live_dsn, 1, None, None)
+    cmd, env = _restore_cmd(live_dsn, 1, None, None, atomic=True)
     load = subprocess.run(cmd, stdin=dump.stdout, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, env=env)
     dump.stdout.close()
     dump_err = dump.stderr.read().decode(errors="replace").splitlines()
