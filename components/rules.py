@@ -81,12 +81,19 @@ def object_lock_configuration(mode: str, days: int) -> dict[str, Any]:
     return {"ObjectLockEnabled": "Enabled", "Rule": {"DefaultRetention": {"Mode": mode, "Days": days}}}
 
 
+def _present_and_not(condition_key: str, value: str) -> dict[str, Any]:
+    """A condition true only when the request carries ``condition_key`` with another value."""
+    return {"Null": {condition_key: "false"}, "StringNotEquals": {condition_key: value}}
+
+
 def bucket_policy(bucket_arn: str, key_arn: str) -> dict[str, Any]:
     """Deny plain-HTTP access and any put that asks for other encryption than our KMS key.
 
-    The header conditions use ``...IfExists``: a put without headers gets the bucket's default
-    SSE-KMS with this very key, and requiring the header outright would also deny multipart
-    ``UploadPart`` requests, which never carry it (boto/botocore#471).
+    A put without encryption headers gets the bucket's default SSE-KMS with this very key, and
+    requiring the header outright would also deny multipart ``UploadPart`` requests, which never
+    carry it (boto/botocore#471). So each deny fires only when the header is present
+    (``Null: false``) and names something else. Not ``StringNotEqualsIfExists``: IAM evaluates
+    ``...IfExists`` as true when the key is absent, so that Deny would refuse every headerless put.
     """
     return {
         "Version": POLICY_VERSION,
@@ -105,7 +112,7 @@ def bucket_policy(bucket_arn: str, key_arn: str) -> dict[str, Any]:
                 "Principal": "*",
                 "Action": "s3:PutObject",
                 "Resource": f"{bucket_arn}/*",
-                "Condition": {"StringNotEqualsIfExists": {"s3:x-amz-server-side-encryption": "aws:kms"}},
+                "Condition": _present_and_not("s3:x-amz-server-side-encryption", "aws:kms"),
             },
             {
                 "Sid": "DenyOtherKmsKey",
@@ -113,9 +120,7 @@ def bucket_policy(bucket_arn: str, key_arn: str) -> dict[str, Any]:
                 "Principal": "*",
                 "Action": "s3:PutObject",
                 "Resource": f"{bucket_arn}/*",
-                "Condition": {
-                    "StringNotEqualsIfExists": {"s3:x-amz-server-side-encryption-aws-kms-key-id": key_arn}
-                },
+                "Condition": _present_and_not("s3:x-amz-server-side-encryption-aws-kms-key-id", key_arn),
             },
         ],
     }

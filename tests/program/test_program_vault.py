@@ -50,9 +50,12 @@ def test_bucket_policy_denies_non_tls_and_foreign_encryption(example):
         st = {s["Sid"]: s for s in doc["Statement"]}
         assert st["DenyInsecureTransport"]["Resource"] == [arn, f"{arn}/*"], pol.urn
         assert st["DenyInsecureTransport"]["Condition"] == {"Bool": {"aws:SecureTransport": "false"}}, pol.urn
-        assert st["DenyNonKmsEncryption"]["Condition"]["StringNotEqualsIfExists"] == {"s3:x-amz-server-side-encryption": "aws:kms"}
-        assert st["DenyOtherKmsKey"]["Condition"]["StringNotEqualsIfExists"] == {
+        assert st["DenyNonKmsEncryption"]["Condition"]["StringNotEquals"] == {"s3:x-amz-server-side-encryption": "aws:kms"}
+        assert st["DenyOtherKmsKey"]["Condition"]["StringNotEquals"] == {
             "s3:x-amz-server-side-encryption-aws-kms-key-id": keys[SIDES[region]]
+        }, pol.urn
+        assert st["DenyOtherKmsKey"]["Condition"]["Null"] == {
+            "s3:x-amz-server-side-encryption-aws-kms-key-id": "false"
         }, pol.urn
         assert all(s["Effect"] == "Deny" for s in st.values()), pol.urn
 

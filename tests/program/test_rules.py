@@ -84,11 +84,15 @@ def test_bucket_policy_denies_plain_http_and_foreign_encryption():
     assert tls["Condition"] == {"Bool": {"aws:SecureTransport": "false"}}
     assert st["DenyNonKmsEncryption"]["Action"] == "s3:PutObject"
     assert st["DenyNonKmsEncryption"]["Condition"] == {
-        "StringNotEqualsIfExists": {"s3:x-amz-server-side-encryption": "aws:kms"}
+        "Null": {"s3:x-amz-server-side-encryption": "false"},
+        "StringNotEquals": {"s3:x-amz-server-side-encryption": "aws:kms"},
     }
     assert st["DenyOtherKmsKey"]["Condition"] == {
-        "StringNotEqualsIfExists": {"s3:x-amz-server-side-encryption-aws-kms-key-id": KEY}
+        "Null": {"s3:x-amz-server-side-encryption-aws-kms-key-id": "false"},
+        "StringNotEquals": {"s3:x-amz-server-side-encryption-aws-kms-key-id": KEY},
     }
+    # a headerless put (default SSE-KMS, multipart UploadPart) must not match any Deny
+    assert not any("IfExists" in op for s in st.values() for op in s["Condition"])
 
 
 def test_replication_role_trusts_only_s3():
