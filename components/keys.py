@@ -50,7 +50,9 @@ class VaultKeys(pulumi.ComponentResource):
             enable_key_rotation=True,  # rotation is a property of the primary; the replica shares it
             deletion_window_in_days=args.deletion_window_days,
             policy=self._policy(args.primary_region),
-            opts=pulumi.ResourceOptions(parent=self),
+            # Every backup's data key is wrapped by this key: `pulumi destroy` (or a replace) must
+            # never schedule its deletion, and removing it from the program must leave it in AWS.
+            opts=pulumi.ResourceOptions(parent=self, protect=True, retain_on_delete=True),
         )
         replica = aws.kms.ReplicaKey(
             f"{name}-dr",
@@ -58,7 +60,8 @@ class VaultKeys(pulumi.ComponentResource):
             primary_key_arn=primary.arn,
             deletion_window_in_days=args.deletion_window_days,
             policy=self._policy(args.dr_region),
-            opts=pulumi.ResourceOptions(parent=self, provider=args.dr_provider),
+            # The only key that opens backups when the primary region is gone: same protection.
+            opts=pulumi.ResourceOptions(parent=self, provider=args.dr_provider, protect=True, retain_on_delete=True),
         )
         aws.kms.Alias(
             f"{name}-primary-alias",

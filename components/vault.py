@@ -78,8 +78,9 @@ class BackupVault(pulumi.ComponentResource):
             bucket=a.bucket_names[side],
             object_lock_enabled=True,  # only settable at creation
             force_destroy=a.force_destroy,
-            # The backups are the point of the stack: `pulumi destroy` must never take them along.
-            opts=self._opts(side, protect=True),
+            # The backups are the point of the stack: `pulumi destroy` must never take them along,
+            # and dropping the bucket from the program must leave it (and its locked versions) in AWS.
+            opts=self._opts(side, protect=True, retain_on_delete=True),
         )
         versioning = aws.s3.BucketVersioning(
             f"{n}-versioning",
