@@ -56,6 +56,7 @@ def record_active_side(contract: Contract, side: str, outputs: Path | None) -> s
     fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=".outputs-")
     with os.fdopen(fd, "w") as fh:
         json.dump(doc, fh, indent=2)
+    os.chmod(tmp, path.stat().st_mode & 0o777)  # readers keep the access they had
     os.replace(tmp, path)
     return f"sandbox outputs record active={side}; on a real stack: {pulumi_command(contract, side)}"
 
