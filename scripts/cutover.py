@@ -20,6 +20,7 @@ from __future__ import annotations
 import argparse
 import json
 import os
+import re
 import sys
 import tempfile
 from dataclasses import dataclass
@@ -62,7 +63,8 @@ def record_active_side(contract: Contract, side: str, outputs: Path | None) -> s
 
 
 def _control_plane_error(exc: Exception) -> str:
-    return f"Route53 control plane unavailable ({type(exc).__name__}: {str(exc).splitlines()[0][:160]})"
+    reason = re.sub(r'"https?://[^"]*"', "the Route53 endpoint", (str(exc).splitlines() or [""])[0])[:160]
+    return f"Route53 control plane unavailable ({type(exc).__name__}: {reason})"
 
 
 @dataclass
