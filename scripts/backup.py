@@ -71,6 +71,13 @@ def _dump_output(proc: subprocess.Popen, stderr_tail: list[str]) -> Iterator[byt
         raise PilotlightError(f"pg_dump failed: {detail}")
 
 
+def _seal(chunks: Iterable[bytes], contract: Contract, backup_id: str, database: str, out: dict) -> Iterator[bytes]:
+    """The encryption stage; it asks KMS for the data key itself, so pg_dump is already running."""
+    data_key = envelope.generate_data_key(contract, backup_id, database)
+    out["header"] = envelope.make_header(data_key, backup_id, database)
+    yield from envelope.encrypt_stream(chunks, data_key.plaintext, out["header"])
+
+
 def _drain(stream, into: list[str]) -> None:
     for line in iter(stream.readline, b""):
         into.append(line.decode(errors="replace").strip())
@@ -98,9 +105,6 @@ def perform_backup(contract: Contract, tier: str, source_dsn: str | None = None,
     log.info("backup %s of %s into s3://%s/%s", backup_id, database.name, bucket, key)
 
     with pg.exported_snapshot(dsn, lock=f"pilotlight-backup:{database.name}") as snap:
-        abort_orphaned_uploads(contract, database.name)
-        data_key = envelope.generate_data_key(contract, backup_id, database.name)
-        header = envelope.make_header(data_key, backup_id, database.name)
         conninfo, env = pg.client_args(dsn)
         proc = subprocess.Popen(
             [pg.binary("pg_dump"), "-Fc", "-Z0", f"--snapshot={snap.id}", "--no-password", f"--dbname={conninfo}"],
@@ -108,12 +112,13 @@ def perform_backup(contract: Contract, tier: str, source_dsn: str | None = None,
         )
         stderr_tail: list[str] = []
         threading.Thread(target=_drain, args=(proc.stderr, stderr_tail), daemon=True).start()
-        dump, stored = Digest(), Digest()
-        with ThreadPoolExecutor(max_workers=1, thread_name_prefix="pilotlight-counts") as pool:
+        dump, stored, sealed = Digest(), Digest(), {}
+        with ThreadPoolExecutor(max_workers=2, thread_name_prefix="pilotlight-backup") as pool:
             counts = pool.submit(pg.count_rows, dsn, snap.tables, snap.id)
+            orphans = pool.submit(abort_orphaned_uploads, contract, database.name, started, key)
             stream = threaded(dump.tap(_dump_output(proc, stderr_tail)), name="pg_dump")
             stream = threaded(compress(stream), name="zstd")
-            stream = threaded(stored.tap(envelope.encrypt_stream(stream, data_key.plaintext, header)), name="encrypt")
+            stream = threaded(stored.tap(_seal(stream, contract, backup_id, database.name, sealed)), name="encrypt")
             reader = None
             try:
                 with progress.bar(args, f"backup {backup_id}") as bar:
@@ -128,7 +133,11 @@ def perform_backup(contract: Contract, tier: str, source_dsn: str | None = None,
                 if reader is not None:
                     reader.close()
                 proc.wait()
-        del data_key
+            try:
+                orphans.result()
+            except PilotlightError as exc:
+                log.warning("could not clean up interrupted uploads: %s", exc)
+    header = sealed["header"]
     try:
         head = s3.head_object(Bucket=bucket, Key=key, ChecksumMode="ENABLED")
     except (ClientError, BotoCoreError) as exc:
@@ -163,26 +172,26 @@ def perform_backup(contract: Contract, tier: str, source_dsn: str | None = None,
     return manifest
 
 
-def abort_orphaned_uploads(contract: Contract, database: str) -> int:
-    """Abort multipart uploads a killed backup of ``database`` left behind.
+def abort_orphaned_uploads(contract: Contract, database: str, before: datetime, own_key: str = "") -> int:
+    """Abort multipart uploads that a killed backup of ``database`` left behind.
 
-    Called while holding the database's backup lock, so no other backup of it is running and
-    every incomplete upload under its prefixes is an orphan (a SIGKILLed run cannot abort its own;
-    on AWS the bucket's AbortIncompleteMultipartUpload lifecycle rule is the slower backstop).
+    Runs while this run holds the database's backup lock, so any upload of ``database`` begun
+    before this run started (other than this run's own ``own_key``) belongs to a dead run (a SIGKILLed process cannot abort its own; on
+    AWS the bucket's AbortIncompleteMultipartUpload lifecycle rule is the slower backstop).
     """
     s3 = aws.client(contract, "s3", "primary")
     bucket = contract.buckets["primary"].bucket
+    prefixes = tuple(f"{tier.prefix}{database}/" for tier in contract.tiers.values())
     aborted = 0
     try:
-        for tier in contract.tiers.values():
-            pages = s3.get_paginator("list_multipart_uploads").paginate(Bucket=bucket, Prefix=f"{tier.prefix}{database}/")
-            for page in pages:
-                for up in page.get("Uploads", []):
+        for page in s3.get_paginator("list_multipart_uploads").paginate(Bucket=bucket):
+            for up in page.get("Uploads", []):
+                if up["Key"].startswith(prefixes) and up["Initiated"] < before and up["Key"] != own_key:
                     s3.abort_multipart_upload(Bucket=bucket, Key=up["Key"], UploadId=up["UploadId"])
                     log.warning("aborted the orphaned multipart upload of %s (an interrupted backup)", up["Key"])
                     aborted += 1
     except (ClientError, BotoCoreError) as exc:
-        raise aws_error(exc, f"cannot reach the vault s3://{bucket}") from None
+        raise aws_error(exc, f"cannot list uploads in s3://{bucket}") from None
     return aborted
 
 

@@ -7,6 +7,7 @@ import pytest
 
 from scripts import backup, backups, restore, verify
 from tests.backup.conftest import schema_dump, table_checksums
+from tests.backup.test_faults import wait_replicated
 
 AWKWARD = [
     "CREATE EXTENSION citext",
@@ -75,7 +76,7 @@ def test_round_trip_preserves_everything(env, awkward, capsys):
 
 
 def test_backups_list_and_verify_with_test_restore(env, awkward, capsys):
-    backup.perform_backup(env.contract, "hourly", source_dsn=env.dsn(awkward))
+    wait_replicated(env, backup.perform_backup(env.contract, "hourly", source_dsn=env.dsn(awkward)).id)
     assert backups.main(env.args("list", "--json")) == 0
     listed = json.loads(capsys.readouterr().out)["backups"]
     assert listed and all(b["complete"] for b in listed)
