@@ -63,6 +63,19 @@ def test_regional_outage_with_control_plane_down_recovers_measures_and_fails_bac
     assert_normal_topology(module_sandbox)
 
 
+def test_a_stalled_control_plane_does_not_delay_promotion(module_sandbox, capsys):
+    """Route53's API accepts connections and never answers: the calls time out after promotion, not before."""
+    rc, result, _ = run_json(capsys, drill, ["--scenario", "regional-outage", "--outputs", str(module_sandbox.outputs_path),
+                                             "--control-plane", "stall"])
+    assert rc == Exit.OK, result["failedStep"] or result["error"]
+    steps = [s["name"] for s in result["steps"]]
+    assert "cutover: read dns records" not in steps  # an emergency promotes first
+    change = next(s for s in result["steps"] if s["name"] == "cutover: change dns records")
+    assert change["status"] == "warning" and "Timeout" in change["detail"]
+    assert result["measured"]["rtoSeconds"] < change["seconds"]  # the service was back long before the API gave up
+    assert_normal_topology(module_sandbox)
+
+
 def test_planned_cutover_twice_is_a_noop_then_failback_returns_the_service(module_sandbox, capsys):
     outputs = str(module_sandbox.outputs_path)
     c, db = module_sandbox.contract, module_sandbox.contract.database()
