@@ -173,3 +173,22 @@ def test_case15_no_tool_can_send_a_governance_bypass():
     pattern = re.compile(r"BypassGovernanceRetention|bypass-governance", re.I)
     offenders = [str(p) for p in root.rglob("*.py") if pattern.search(p.read_text())]
     assert offenders == []
+
+
+def test_case8_incomplete_and_failed_backups_are_ignored_by_time_selection(rel, shop, capsys):
+    from datetime import timedelta
+    from scripts.common import iso
+    from scripts.vault import MANIFEST
+    good = backup.perform_backup(rel.contract, "hourly", source_dsn=rel.dsn(shop))
+    incomplete = backup.perform_backup(rel.contract, "hourly", source_dsn=rel.dsn(shop))
+    failed = backup.perform_backup(rel.contract, "hourly", source_dsn=rel.dsn(shop))
+    manifest = lambda m: object_key(rel.contract, "hourly", m.database, m.id, MANIFEST)  # noqa: E731
+    rel.s3().delete_object(Bucket=rel.bucket(), Key=manifest(incomplete))  # a delete marker: no manifest
+    rel.s3().put_object(Bucket=rel.bucket(), Key=manifest(failed), Body=b'{"status": "FAILED"}')
+    cut = iso(failed.snapshot_at + timedelta(seconds=1))
+    target = "rel_shop_before8"
+    assert restore.main(rel.args("--target", rel.dsn(target), "--before", cut, "--yes", "--json")) == Exit.OK
+    assert json.loads(capsys.readouterr().out)["backup_id"] == good.id
+    for m in (incomplete, failed):
+        assert restore.main(rel.args("--target", rel.dsn(target), "--backup", m.id, "--yes")) == Exit.REFUSED
+        assert "is not usable" in one_line_error(capsys)
