@@ -68,7 +68,7 @@ def checksums(dsn: str, tables: list[str]) -> dict[str, tuple]:
     out = {}
     with psycopg.connect(dsn) as conn:
         for name in tables:
-            schema, _, table = pg._split(name)
+            schema, _, table = pg.split_name(name)
             out[name] = tuple(conn.execute(sql.SQL(CHECKSUM).format(sql.Identifier(schema, table))).fetchone())
     return out
 
