@@ -355,3 +355,23 @@ def wait_replicated(rel, backup_id: str, timeout: float = 30) -> None:
             return
         time.sleep(0.2)
     raise AssertionError(f"{backup_id} not replicated within {timeout}s")
+
+
+@pytest.mark.parametrize("status_said, minutes_later, state", [("FAILED", 0, "FAIL"), ("PENDING", 20, "FAIL"),
+                                                              ("PENDING", 5, "WARN")])
+def test_case16_status_reports_the_missing_dr_copy_as_an_rpo_breach(rel, ledger, replication_says, monkeypatch,
+                                                                    status_said, minutes_later, state, tmp_path, capsys):
+    from scripts import status
+    m = take(rel, ledger)
+    wait_replicated(rel, m.id)
+    for name in ("dump", MANIFEST):  # the DR copy vanishes (delete markers), as if replication never happened
+        rel.s3("dr").delete_object(Bucket=rel.bucket("dr"), Key=object_key(rel.contract, m.tier, m.database, m.id, name))
+    replication_says["value"] = status_said
+    later = utcnow() + timedelta(minutes=minutes_later)
+    monkeypatch.setattr(status, "utcnow", lambda: later)
+    rc = status.main(rel.args("--reports", str(tmp_path), "--json"))
+    report = json.loads(capsys.readouterr().out)
+    (line,) = [x for x in report["lines"] if x["check"] == "replication"]
+    assert line["state"] == state and m.id in line["detail"] and status_said in line["detail"], line
+    if state == "FAIL":
+        assert rc == Exit.FAILED and not report["ok"]
