@@ -127,41 +127,28 @@ def perform_restore(contract: Contract, target_dsn: str, *, backup_id: str | Non
     if dry_run:
         return result
     admin = with_dbname(target_dsn, "postgres")
-    try:
-        with pg.connect(admin, autocommit=True) as conn:
-            owner = _owner(conn, target)
+    with pg.connect(admin, autocommit=True) as guard:
+        owner = _prepare(guard, target_dsn, target, scratch, tables, into_schema, terminate_sessions)
+        scratch_dsn = with_dbname(target_dsn, scratch)
+        swapped = False
+        try:
             if tables:
-                if owner is None:
-                    raise UsageError(f"--target database {target!r} does not exist; partial restore needs the live database")
-                _require_new_schema(with_dbname(target_dsn, target), into_schema)
-            elif owner is not None:
-                _sessions(conn, target, terminate_sessions)
-            create = sql.SQL("CREATE DATABASE {} TEMPLATE template0").format(sql.Identifier(scratch))
-            if owner:
-                create = sql.SQL("{} OWNER {}").format(create, sql.Identifier(owner))
-            conn.execute(create)
-    except psycopg.Error as exc:
-        raise PilotlightError(f"cannot prepare the restore on {redact(admin)}: {_pg_reason(exc)}") from None
-    scratch_dsn = with_dbname(target_dsn, scratch)
-    swapped = False
-    try:
-        if tables:
-            _stream_restore(contract, from_side, manifest, scratch_dsn, jobs, args, tables)
-            result.row_counts = _move_tables(scratch_dsn, with_dbname(target_dsn, target), into_schema, manifest)
-        else:
-            _stream_restore(contract, from_side, manifest, scratch_dsn, jobs, args)
-            result.row_counts = check_counts(scratch_dsn, manifest)
-            try:
-                with pg.connect(admin, autocommit=True) as conn:
-                    _swap(conn, target, scratch, previous, owner is not None, terminate_sessions)
-            except psycopg.Error as exc:
-                raise PilotlightError(f"swap rolled back, {target} unchanged: {_pg_reason(exc)}") from None
-            swapped = True
-            result.restored_database = target
-            result.kept_previous_as = previous if owner is not None else None
-    finally:
-        if not swapped:
-            drop_database(admin, scratch)
+                _stream_restore(contract, from_side, manifest, scratch_dsn, jobs, args, tables)
+                result.row_counts = _move_tables(scratch_dsn, with_dbname(target_dsn, target), into_schema, manifest)
+            else:
+                _stream_restore(contract, from_side, manifest, scratch_dsn, jobs, args)
+                result.row_counts = check_counts(scratch_dsn, manifest)
+                try:
+                    with pg.connect(admin, autocommit=True) as conn:
+                        _swap(conn, target, scratch, previous, owner is not None, terminate_sessions)
+                except psycopg.Error as exc:
+                    raise PilotlightError(f"swap rolled back, {target} unchanged: {_pg_reason(exc)}") from None
+                swapped = True
+                result.restored_database = target
+                result.kept_previous_as = previous if owner is not None else None
+        finally:
+            if not swapped:
+                drop_database(admin, scratch)
     result.executed = True
     result.seconds = round(time.monotonic() - started, 3)
     return result
@@ -178,6 +165,38 @@ def trial_restore(contract: Contract, side: str, manifest: Manifest, server_dsn:
         return check_counts(with_dbname(server_dsn, scratch), manifest)
     finally:
         drop_database(admin, scratch)
+
+
+def _prepare(conn, target_dsn: str, target: str, scratch: str, tables, into_schema, terminate: bool) -> str | None:
+    """Claim the target, clear what killed runs left, check it may be restored, create the scratch DB.
+
+    A session advisory lock on ``conn`` (held until the restore ends) makes restores of one
+    target run one at a time; so any ``<target>_restore_<ts>`` database found now was left by a
+    run that was killed, and is dropped. Returns the target's owner (None if it does not exist).
+    """
+    try:
+        (got,) = conn.execute("SELECT pg_try_advisory_lock(hashtext(%s))", (f"pilotlight-restore:{target}",)).fetchone()
+        if not got:
+            raise Refused(f"another restore of {target} is running on this server")
+        pattern = re.compile(re.escape(_name(target, "_restore_00000000T000000Z")[:-25]) + r"_restore_\d{8}T\d{6}Z")
+        for (name,) in conn.execute("SELECT datname FROM pg_database").fetchall():
+            if pattern.fullmatch(name) and name != scratch:
+                log.warning("dropping %s, left by an interrupted restore", name)
+                conn.execute(sql.SQL("DROP DATABASE {} WITH (FORCE)").format(sql.Identifier(name)))
+        owner = _owner(conn, target)
+        if tables:
+            if owner is None:
+                raise UsageError(f"--target database {target!r} does not exist; partial restore needs the live database")
+            _require_new_schema(with_dbname(target_dsn, target), into_schema)
+        elif owner is not None:
+            _sessions(conn, target, terminate)
+        create = sql.SQL("CREATE DATABASE {} TEMPLATE template0").format(sql.Identifier(scratch))
+        if owner:
+            create = sql.SQL("{} OWNER {}").format(create, sql.Identifier(owner))
+        conn.execute(create)
+        return owner
+    except psycopg.Error as exc:
+        raise PilotlightError(f"cannot prepare the restore of {target}: {_pg_reason(exc)}") from None
 
 
 def _pg_reason(exc: psycopg.Error) -> str:
@@ -209,7 +228,6 @@ def _swap(conn, target: str, scratch: str, previous: str, exists: bool, terminat
     """Both renames in ONE transaction: the service's name always names a complete database."""
     with conn.transaction():
         if exists:
-            conn.execute("SELECT pg_advisory_xact_lock(hashtext(%s))", (f"pilotlight-restore:{target}",))
             _sessions(conn, target, terminate)
             conn.execute(sql.SQL("ALTER DATABASE {} RENAME TO {}").format(sql.Identifier(target), sql.Identifier(previous)))
         conn.execute(sql.SQL("ALTER DATABASE {} RENAME TO {}").format(sql.Identifier(scratch), sql.Identifier(target)))
