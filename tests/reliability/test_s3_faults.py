@@ -97,6 +97,17 @@ def test_case13_throttling_for_the_first_requests_is_absorbed_by_retries(rel, sh
     assert json.loads(capsys.readouterr().out)["id"] in rel.complete_ids()
 
 
+def test_case13_a_black_holed_request_times_out_and_is_retried(rel, shop, proxied, monkeypatch, capsys):
+    """A stall (the request is read, never answered) costs one read timeout, then the retry goes through."""
+    from scripts import aws
+    real = aws.botocore_config
+    monkeypatch.setattr(aws, "botocore_config", lambda **kw: real(**{**kw, "read_timeout": 2}))
+    aws._client.cache_clear()
+    fault = proxied.add(Fault("stall", match=s3_writes, times=1))
+    assert run_backup(rel, shop, "--json") == Exit.OK
+    assert fault.hits == 1 and json.loads(capsys.readouterr().out)["id"] in rel.complete_ids()
+
+
 @pytest.mark.parametrize("mode, what, code", [
     ("503", "SlowDown", Exit.FAILED),
     ("429", "TooManyRequestsException", Exit.FAILED),
