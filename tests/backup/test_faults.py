@@ -288,3 +288,11 @@ def test_pg_dump_dying_midway_publishes_nothing(env, shop, capsys):
     assert "pg_dump failed" in one_line_error(capsys)
     assert {e.id for e in list_backups(env.contract, "primary")} == before
     assert not env.s3().list_multipart_uploads(Bucket=env.bucket()).get("Uploads")
+
+
+def test_scratch_left_by_a_killed_restore_is_dropped_by_the_next(env, shop, capsys):
+    take(env, shop)
+    env.create_db("shop_restore_20200101T000000Z")  # what a SIGKILLed restore leaves behind
+    assert restore.main(restore_args(env, shop, "--latest", "--yes", "--terminate-sessions")) == 0
+    capsys.readouterr()
+    assert "shop_restore_20200101T000000Z" not in env.databases() and not scratch_left(env)
