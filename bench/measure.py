@@ -24,6 +24,7 @@ class Run:
     seconds: float
     rss_mib: float | None = None  # the process's own peak (VmHWM)
     tree_rss_mib: float | None = None  # ru_maxrss: the process or its largest waited-for child
+    cpu_s: float | None = None  # user + system CPU of the process and its waited-for children (not the server's)
     extra: dict = field(default_factory=dict)
 
 
@@ -87,7 +88,8 @@ def run_process(cmd: list[str], *, env: dict | None = None, capture: bool = Fals
     if proc.returncode != 0:
         tail = (stderr.strip().splitlines() or [f"exit {proc.returncode}"])[-1]
         raise Failed(f"{os.path.basename(cmd[0])} failed: {tail}")
-    return Run(seconds, peak[0] / 1024 if peak[0] else None, usage.ru_maxrss / 1024), stdout
+    cpu = usage.ru_utime + usage.ru_stime
+    return Run(seconds, peak[0] / 1024 if peak[0] else None, usage.ru_maxrss / 1024, cpu), stdout
 
 
 def timed(fn: Callable[[], object]) -> Run:
@@ -113,4 +115,7 @@ def summary(runs: list[Run]) -> dict:
         out["peak_rss_mib"] = round(max(rss), 1)
     if tree:
         out["peak_tree_rss_mib"] = round(max(tree), 1)
+    cpu = [r.cpu_s for r in runs if r.cpu_s is not None]
+    if cpu:
+        out["median_cpu_s"] = round(statistics.median(cpu), 2)
     return out
