@@ -211,7 +211,8 @@ def _owner(conn, name: str) -> str | None:
 def _sessions(conn, target: str, terminate: bool) -> None:
     """Refuse while others are connected, or end their sessions when told to."""
     rows = conn.execute(
-        "SELECT pid, usename, application_name FROM pg_stat_activity WHERE datname = %s AND pid <> pg_backend_pid()",
+        "SELECT pid, usename, application_name FROM pg_stat_activity WHERE datname = %s AND pid <> pg_backend_pid()"
+        " AND backend_type = 'client backend'",  # autovacuum workers are ended by PostgreSQL itself on rename
         (target,),
     ).fetchall()
     if not rows:
