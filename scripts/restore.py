@@ -18,8 +18,9 @@ keeps plaintext off disk; ``pg_restore -j`` needs a seekable file, so ``--jobs N
 the verified plaintext to a private 0600 file (in a 0700 temp dir, removed whatever happens)
 first, which serialises download and restore, and the archive pg_dump wrote to a pipe has no data
 offsets, so -j workers must scan it. Measured on this 2-core box (137 MB dump, 38 MB stored,
-machine loaded by other work): streamed -j1 5.4-6.3 s end to end, spooled -j2 9.6-13.9 s, local
-``pg_restore -j1`` 7.6 s / ``-j2`` 4.3 s from a file. Streaming is the default. Partial restore (``--tables``
+load average 5-10 from other work): streamed restore 4.4-7.4 s end to end, spooled ``--jobs 2``
+6.2-13.9 s; for reference ``pg_restore -j1`` 2.2-3.5 s from a file, 3.9-4.2 s from a pipe, and
+``-j2`` 3.0 s on an archive without offsets. Streaming is the default. Partial restore (``--tables``
 with ``--into-schema``) restores just those tables into a scratch database, moves them into the
 new schema and copies that schema into the live database; nothing existing is modified.
 """
