@@ -139,6 +139,8 @@ def perform_restore(contract: Contract, target_dsn: str, *, backup_id: str | Non
             else:
                 _stream_restore(contract, from_side, manifest, scratch_dsn, jobs, args)
                 result.row_counts = check_counts(scratch_dsn, manifest)
+                if owner is not None:
+                    _copy_database_settings(guard, target, scratch)
                 try:
                     with pg.connect(admin, autocommit=True) as conn:
                         _swap(conn, target, scratch, previous, owner is not None, terminate_sessions)
@@ -224,6 +226,47 @@ def _sessions(conn, target: str, terminate: bool) -> None:
     for pid, *_ in rows:
         conn.execute("SELECT pg_terminate_backend(%s, 5000)", (pid,))  # waits until the backend has exited
     log.warning("terminated %d session(s) on %s", len(rows), target)
+
+
+def _copy_database_settings(conn, target: str, scratch: str) -> None:
+    """Carry the live database's own settings and grants over to its replacement.
+
+    pg_dump (without --create) does not include ``ALTER DATABASE ... SET`` or ``GRANT ... ON
+    DATABASE``; they belong to the database, not its contents, so the restored one gets the
+    live one's (e.g. a search_path, CONNECT revoked from PUBLIC and granted to the app role).
+    """
+    ident = sql.Identifier(scratch)
+    try:
+        for role, setting in conn.execute(
+            "SELECT r.rolname, unnest(s.setconfig) FROM pg_db_role_setting s JOIN pg_database d ON d.oid = s.setdatabase"
+            " LEFT JOIN pg_roles r ON r.oid = s.setrole WHERE d.datname = %s", (target,)).fetchall():
+            name, _, value = setting.partition("=")
+            scope = sql.SQL("ROLE {} IN DATABASE").format(sql.Identifier(role)) if role else sql.SQL("DATABASE")
+            conn.execute(sql.SQL("ALTER {} {} SET {} = {}").format(scope, ident, sql.Identifier(name), _setting(name, value)))
+        acl = conn.execute(
+            "SELECT a.grantee, a.privilege_type, a.is_grantable FROM pg_database d, aclexplode(d.datacl) a"
+            " WHERE d.datname = %s AND a.grantee <> d.datdba", (target,)).fetchall()
+        explicit = conn.execute("SELECT datacl IS NOT NULL FROM pg_database WHERE datname = %s", (target,)).fetchone()[0]
+        if explicit:
+            conn.execute(sql.SQL("REVOKE ALL ON DATABASE {} FROM PUBLIC").format(ident))
+        for grantee, privilege, grantable in acl:
+            who = sql.SQL("PUBLIC") if grantee == 0 else sql.Identifier(
+                conn.execute("SELECT rolname FROM pg_roles WHERE oid = %s", (grantee,)).fetchone()[0])
+            conn.execute(sql.SQL("GRANT {} ON DATABASE {} TO {}{}").format(
+                sql.SQL(privilege), ident, who, sql.SQL(" WITH GRANT OPTION" if grantable else "")))
+    except psycopg.Error as exc:
+        raise PilotlightError(f"cannot copy {target}'s database settings: {_pg_reason(exc)}") from None
+
+
+_LIST_SETTINGS = {"search_path", "temp_tablespaces", "local_preload_libraries", "session_preload_libraries"}
+
+
+def _setting(name: str, value: str) -> sql.Composable:
+    """A stored setting as SQL: list settings element by element (as pg_dump does), others as one literal."""
+    if name not in _LIST_SETTINGS:
+        return sql.Literal(value)
+    items = [item.strip() for item in value.split(",")]
+    return sql.SQL(", ").join(sql.Literal(item[1:-1].replace('""', '"') if item[:1] == '"' else item) for item in items)
 
 
 def _swap(conn, target: str, scratch: str, previous: str, exists: bool, terminate: bool) -> None:

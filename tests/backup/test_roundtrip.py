@@ -89,6 +89,21 @@ def test_backups_list_and_verify_with_test_restore(env, awkward, capsys):
     assert not [d for d in env.databases() if "_verify_" in d]
 
 
+def test_database_settings_and_grants_survive_the_swap(env, awkward, capsys):
+    env.execute("postgres", "DROP ROLE IF EXISTS awkward_app", "CREATE ROLE awkward_app LOGIN",
+                "ALTER DATABASE awkward SET search_path = public, pg_catalog",
+                "ALTER ROLE awkward_app IN DATABASE awkward SET work_mem = '8MB'",
+                "REVOKE ALL ON DATABASE awkward FROM PUBLIC", "GRANT CONNECT ON DATABASE awkward TO awkward_app")
+    probe = ("SELECT coalesce(r.rolname, '-'), s.setconfig FROM pg_db_role_setting s JOIN pg_database d "
+             "ON d.oid = s.setdatabase LEFT JOIN pg_roles r ON r.oid = s.setrole WHERE d.datname = 'awkward' ORDER BY 1")
+    acl = "SELECT datacl::text FROM pg_database WHERE datname = 'awkward'"
+    before = env.query("postgres", probe), env.query("postgres", acl)
+    backup.perform_backup(env.contract, "hourly", source_dsn=env.dsn(awkward))
+    assert restore.main(env.args("--target", env.dsn(awkward), "--latest", "--yes")) == 0
+    capsys.readouterr()
+    assert (env.query("postgres", probe), env.query("postgres", acl)) == before
+
+
 def test_dry_run_and_missing_yes_only_plan(env, awkward, capsys):
     backup.perform_backup(env.contract, "hourly", source_dsn=env.dsn(awkward))
     before = env.databases()
