@@ -183,7 +183,7 @@ def _prepare(conn, target_dsn: str, target: str, scratch: str, tables, into_sche
             raise Refused(f"another restore of {target} is running on this server")
         pattern = re.compile(re.escape(_name(target, "_restore_00000000T000000Z")[:-25]) + r"_restore_\d{8}T\d{6}Z")
         for (name,) in conn.execute("SELECT datname FROM pg_database").fetchall():
-            if pattern.fullmatch(name) and name != scratch:
+            if pattern.fullmatch(name):  # under the lock, even one named like ours (same second) is an orphan
                 log.warning("dropping %s, left by an interrupted restore", name)
                 conn.execute(sql.SQL("DROP DATABASE {} WITH (FORCE)").format(sql.Identifier(name)))
         owner = _owner(conn, target)

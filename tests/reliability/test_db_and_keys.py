@@ -210,11 +210,6 @@ def test_case10_killed_between_swap_steps_the_name_always_names_a_complete_datab
     assert table_checksums(rel.dsn(target)) == table_checksums(rel.dsn(ledger))
 
 
-@pytest.mark.xfail(strict=True, reason="PRODUCT BUG (scripts/restore.py): a SIGKILLed restore leaves its scratch "
-                   "database <target>_restore_<ts>; nothing ever drops it, and a rerun within the same second fails "
-                   "with 'cannot prepare the restore ... database \"<target>_restore_<ts>\" already exists' (the "
-                   "scratch name has 1 s resolution). Fix: hold a per-target session advisory lock for the whole "
-                   "restore and drop orphaned <target>_restore_* databases under it")
 def test_case10_an_immediate_rerun_finishes_and_removes_the_orphaned_scratch(rel, killed_mid_swap, monkeypatch, capsys):
     target, m, _, orphan = killed_mid_swap
     monkeypatch.setattr(restore, "utcnow", lambda: orphan_time(orphan))  # the rerun lands in the same second
