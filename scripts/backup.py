@@ -198,7 +198,9 @@ def abort_orphaned_uploads(contract: Contract, database: str, before: datetime, 
 def publish_age(contract: Contract, database: str, now: datetime | None = None) -> dict[str, float]:
     """Newest complete backup's age per tier as the CloudWatch metric the program's alarm watches.
 
-    A failure here is logged, not fatal: the backup itself is already safe.
+    Published in the active side's region: the program's backup-age alarms follow
+    ``pilotlight:active``, so after a failover they watch the DR region. A failure here is
+    logged, not fatal: the backup itself is already safe.
     """
     now = now or utcnow()
     ages: dict[str, float] = {}
@@ -206,7 +208,7 @@ def publish_age(contract: Contract, database: str, now: datetime | None = None) 
         for tier, e in newest_complete(contract, "primary", database).items():
             ages[tier] = max(0.0, (now - e.manifest.finished_at).total_seconds())
         if ages:
-            aws.client(contract, "cloudwatch", "primary").put_metric_data(
+            aws.client(contract, "cloudwatch", contract.active).put_metric_data(
                 Namespace=contract.metric_namespace,
                 MetricData=[{"MetricName": contract.backup_age_metric, "Value": age, "Unit": "Seconds",
                              "Dimensions": [{"Name": "Database", "Value": database}, {"Name": "Tier", "Value": tier}]}

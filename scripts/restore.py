@@ -134,6 +134,7 @@ def perform_restore(contract: Contract, target_dsn: str, *, backup_id: str | Non
         swapped = False
         try:
             if tables:
+                _copy_extensions(with_dbname(target_dsn, target), scratch_dsn)
                 _stream_restore(contract, from_side, manifest, scratch_dsn, jobs, args, tables)
                 result.row_counts = _move_tables(scratch_dsn, with_dbname(target_dsn, target), into_schema, manifest)
             else:
@@ -409,6 +410,27 @@ def check_counts(dsn: str, manifest: Manifest, only: list[str] | None = None) ->
         shown = ", ".join(f"{k}: manifest {a}, restored {b}" for k, (a, b) in sorted(diff.items())[:5])
         raise IntegrityError(f"backup {manifest.id}: row counts differ from the manifest ({shown})")
     return actual
+
+
+def _copy_extensions(live_dsn: str, scratch_dsn: str) -> None:
+    """Give the scratch database the live one's extensions before a table-only restore.
+
+    ``pg_restore -t`` brings the tables but not the extensions their defaults, types or
+    indexes use (e.g. pgcrypto's ``gen_random_bytes`` in a column default), so it would stop on
+    the first such table. The extensions stay in the scratch database: only the restored
+    tables' schema is copied into the live one.
+    """
+    try:
+        with pg.connect(live_dsn, autocommit=True) as conn:
+            rows = conn.execute("SELECT e.extname, n.nspname FROM pg_extension e"
+                                " JOIN pg_namespace n ON n.oid = e.extnamespace WHERE e.extname <> 'plpgsql'").fetchall()
+        with pg.connect(scratch_dsn, autocommit=True) as conn:
+            for name, schema in rows:
+                conn.execute(sql.SQL("CREATE SCHEMA IF NOT EXISTS {}").format(sql.Identifier(schema)))
+                conn.execute(sql.SQL("CREATE EXTENSION IF NOT EXISTS {} WITH SCHEMA {}").format(
+                    sql.Identifier(name), sql.Identifier(schema)))
+    except psycopg.Error as exc:
+        raise PilotlightError(f"cannot prepare the scratch database's extensions: {_pg_reason(exc)}") from None
 
 
 def _move_tables(scratch_dsn: str, live_dsn: str, schema: str, manifest: Manifest) -> dict[str, int]:

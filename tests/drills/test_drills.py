@@ -125,14 +125,7 @@ def test_ransomware_delete_is_refused_and_the_clean_backup_restored(module_sandb
     assert_normal_topology(module_sandbox)
 
 
-PARTIAL_RESTORE_EXTENSIONS = pytest.mark.xfail(
-    reason="restore --tables: the scratch database lacks pgcrypto, which orders.token's default needs "
-           "(pg_restore: function public.gen_random_bytes(integer) does not exist); reported to the lead",
-    strict=False)
-
-
-@pytest.mark.parametrize("scenario", ["data-corruption",
-                                      pytest.param("accidental-deletion", marks=PARTIAL_RESTORE_EXTENSIONS)])
+@pytest.mark.parametrize("scenario", ["data-corruption", "accidental-deletion"])
 def test_data_drills_bring_the_data_back_and_clean_up(module_sandbox, scenario, capsys):
     rc, result, _ = run_json(capsys, drill, ["--scenario", scenario, "--outputs", str(module_sandbox.outputs_path)])
     assert rc == Exit.OK, result["failedStep"] or result["error"]
