@@ -98,7 +98,7 @@ BACKUP_ROWS = (("pilotlight", "Pilotlight `backup` (pg_dump -Z0 → zstd-1 → A
                ("runbook_recipe", "runbooks' recipe: `pg_dump -Fc -f`, `gzip`, boto3 upload", "runbook"),
                ("pgbackrest_full_zstd", "pgBackRest full backup, zstd, process-max 2 (whole cluster)", "pgbackrest"))
 VARIANT_ROWS = {
-    "pilotlight_variant": "Pilotlight with the proposed patch (BENCH_VARIANT_ROOT)",
+    "pilotlight_variant": "Pilotlight with the proposed patch (BENCH_VARIANT_ROOT, not committed code)",
     "pilotlight_jobs2": "Pilotlight `restore --jobs 2` (verified spool → `pg_restore -j2`)",
     "pilotlight_variant_jobs2": "Pilotlight with the proposed patch, `--jobs 2`",
 }

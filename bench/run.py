@@ -146,7 +146,8 @@ def main(argv: list[str] | None = None) -> int:
     started = utcnow()
     results: dict = {"started": iso(started), "config": {"scales": args.scales, "repeat": args.repeat,
                      "entropy_rows_per_scale": args.entropy_rows, "program_dbs": args.program_dbs,
-                     "skipped": sorted(skip)},
+                     "skipped": sorted(skip),
+                     "variant_root": str(methods.VARIANT_ROOT) if methods.VARIANT_ROOT else None},
                      "machine": machine.describe(), "load_average": {"start": machine.load_average()},
                      "notes": [], "errors": []}
     print(f"bench: scales {args.scales}, {args.repeat} runs each, load average {results['load_average']['start']}")
