@@ -27,6 +27,10 @@ class VaultKeysArgs:
     dr_region: str
     replication_role_arn: pulumi.Input[str]
     """The vault's S3 replication role (named in the key policy by condition, see rules.key_policy)."""
+    backup_writer_role_arn: pulumi.Input[str]
+    """The role ``pilotlight backup`` runs as: may wrap data keys directly (components/access.py)."""
+    restore_reader_role_arn: pulumi.Input[str]
+    """The role ``pilotlight restore``/``verify`` run as: may unwrap data keys directly."""
     dr_provider: pulumi.ProviderResource
     """Provider for the DR region; the primary-region provider comes from this component's opts."""
     deletion_window_days: int = 30
@@ -90,9 +94,16 @@ class VaultKeys(pulumi.ComponentResource):
 
     def _policy(self, region: str) -> pulumi.Output[str]:
         a = self._args
-        return pulumi.Output.from_input(a.replication_role_arn).apply(
-            lambda role_arn: json.dumps(
-                key_policy(partition=a.partition, account_id=a.account_id, region=region, replication_role_arn=role_arn)
+        return pulumi.Output.all(a.replication_role_arn, a.backup_writer_role_arn, a.restore_reader_role_arn).apply(
+            lambda arns: json.dumps(
+                key_policy(
+                    partition=a.partition,
+                    account_id=a.account_id,
+                    region=region,
+                    replication_role_arn=arns[0],
+                    backup_writer_role_arn=arns[1],
+                    restore_reader_role_arn=arns[2],
+                )
             )
         )
 

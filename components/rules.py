@@ -18,6 +18,8 @@ POLICY_VERSION = "2012-10-17"
 RTC_MINUTES = 15
 REPLICATION_RULE_ID = "vault-to-dr"
 KEY_USER_ACTIONS = ("kms:Encrypt", "kms:Decrypt", "kms:ReEncrypt*", "kms:GenerateDataKey*", "kms:DescribeKey")
+# The encryption context every direct KMS call of the tools carries (scripts/envelope.py: context()).
+BACKUP_CONTEXT_KEYS = ("pilotlight:backup-id", "pilotlight:database")
 
 
 def lifecycle_rules(vault: VaultConfig) -> list[dict[str, Any]]:
@@ -211,7 +213,15 @@ def replication_role_policy(
     }
 
 
-def key_policy(*, partition: str, account_id: str, region: str, replication_role_arn: str) -> dict[str, Any]:
+def key_policy(
+    *,
+    partition: str,
+    account_id: str,
+    region: str,
+    replication_role_arn: str,
+    backup_writer_role_arn: str | None = None,
+    restore_reader_role_arn: str | None = None,
+) -> dict[str, Any]:
     """Policy of the vault key in one region: the account administers it, users get one statement each.
 
     - the vault: any principal of this account, only through S3 in this region;
@@ -219,10 +229,22 @@ def key_policy(*, partition: str, account_id: str, region: str, replication_role
       named by a condition on ``aws:PrincipalArn``, not as ``Principal``: KMS rejects a policy
       whose principal does not exist yet, and the role is created after the keys (its policy
       needs their ARNs), so naming it as principal would be a dependency cycle;
+    - the backup writer (when given): direct ``GenerateDataKey``/``Encrypt`` of a backup's data key,
+      the restore reader (when given): direct ``Decrypt`` of it — both named the same way and only
+      under the tools' encryption context, so neither can use the key for anything else;
     - the standby and its replicated backups: this account, only through RDS in this region;
     - alarms: CloudWatch may encrypt notifications to the KMS-encrypted SNS topic.
+
+    The tool roles are optional so the sandbox (moto does not enforce key policies) can keep
+    passing only the replication role; the program always passes both.
     """
     root = f"arn:{partition}:iam::{account_id}:root"
+    tool_users = []
+    if backup_writer_role_arn:
+        tool_users.append(_envelope_statement(
+            "BackupWriterEnvelopeKeys", root, backup_writer_role_arn, ["kms:GenerateDataKey", "kms:Encrypt"]))
+    if restore_reader_role_arn:
+        tool_users.append(_envelope_statement("RestoreReaderEnvelopeKeys", root, restore_reader_role_arn, ["kms:Decrypt"]))
     return {
         "Version": POLICY_VERSION,
         "Statement": [
@@ -254,6 +276,7 @@ def key_policy(*, partition: str, account_id: str, region: str, replication_role
                     "StringEquals": {"kms:ViaService": f"s3.{region}.amazonaws.com"},
                 },
             },
+            *tool_users,
             {
                 "Sid": "StandbyUseThroughRds",
                 "Effect": "Allow",
@@ -274,6 +297,168 @@ def key_policy(*, partition: str, account_id: str, region: str, replication_role
             },
         ],
     }
+
+
+def _envelope_statement(sid: str, root: str, role_arn: str, actions: list[str]) -> dict[str, Any]:
+    """A key-policy statement for one tool role, only for calls that carry the backup context."""
+    return {
+        "Sid": sid,
+        "Effect": "Allow",
+        "Principal": {"AWS": root},
+        "Action": actions,
+        "Resource": "*",
+        "Condition": {"ArnEquals": {"aws:PrincipalArn": role_arn}, **backup_context_condition()},
+    }
+
+
+def backup_context_condition() -> dict[str, Any]:
+    """True only for KMS calls whose encryption context is exactly the tools' backup context.
+
+    ``ForAllValues`` alone is also true for a call WITHOUT any context (an empty set), so the
+    ``Null: false`` clauses additionally require both keys to be present.
+    """
+    return {
+        "ForAllValues:StringEquals": {"kms:EncryptionContextKeys": list(BACKUP_CONTEXT_KEYS)},
+        "Null": {f"kms:EncryptionContext:{k}": "false" for k in BACKUP_CONTEXT_KEYS},
+    }
+
+
+def _through_s3(region: str, bucket_arn: str) -> dict[str, Any]:
+    """SSE-KMS calls S3 makes for us in ``region`` on ``bucket_arn`` (context: bucket ARN with Bucket Keys, object ARN without)."""
+    return {
+        "StringEquals": {"kms:ViaService": f"s3.{region}.amazonaws.com"},
+        "StringLike": {"kms:EncryptionContext:aws:s3:arn": [bucket_arn, f"{bucket_arn}/*"]},
+    }
+
+
+def account_trust_policy(partition: str, account_id: str) -> dict[str, Any]:
+    """Trust the account itself: its administrators decide who may assume the role (CI runner, operators).
+
+    A role trusting ``:root`` is assumable by no one until an identity policy in the account
+    grants ``sts:AssumeRole`` on it, so the program never has to know the CI runner's identity.
+    """
+    return {
+        "Version": POLICY_VERSION,
+        "Statement": [
+            {
+                "Effect": "Allow",
+                "Principal": {"AWS": f"arn:{partition}:iam::{account_id}:root"},
+                "Action": "sts:AssumeRole",
+            }
+        ],
+    }
+
+
+def backup_writer_policy(
+    *,
+    bucket_arn: str,
+    key_arn: str,
+    dr_key_arn: str,
+    region: str,
+    metric_namespace: str,
+) -> dict[str, Any]:
+    """What ``pilotlight backup`` needs on real AWS, and nothing that could destroy a backup.
+
+    Writes (and reads back, to check and to find the newest backups) the PRIMARY vault only; S3
+    replication carries objects to DR. No delete, retention, bucket-policy or lock action: a
+    stolen CI credential can add backups, never remove them. KMS: a data key from the primary
+    key and the same key wrapped by the DR key, only under the backup context
+    (scripts/envelope.py); SSE-KMS on the bucket also needs ``GenerateDataKey``/``Decrypt``
+    through S3 (multipart uploads decrypt the data key per part), scoped to this bucket.
+    """
+    return {
+        "Version": POLICY_VERSION,
+        "Statement": [
+            {
+                "Sid": "ListVault",
+                "Effect": "Allow",
+                "Action": ["s3:ListBucket", "s3:ListBucketMultipartUploads"],
+                "Resource": bucket_arn,
+            },
+            {
+                "Sid": "WriteBackups",
+                "Effect": "Allow",
+                "Action": ["s3:PutObject", "s3:GetObject", "s3:AbortMultipartUpload", "s3:ListMultipartUploadParts"],
+                "Resource": f"{bucket_arn}/*",
+            },
+            {
+                "Sid": "NewDataKey",
+                "Effect": "Allow",
+                "Action": "kms:GenerateDataKey",
+                "Resource": key_arn,
+                "Condition": backup_context_condition(),
+            },
+            {
+                "Sid": "WrapDataKeyForDr",
+                "Effect": "Allow",
+                "Action": "kms:Encrypt",
+                "Resource": dr_key_arn,
+                "Condition": backup_context_condition(),
+            },
+            {
+                "Sid": "VaultEncryptionThroughS3",
+                "Effect": "Allow",
+                "Action": ["kms:GenerateDataKey", "kms:Decrypt"],
+                "Resource": key_arn,
+                "Condition": _through_s3(region, bucket_arn),
+            },
+            {
+                "Sid": "PublishBackupAge",
+                "Effect": "Allow",
+                "Action": "cloudwatch:PutMetricData",
+                "Resource": "*",  # PutMetricData has no resource type; the namespace condition scopes it
+                "Condition": {"StringEquals": {"cloudwatch:namespace": metric_namespace}},
+            },
+        ],
+    }
+
+
+def restore_reader_policy(
+    *,
+    bucket_arns: dict[str, str],
+    key_arns: dict[str, str],
+    regions: dict[str, str],
+) -> dict[str, Any]:
+    """What ``pilotlight restore`` / ``verify`` need: read both vaults and unwrap with either key.
+
+    Read-only by construction (every action is ``s3:Get*``/``s3:List*``/``kms:Decrypt``), so an
+    operator restoring under stress cannot damage the vault. Both sides, because a restore during
+    a regional outage reads the DR copy with the DR key alone. Direct ``Decrypt`` only under the
+    backup context; SSE-KMS reads through S3 only in each bucket's own region, with its own key.
+    """
+    sides = list(bucket_arns)
+    statements: list[dict[str, Any]] = [
+        {
+            "Sid": "ListVaults",
+            "Effect": "Allow",
+            "Action": ["s3:ListBucket", "s3:ListBucketVersions"],
+            "Resource": [bucket_arns[s] for s in sides],
+        },
+        {
+            "Sid": "ReadBackups",
+            "Effect": "Allow",
+            "Action": ["s3:GetObject", "s3:GetObjectVersion", "s3:GetObjectAttributes"],
+            "Resource": [f"{bucket_arns[s]}/*" for s in sides],
+        },
+        {
+            "Sid": "UnwrapDataKeys",
+            "Effect": "Allow",
+            "Action": "kms:Decrypt",
+            "Resource": [key_arns[s] for s in sides],
+            "Condition": backup_context_condition(),
+        },
+    ]
+    for side in sides:
+        statements.append(
+            {
+                "Sid": f"ReadThroughS3{side.capitalize()}",
+                "Effect": "Allow",
+                "Action": "kms:Decrypt",
+                "Resource": key_arns[side],
+                "Condition": _through_s3(regions[side], bucket_arns[side]),
+            }
+        )
+    return {"Version": POLICY_VERSION, "Statement": statements}
 
 
 def as_pulumi_args(value: Any) -> Any:

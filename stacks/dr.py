@@ -11,6 +11,7 @@ from typing import Any
 import pulumi
 import pulumi_aws as aws
 
+from components.access import VaultAccess, VaultAccessArgs
 from components.alarms import Alarms, AlarmsArgs, ReplicaLagTarget
 from components.dns import FailoverDns, FailoverDnsArgs, FailoverRecord
 from components.keys import VaultKeys, VaultKeysArgs
@@ -18,9 +19,10 @@ from components.standby import Standby, StandbyArgs, StandbyNetwork, StandbyNetw
 from components.vault import BackupVault, BackupVaultArgs
 from stacks import naming, objectives
 from stacks.config import SIDES, DatabaseConfig, StackConfig
-from stacks.outputs import outputs_document, primary_endpoint
+from stacks.outputs import METRIC_NAMESPACE, outputs_document, primary_endpoint
 
 ARC_CONTROL_PLANE_REGION = "us-west-2"
+ACCESS_ROLES_OUTPUT = "accessRoles"
 
 
 class DrStack:
@@ -38,6 +40,8 @@ class DrStack:
         self.keys = VaultKeys("keys", self._keys_args(), primary)
         key_arns = {side: self.keys.arn(side) for side in SIDES}
         self.vault = BackupVault("vault", self._vault_args(key_arns), primary)
+        # IAM is global; the primary provider only decides which endpoint manages the roles.
+        self.access = VaultAccess("access", self._access_args(key_arns), primary)
         self.network = StandbyNetwork("standby", self._network_args(), dr)
         self.standbys = {
             db.name: Standby(f"standby-{db.name}", self._standby_args(db, key_arns["dr"]), dr) for db in cfg.databases
@@ -55,6 +59,9 @@ class DrStack:
             primary_region=cfg.primary_region,
             dr_region=cfg.dr_region,
             replication_role_arn=naming.role_arn(cfg, naming.replication_role_name(cfg)),
+            # ARNs from names, not from VaultAccess: the roles' policies need the keys' ARNs (no cycle).
+            backup_writer_role_arn=naming.role_arn(cfg, naming.backup_writer_role_name(cfg)),
+            restore_reader_role_arn=naming.role_arn(cfg, naming.restore_reader_role_name(cfg)),
             dr_provider=self.providers["dr"],
         )
 
@@ -68,6 +75,19 @@ class DrStack:
             account_id=cfg.account_id,
             regions={side: cfg.region(side) for side in SIDES},
             dr_provider=self.providers["dr"],
+        )
+
+    def _access_args(self, key_arns: dict[str, pulumi.Output[str]]) -> VaultAccessArgs:
+        cfg = self.cfg
+        return VaultAccessArgs(
+            writer_role_name=naming.backup_writer_role_name(cfg),
+            reader_role_name=naming.restore_reader_role_name(cfg),
+            partition=cfg.partition,
+            account_id=cfg.account_id,
+            bucket_arns=dict(self.vault.bucket_arns),
+            key_arns=key_arns,
+            regions={side: cfg.region(side) for side in SIDES},
+            metric_namespace=METRIC_NAMESPACE,
         )
 
     def _standby_args(self, db: DatabaseConfig, key_arn: pulumi.Output[str]) -> StandbyArgs:
@@ -179,9 +199,14 @@ class DrStack:
         )
 
     def export(self) -> None:
-        """One ``pulumi.export`` per top-level contract key (what ``pulumi stack output --json`` prints)."""
+        """One ``pulumi.export`` per top-level contract key (what ``pulumi stack output --json`` prints).
+
+        Plus ``accessRoles``, outside the contract document: which role each tool runs as. The
+        contract parser ignores unknown top-level keys, so the tools never depend on it.
+        """
         for key, value in self.document.items():
             pulumi.export(key, value)
+        pulumi.export(ACCESS_ROLES_OUTPUT, self.access.arns())
 
 
 def build(cfg: StackConfig) -> DrStack:

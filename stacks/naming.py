@@ -72,6 +72,16 @@ def replication_role_name(cfg: StackConfig) -> str:
     return _fit(f"{base(cfg)}-vault-replication", IAM_ROLE_MAX)
 
 
+def backup_writer_role_name(cfg: StackConfig) -> str:
+    """The role ``pilotlight backup`` runs as: writes the primary vault, never deletes."""
+    return _fit(f"{base(cfg)}-backup-writer", IAM_ROLE_MAX)
+
+
+def restore_reader_role_name(cfg: StackConfig) -> str:
+    """The role ``pilotlight restore``/``verify`` run as: reads both vaults, writes nothing."""
+    return _fit(f"{base(cfg)}-restore-reader", IAM_ROLE_MAX)
+
+
 def monitoring_role_name(cfg: StackConfig) -> str:
     return _fit(f"{base(cfg)}-rds-monitoring", IAM_ROLE_MAX)
 

@@ -24,7 +24,8 @@ def test_names_match_the_contract_fixture():
 def test_two_stacks_never_share_a_physical_name():
     a = parse_config(example_values(), project="pilotlight", stack="dr")
     b = parse_config(example_values(), project="pilotlight", stack="dr-staging")
-    for fn in (naming.key_alias, naming.topic_name, naming.replication_role_name, naming.subnet_group_name):
+    for fn in (naming.key_alias, naming.topic_name, naming.replication_role_name, naming.subnet_group_name,
+               naming.backup_writer_role_name, naming.restore_reader_role_name):
         assert fn(a) != fn(b)
     assert naming.vault_bucket_name(a, "dr") != naming.vault_bucket_name(b, "dr")
     assert naming.standby_identifier(a, a.databases[0]) != naming.standby_identifier(b, b.databases[0])
@@ -44,7 +45,9 @@ def test_long_and_odd_stack_names_stay_valid_and_distinct():
             ident = naming.standby_identifier(cfg, db)
             assert RDS_RE.match(ident), ident
             names.add(ident)
-        assert len(naming.replication_role_name(cfg)) <= 64
+        roles = {fn(cfg) for fn in (naming.replication_role_name, naming.backup_writer_role_name,
+                                    naming.restore_reader_role_name, naming.monitoring_role_name)}
+        assert len(roles) == 4 and all(len(r) <= 64 for r in roles), roles
     assert len(names) == 2 * (2 + 20)
 
 

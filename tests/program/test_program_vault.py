@@ -119,7 +119,7 @@ def test_replication_primary_to_dr_with_rtc_metrics_and_replica_key(example):
 def test_replication_depends_on_versioning_of_both_buckets_and_the_role_policy(example):
     deps = set(replication(example).dependencies)
     versionings = {r.urn for r in example.of_type("aws:s3/bucketVersioning:BucketVersioning")}
-    (role_policy,) = example.of_type("aws:iam/rolePolicy:RolePolicy")
+    role_policy = example.named("vault-replication-policy")
     assert versionings <= deps and role_policy.urn in deps
 
 
@@ -134,7 +134,7 @@ def test_replication_role_trusts_only_s3_and_is_least_privilege(example):
     (role,) = [r for r in example.of_type("aws:iam/role:Role") if r.name == "vault-replication-role"]
     trust = json.loads(role.inputs["assumeRolePolicy"])
     assert [s["Principal"] for s in trust["Statement"]] == [{"Service": "s3.amazonaws.com"}], role.urn
-    (policy,) = example.of_type("aws:iam/rolePolicy:RolePolicy")
+    policy = example.named("vault-replication-policy")
     doc = json.loads(policy.inputs["policy"])
     resources = [s["Resource"] for s in doc["Statement"]]
     assert "*" not in resources, policy.urn

@@ -5,12 +5,22 @@ import pytest
 from stack_values import config, example_values
 
 from components import rules
+from scripts.envelope import context
 
 BUCKET = "arn:aws:s3:::pilotlight-dr-vault-us-east-1"
 DEST = "arn:aws:s3:::pilotlight-dr-vault-us-west-2"
 KEY = "arn:aws:kms:us-east-1:123456789012:key/mrk-1"
 REPLICA = "arn:aws:kms:us-west-2:123456789012:key/mrk-1"
 ROLE = "arn:aws:iam::123456789012:role/pilotlight-dr-vault-replication"
+WRITER = "arn:aws:iam::123456789012:role/pilotlight-dr-backup-writer"
+READER = "arn:aws:iam::123456789012:role/pilotlight-dr-restore-reader"
+BACKUP_CONTEXT = {
+    "ForAllValues:StringEquals": {"kms:EncryptionContextKeys": ["pilotlight:backup-id", "pilotlight:database"]},
+    "Null": {"kms:EncryptionContext:pilotlight:backup-id": "false", "kms:EncryptionContext:pilotlight:database": "false"},
+}
+DELETES_AND_UNLOCKS = {"s3:*", "s3:DeleteObject", "s3:DeleteObjectVersion", "s3:DeleteBucket", "s3:PutObjectRetention",
+                       "s3:BypassGovernanceRetention", "s3:PutBucketPolicy", "s3:DeleteBucketPolicy",
+                       "s3:PutBucketObjectLockConfiguration", "s3:PutObjectLegalHold", "s3:PutLifecycleConfiguration"}
 
 
 def by_id(rule_list):
@@ -124,9 +134,16 @@ def test_replication_role_policy_is_least_privilege():
 
 
 def test_key_policy_has_one_statement_per_user_scoped_by_service():
-    doc = rules.key_policy(partition="aws", account_id="123456789012", region="us-west-2", replication_role_arn=ROLE)
+    doc = rules.key_policy(partition="aws", account_id="123456789012", region="us-west-2", replication_role_arn=ROLE,
+                           backup_writer_role_arn=WRITER, restore_reader_role_arn=READER)
     st = {s["Sid"]: s for s in doc["Statement"]}
-    assert set(st) == {"AccountAdministers", "VaultUseThroughS3", "ReplicationRoleThroughS3", "StandbyUseThroughRds", "AlarmNotifications"}
+    assert set(st) == {"AccountAdministers", "VaultUseThroughS3", "ReplicationRoleThroughS3", "BackupWriterEnvelopeKeys",
+                       "RestoreReaderEnvelopeKeys", "StandbyUseThroughRds", "AlarmNotifications"}
+    # The tools' direct (envelope) calls: one role each, only under the backup encryption context.
+    assert st["BackupWriterEnvelopeKeys"]["Action"] == ["kms:GenerateDataKey", "kms:Encrypt"]
+    assert st["BackupWriterEnvelopeKeys"]["Condition"] == {"ArnEquals": {"aws:PrincipalArn": WRITER}, **BACKUP_CONTEXT}
+    assert st["RestoreReaderEnvelopeKeys"]["Action"] == ["kms:Decrypt"]
+    assert st["RestoreReaderEnvelopeKeys"]["Condition"] == {"ArnEquals": {"aws:PrincipalArn": READER}, **BACKUP_CONTEXT}
     assert st["AccountAdministers"]["Principal"] == {"AWS": "arn:aws:iam::123456789012:root"}
     assert st["VaultUseThroughS3"]["Condition"]["StringEquals"]["kms:ViaService"] == "s3.us-west-2.amazonaws.com"
     assert st["ReplicationRoleThroughS3"]["Condition"]["ArnEquals"] == {"aws:PrincipalArn": ROLE}
@@ -135,6 +152,91 @@ def test_key_policy_has_one_statement_per_user_scoped_by_service():
     assert st["AlarmNotifications"]["Principal"] == {"Service": "cloudwatch.amazonaws.com"}
     users = [s for sid, s in st.items() if sid != "AccountAdministers"]
     assert all("kms:*" not in s["Action"] for s in users)
+
+
+def test_key_policy_without_tool_roles_keeps_only_the_service_users():
+    """The sandbox passes only the replication role: no statement names a role it did not give."""
+    doc = rules.key_policy(partition="aws", account_id="123456789012", region="us-east-1", replication_role_arn=ROLE)
+    assert not {"BackupWriterEnvelopeKeys", "RestoreReaderEnvelopeKeys"} & {s["Sid"] for s in doc["Statement"]}
+
+
+def test_backup_context_condition_matches_what_the_backup_tool_sends():
+    assert sorted(context("b1", "orders")) == sorted(rules.BACKUP_CONTEXT_KEYS)
+    assert rules.backup_context_condition() == BACKUP_CONTEXT
+
+
+def test_tool_roles_trust_only_the_account():
+    doc = rules.account_trust_policy("aws-us-gov", "123456789012")
+    assert doc["Statement"] == [{"Effect": "Allow", "Principal": {"AWS": "arn:aws-us-gov:iam::123456789012:root"},
+                                 "Action": "sts:AssumeRole"}]
+
+
+def _actions(statement):
+    a = statement["Action"]
+    return [a] if isinstance(a, str) else a
+
+
+def writer_doc():
+    return rules.backup_writer_policy(bucket_arn=BUCKET, key_arn=KEY, dr_key_arn=REPLICA, region="us-east-1",
+                                      metric_namespace="Pilotlight")
+
+
+def test_backup_writer_writes_the_primary_vault_and_never_deletes():
+    st = {s["Sid"]: s for s in writer_doc()["Statement"]}
+    assert st["ListVault"] == {"Sid": "ListVault", "Effect": "Allow", "Resource": BUCKET,
+                               "Action": ["s3:ListBucket", "s3:ListBucketMultipartUploads"]}
+    assert st["WriteBackups"]["Resource"] == f"{BUCKET}/*"
+    assert set(st["WriteBackups"]["Action"]) == {"s3:PutObject", "s3:GetObject", "s3:AbortMultipartUpload",
+                                                 "s3:ListMultipartUploadParts"}
+    granted = {a for s in st.values() for a in _actions(s)}
+    assert not granted & DELETES_AND_UNLOCKS
+    assert not [a for a in granted if "Delete" in a or a.endswith("*")]
+    assert all(s["Effect"] == "Allow" for s in st.values())
+    # Only the primary bucket: S3 replication, not the tool, writes the DR copy.
+    s3_resources = {s["Resource"] for s in st.values() if _actions(s)[0].startswith("s3:")}
+    assert s3_resources == {BUCKET, f"{BUCKET}/*"}
+
+
+def test_backup_writer_kms_use_is_scoped_by_key_context_and_service():
+    st = {s["Sid"]: s for s in writer_doc()["Statement"]}
+    assert (st["NewDataKey"]["Action"], st["NewDataKey"]["Resource"]) == ("kms:GenerateDataKey", KEY)
+    assert (st["WrapDataKeyForDr"]["Action"], st["WrapDataKeyForDr"]["Resource"]) == ("kms:Encrypt", REPLICA)
+    assert st["NewDataKey"]["Condition"] == st["WrapDataKeyForDr"]["Condition"] == BACKUP_CONTEXT
+    sse = st["VaultEncryptionThroughS3"]
+    assert sse["Resource"] == KEY and set(sse["Action"]) == {"kms:GenerateDataKey", "kms:Decrypt"}
+    assert sse["Condition"] == {"StringEquals": {"kms:ViaService": "s3.us-east-1.amazonaws.com"},
+                                "StringLike": {"kms:EncryptionContext:aws:s3:arn": [BUCKET, f"{BUCKET}/*"]}}
+    kms = [s for s in st.values() if _actions(s)[0].startswith("kms:")]
+    assert all(s.get("Condition") for s in kms)
+    assert st["PublishBackupAge"]["Action"] == "cloudwatch:PutMetricData"
+    assert st["PublishBackupAge"]["Condition"] == {"StringEquals": {"cloudwatch:namespace": "Pilotlight"}}
+
+
+def reader_doc():
+    return rules.restore_reader_policy(bucket_arns={"primary": BUCKET, "dr": DEST},
+                                       key_arns={"primary": KEY, "dr": REPLICA},
+                                       regions={"primary": "us-east-1", "dr": "us-west-2"})
+
+
+def test_restore_reader_only_reads_both_vaults():
+    statements = reader_doc()["Statement"]
+    granted = {a for s in statements for a in _actions(s)}
+    assert all(a.startswith(("s3:Get", "s3:List", "kms:Decrypt")) for a in granted), granted
+    st = {s["Sid"]: s for s in statements}
+    assert st["ListVaults"]["Resource"] == [BUCKET, DEST]
+    assert set(st["ListVaults"]["Action"]) == {"s3:ListBucket", "s3:ListBucketVersions"}
+    assert st["ReadBackups"]["Resource"] == [f"{BUCKET}/*", f"{DEST}/*"]
+    assert set(st["ReadBackups"]["Action"]) == {"s3:GetObject", "s3:GetObjectVersion", "s3:GetObjectAttributes"}
+    assert st["UnwrapDataKeys"]["Resource"] == [KEY, REPLICA] and st["UnwrapDataKeys"]["Condition"] == BACKUP_CONTEXT
+
+
+def test_restore_reader_decrypts_through_s3_only_in_each_buckets_own_region_with_its_own_key():
+    st = {s["Sid"]: s for s in reader_doc()["Statement"]}
+    for sid, key, region, bucket in (("ReadThroughS3Primary", KEY, "us-east-1", BUCKET),
+                                     ("ReadThroughS3Dr", REPLICA, "us-west-2", DEST)):
+        assert (st[sid]["Action"], st[sid]["Resource"]) == ("kms:Decrypt", key)
+        assert st[sid]["Condition"]["StringEquals"] == {"kms:ViaService": f"s3.{region}.amazonaws.com"}
+        assert st[sid]["Condition"]["StringLike"] == {"kms:EncryptionContext:aws:s3:arn": [bucket, f"{bucket}/*"]}
 
 
 def test_s3_shapes_convert_to_pulumi_argument_names():
