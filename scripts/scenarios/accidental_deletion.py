@@ -17,19 +17,13 @@ from psycopg import sql
 from scripts.common import utcnow
 from scripts.restore import perform_restore
 from scripts.scenarios import DrillContext
-from scripts.scenarios.data import (TABLE, age_at, describe, dsn, fingerprint, heartbeat_running, serving_side,
-                                    take_backup)
+from scripts.scenarios.data import (TABLE, age_at, describe, dsn, fingerprint, run_data_drill, take_backup)
 
 DELETE = f"delete from {TABLE} where id % 10 = 0"
 
 
 def run(ctx: DrillContext) -> None:
-    with ctx.steps.step("check starting state") as s:
-        side = serving_side(ctx)
-        before = fingerprint(dsn(ctx, side))
-        s.note(f"{side} serves; {TABLE}: {before[0]} rows")
-    with heartbeat_running(ctx, side):
-        _drill(ctx, side, before)
+    run_data_drill(ctx, _drill)
 
 
 def _drill(ctx: DrillContext, side: str, before: tuple[int, str]) -> None:

@@ -9,7 +9,7 @@ from __future__ import annotations
 
 from contextlib import contextmanager
 from datetime import datetime
-from typing import Iterator
+from typing import Callable, Iterator
 
 import psycopg
 from psycopg import sql
@@ -89,3 +89,14 @@ def heartbeat_running(ctx: DrillContext, side: str) -> Iterator[heartbeat.Heartb
         ctx.measured["longestWriteGapSeconds"] = round(max(gaps, default=0.0), 3)
         with ctx.steps.step("cleanup: drop heartbeat table"):
             heartbeat.drop_table(ctx.contract, ctx.db, side)
+
+
+def run_data_drill(ctx: DrillContext, drill: Callable[[DrillContext, str, tuple[int, str]], None]) -> None:
+    """What every data drill does around its own steps: find who serves, fingerprint the table,
+    and keep the heartbeat writing through the service name while ``drill`` runs."""
+    with ctx.steps.step("check starting state") as s:
+        side = serving_side(ctx)
+        before = fingerprint(dsn(ctx, side))
+        s.note(f"{side} serves; {TABLE}: {before[0]} rows")
+    with heartbeat_running(ctx, side):
+        drill(ctx, side, before)
