@@ -18,15 +18,13 @@ import argparse
 from collections import Counter
 from dataclasses import asdict
 from pathlib import Path
-from typing import Any
-
-import yaml
+from typing import Any, Mapping
 
 from scripts.common import Exit, PilotlightError, UsageError, emit, parser_for, run
 from scripts.contract import ContractError, parse
 from scripts.mockrun import MockRun, config_values, run_program
 from scripts.runbook import duration
-from stacks import objectives
+from stacks import config, objectives
 from stacks.config import ConfigError, load_stack_file
 from stacks.policy.policies import ADVISORY, MANDATORY, STACK_TYPE, Res, Violation, evaluate
 
@@ -38,22 +36,12 @@ def config_path(args: argparse.Namespace) -> Path:
     return Path(f"Pulumi.{args.stack or 'dr'}.yaml")
 
 
-def read_stack_file(path: Path) -> tuple[str, str, dict[str, Any]]:
-    """Project name, stack name and the raw ``config:`` mapping of a stack file."""
-    if not path.name.startswith("Pulumi.") or path.suffix not in (".yaml", ".yml"):
-        raise UsageError(f"{path}: stack config files are named Pulumi.<stack>.yaml")
+def read_stack_file(path: Path) -> tuple[str, str, Mapping[str, Any]]:
+    """The program's own stack-file reader; its mistakes are bad input here."""
     try:
-        doc = yaml.safe_load(path.read_text()) or {}
-        project_doc = yaml.safe_load((path.parent / "Pulumi.yaml").read_text()) or {}
-    except FileNotFoundError as exc:
-        raise UsageError(f"{exc.filename}: not found; run from the project directory or pass --config") from None
-    except yaml.YAMLError as exc:
-        raise UsageError(f"{path}: not valid YAML ({str(exc).splitlines()[0]})") from None
-    config = doc.get("config") or {}
-    if not isinstance(config, dict):
-        raise UsageError(f"{path}: 'config' must be a mapping of key: value")
-    stack = path.name[len("Pulumi."):].rsplit(".", 1)[0]
-    return str(project_doc.get("name") or "pilotlight"), stack, config
+        return config.read_stack_file(path)
+    except ConfigError as exc:
+        raise UsageError(str(exc)) from None
 
 
 def objective_problems(path: Path) -> list[str]:

@@ -576,10 +576,11 @@ def parse_config(values: Mapping[str, Any], *, project: str, stack: str, db_pass
     )
 
 
-def load_stack_file(path: str | Path) -> StackConfig:
-    """Read ``Pulumi.<stack>.yaml`` (project name from the ``Pulumi.yaml`` beside it).
+def read_stack_file(path: str | Path) -> tuple[str, str, Mapping[str, Any]]:
+    """Project name, stack name and the raw ``config:`` mapping of ``Pulumi.<stack>.yaml``.
 
-    Secure values (``{secure: ...}``) cannot be decrypted without the Pulumi CLI; they are skipped.
+    The project name comes from the ``Pulumi.yaml`` beside it. Shared with ``pilotlight check``,
+    which hands the raw mapping to the program under mocks.
     """
     import yaml
 
@@ -597,12 +598,21 @@ def load_stack_file(path: str | Path) -> StackConfig:
     config = doc.get("config") or {}
     if not isinstance(config, Mapping):
         raise ConfigError(f"{path}: 'config' must be a mapping of key: value")
+    return str(project_doc.get("name", NAMESPACE)), match.group(1), config
+
+
+def load_stack_file(path: str | Path) -> StackConfig:
+    """Read ``Pulumi.<stack>.yaml`` into a StackConfig.
+
+    Secure values (``{secure: ...}``) cannot be decrypted without the Pulumi CLI; they are skipped.
+    """
+    project, stack, config = read_stack_file(path)
     values = {}
     prefix = f"{NAMESPACE}:"
     for key, value in config.items():
         if str(key).startswith(prefix) and not (isinstance(value, Mapping) and "secure" in value):
             values[str(key)[len(prefix):]] = value
-    return parse_config(values, project=str(project_doc.get("name", NAMESPACE)), stack=match.group(1))
+    return parse_config(values, project=project, stack=stack)
 
 
 def from_pulumi() -> StackConfig:
