@@ -199,4 +199,3 @@ RESTORE = {"pilotlight": pilotlight_restore, "pilotlight_jobs2": lambda scene: p
 if VARIANT_ROOT is not None:
     BACKUP["pilotlight_variant"] = lambda scene: pilotlight_backup(scene, root=VARIANT_ROOT)
     RESTORE["pilotlight_variant"] = lambda scene: pilotlight_restore(scene, root=VARIANT_ROOT)
-    RESTORE["pilotlight_variant_jobs2"] = lambda scene: pilotlight_restore(scene, jobs=2, root=VARIANT_ROOT)

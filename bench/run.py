@@ -184,7 +184,13 @@ def main(argv: list[str] | None = None) -> int:
                         pgbr = None
             try:
                 for scale in args.scales:
-                    out = measure_scale(bench, scale, args, pgbr, skip)
+                    try:
+                        out = measure_scale(bench, scale, args, pgbr, skip)
+                    except Exception as exc:  # noqa: BLE001 - e.g. the sandbox died: report it, keep the rest
+                        line = f"scale {scale}: aborted: {(str(exc).splitlines() or [type(exc).__name__])[0]}"
+                        print(f"  FAILED {line}", flush=True)
+                        results["errors"].append(line)
+                        continue
                     results["errors"] += [f"scale {scale}: {e}" for e in out.pop("errors")]
                     results["scales"][str(scale)] = out
             finally:
