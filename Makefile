@@ -11,10 +11,13 @@ REPORTS ?= reports
 install: $(STAMP)
 
 # Pinned: requirements.txt names what we use, requirements.lock pins the whole tree.
+# --no-compile: a fresh install once left a truncated .pyc (pulumi_aws, 16 KiB of 32) that broke
+# every later import; Python's own bytecode cache, written on first import, is written atomically.
+PIP := $(BIN)/pip install -q --disable-pip-version-check --no-compile
 $(STAMP): requirements.txt requirements.lock pyproject.toml
 	test -x $(BIN)/python || $(PY) -m venv $(VENV)
-	$(BIN)/pip install -q --disable-pip-version-check -c requirements.lock -r requirements.txt
-	$(BIN)/pip install -q --disable-pip-version-check --no-deps --no-build-isolation -e .
+	$(PIP) -c requirements.lock -r requirements.txt
+	$(PIP) --no-deps --no-build-isolation -e .
 	touch $(STAMP)
 
 test: $(STAMP)
