@@ -43,6 +43,7 @@ class Scene:
     dump_bytes: int | None = None
     sizes: dict = field(default_factory=dict)
     counter: int = 0
+    replicating: bool = False
 
     @property
     def s3(self):
@@ -57,19 +58,33 @@ class Scene:
         return f"{stem}_{self.counter}"
 
     def wait_replicated(self, key: str) -> None:
-        """The sandbox replicates every new object to the DR bucket in the background: let it finish,
-        so its CPU is not charged to the next measurement."""
+        """With the sandbox's replication on, let it copy ``key`` to the DR bucket before the next
+        measurement, so its CPU is not charged to that one (see :func:`stop_replication`)."""
+        if not self.replicating:
+            return
         dr = aws.client(self.bench.contract, "s3", "dr")
         bucket = self.bench.contract.buckets["dr"].bucket
         deadline = time.monotonic() + REPLICATION_WAIT
         while time.monotonic() < deadline:
             try:
                 dr.head_object(Bucket=bucket, Key=key)
-                time.sleep(0.5)
                 return
             except Exception:  # noqa: BLE001 - not there yet
                 time.sleep(0.5)
         raise Failed(f"replication of {key} did not finish within {REPLICATION_WAIT}s")
+
+
+def stop_replication(bench: Bench) -> None:
+    """Remove the primary vault's replication rule for the benchmark.
+
+    On AWS replication is server-side and costs the client nothing; the sandbox emulates it with a
+    poller that lists every object version twice a second, and moto 5.2.5's ListObjectVersions
+    deep-copies every version's body (to a temp file above 5 MiB) — with backups of tens of MiB
+    that is GBs per minute of disk and CPU charged to whatever is being measured (a scale-50 run
+    filled the disk twice). Restores here read the primary bucket, so nothing needs the DR copy.
+    """
+    s3 = aws.client(bench.contract, "s3", "primary")
+    s3.delete_bucket_replication(Bucket=bench.contract.buckets["primary"].bucket)
 
 
 def _tool(scene: Scene, *args: str, root: Path = PROJECT_ROOT) -> tuple[Run, dict]:

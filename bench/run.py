@@ -167,6 +167,9 @@ def main(argv: list[str] | None = None) -> int:
     if {"backup", "restore"} - skip:
         results["scales"] = {}
         with bench_sandbox() as bench:
+            methods.stop_replication(bench)
+            results["notes"].append("the sandbox's emulated S3 replication was switched off for the run (see "
+                                    "bench.methods.stop_replication); restores read the primary vault")
             pgbr = None
             if "pgbackrest" not in skip:
                 why = PgBackRest.available()
