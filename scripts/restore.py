@@ -144,7 +144,7 @@ def perform_restore(contract: Contract, target_dsn: str, *, backup_id: str | Non
                     _copy_database_settings(guard, target, scratch)
                 try:
                     with pg.connect(admin, autocommit=True) as conn:
-                        _swap(conn, target, scratch, previous, owner is not None, terminate_sessions)
+                        previous = _swap(conn, target, scratch, previous, owner is not None, terminate_sessions)
                 except psycopg.Error as exc:
                     raise PilotlightError(f"swap rolled back, {target} unchanged: {_pg_reason(exc)}") from None
                 swapped = True
@@ -270,13 +270,22 @@ def _setting(name: str, value: str) -> sql.Composable:
     return sql.SQL(", ").join(sql.Literal(item[1:-1].replace('""', '"') if item[:1] == '"' else item) for item in items)
 
 
-def _swap(conn, target: str, scratch: str, previous: str, exists: bool, terminate: bool) -> None:
-    """Both renames in ONE transaction: the service's name always names a complete database."""
+def _swap(conn, target: str, scratch: str, previous: str, exists: bool, terminate: bool) -> str:
+    """Both renames in ONE transaction: the service's name always names a complete database.
+
+    Returns the name the old database is kept under: ``previous``, or ``previous`` with a
+    counter when a database kept by an earlier restore in the same second already has it.
+    """
     with conn.transaction():
         if exists:
             _sessions(conn, target, terminate)
+            base, n = previous, 1
+            while conn.execute("SELECT 1 FROM pg_database WHERE datname = %s", (previous,)).fetchone():
+                n += 1
+                previous = f"{base[: 62 - len(str(n))]}_{n}"
             conn.execute(sql.SQL("ALTER DATABASE {} RENAME TO {}").format(sql.Identifier(target), sql.Identifier(previous)))
         conn.execute(sql.SQL("ALTER DATABASE {} RENAME TO {}").format(sql.Identifier(scratch), sql.Identifier(target)))
+    return previous
 
 
 def drop_database(admin_dsn: str, name: str) -> None:

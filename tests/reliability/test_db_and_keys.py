@@ -171,10 +171,11 @@ sys.exit(restore.main(sys.argv[1:]))
 """
 
 
-def kill_restore_mid_swap(rel, target: str, backup_id: str) -> int:
+def kill_restore_mid_swap(rel, target: str, backup_id: str) -> tuple[int, str]:
+    """The restore's exit status and its stderr (which says why, if it ended before the swap)."""
     proc = subprocess.run([sys.executable, "-c", KILL_AFTER_FIRST_RENAME, *restore_args(rel, target, "--backup", backup_id)],
                           cwd=REPO, capture_output=True, timeout=120)
-    return proc.returncode
+    return proc.returncode, proc.stderr.decode(errors="replace")
 
 
 def orphans(rel, target: str) -> list[str]:
@@ -192,7 +193,8 @@ def killed_mid_swap(rel, ledger):
     target = "rel_ledger_t10"
     before = target_with_marker(rel, target)
     m = take(rel, ledger)
-    assert kill_restore_mid_swap(rel, target, m.id) == -signal.SIGKILL
+    rc, err = kill_restore_mid_swap(rel, target, m.id)
+    assert rc == -signal.SIGKILL, err
     (orphan,) = orphans(rel, target)
     yield target, m, before, orphan
     for name in orphans(rel, target):
@@ -370,3 +372,20 @@ def test_case16_status_reports_the_missing_dr_copy_as_an_rpo_breach(rel, ledger,
     assert line["state"] == state and m.id in line["detail"] and status_said in line["detail"], line
     if state == "FAIL":
         assert rc == Exit.FAILED and not report["ok"]
+
+
+def test_two_restores_in_the_same_second_keep_both_previous_databases(rel, ledger, monkeypatch, capsys):
+    """The kept ``_pre_restore_<ts>`` name of an earlier restore in the same second is not reused."""
+    target = "rel_ledger_same_second"
+    target_with_marker(rel, target)
+    m = take(rel, ledger)
+    monkeypatch.setattr(restore, "utcnow", lambda: orphan_time(f"{target}_20261124T044250Z"))
+    kept = []
+    for _ in range(2):
+        assert restore.main(restore_args(rel, target, "--backup", m.id, "--json")) == Exit.OK
+        kept.append(json.loads(capsys.readouterr().out)["kept_previous_as"])
+    assert kept[0] != kept[1] and kept[1] == f"{kept[0]}_2"
+    assert set(kept) <= set(rel.databases())
+    assert table_checksums(rel.dsn(target)) == table_checksums(rel.dsn(ledger))
+    for name in (*kept, target):
+        rel.execute("postgres", f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
