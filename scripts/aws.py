@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import json
 import os
+import threading
 from functools import lru_cache
 from typing import Any
 
@@ -51,10 +52,20 @@ def client(contract: Contract, service: str, side: str = "primary", **config: An
     return _client(service, region, endpoint, json.dumps(config, sort_keys=True))
 
 
+_SESSION: boto3.session.Session | None = None
+_SESSION_LOCK = threading.Lock()
+
+
 @lru_cache(maxsize=64)
 def _client(service: str, region: str, endpoint: str | None, config_json: str):
     kwargs: dict[str, Any] = {"region_name": region, "config": botocore_config(**json.loads(config_json))}
     if endpoint is not None:
         kwargs["endpoint_url"] = endpoint
         kwargs.update(SANDBOX_CREDENTIALS)
-    return boto3.session.Session().client(service, **kwargs)
+    # One Session per process: each new Session loads the service models and endpoint rules
+    # again (0.1-0.3 s per client); a Session is not thread-safe, clients made from it are.
+    global _SESSION
+    with _SESSION_LOCK:
+        if _SESSION is None:
+            _SESSION = boto3.session.Session()
+        return _SESSION.client(service, **kwargs)

@@ -33,7 +33,7 @@ from scripts import aws, envelope, pg, progress
 from scripts.common import Exit, PilotlightError, emit, iso, load_contract, log, parser_for, run, utcnow
 from scripts.contract import TIERS, Contract
 from scripts.db import parse_dsn, side_dsn
-from scripts.pipeline import Digest, Reader, read_chunks, threaded
+from scripts.pipeline import READ_SIZE, Digest, Reader, read_chunks, threaded, widen_pipe
 from scripts.vault import (DUMP, FORMAT_VERSION, MANIFEST, Manifest, aws_error, new_backup_id, newest_complete,
                            object_key)
 
@@ -108,8 +108,9 @@ def perform_backup(contract: Contract, tier: str, source_dsn: str | None = None,
         conninfo, env = pg.client_args(dsn)
         proc = subprocess.Popen(
             [pg.binary("pg_dump"), "-Fc", "-Z0", f"--snapshot={snap.id}", "--no-password", f"--dbname={conninfo}"],
-            stdout=subprocess.PIPE, stderr=subprocess.PIPE, stdin=subprocess.DEVNULL, env=env, bufsize=0,
+            stdout=subprocess.PIPE, stderr=subprocess.PIPE, stdin=subprocess.DEVNULL, env=env, bufsize=READ_SIZE,
         )
+        widen_pipe(proc.stdout)  # with bufsize: read() returns whole 1 MiB chunks, not the pipe's 64 KiB
         stderr_tail: list[str] = []
         threading.Thread(target=_drain, args=(proc.stderr, stderr_tail), daemon=True).start()
         dump, stored, sealed = Digest(), Digest(), {}

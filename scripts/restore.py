@@ -46,6 +46,7 @@ from scripts.common import (Exit, PilotlightError, Refused, UsageError, emit, lo
 from scripts.contract import SIDES, Contract
 from scripts.db import parse_dsn, redact, with_dbname
 from scripts.envelope import IntegrityError
+from scripts.pipeline import widen_pipe
 from scripts.stream import BackupStream
 from scripts.vault import Manifest, select_backup, validate_backup_id
 
@@ -346,6 +347,7 @@ def _run_tail(stream, into: list[str]) -> None:
 def _piped(stream: BackupStream, dsn: str, tables) -> None:
     cmd, env = _restore_cmd(dsn, 1, tables, None)
     proc = subprocess.Popen(cmd, stdin=subprocess.PIPE, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, env=env)
+    widen_pipe(proc.stdin)  # each 1 MiB chunk in one hand-over
     tail: list[str] = []
     reader = threading.Thread(target=_run_tail, args=(proc.stderr, tail), daemon=True)
     reader.start()
