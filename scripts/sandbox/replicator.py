@@ -3,9 +3,16 @@
 moto stores a bucket's replication configuration but copies nothing. This thread does what
 S3 would, from the rules stored in moto (``get_bucket_replication`` on the primary bucket):
 
-- every ``POLL_SECONDS`` it lists the primary bucket's object versions and delete markers and
-  copies each new one, oldest first, to the rule's destination bucket (highest ``Priority``
-  wins when several enabled rules match the key's prefix);
+- every ``POLL_SECONDS`` it lists the primary bucket's current keys (``ListObjectsV2``) and
+  compares each key's (ETag, LastModified, Size) with the previous listing; a new key's latest
+  version or a vanished key's delete marker is found with ``HeadObject``, and each new one is
+  copied, oldest first, to the rule's destination bucket (highest ``Priority`` wins when several
+  enabled rules match the key's prefix);
+- the full version listing (``ListObjectVersions``) is read only on the first pass after a
+  start, when a key that already existed changed (a new version may hide others made between two
+  polls), and while a copy waits for a retry. moto 5.2.5 deep-copies EVERY version of the bucket
+  (body included, spooled to a temporary file) on each ``ListObjectVersions``, whatever the
+  ``Prefix``; called every poll it filled the disk with deleted-but-open temporary files;
 - object versions keep their body, user metadata, content type and Object Lock retention
   (mode, retain-until date, legal hold) and are re-encrypted with SSE-KMS under the rule's
   ``ReplicaKmsKeyID`` (the DR replica key); the storage class follows the rule;
@@ -20,8 +27,12 @@ Limits (documented in docs/sandbox.md): the replica gets a new version id (moto 
 one), no ``x-amz-replication-status`` headers (PENDING/COMPLETED/REPLICA) are set, multipart
 checksums are recomputed by the copy, replication time (RTC) metrics are not emulated, and
 objects that already existed when the rules were applied are copied too (S3 would need Batch
-Replication for those; the sandbox buckets start empty, so it does not matter). What has been
-copied is remembered in ``replicator.json`` in the state dir so a daemon restart does not copy twice.
+Replication for those; the sandbox buckets start empty, so it does not matter). Between two full
+listings, only the latest version of a key created and rewritten within one poll is copied, and a
+key rewritten with identical bytes in the same second or deleted again while already deleted shows
+no change in the key listing, so that version or delete marker is not copied (vault keys are
+written once each).
+What has been copied is remembered in ``replicator.json`` in the state dir so a daemon restart does not copy twice.
 """
 from __future__ import annotations
 
@@ -65,6 +76,7 @@ class Replicator:
         self._applied = watcher.path.parent / REPLICATION
         self._done: dict[str, str] = _read_journal(self._journal)
         self._attempts: dict[str, int] = {}
+        self._seen: dict[str, tuple] | None = None  # key -> (ETag, LastModified, Size) when last replicated
         self._stats = {"replicated": 0, "deleteMarkers": 0, "skipped": 0, "failed": 0, "lastError": None,
                        "lastPass": None, "paused": False}
         self._stop = threading.Event()
@@ -111,10 +123,17 @@ class Replicator:
             raise
         rules = sorted((r for r in _complete(rules, self._applied) if r.get("Status") == "Enabled"),
                        key=lambda r: -int(r.get("Priority", 0)))
-        changed = False
-        for item in _versions(src, bucket):
+        listing = _listing(src, bucket)
+        items = self._changes(src, bucket, listing)
+        if items is None:
+            return
+        changed, complete = False, True
+        for item in items:
             token = f"{item['Key']}\0{item['VersionId']}"
-            if token in self._done or self._stop.is_set() or self._paused():
+            if token in self._done:
+                continue
+            if self._stop.is_set() or self._paused():
+                complete = False
                 continue
             rule = next((r for r in rules if item["Key"].startswith(_prefix(r))), None)
             try:
@@ -132,6 +151,22 @@ class Replicator:
             changed = True
         if changed:
             write_json(self._journal, self._done)
+        if complete:
+            self._seen = listing
+
+    def _changes(self, src, bucket: str, listing: dict[str, tuple]) -> list[dict[str, Any]] | None:
+        """The versions and delete markers to look at this pass; None when the listing shows no change."""
+        seen = self._seen
+        if seen is None or self._attempts:
+            return _versions(src, bucket)
+        fresh = [key for key, mark in listing.items() if seen.get(key) != mark]
+        gone = [key for key in seen if key not in listing]
+        if not fresh and not gone:
+            return None
+        if any(key in seen for key in fresh):
+            return _versions(src, bucket)
+        versions = sorted(filter(None, (_latest(src, bucket, key) for key in fresh)), key=lambda v: v["LastModified"])
+        return versions + list(filter(None, (_latest(src, bucket, key) for key in gone)))
 
     def _copy(self, src, dst, bucket: str, item: dict[str, Any], rule: dict[str, Any] | None) -> str:
         if rule is None:
@@ -178,6 +213,29 @@ def _complete(rules: list[dict[str, Any]], applied_path: Path) -> list[dict[str,
         known = applied.get(rule.get("ID"), {})
         out.append({**rule, **{k: known[k] for k in ("Filter", "DeleteMarkerReplication") if k in known}})
     return out
+
+
+def _listing(s3, bucket: str) -> dict[str, tuple]:
+    """Each current key's (ETag, LastModified, Size): a new version changes it, a delete marker drops the key.
+
+    moto answers ``ListObjectsV2`` from its key index without copying any body."""
+    return {o["Key"]: (o["ETag"], o["LastModified"], o["Size"])
+            for page in s3.get_paginator("list_objects_v2").paginate(Bucket=bucket)
+            for o in page.get("Contents", [])}
+
+
+def _latest(s3, bucket: str, key: str) -> dict[str, Any] | None:
+    """The key's current version, or its delete marker; None if it has neither (its only version was deleted)."""
+    try:
+        head = s3.head_object(Bucket=bucket, Key=key)
+        return {"Key": key, "VersionId": head["VersionId"], "LastModified": head["LastModified"], "deleteMarker": False}
+    except ClientError as exc:
+        headers = exc.response.get("ResponseMetadata", {}).get("HTTPHeaders", {})
+        if headers.get("x-amz-delete-marker") == "true" and headers.get("x-amz-version-id"):
+            return {"Key": key, "VersionId": headers["x-amz-version-id"], "LastModified": None, "deleteMarker": True}
+        if exc.response["Error"]["Code"] in ("404", "NoSuchKey"):
+            return None
+        raise
 
 
 def _versions(s3, bucket: str) -> list[dict[str, Any]]:
