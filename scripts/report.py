@@ -119,7 +119,7 @@ def page(result: dict[str, Any]) -> str:
 body{{font-family:system-ui,sans-serif;margin:2em;color:#222}} table{{border-collapse:collapse;margin:1em 0}}
 td,th{{border-bottom:1px solid #ddd;padding:4px 8px;text-align:left;vertical-align:top}}
 .verdict{{color:#fff;background:{verdict_colour};padding:2px 10px;border-radius:4px}}
-td.t{{width:40%;min-width:300px}} .bar{{height:14px;border-radius:2px}} td.n{{white-space:nowrap}}
+td.t{{width:25%;min-width:200px}} td{{white-space:nowrap}} td:last-child{{white-space:normal;overflow-wrap:anywhere}} .bar{{height:14px;border-radius:2px}} td.n{{white-space:nowrap}}
 .fail{{background:#ffebee;border-left:4px solid #c62828;padding:8px}}
 </style></head><body>
 <h1>Drill: {e(result['scenario'])} <span class="verdict">{e(result['verdict'])}</span></h1>
