@@ -17,6 +17,8 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Mapping
 
+from scripts.preview import awsrules
+
 ACCOUNT = "123456789012"
 PROVIDER_PREFIX = "pulumi:providers:"
 
@@ -32,6 +34,7 @@ class Registered:
     region: str | None
     custom: bool
     deps: Mapping[str, tuple[str, ...]] = field(default_factory=dict)
+    rule_view: awsrules.Resource | None = field(default=None, compare=False, repr=False)
 
 
 @dataclass(frozen=True)
@@ -136,14 +139,18 @@ def _run(program: Path, project: str, stack: str, config: dict[str, str]) -> Moc
 
     class Monitor(mocks.MockMonitor):
         def RegisterResource(self, request: Any) -> Any:
-            response = super().RegisterResource(request)
             inputs = rpc.deserialize_properties(request.object)
+            if request.custom and not request.type.startswith(PROVIDER_PREFIX):
+                region = inputs.get("region") or provider_regions.get(request.provider or "") or default_region
+                awsrules.check_resource(awsrules.from_request(request.name, request, inputs, region))
+            response = super().RegisterResource(request)
             if request.type.startswith(PROVIDER_PREFIX):
                 provider_regions[f"{response.urn}::{response.id}"] = inputs.get("region") or default_region
             region = inputs.get("region") or provider_regions.get(request.provider or "")
             deps = {k: tuple(v.urns) for k, v in request.propertyDependencies.items()}
-            recorded.append(Registered(request.type, request.name, response.urn, inputs,
-                                       region or (default_region if request.custom else None), request.custom, deps))
+            region = region or (default_region if request.custom else None)
+            recorded.append(Registered(request.type, request.name, response.urn, inputs, region, request.custom, deps,
+                                       awsrules.from_request(response.urn, request, inputs, region)))
             return response
 
     pulumi.runtime.set_all_config(config, [])
@@ -153,4 +160,5 @@ def _run(program: Path, project: str, stack: str, config: dict[str, str]) -> Moc
     root = settings.get_root_resource()
     _sync_await(run_pulumi_func(lambda: runpy.run_path(str(program), run_name="__main__")))
     outputs = _sync_await(pulumi.Output.from_input(dict(root.outputs)).future()) or {}
+    awsrules.check_stack([r.rule_view for r in recorded if r.custom and not r.type.startswith(PROVIDER_PREFIX)])
     return MockRun(tuple(recorded), outputs, f"urn:pulumi:{stack}::{project}::pulumi:pulumi:Stack::{project}-{stack}")

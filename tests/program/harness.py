@@ -17,6 +17,7 @@ import pulumi
 from pulumi.runtime import mocks as pulumi_mocks
 from pulumi.runtime import rpc
 
+from scripts.preview import awsrules
 from stacks.config import StackConfig
 from stacks.dr import DrStack, build
 
@@ -113,8 +114,11 @@ class RecordingMonitor(pulumi_mocks.MockMonitor):
         self.requests: list[tuple[str, Any, dict]] = []
 
     def RegisterResource(self, request):  # noqa: N802 (gRPC method name)
+        inputs = rpc.deserialize_properties(request.object)
+        if request.custom and not request.type.startswith("pulumi:providers:"):
+            awsrules.check_resource(awsrules.from_request(request.name, request, inputs, self.mocks.region_of(request.provider)))
         response = super().RegisterResource(request)
-        self.requests.append((response.urn, request, rpc.deserialize_properties(request.object)))
+        self.requests.append((response.urn, request, inputs))
         return response
 
 
@@ -159,4 +163,7 @@ def _run(cfg: StackConfig, config: dict[str, str], program) -> Run:
             id=getattr(monitor.resources.get(urn), "id", None),
         )
     urns = [urn for urn, request, _ in monitor.requests if request.type != "pulumi:pulumi:Stack"]
+    awsrules.check_stack([awsrules.from_request(urn, request, inputs, mocks.region_of(request.provider))
+                          for urn, request, inputs in monitor.requests
+                          if request.custom and not request.type.startswith("pulumi:providers:")])
     return Run(resources, holder["document"], urns, holder.get("stack"))
