@@ -295,6 +295,15 @@ def key_policy(
                 "Resource": "*",
                 "Condition": {"StringEquals": {"aws:SourceAccount": account_id}},
             },
+            {
+                # The job-failure rules (components/jobs.py) publish to the same encrypted topic.
+                "Sid": "JobFailureNotifications",
+                "Effect": "Allow",
+                "Principal": {"Service": "events.amazonaws.com"},
+                "Action": ["kms:Decrypt", "kms:GenerateDataKey*"],
+                "Resource": "*",
+                "Condition": {"StringEquals": {"aws:SourceAccount": account_id}},
+            },
         ],
     }
 
@@ -331,22 +340,28 @@ def _through_s3(region: str, bucket_arn: str) -> dict[str, Any]:
     }
 
 
-def account_trust_policy(partition: str, account_id: str) -> dict[str, Any]:
+def account_trust_policy(partition: str, account_id: str, *, ecs_tasks: bool = False) -> dict[str, Any]:
     """Trust the account itself: its administrators decide who may assume the role (CI runner, operators).
 
     A role trusting ``:root`` is assumable by no one until an identity policy in the account
     grants ``sts:AssumeRole`` on it, so the program never has to know the CI runner's identity.
+    ``ecs_tasks``: also the scheduled job tasks of this account (the role is their task role).
     """
-    return {
-        "Version": POLICY_VERSION,
-        "Statement": [
-            {
-                "Effect": "Allow",
-                "Principal": {"AWS": f"arn:{partition}:iam::{account_id}:root"},
-                "Action": "sts:AssumeRole",
-            }
-        ],
-    }
+    statements: list[dict[str, Any]] = [
+        {
+            "Effect": "Allow",
+            "Principal": {"AWS": f"arn:{partition}:iam::{account_id}:root"},
+            "Action": "sts:AssumeRole",
+        }
+    ]
+    if ecs_tasks:
+        statements.append({
+            "Effect": "Allow",
+            "Principal": {"Service": "ecs-tasks.amazonaws.com"},
+            "Action": "sts:AssumeRole",
+            "Condition": {"StringEquals": {"aws:SourceAccount": account_id}},
+        })
+    return {"Version": POLICY_VERSION, "Statement": statements}
 
 
 def backup_writer_policy(

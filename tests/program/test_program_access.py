@@ -37,11 +37,15 @@ def policy(run, name):
     "name, physical",
     [("access-backup-writer", "pilotlight-dr-backup-writer"), ("access-restore-reader", "pilotlight-dr-restore-reader")],
 )
-def test_tool_roles_trust_only_the_account_and_live_under_the_component(example, name, physical):
+def test_tool_roles_trust_only_the_account_and_its_job_tasks_and_live_under_the_component(example, name, physical):
     role = example.named(name)
     assert role.type == "aws:iam/role:Role" and role.inputs["name"] == physical, role.urn
     trust = json.loads(role.inputs["assumeRolePolicy"])["Statement"]
-    assert trust == [{"Effect": "Allow", "Principal": {"AWS": ACCOUNT_ROOT}, "Action": "sts:AssumeRole"}], role.urn
+    assert trust == [
+        {"Effect": "Allow", "Principal": {"AWS": ACCOUNT_ROOT}, "Action": "sts:AssumeRole"},
+        {"Effect": "Allow", "Principal": {"Service": "ecs-tasks.amazonaws.com"}, "Action": "sts:AssumeRole",
+         "Condition": {"StringEquals": {"aws:SourceAccount": "123456789012"}}},
+    ], role.urn
     assert role.inputs["maxSessionDuration"] == 12 * 3600, role.urn
     assert role.parent.endswith("pilotlight:dr:VaultAccess::access"), role.urn
     assert role.region == "us-east-1", role.urn
@@ -93,7 +97,7 @@ def test_key_policies_in_both_regions_name_the_roles_that_were_created(example):
     created = {example.named(n).inputs["name"] for n in ("access-backup-writer", "access-restore-reader")}
     assert {arn.rsplit("/", 1)[1] for arn in (WRITER_ARN, READER_ARN)} == created
     for res in example.resources.values():
-        if res.type not in KEYS:
+        if res.type not in KEYS or "pilotlight:dr:VaultKeys::" not in res.parent:
             continue
         st = {s["Sid"]: s for s in json.loads(res.inputs["policy"])["Statement"]}
         writer, reader = st["BackupWriterEnvelopeKeys"], st["RestoreReaderEnvelopeKeys"]

@@ -2,10 +2,11 @@
 import json
 
 KEY_TYPES = ("aws:kms/key:Key", "aws:kms/replicaKey:ReplicaKey")
+VAULT_KEYS = "pilotlight:dr:VaultKeys"
 
 
 def test_multi_region_key_with_rotation_in_primary_region(example):
-    (key,) = example.of_type("aws:kms/key:Key")
+    (key,) = example.of_type("aws:kms/key:Key", under=VAULT_KEYS)
     assert key.region == "us-east-1", key.urn
     assert key.inputs["multiRegion"] is True, key.urn
     assert key.inputs["enableKeyRotation"] is True, key.urn
@@ -13,7 +14,7 @@ def test_multi_region_key_with_rotation_in_primary_region(example):
 
 
 def test_replica_key_in_dr_region_replicates_the_primary(example):
-    (replica,) = example.of_type("aws:kms/replicaKey:ReplicaKey")
+    (replica,) = example.of_type("aws:kms/replicaKey:ReplicaKey", under=VAULT_KEYS)
     assert replica.region == "us-west-2", replica.urn
     assert replica.inputs["primaryKeyArn"].startswith("arn:aws:kms:us-east-1:"), replica.urn
     assert example.document["keys"]["dr"]["arn"].startswith("arn:aws:kms:us-west-2:")
@@ -26,7 +27,7 @@ def test_alias_in_both_regions(example):
 
 def test_key_policies_grant_each_user_only_through_its_service_in_that_region(example):
     for res in example.resources.values():
-        if res.type not in KEY_TYPES:
+        if res.type not in KEY_TYPES or f"{VAULT_KEYS}::" not in res.parent:
             continue
         policy = json.loads(res.inputs["policy"])
         st = {s["Sid"]: s for s in policy["Statement"]}

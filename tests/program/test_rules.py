@@ -138,7 +138,8 @@ def test_key_policy_has_one_statement_per_user_scoped_by_service():
                            backup_writer_role_arn=WRITER, restore_reader_role_arn=READER)
     st = {s["Sid"]: s for s in doc["Statement"]}
     assert set(st) == {"AccountAdministers", "VaultUseThroughS3", "ReplicationRoleThroughS3", "BackupWriterEnvelopeKeys",
-                       "RestoreReaderEnvelopeKeys", "StandbyUseThroughRds", "AlarmNotifications"}
+                       "RestoreReaderEnvelopeKeys", "StandbyUseThroughRds", "AlarmNotifications",
+                       "JobFailureNotifications"}
     # The tools' direct (envelope) calls: one role each, only under the backup encryption context.
     assert st["BackupWriterEnvelopeKeys"]["Action"] == ["kms:GenerateDataKey", "kms:Encrypt"]
     assert st["BackupWriterEnvelopeKeys"]["Condition"] == {"ArnEquals": {"aws:PrincipalArn": WRITER}, **BACKUP_CONTEXT}
