@@ -9,6 +9,7 @@ from __future__ import annotations
 import argparse
 import json
 import logging
+import os
 import sys
 import traceback
 from datetime import datetime, timezone
@@ -16,7 +17,7 @@ from enum import IntEnum
 from pathlib import Path
 from typing import Any, Callable, Iterable
 
-from scripts.contract import DEFAULT_OUTPUTS_FILE, Contract, ContractError, load_file, load_stack
+from scripts.contract import DEFAULT_OUTPUTS_FILE, Contract, ContractError, load_file, load_stack, parse
 
 log = logging.getLogger("pilotlight")
 
@@ -67,10 +68,19 @@ def parser_for(prog: str, description: str) -> argparse.ArgumentParser:
     return parser
 
 
+OUTPUTS_ENV = "PILOTLIGHT_OUTPUTS"
+
+
 def load_contract(args: argparse.Namespace) -> Contract:
-    """The contract named by --stack or --outputs (default: the sandbox's file)."""
+    """The contract named by --stack or --outputs, else ``$PILOTLIGHT_OUTPUTS`` (the scheduled
+    tasks carry it there, components/jobs.py), else the sandbox's file."""
     if getattr(args, "stack", None):
         return load_stack(args.stack)
+    if not getattr(args, "outputs", None) and os.environ.get(OUTPUTS_ENV):
+        try:
+            return parse(json.loads(os.environ[OUTPUTS_ENV]))
+        except json.JSONDecodeError:
+            raise ContractError(f"${OUTPUTS_ENV} is not valid JSON") from None
     return load_file(getattr(args, "outputs", None) or DEFAULT_OUTPUTS_FILE)
 
 
