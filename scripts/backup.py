@@ -99,9 +99,12 @@ def perform_backup(contract: Contract, tier: str, source_dsn: str | None = None,
     parse_dsn(dsn, "--source")
     started = utcnow()
     backup_id = new_backup_id(database.name, started)
-    bucket = contract.buckets["primary"].bucket
+    # The active side's vault, with its key: after a failover the DR vault (the primary region
+    # may be the one that is down); S3 replication carries it to the other side.
+    side = contract.active
+    bucket = contract.buckets[side].bucket
     key = object_key(contract, tier, database.name, backup_id, DUMP)
-    s3 = aws.client(contract, "s3", "primary")
+    s3 = aws.client(contract, "s3", side)
     log.info("backup %s of %s into s3://%s/%s", backup_id, database.name, bucket, key)
 
     with pg.exported_snapshot(dsn, lock=f"pilotlight-backup:{database.name}") as snap:
@@ -124,7 +127,7 @@ def perform_backup(contract: Contract, tier: str, source_dsn: str | None = None,
             try:
                 with progress.bar(args, f"backup {backup_id}") as bar:
                     reader = Reader(bar.tap(stream))
-                    s3.upload_fileobj(reader, bucket, key, ExtraArgs=sse_args(contract, "primary"), Config=TRANSFER)
+                    s3.upload_fileobj(reader, bucket, key, ExtraArgs=sse_args(contract, side), Config=TRANSFER)
                 row_counts = counts.result()
             except (ClientError, BotoCoreError) as exc:
                 raise aws_error(exc, f"upload to s3://{bucket} failed (multipart upload aborted)") from None
@@ -156,7 +159,7 @@ def perform_backup(contract: Contract, tier: str, source_dsn: str | None = None,
                    "serverVersion": snap.server_version, "systemIdentifier": snap.system_identifier},
         "dump": {"format": "pg_dump custom (-Fc -Z0)", "compression": f"zstd-{ZSTD_LEVEL}",
                  "bytes": dump.size, "sha256": dump.hexdigest()},
-        "object": {"bucket": bucket, "key": key, "region": contract.regions["primary"],
+        "object": {"bucket": bucket, "key": key, "region": contract.regions[side],
                    "versionId": head.get("VersionId"), "storedBytes": stored.size, "sha256": stored.hexdigest(),
                    "checksumSha256": head.get("ChecksumSHA256")},
         "encryption": {"algorithm": header["algorithm"], "chunkSize": header["chunkSize"],
@@ -166,7 +169,7 @@ def perform_backup(contract: Contract, tier: str, source_dsn: str | None = None,
     })
     try:
         s3.put_object(Bucket=bucket, Key=object_key(contract, tier, database.name, backup_id, MANIFEST),
-                      Body=manifest.dumps(), ContentType="application/json", **sse_args(contract, "primary"))
+                      Body=manifest.dumps(), ContentType="application/json", **sse_args(contract, side))
     except (ClientError, BotoCoreError) as exc:
         raise aws_error(exc, f"backup {backup_id} uploaded but its manifest could not be written; not a backup") from None
     publish_age(contract, database.name)
@@ -180,8 +183,8 @@ def abort_orphaned_uploads(contract: Contract, database: str, before: datetime, 
     before this run started (other than this run's own ``own_key``) belongs to a dead run (a SIGKILLed process cannot abort its own; on
     AWS the bucket's AbortIncompleteMultipartUpload lifecycle rule is the slower backstop).
     """
-    s3 = aws.client(contract, "s3", "primary")
-    bucket = contract.buckets["primary"].bucket
+    s3 = aws.client(contract, "s3", contract.active)
+    bucket = contract.buckets[contract.active].bucket
     prefixes = tuple(f"{tier.prefix}{database}/" for tier in contract.tiers.values())
     aborted = 0
     try:
@@ -206,7 +209,7 @@ def publish_age(contract: Contract, database: str, now: datetime | None = None) 
     now = now or utcnow()
     ages: dict[str, float] = {}
     try:
-        for tier, e in newest_complete(contract, "primary", database).items():
+        for tier, e in newest_complete(contract, contract.active, database).items():
             ages[tier] = max(0.0, (now - e.manifest.finished_at).total_seconds())
         if ages:
             aws.client(contract, "cloudwatch", contract.active).put_metric_data(
