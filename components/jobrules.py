@@ -14,7 +14,6 @@ SCHEDULER = "scheduler.amazonaws.com"
 EVENTS = "events.amazonaws.com"
 CONTAINER = "pilotlight"
 HTTPS = 443
-SCRATCH_DSN = "host=127.0.0.1 port=5432 user=postgres dbname=postgres"
 # Interface endpoints a task calls when its subnets have no NAT (S3 is a gateway endpoint).
 INTERFACE_ENDPOINTS = ("kms", "secretsmanager", "monitoring", "logs", "ecr.api", "ecr.dkr", "sts", "sns")
 
@@ -120,7 +119,7 @@ def jobs_key_policy(partition: str, account_id: str, region: str) -> dict[str, A
                 "Sid": "LogsEncrypt",
                 "Effect": "Allow",
                 "Principal": {"Service": f"logs.{region}.amazonaws.com"},
-                "Action": ["kms:Encrypt*", "kms:Decrypt*", "kms:ReEncrypt*", "kms:GenerateDataKey*", "kms:Describe*"],
+                "Action": ["kms:Encrypt", "kms:Decrypt", "kms:ReEncrypt*", "kms:GenerateDataKey*", "kms:DescribeKey"],
                 "Resource": "*",
                 "Condition": {"ArnLike": {
                     "kms:EncryptionContext:aws:logs:arn": f"arn:{partition}:logs:{region}:{account_id}:log-group:*"}},

@@ -6,7 +6,7 @@ PostgreSQL sidecar for its test restore) in the DR region, as the restore-reader
 own scheduler and container engine: nothing of ours to keep running, and many databases cost
 nothing more than their task minutes.
 
-Per region used (one or two), a *site*: ECS cluster, KMS key (log group and dead-letter
+Per region (both, whichever is active), a *site*: ECS cluster, KMS key (log group and dead-letter
 queue), log group with retention, security group (egress to the database port and HTTPS
 only), the dead-letter queue with its depth alarm, the task-failure rule, and VPC endpoints
 when the subnets have no NAT. IAM is global: one execution role and one Scheduler role.
@@ -20,13 +20,13 @@ from __future__ import annotations
 
 import json
 from dataclasses import dataclass, field
-from typing import Mapping, Sequence
+from typing import Sequence
 
 import pulumi
 import pulumi_aws as aws
 
 from components import jobrules
-from stacks.jobsconfig import VERIFY, JobSchedule
+from stacks.jobsplan import JobSpec
 
 SIDES = ("primary", "dr")
 
@@ -61,9 +61,8 @@ class JobsArgs:
     """Per side: the private subnets tasks run in (primary: ``jobs.primaryNetwork``; dr: the standby subnets)."""
     nat: bool
     databases: Sequence[JobDatabase]
-    tiers: Sequence[str]
-    schedules: Mapping[str, JobSchedule]
-    """Per tier and ``verify``."""
+    plan: Sequence[JobSpec]
+    """What runs when (stacks/jobsplan.py): a backup per database and tier, a verification per database."""
     image: pulumi.Input[str] | None
     """Full image URI; None: the ECR repository declared here, at ``image_tag``."""
     image_tag: str
@@ -99,6 +98,14 @@ class _Site:
     rules: list = field(default_factory=list)
 
 
+@dataclass
+class _Job:
+    spec: JobSpec
+    site: _Site
+    task: aws.ecs.TaskDefinition
+    role_arn: pulumi.Input[str]
+
+
 class Jobs(pulumi.ComponentResource):
     schedules: dict[str, pulumi.Output[str]]
     """Schedule ARN per job name."""
@@ -110,18 +117,16 @@ class Jobs(pulumi.ComponentResource):
         self._name, self._args = name, args
         self.repository = self._create_repository()
         self.repository_url = self.repository.repository_url
-        self.sides = sorted({args.active, "dr"}, key=SIDES.index)
-        self.sites = {side: self._create_site(side) for side in self.sides}
+        # Both regions always: a failover moves the schedules and tasks, never deletes a key or log group.
+        self.sites = {side: self._create_site(side) for side in SIDES}
         self.execution_role = self._create_execution_role()
-        self.jobs: list[dict] = []
+        self.jobs: list[_Job] = []
         self.task_definitions = {}
-        for db in args.databases:
-            for tier in args.tiers:
-                self._create_task(self.sites[args.active], db, tier)
-            self._create_task(self.sites["dr"], db, VERIFY)
+        for job in args.plan:
+            self._create_task(self.sites[job.side], job)
         self._create_credentials_policy()
         self.scheduler_role = self._create_scheduler_role()
-        self.schedules = {job["name"]: self._create_schedule(job) for job in self.jobs}
+        self.schedules = {job.spec.name: self._create_schedule(job) for job in self.jobs}
         for site in self.sites.values():
             self._create_failure_alerts(site)
         self.register_outputs({
@@ -184,7 +189,8 @@ class Jobs(pulumi.ComponentResource):
             enable_key_rotation=True,
             deletion_window_in_days=30,
             policy=json.dumps(jobrules.jobs_key_policy(a.partition, a.account_id, region)),
-            opts=self._opts(side),
+            # The logs it encrypts are the jobs' evidence: deleting the key would make them unreadable.
+            opts=pulumi.ResourceOptions(parent=self, provider=a.providers[side], protect=True, retain_on_delete=True),
         )
         cluster = aws.ecs.Cluster(
             f"{n}-cluster", name=self._physical("jobs"),
@@ -281,29 +287,21 @@ class Jobs(pulumi.ComponentResource):
 
     # ------------------------------------------------------------------ tasks and schedules
 
-    def _create_task(self, site: _Site, db: JobDatabase, kind: str) -> None:
+    def _create_task(self, site: _Site, job: JobSpec) -> None:
         a = self._args
-        verify = kind == VERIFY
-        # The test restore goes into the scratch sidecar on the task's own loopback, never production.
-        command = (["verify", "--database", db.name, "--test-restore", "--server", jobrules.SCRATCH_DSN, "--json"]
-                   if verify else ["backup", "--database", db.name, "--tier", kind, "--json"])
-        job_name = self._physical(db.name, kind)
+        verify = job.kind == "verify"
         region = a.regions[site.side]
         scratch = (a.scratch_image or f"public.ecr.aws/docker/library/postgres:{a.pg_major}") if verify else None
-        environment = {
-            "PILOTLIGHT_PG_BIN": f"/usr/lib/postgresql/{a.pg_major}/bin",
-            "PILOTLIGHT_JOB": job_name,
-        }
         containers = pulumi.Output.all(self._image(site.side), site.log_group.name, a.contract_json).apply(
             lambda v: json.dumps(jobrules.container_definitions(
-                image=v[0], command=command, environment={**environment, "PILOTLIGHT_OUTPUTS": v[2]},
+                image=v[0], command=job.command, environment={**job.environment, "PILOTLIGHT_OUTPUTS": v[2]},
                 log_group=v[1], region=region, sidecar_image=scratch,
             ))
         )
         role_arn = a.reader_role_arn if verify else a.writer_role_arn
         task = aws.ecs.TaskDefinition(
-            f"{self._name}-{db.name}-{kind}",
-            family=job_name,
+            f"{self._name}-{job.database}-{job.tier or job.kind}",
+            family=job.name,
             requires_compatibilities=["FARGATE"],
             network_mode="awsvpc",
             cpu=str(a.cpu),
@@ -315,13 +313,8 @@ class Jobs(pulumi.ComponentResource):
             container_definitions=containers,
             opts=self._opts(site.side),
         )
-        self.task_definitions[job_name] = task.arn
-        self.jobs.append({
-            "name": job_name, "kind": "verify" if verify else "backup", "database": db.name,
-            "tier": None if verify else kind, "side": site.side, "site": site, "task": task,
-            "schedule": a.schedules[kind], "role_arn": role_arn, "command": command,
-            "environment": environment,
-        })
+        self.task_definitions[job.name] = task.arn
+        self.jobs.append(_Job(job, site, task, role_arn))
 
     def _create_scheduler_role(self) -> aws.iam.Role:
         a = self._args
@@ -333,7 +326,7 @@ class Jobs(pulumi.ComponentResource):
             opts=self._opts(),
         )
         policy = pulumi.Output.all(
-            [job["task"].arn for job in self.jobs],
+            [job.task.arn for job in self.jobs],
             [self.execution_role.arn, a.writer_role_arn, a.reader_role_arn],
             [s.dlq.arn for s in self.sites.values()],
             [s.key.arn for s in self.sites.values()],
@@ -341,17 +334,17 @@ class Jobs(pulumi.ComponentResource):
         aws.iam.RolePolicy(f"{self._name}-scheduler-policy", role=role.id, policy=policy, opts=self._opts())
         return role
 
-    def _create_schedule(self, job: dict) -> pulumi.Output[str]:
+    def _create_schedule(self, job: "_Job") -> pulumi.Output[str]:
         a = self._args
-        site: _Site = job["site"]
+        site, spec = job.site, job.spec
         window = a.flexible_window_minutes
         network = a.networks[site.side]
         schedule = aws.scheduler.Schedule(
-            f"{self._name}-{job['database']}-{job['tier'] or 'verify'}-schedule",
-            name=job["name"],
-            description=f"pilotlight {' '.join(job['command'][:-1])}",
-            schedule_expression=job["schedule"].cron,
-            schedule_expression_timezone=job["schedule"].timezone,
+            f"{self._name}-{spec.database}-{spec.tier or spec.kind}-schedule",
+            name=spec.name,
+            description=f"pilotlight {' '.join(spec.command[:-1])}",
+            schedule_expression=spec.cron,
+            schedule_expression_timezone=spec.timezone,
             flexible_time_window=(
                 {"mode": "FLEXIBLE", "maximum_window_in_minutes": window} if window else {"mode": "OFF"}
             ),
@@ -359,7 +352,7 @@ class Jobs(pulumi.ComponentResource):
                 "arn": site.cluster.arn,
                 "role_arn": self.scheduler_role.arn,
                 "ecs_parameters": {
-                    "task_definition_arn": job["task"].arn,
+                    "task_definition_arn": job.task.arn,
                     "launch_type": "FARGATE",
                     "platform_version": "LATEST",
                     "task_count": 1,
@@ -423,13 +416,7 @@ class Jobs(pulumi.ComponentResource):
     def contract(self) -> list[dict]:
         """The ``jobs`` section of the outputs contract: what runs, when, where and as whom."""
         return [
-            {
-                "name": job["name"], "kind": job["kind"], "database": job["database"], "tier": job["tier"],
-                "side": job["side"], "region": self._args.regions[job["side"]],
-                "schedule": job["schedule"].cron, "timezone": job["schedule"].timezone,
-                "command": list(job["command"]), "environment": dict(job["environment"]),
-                "taskDefinition": job["task"].arn, "roleArn": job["role_arn"],
-                "cluster": job["site"].cluster.arn,
-            }
+            job.spec.contract(self._args.regions[job.spec.side], taskDefinition=job.task.arn, roleArn=job.role_arn,
+                              cluster=job.site.cluster.arn)
             for job in self.jobs
         ]

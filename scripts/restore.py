@@ -166,7 +166,7 @@ def trial_restore(contract: Contract, side: str, manifest: Manifest, server_dsn:
     with pg.connect(admin, autocommit=True) as conn:
         conn.execute(sql.SQL("CREATE DATABASE {} TEMPLATE template0").format(sql.Identifier(scratch)))
     try:
-        _stream_restore(contract, side, manifest, with_dbname(server_dsn, scratch), 1, args)
+        _stream_restore(contract, side, manifest, with_dbname(server_dsn, scratch), 1, args, portable=True)
         return check_counts(with_dbname(server_dsn, scratch), manifest)
     finally:
         drop_database(admin, scratch)
@@ -304,7 +304,7 @@ def _require_new_schema(dsn: str, schema: str) -> None:
 
 
 def _restore_cmd(dsn: str, jobs: int, tables: list[str] | None, source: str | None,
-                 atomic: bool = False) -> tuple[list[str], dict]:
+                 atomic: bool = False, portable: bool = False) -> tuple[list[str], dict]:
     """pg_restore stopping at the first error. Into a scratch database one transaction buys
     nothing (a failure drops the database) and would take a lock per large object, which
     exhausts max_locks_per_transaction on databases with many; into the live one (``atomic``) it
@@ -312,6 +312,8 @@ def _restore_cmd(dsn: str, jobs: int, tables: list[str] | None, source: str | No
     conninfo, env = pg.client_args(dsn)
     cmd = [pg.binary("pg_restore"), "--exit-on-error", "--no-password", f"--dbname={conninfo}"]
     cmd += ["--single-transaction"] if atomic else [f"--jobs={jobs}"] if jobs > 1 else []
+    # portable: a scratch server without the production roles (the verification task's sidecar).
+    cmd += ["--no-owner", "--no-privileges"] if portable else []
     for t in tables or ():
         schema, _, name = t.rpartition(".")
         if schema:
@@ -323,7 +325,7 @@ def _restore_cmd(dsn: str, jobs: int, tables: list[str] | None, source: str | No
 
 
 def _stream_restore(contract: Contract, side: str, manifest: Manifest, dsn: str, jobs: int, args,
-                    tables: list[str] | None = None) -> None:
+                    tables: list[str] | None = None, portable: bool = False) -> None:
     """Feed the verified dump to pg_restore; every check passes or the caller drops the scratch."""
     with progress.bar(args, f"restore {manifest.id}", total=manifest.stored_bytes) as bar:
         stream = BackupStream(contract, side, manifest, bar)
@@ -331,7 +333,7 @@ def _stream_restore(contract: Contract, side: str, manifest: Manifest, dsn: str,
             if jobs > 1:
                 _spooled(stream, dsn, jobs, tables)
             else:
-                _piped(stream, dsn, tables)
+                _piped(stream, dsn, tables, portable)
         except zstandard.ZstdError as exc:
             raise IntegrityError(f"backup {manifest.id}: compressed dump is corrupt ({exc})") from None
         finally:
@@ -344,8 +346,8 @@ def _run_tail(stream, into: list[str]) -> None:
         del into[:-20]
 
 
-def _piped(stream: BackupStream, dsn: str, tables) -> None:
-    cmd, env = _restore_cmd(dsn, 1, tables, None)
+def _piped(stream: BackupStream, dsn: str, tables, portable: bool = False) -> None:
+    cmd, env = _restore_cmd(dsn, 1, tables, None, portable=portable)
     proc = subprocess.Popen(cmd, stdin=subprocess.PIPE, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, env=env)
     widen_pipe(proc.stdin)  # each 1 MiB chunk in one hand-over
     tail: list[str] = []

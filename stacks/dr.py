@@ -20,6 +20,7 @@ from components.keys import VaultKeys, VaultKeysArgs
 from components.standby import Standby, StandbyArgs, StandbyNetwork, StandbyNetworkArgs
 from components.vault import BackupVault, BackupVaultArgs
 from stacks import naming, objectives
+from stacks.jobsplan import job_specs
 from stacks.config import SIDES, DatabaseConfig, StackConfig
 from stacks.outputs import METRIC_NAMESPACE, outputs_document, primary_endpoint
 
@@ -114,8 +115,7 @@ class DrStack:
                 JobDatabase(db.name, db.port, db.credentials_secret_arn, naming.db_user_arn(cfg, db) if db.iam_auth else None)
                 for db in cfg.databases
             ],
-            tiers=list(cfg.vault.tiers),
-            schedules=dict(j.schedules),
+            plan=job_specs(cfg, naming.base(cfg)),
             image=j.image,
             image_tag=j.image_tag,
             pg_major=cfg.pg_major,

@@ -46,7 +46,7 @@ def iam_policies(program) -> dict[str, dict]:
 
 def test_keys_and_buckets_are_protected_and_retained_on_delete(program):
     guarded = [r for r in program.resources.values() if r.type in (*KEYS, "aws:s3/bucket:Bucket")]
-    assert len(guarded) == 4
+    assert len(guarded) == 6  # vault key + replica, two vault buckets, the jobs key of each region
     for r in guarded:
         assert r.protect and r.retain_on_delete, r.urn
 
