@@ -83,7 +83,9 @@ class ProgramMocks(pulumi.runtime.Mocks):
             rid = inputs["bucket"]
             state["arn"] = f"arn:aws:s3:::{rid}"
         elif typ in ("aws:kms/key:Key", "aws:kms/replicaKey:ReplicaKey"):
-            rid = "mrk-" + _digest("vault-key", 32)
+            # A multi-region key and its replicas share one id; single-region keys each have their own.
+            multi = inputs.get("multiRegion") or typ.endswith("ReplicaKey")
+            rid = "mrk-" + _digest("vault-key", 32) if multi else _digest(args.name, 32)
             state.update(keyId=rid, arn=f"arn:aws:kms:{region}:{ACCOUNT}:key/{rid}")
         elif typ == "aws:rds/instance:Instance":
             rid = inputs["identifier"]
