@@ -261,6 +261,21 @@ def write_once(s3, key_prefix: str):
             s3.meta.events.unregister(event, add)
 
 
+def _read_prefix(s3, bucket: str, key: str, extra: dict) -> bytes:
+    """The stored object's first bytes (its header). A dropped response stream is not retried by
+    botocore (only the request is), so the read is retried here, as the transfer manager does."""
+    last: Exception | None = None
+    for _ in range(aws.MAX_ATTEMPTS):
+        try:
+            return s3.get_object(Bucket=bucket, Key=key, Range=f"bytes=0-{envelope.HEADER_PREFIX_BYTES - 1}",
+                                 **extra)["Body"].read()
+        except ClientError as exc:
+            raise aws_error(exc, f"download of s3://{bucket}/{key} failed") from None
+        except BotoCoreError as exc:
+            last = exc
+    raise aws_error(last, f"download of s3://{bucket}/{key} failed after retries") from None
+
+
 def check_seal(contract: Contract, side: str, manifest: Manifest) -> None:
     """The manifest is the one the backup wrote: sealed by the data key of the object it describes.
 
@@ -271,11 +286,7 @@ def check_seal(contract: Contract, side: str, manifest: Manifest) -> None:
     bucket = contract.buckets[side].bucket
     key = object_key(contract, manifest.tier, manifest.database, manifest.id)
     extra = {"VersionId": manifest.version_id} if side == "primary" and manifest.version_id else {}
-    try:
-        prefix = s3.get_object(Bucket=bucket, Key=key, Range=f"bytes=0-{envelope.HEADER_PREFIX_BYTES - 1}",
-                               **extra)["Body"].read()
-    except (ClientError, BotoCoreError) as exc:
-        raise aws_error(exc, f"cannot read s3://{bucket}/{key}") from None
+    prefix = _read_prefix(s3, bucket, key, extra)
     header = envelope.read_header(prefix, manifest.id)
     if header.get("wrappedKeys") != manifest.wrapped_keys:
         raise IntegrityError(f"backup {manifest.id}: manifest names other data keys than the stored object (rewritten)")
