@@ -15,8 +15,8 @@ import pytest
 from psycopg import sql
 
 from scripts import aws
-from scripts.db import side_dsn, with_dbname
-from scripts.pg import binary, client_args
+from scripts.postgres.dsn import side_dsn, with_dbname
+from scripts.postgres.client import binary, client_args
 
 
 @dataclass

@@ -5,7 +5,8 @@ import json
 
 import pytest
 
-from scripts import backup, restore
+from scripts.vault import backup
+from scripts.vault import restore
 from scripts.common import Exit
 from scripts.sandbox import control
 from tests.backup.conftest import one_line_error, table_checksums

@@ -5,8 +5,8 @@ import os
 
 import pytest
 
-from scripts.envelope import CHUNK_SIZE, DataKey, Decryptor, IntegrityError, encrypt_stream, make_header
-from scripts.vault import BACKUP_ID_RE, validate_backup_id
+from scripts.vault.envelope import CHUNK_SIZE, DataKey, Decryptor, IntegrityError, encrypt_stream, make_header
+from scripts.vault.layout import BACKUP_ID_RE, validate_backup_id
 from scripts.common import UsageError
 
 ID_A = "orders-20261124T093000000000Z-aaaaaa"

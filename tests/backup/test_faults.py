@@ -16,10 +16,14 @@ from datetime import timedelta
 import pytest
 from botocore.exceptions import ClientError
 
-from scripts import aws, backup, envelope, restore, verify
+from scripts import aws
+from scripts.vault import backup
+from scripts.vault import envelope
+from scripts.vault import restore
+from scripts.vault import verify
 from scripts.common import Exit, iso
-from scripts.stream import download
-from scripts.vault import MANIFEST, list_backups, object_key
+from scripts.vault.stream import download
+from scripts.vault.layout import MANIFEST, list_backups, object_key
 from tests.backup.conftest import one_line_error, table_checksums
 
 SHOP = ["CREATE TABLE items (id int PRIMARY KEY, v text)",

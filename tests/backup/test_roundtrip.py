@@ -5,7 +5,10 @@ import json
 
 import pytest
 
-from scripts import backup, backups, restore, verify
+from scripts.vault import backup
+from scripts.commands import backups
+from scripts.vault import restore
+from scripts.vault import verify
 from tests.backup.conftest import schema_dump, table_checksums
 from tests.backup.test_faults import wait_replicated
 

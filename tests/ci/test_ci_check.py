@@ -8,8 +8,8 @@ from pathlib import Path
 import pytest
 import yaml
 
-from scripts import check
-from scripts.mockrun import config_values, run_program
+from scripts.preview import check
+from scripts.preview.runtime import config_values, run_program
 from stacks.config import ConfigError, load_stack_file
 
 ROOT = Path(__file__).resolve().parents[2]

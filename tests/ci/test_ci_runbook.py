@@ -4,7 +4,7 @@ from __future__ import annotations
 import json
 from pathlib import Path
 
-from scripts import runbook
+from scripts.commands import runbook
 
 FIXTURE = Path(__file__).resolve().parents[1] / "fixtures" / "outputs.json"
 

@@ -8,7 +8,8 @@ from pathlib import Path
 
 import pytest
 
-from scripts import backup, status
+from scripts.vault import backup
+from scripts.commands import status
 from scripts.common import utcnow
 from scripts.contract import TIERS
 
@@ -103,7 +104,7 @@ def test_a_missing_outputs_file_is_one_line(tmp_path, capsys):
 
 
 def test_replication_is_judged_against_the_rtc_window(monkeypatch):
-    from scripts import vault
+    from scripts.vault import layout as vault
     from scripts.contract import load_file
 
     contract = load_file(FIXTURE)

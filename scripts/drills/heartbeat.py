@@ -20,8 +20,8 @@ from psycopg.conninfo import make_conninfo
 
 from scripts.common import iso
 from scripts.contract import Contract, Database
-from scripts.dbstate import connect
-from scripts.service import resolve
+from scripts.postgres.replication import connect
+from scripts.failover.service import resolve
 
 SCHEMA = "pilotlight_drill"
 TABLE = f"{SCHEMA}.heartbeat"

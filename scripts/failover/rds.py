@@ -1,6 +1,6 @@
 """Promote and re-seed database sides: the one place the sandbox and AWS differ.
 
-Everything else in cutover, failback and drills speaks SQL (scripts.dbstate) and Route53, the
+Everything else in cutover, failback and drills speaks SQL (scripts.postgres.replication) and Route53, the
 same on both. Promotion and re-seeding are infrastructure operations: on AWS they are RDS API
 calls (``promote_read_replica`` and its waiter); in the sandbox they are ``pg_ctl promote`` and
 ``pg_basebackup`` on the local clusters, through the sandbox's control module. Which one is
@@ -13,7 +13,7 @@ from typing import Protocol
 from scripts import aws
 from scripts.common import Exit, PilotlightError
 from scripts.contract import Contract, Database
-from scripts.dbstate import wait_writable
+from scripts.postgres.replication import wait_writable
 
 PROMOTE_TIMEOUT = 60.0
 

@@ -23,11 +23,13 @@ from __future__ import annotations
 
 import time
 
-from scripts import dbstate, dnscheck, heartbeat
+from scripts.postgres import replication as dbstate
+from scripts.failover import dns as dnscheck
+from scripts.drills import heartbeat
 from scripts.common import PilotlightError
-from scripts.cutover import perform_cutover
-from scripts.failback import perform_failback
-from scripts.scenarios import DrillContext
+from scripts.failover.cutover import perform_cutover
+from scripts.failover.failback import perform_failback
+from scripts.drills.scenarios import DrillContext
 from scripts.steps import SKIPPED
 
 DETECT_TIMEOUT = 60.0

@@ -17,11 +17,11 @@ from botocore.exceptions import ClientError
 
 from scripts import aws
 from scripts.common import utcnow
-from scripts.restore import perform_restore
-from scripts.scenarios import DrillContext
-from scripts.scenarios.data import (TABLE, age_at, describe, drop_kept_database, dsn, fingerprint, run_data_drill,
+from scripts.vault.restore import perform_restore
+from scripts.drills.scenarios import DrillContext
+from scripts.drills.scenarios.data import (TABLE, age_at, describe, drop_kept_database, dsn, fingerprint, run_data_drill,
                                     take_backup)
-from scripts.vault import DUMP, MANIFEST, Manifest, object_key
+from scripts.vault.layout import DUMP, MANIFEST, Manifest, object_key
 from scripts.steps import FAILED
 
 ENCRYPT = f"update {TABLE} set token = encode(pgp_sym_encrypt(token, 'ransom'), 'base64')"

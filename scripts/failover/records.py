@@ -19,7 +19,7 @@ from typing import Any
 from scripts import aws
 from scripts.common import PilotlightError
 from scripts.contract import Contract, Database
-from scripts.dnscheck import side_of
+from scripts.failover.dns import side_of
 
 # A control plane that is down should cost seconds, not the default retry budget.
 CONTROL_PLANE_CONFIG = dict(retries={"mode": "standard", "max_attempts": 2}, connect_timeout=2, read_timeout=5)

@@ -1,6 +1,6 @@
 """Drill reports: JSON for machines, Markdown for the ticket, a self-contained HTML timeline for people.
 
-One drill result (a plain dict, built by scripts.drill) is written three ways into the report
+One drill result (a plain dict, built by scripts.drills.engine) is written three ways into the report
 directory as ``<started>-<scenario>.{json,md,html}``. All three name the backup used, list every
 step with its start offset, duration and outcome, compare measured RTO/RPO with the stack's
 objectives, and — when a step failed — say which step and why. The HTML page has no external

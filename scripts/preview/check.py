@@ -2,7 +2,7 @@
 
 What a user runs before `pulumi up` and what every pull request runs first. It reads the stack's
 config file (``--stack NAME`` means ``Pulumi.NAME.yaml``; no Pulumi CLI needed), runs the real
-program under Pulumi's mock runtime (:mod:`scripts.mockrun`), prints what the stack would contain
+program under Pulumi's mock runtime (:mod:`scripts.preview.runtime`), prints what the stack would contain
 by region and type the way a preview summary reads, evaluates the policy pack's rule functions
 (stacks/policy/policies.py, the very functions `pulumi preview --policy-pack stacks/policy` runs)
 on the registered inputs, and checks the exported outputs against the contract the tools read.
@@ -22,8 +22,8 @@ from typing import Any, Mapping
 
 from scripts.common import Exit, PilotlightError, UsageError, emit, parser_for, run
 from scripts.contract import ContractError, parse
-from scripts.mockrun import MockRun, config_values, run_program
-from scripts.runbook import duration
+from scripts.preview.runtime import MockRun, config_values, run_program
+from scripts.commands.runbook import duration
 from stacks import config, objectives
 from stacks.config import ConfigError, load_stack_file
 from stacks.policy.policies import ADVISORY, MANDATORY, STACK_TYPE, Res, Violation, evaluate

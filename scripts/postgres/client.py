@@ -20,7 +20,7 @@ from psycopg import sql
 from psycopg.conninfo import conninfo_to_dict, make_conninfo
 
 from scripts.common import Exit, PilotlightError, Refused
-from scripts.db import redact
+from scripts.postgres.dsn import redact
 
 PG_BIN = Path(os.environ.get("PILOTLIGHT_PG_BIN", "/usr/lib/postgresql/15/bin"))
 

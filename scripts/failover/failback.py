@@ -22,11 +22,13 @@ from typing import Any
 
 from botocore.exceptions import BotoCoreError, ClientError
 
-from scripts import dbstate, dnscheck, dnsrecords
+from scripts.postgres import replication as dbstate
+from scripts.failover import dns as dnscheck
+from scripts.failover import records as dnsrecords
 from scripts.common import Exit, PilotlightError, Refused, emit, load_contract, run
 from scripts.contract import Contract, Database
-from scripts.cutover import CATCH_UP_TIMEOUT, DNS_TIMEOUT, build_parser, echo_for, perform_cutover, pulumi_command
-from scripts.standby import platform_for
+from scripts.failover.cutover import CATCH_UP_TIMEOUT, DNS_TIMEOUT, build_parser, echo_for, perform_cutover, pulumi_command
+from scripts.failover.rds import platform_for
 from scripts.steps import SKIPPED, Steps
 
 

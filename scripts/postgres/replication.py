@@ -15,7 +15,7 @@ from psycopg import sql
 
 from scripts.common import Exit, PilotlightError
 from scripts.contract import Contract, Database
-from scripts.db import side_dsn
+from scripts.postgres.dsn import side_dsn
 
 
 @dataclass(frozen=True)

@@ -24,11 +24,14 @@ from datetime import datetime, timedelta, timezone
 from pathlib import Path
 from typing import Any, Callable, Iterable
 
-from scripts import aws, dnscheck, pg, vault
+from scripts import aws
+from scripts.failover import dns as dnscheck
+from scripts.postgres import client as pg
+from scripts.vault import layout as vault
 from scripts.common import Exit, PilotlightError, emit, iso, load_contract, parser_for, parse_timestamp, run, utcnow
 from scripts.contract import SIDES, Contract, Database
-from scripts.db import side_dsn
-from scripts.runbook import duration
+from scripts.postgres.dsn import side_dsn
+from scripts.commands.runbook import duration
 
 OK, WARN, FAIL = "OK", "WARN", "FAIL"
 RTC_SECONDS = 15 * 60

@@ -40,15 +40,16 @@ import psycopg
 import zstandard
 from psycopg import sql
 
-from scripts import pg, progress
+from scripts import progress
+from scripts.postgres import client as pg
 from scripts.common import (Exit, PilotlightError, Refused, UsageError, emit, load_contract, log, parse_timestamp,
                             parser_for, run, utcnow)
 from scripts.contract import SIDES, Contract
-from scripts.db import parse_dsn, redact, with_dbname
-from scripts.envelope import IntegrityError
-from scripts.pipeline import widen_pipe
-from scripts.stream import BackupStream
-from scripts.vault import Manifest, select_backup, validate_backup_id
+from scripts.postgres.dsn import parse_dsn, redact, with_dbname
+from scripts.vault.envelope import IntegrityError
+from scripts.vault.pipeline import widen_pipe
+from scripts.vault.stream import BackupStream
+from scripts.vault.layout import Manifest, select_backup, validate_backup_id
 
 _IDENT = re.compile(r"^[A-Za-z_][A-Za-z0-9_]{0,62}$")
 _TABLE = re.compile(r"^(?:[A-Za-z_][A-Za-z0-9_$]{0,62}\.)?[A-Za-z_][A-Za-z0-9_$]{0,62}$")

@@ -15,9 +15,9 @@ import time
 import psycopg
 
 from scripts.common import PilotlightError, utcnow
-from scripts.restore import perform_restore
-from scripts.scenarios import DrillContext
-from scripts.scenarios.data import (TABLE, age_at, describe, drop_kept_database, dsn, fingerprint, run_data_drill,
+from scripts.vault.restore import perform_restore
+from scripts.drills.scenarios import DrillContext
+from scripts.drills.scenarios.data import (TABLE, age_at, describe, drop_kept_database, dsn, fingerprint, run_data_drill,
                                     take_backup)
 
 CORRUPT = f"update {TABLE} set amount = -amount, token = 'corrupted' where id % 3 = 0"

@@ -5,7 +5,7 @@ working with is never touched), runs the chosen drills against it, prints a resu
 where the reports are, and ALWAYS brings that sandbox down again — also on failure or Ctrl-C.
 Exit status: 0 when every drill passed, 1 when one failed, like ``pilotlight drill``.
 
-    python -m scripts.make_drill --scenarios regional-outage|all|a,b --report reports
+    python -m scripts.commands.make_drill --scenarios regional-outage|all|a,b --report reports
 """
 from __future__ import annotations
 
@@ -20,7 +20,7 @@ from rich.table import Table
 
 from scripts.common import Exit
 from scripts.contract import load_file
-from scripts.drill import ALL, run_drill, verdict_line
+from scripts.drills.engine import ALL, run_drill, verdict_line
 from scripts.sandbox import cli as sandbox_cli
 
 STATE_DIR = Path(".pilotlight/drill")

@@ -18,10 +18,10 @@ from scripts.contract import Contract, Database
 from scripts.steps import Steps
 
 MODULES = {
-    "regional-outage": "scripts.scenarios.regional_outage",
-    "data-corruption": "scripts.scenarios.data_corruption",
-    "ransomware": "scripts.scenarios.ransomware",
-    "accidental-deletion": "scripts.scenarios.accidental_deletion",
+    "regional-outage": "scripts.drills.scenarios.regional_outage",
+    "data-corruption": "scripts.drills.scenarios.data_corruption",
+    "ransomware": "scripts.drills.scenarios.ransomware",
+    "accidental-deletion": "scripts.drills.scenarios.accidental_deletion",
 }
 
 

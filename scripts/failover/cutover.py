@@ -4,7 +4,7 @@ Data plane first (AWS Well-Architected REL11/REL13). When the primary region die
 pre-created failover records and their health check already move the service name to the
 standby — no API call needed. Cutover then promotes the standby and *verifies* what every
 authoritative nameserver answers. The Route53 record change (one atomic batch swapping the
-failover roles, see scripts.dnsrecords) makes the move permanent and is what moves traffic in a
+failover roles, see scripts.failover.records) makes the move permanent and is what moves traffic in a
 planned switchover, but a failing control plane only makes it a warning when DNS already
 answers the standby. A planned cutover (primary alive) fences the primary read-only and waits
 for the standby to catch up before promoting, so nothing acknowledged is lost.
@@ -29,10 +29,12 @@ from typing import Any, Callable
 
 from botocore.exceptions import BotoCoreError, ClientError
 
-from scripts import dbstate, dnscheck, dnsrecords
+from scripts.postgres import replication as dbstate
+from scripts.failover import dns as dnscheck
+from scripts.failover import records as dnsrecords
 from scripts.common import Exit, Refused, emit, load_contract, parser_for, run
 from scripts.contract import DEFAULT_OUTPUTS_FILE, Contract, Database
-from scripts.standby import platform_for
+from scripts.failover.rds import platform_for
 from scripts.steps import FAILED, SKIPPED, WARNING, Steps
 
 DNS_TIMEOUT = 120.0

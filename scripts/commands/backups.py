@@ -13,7 +13,7 @@ from rich.table import Table
 
 from scripts.common import Exit, emit, load_contract, parser_for, run
 from scripts.contract import SIDES, TIERS
-from scripts.vault import list_backups
+from scripts.vault.layout import list_backups
 
 
 def _size(n: int | None) -> str:

@@ -14,13 +14,15 @@ from typing import Callable, Iterator
 import psycopg
 from psycopg import sql
 
-from scripts import dbstate, dnscheck, heartbeat
-from scripts.backup import perform_backup
+from scripts.postgres import replication as dbstate
+from scripts.failover import dns as dnscheck
+from scripts.drills import heartbeat
+from scripts.vault.backup import perform_backup
 from scripts.common import PilotlightError
-from scripts.db import side_dsn, with_dbname
-from scripts.restore import RestoreResult, drop_database
-from scripts.scenarios import DrillContext
-from scripts.vault import Manifest
+from scripts.postgres.dsn import side_dsn, with_dbname
+from scripts.vault.restore import RestoreResult, drop_database
+from scripts.drills.scenarios import DrillContext
+from scripts.vault.layout import Manifest
 
 TABLE = "public.orders"  # the sandbox's demo table (docs/drills.md: what data drills touch on a real stack)
 TIER = "hourly"

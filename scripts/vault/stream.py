@@ -1,7 +1,7 @@
 """Reading a backup back: download -> SHA-256 -> authenticate + decrypt -> zstd -d -> SHA-256.
 
 Shared by ``restore`` and ``verify``. Every stage is a thread behind a bounded queue (see
-scripts.pipeline) so download, decryption, decompression and pg_restore overlap. Plaintext is
+scripts.vault.pipeline) so download, decryption, decompression and pg_restore overlap. Plaintext is
 released only from authenticated chunks; the whole-object checks (stored SHA-256, dump SHA-256,
 the final chunk's "last" flag, no trailing bytes) run when the stream ends — before any caller
 acts on the result (swap, report).
@@ -15,11 +15,12 @@ from boto3.s3.transfer import TransferConfig
 from botocore.exceptions import BotoCoreError, ClientError
 from s3transfer.exceptions import RetriesExceededError
 
-from scripts import aws, envelope
+from scripts import aws
+from scripts.vault import envelope
 from scripts.contract import Contract
-from scripts.envelope import Decryptor, IntegrityError
-from scripts.pipeline import READ_SIZE, Digest, Reader, produce, read_chunks, threaded
-from scripts.vault import Manifest, aws_error, object_key
+from scripts.vault.envelope import Decryptor, IntegrityError
+from scripts.vault.pipeline import READ_SIZE, Digest, Reader, produce, read_chunks, threaded
+from scripts.vault.layout import Manifest, aws_error, object_key
 
 DOWNLOAD = TransferConfig(multipart_threshold=16 << 20, multipart_chunksize=16 << 20, max_concurrency=3,
                           io_chunksize=1 << 20, max_io_queue=8, use_threads=True)

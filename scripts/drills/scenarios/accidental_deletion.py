@@ -15,9 +15,9 @@ import psycopg
 from psycopg import sql
 
 from scripts.common import utcnow
-from scripts.restore import perform_restore
-from scripts.scenarios import DrillContext
-from scripts.scenarios.data import (TABLE, age_at, describe, dsn, fingerprint, run_data_drill, take_backup)
+from scripts.vault.restore import perform_restore
+from scripts.drills.scenarios import DrillContext
+from scripts.drills.scenarios.data import (TABLE, age_at, describe, dsn, fingerprint, run_data_drill, take_backup)
 
 DELETE = f"delete from {TABLE} where id % 10 = 0"
 

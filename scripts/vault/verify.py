@@ -15,13 +15,14 @@ from __future__ import annotations
 from datetime import datetime, timedelta
 
 from botocore.exceptions import BotoCoreError, ClientError
-from scripts import aws, progress, restore
+from scripts import aws, progress
+from scripts.vault import restore
 from scripts.common import Exit, PilotlightError, emit, iso, load_contract, parser_for, run, utcnow
 from scripts.contract import Contract
-from scripts.db import parse_dsn, side_dsn
-from scripts.pipeline import Digest
-from scripts.stream import check_stream, download
-from scripts.vault import Entry, Manifest, aws_error, check_object, list_backups, validate_backup_id
+from scripts.postgres.dsn import parse_dsn, side_dsn
+from scripts.vault.pipeline import Digest
+from scripts.vault.stream import check_stream, download
+from scripts.vault.layout import Entry, Manifest, aws_error, check_object, list_backups, validate_backup_id
 
 PENDING_LIMIT = timedelta(minutes=15)
 

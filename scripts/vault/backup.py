@@ -2,7 +2,7 @@
 
     pg_dump -Fc -Z0 --snapshot  ->  SHA-256  ->  zstd -1  ->  AES-256-GCM STREAM + SHA-256  ->  S3 multipart
 
-Each arrow is a bounded queue between threads (scripts.pipeline), so the stages overlap and memory
+Each arrow is a bounded queue between threads (scripts.vault.pipeline), so the stages overlap and memory
 stays bounded (~12 MiB of queues + the transfer manager's 3 in-flight 16 MiB parts); no plaintext
 ever touches disk. The manifest is written LAST: a run that fails anywhere leaves no manifest, and
 boto3's transfer manager aborts the multipart upload, so nothing looks like a valid backup.
@@ -29,12 +29,14 @@ import zstandard
 from boto3.s3.transfer import TransferConfig
 from botocore.exceptions import BotoCoreError, ClientError
 
-from scripts import aws, envelope, pg, progress
+from scripts import aws, progress
+from scripts.vault import envelope
+from scripts.postgres import client as pg
 from scripts.common import Exit, PilotlightError, emit, iso, load_contract, log, parser_for, run, utcnow
 from scripts.contract import TIERS, Contract
-from scripts.db import parse_dsn, side_dsn
-from scripts.pipeline import READ_SIZE, Digest, Reader, read_chunks, threaded, widen_pipe
-from scripts.vault import (DUMP, FORMAT_VERSION, MANIFEST, Manifest, aws_error, new_backup_id, newest_complete,
+from scripts.postgres.dsn import parse_dsn, side_dsn
+from scripts.vault.pipeline import READ_SIZE, Digest, Reader, read_chunks, threaded, widen_pipe
+from scripts.vault.layout import (DUMP, FORMAT_VERSION, MANIFEST, Manifest, aws_error, new_backup_id, newest_complete,
                            object_key)
 
 ZSTD_LEVEL = 1

@@ -2,7 +2,7 @@
 
 Layout (per bucket, the tier prefix is the contract's, so lifecycle rules own retention)::
 
-    {tier prefix}{database}/{backup id}/dump            the stored object (see scripts.envelope)
+    {tier prefix}{database}/{backup id}/dump            the stored object (see scripts.vault.envelope)
     {tier prefix}{database}/{backup id}/manifest.json   written LAST: no manifest, no backup
 
 This is the stable API teammates call (``status``, drills): :func:`list_backups`,
@@ -22,7 +22,7 @@ from botocore.exceptions import BotoCoreError, ClientError
 from scripts import aws
 from scripts.common import Exit, PilotlightError, Refused, UsageError, log
 from scripts.contract import Contract
-from scripts.envelope import IntegrityError
+from scripts.vault.envelope import IntegrityError
 
 FORMAT_VERSION = 1
 DUMP = "dump"

@@ -1,6 +1,6 @@
 """`pilotlight drill --scenario NAME`: inject a real failure, recover, measure RTO/RPO against the objectives.
 
-Scenarios (scripts.scenarios): regional-outage, data-corruption, ransomware, accidental-deletion,
+Scenarios (scripts.drills.scenarios): regional-outage, data-corruption, ransomware, accidental-deletion,
 or ``all`` (in that order). Each drill prints its steps as they finish, then one verdict line:
 PASS when every step succeeded, every check passed and the measured RTO and RPO are within the
 stack's objectives (``objectives`` in the outputs contract); FAIL otherwise, and the exit code
@@ -16,10 +16,11 @@ import time
 from pathlib import Path
 from typing import Any
 
-from scripts import report, scenarios
+from scripts.drills import report
+from scripts.drills import scenarios
 from scripts.common import Exit, Refused, emit, iso, load_contract, parser_for, run, utcnow
 from scripts.contract import Contract, Database
-from scripts.cutover import echo_for
+from scripts.failover.cutover import echo_for
 from scripts.steps import Steps, one_line
 
 ALL = tuple(scenarios.MODULES)
