@@ -14,7 +14,7 @@ import tempfile
 import pytest
 
 from scripts import aws
-from tests.backup.conftest import Env
+from tests.vault.conftest import Env
 from tests.conftest import start_sandbox, stop_sandbox
 from tests.support.faultproxy import FaultProxy, proxied_outputs
 

@@ -27,7 +27,7 @@ from scripts.vault import restore
 from scripts.vault import verify
 from scripts.common import Exit, utcnow
 from scripts.vault.layout import MANIFEST, object_key
-from tests.backup.conftest import one_line_error, table_checksums
+from tests.vault.conftest import one_line_error, table_checksums
 from tests.support.faultproxy import Fault, kms
 
 pytestmark = pytest.mark.integration

@@ -18,7 +18,7 @@ from scripts.vault import restore
 from scripts.vault import verify
 from scripts.common import Exit
 from scripts.vault.layout import object_key
-from tests.backup.conftest import one_line_error, table_checksums
+from tests.vault.conftest import one_line_error, table_checksums
 from tests.support.faultproxy import Fault, complete_multipart, get_object, s3_writes, upload_part
 
 pytestmark = pytest.mark.integration

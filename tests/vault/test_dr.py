@@ -9,8 +9,8 @@ from scripts.vault import backup
 from scripts.vault import restore
 from scripts.common import Exit
 from scripts.sandbox import control
-from tests.backup.conftest import one_line_error, table_checksums
-from tests.backup.test_faults import wait_replicated
+from tests.vault.conftest import one_line_error, table_checksums
+from tests.vault.test_faults import wait_replicated
 
 DATA = ["CREATE TABLE ledger (id bigserial PRIMARY KEY, amount numeric(12, 2), memo text)",
         "INSERT INTO ledger (amount, memo) SELECT i * 1.5, 'entrée ' || i FROM generate_series(1, 300) i"]

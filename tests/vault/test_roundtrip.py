@@ -9,8 +9,8 @@ from scripts.vault import backup
 from scripts.commands import backups
 from scripts.vault import restore
 from scripts.vault import verify
-from tests.backup.conftest import schema_dump, table_checksums
-from tests.backup.test_faults import wait_replicated
+from tests.vault.conftest import schema_dump, table_checksums
+from tests.vault.test_faults import wait_replicated
 
 AWKWARD = [
     "CREATE EXTENSION citext",

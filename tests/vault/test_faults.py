@@ -24,7 +24,7 @@ from scripts.vault import verify
 from scripts.common import Exit, iso
 from scripts.vault.stream import download
 from scripts.vault.layout import MANIFEST, list_backups, object_key
-from tests.backup.conftest import one_line_error, table_checksums
+from tests.vault.conftest import one_line_error, table_checksums
 
 SHOP = ["CREATE TABLE items (id int PRIMARY KEY, v text)",
         "INSERT INTO items SELECT i, md5(i::text) FROM generate_series(1, 100) i"]
