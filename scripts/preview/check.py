@@ -1,4 +1,4 @@
-"""`pilotlight check`: a credential-free preview of a stack, its DR policies and its objectives.
+"""The credential-free preview of a stack, its DR policies and its objectives (`pilotlight check`).
 
 What a user runs before `pulumi up` and what every pull request runs first. It reads the stack's
 config file (``--stack NAME`` means ``Pulumi.NAME.yaml``; no Pulumi CLI needed), runs the real
@@ -14,26 +14,17 @@ config error.
 """
 from __future__ import annotations
 
-import argparse
 from collections import Counter
 from dataclasses import asdict
 from pathlib import Path
 from typing import Any, Mapping
 
-from scripts.common import Exit, PilotlightError, UsageError, emit, parser_for, run
+from scripts.common import PilotlightError, UsageError
 from scripts.contract import ContractError, parse
 from scripts.preview.runtime import MockRun, config_values, run_program
-from scripts.commands.runbook import duration
 from stacks import config, objectives
 from stacks.config import ConfigError, load_stack_file
 from stacks.policy.policies import ADVISORY, MANDATORY, STACK_TYPE, Res, Violation, evaluate
-
-
-def config_path(args: argparse.Namespace) -> Path:
-    """``--config FILE``, or ``Pulumi.<stack>.yaml`` for ``--stack`` (default ``dr``) in the project directory."""
-    if args.config is not None:
-        return args.config
-    return Path(f"Pulumi.{args.stack or 'dr'}.yaml")
 
 
 def read_stack_file(path: Path) -> tuple[str, str, Mapping[str, Any]]:
@@ -115,63 +106,13 @@ def objectives_of(outputs: dict[str, Any]) -> dict[str, Any]:
     return dict(found) if isinstance(found, dict) else {}
 
 
-def _duration(seconds: Any) -> str:
-    return duration(seconds) if isinstance(seconds, (int, float)) else "?"
-
-
-def human(path: Path, project: str, stack: str, report: dict[str, Any], strict: bool):
-    def lines():
-        s = report["summary"]
-        if s["resources"]:
-            yield f"Stack {project}/{stack} (from {path}) would contain {s['resources']} resources:"
-        else:
-            yield f"Stack {project}/{stack} (from {path}): not previewed, its objectives cannot be met"
-        width = max([len(row["type"]) for row in s["byRegion"]] + [4])
-        for row in s["byRegion"]:
-            yield f"  {row['region']:<14} {row['type']:<{width}} {row['count']:>3}"
-        if s["components"]:
-            yield "Components: " + ", ".join(f"{t} x{n}" for t, n in s["components"].items())
-        for key in report["secureKeysSkipped"]:
-            yield f"  (secret {key} not decrypted: check runs without the Pulumi CLI)"
-        if report["objectives"]:
-            yield "Objectives (the program checked them against what it declares):"
-        for name, o in report["objectives"].items():
-            yield f"  {name:<20} RTO {_duration(o.get('rtoSeconds')):>7}   RPO {_duration(o.get('rpoSeconds')):>7}"
-        if s["resources"]:
-            yield "Outputs contract: " + (f"INVALID: {report['contract']}" if report["contract"] else "valid (version 1)")
-        violations = report["violations"]
-        mandatory = [v for v in violations if v["level"] == MANDATORY]
-        advisory = [v for v in violations if v["level"] == ADVISORY]
-        yield f"Policies: {len(mandatory)} mandatory, {len(advisory)} advisory violation(s)"
-        for v in violations:
-            yield f"  [{v['level']}] {v['policy']}: {v['message']}"
-            yield f"      at {v['urn']}"
-        yield "check: " + ("FAIL" if failed(report, strict) else "OK")
-
-    return lines
-
-
 def failed(report: dict[str, Any], strict: bool) -> bool:
     levels = {MANDATORY, ADVISORY} if strict else {MANDATORY}
     return bool(report["contract"]) or any(v["level"] in levels for v in report["violations"])
 
 
-def parse_arguments() -> argparse.ArgumentParser:
-    parser = parser_for("check", "Credential-free preview: run the program under mocks, evaluate DR policies "
-                                 "and objectives, exit non-zero on any violation.")
-    parser.add_argument("--config", metavar="FILE", type=Path,
-                        help="stack config file (default: Pulumi.<--stack>.yaml, i.e. Pulumi.dr.yaml)")
-    parser.add_argument("--strict", action="store_true", help="advisory violations fail too")
-    for action in parser._actions:
-        if "--stack" in action.option_strings:
-            action.help = "preview the stack configured in Pulumi.NAME.yaml (default: dr); no Pulumi CLI needed"
-    return parser
-
-
-def body(args: argparse.Namespace) -> Exit:
-    if args.outputs is not None:
-        raise UsageError("check previews a stack from its config: use --stack NAME or --config FILE, not --outputs")
-    path = config_path(args)
+def check(path: Path) -> dict[str, Any]:
+    """Preview the stack file at ``path`` and evaluate policies, objectives and the contract: the report."""
     project, stack, _ = read_stack_file(path)
     infeasible = objective_problems(path)
     if infeasible:  # the program would stop here too, on the first of them
@@ -192,10 +133,4 @@ def body(args: argparse.Namespace) -> Exit:
         "violations": [asdict(v) for v in found],
         "secureKeysSkipped": secure,
     }
-    report["ok"] = not failed(report, args.strict)
-    emit(args, report, human(path, project, stack, report, args.strict))
-    return Exit.OK if report["ok"] else Exit.FAILED
-
-
-def main(argv: list[str] | None = None) -> int:
-    return run(body, parse_arguments(), argv)
+    return report
