@@ -7,7 +7,7 @@ import sys
 
 # command -> (module, one-line summary). Each module has main(argv=None) -> int.
 COMMANDS: dict[str, tuple[str, str]] = {
-    "sandbox": ("scripts.sandbox.cli", "local sandbox: up | down | status"),
+    "sandbox": ("scripts.commands.sandbox", "local sandbox: up | down | status"),
     "backup": ("scripts.commands.backup", "stream an encrypted pg_dump into the vault"),
     "backups": ("scripts.commands.backups", "list backups: backups list [--region primary|dr]"),
     "verify": ("scripts.commands.verify", "prove backups are present, intact, decryptable and restorable"),
