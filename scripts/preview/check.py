@@ -21,7 +21,7 @@ from typing import Any, Mapping
 
 from scripts.common import PilotlightError, UsageError
 from scripts.contract import ContractError, parse
-from scripts.preview.runtime import MockRun, config_values, run_program
+from scripts.preview.runtime import Run, config_values, run_program
 from stacks import config, objectives
 from stacks.config import ConfigError, load_stack_file
 from stacks.policy.policies import ADVISORY, MANDATORY, STACK_TYPE, Res, Violation, evaluate
@@ -43,7 +43,7 @@ def objective_problems(path: Path) -> list[str]:
         raise UsageError(str(exc)) from None
 
 
-def preview(path: Path) -> tuple[str, str, MockRun, list[str]]:
+def preview(path: Path) -> tuple[str, str, Run, list[str]]:
     """Run the project's program for the stack file at ``path``; its config errors become UsageError."""
     import pulumi
 
@@ -68,23 +68,22 @@ def _first_line(exc: BaseException) -> str:
     return lines[0] if lines else "(no message)"
 
 
-def resources_for_policies(result: MockRun) -> tuple[list[Res], dict[str, str]]:
+def resources_for_policies(result: Run) -> tuple[list[Res], dict[str, str]]:
     """Registered resources as policy inputs; the Stack carries its exports, as in a stack policy."""
-    resources, regions = [], {}
-    for r in result.resources:
-        props = result.outputs if r.type == STACK_TYPE else r.inputs
-        resources.append(Res(r.type, r.urn, props, r.deps))
+    resources, regions = [Res(STACK_TYPE, result.stack_urn, result.outputs, {})], {}
+    for r in result.resources.values():
+        resources.append(Res(r.type, r.urn, r.inputs, r.deps))
         if r.region:
             regions[r.urn] = r.region
     return resources, regions
 
 
-def summary(result: MockRun) -> dict[str, Any]:
+def summary(result: Run) -> dict[str, Any]:
     """Managed resources counted by region and type, components by type."""
-    custom = [r for r in result.resources if r.custom and not r.type.startswith("pulumi:providers:")]
+    custom = [r for r in result.resources.values() if r.custom and not r.type.startswith("pulumi:providers:")]
     by_region = Counter((r.region or "-", r.type) for r in custom)
-    components = Counter(r.type for r in result.resources if not r.custom and r.type != STACK_TYPE)
-    providers = sorted({r.region or "-" for r in result.resources if r.type.startswith("pulumi:providers:")})
+    components = Counter(r.type for r in result.resources.values() if not r.custom)
+    providers = sorted({r.region or "-" for r in result.resources.values() if r.type.startswith("pulumi:providers:")})
     return {
         "resources": len(custom),
         "byRegion": [{"region": reg, "type": t, "count": n} for (reg, t), n in sorted(by_region.items())],
@@ -116,7 +115,7 @@ def check(path: Path) -> dict[str, Any]:
     project, stack, _ = read_stack_file(path)
     infeasible = objective_problems(path)
     if infeasible:  # the program would stop here too, on the first of them
-        result = MockRun((), {}, f"urn:pulumi:{stack}::{project}::pulumi:pulumi:Stack::{project}-{stack}")
+        result = Run({}, [], {}, f"urn:pulumi:{stack}::{project}::pulumi:pulumi:Stack::{project}-{stack}")
         secure: list[str] = []
         found = [Violation("objectives-feasible", MANDATORY, result.stack_urn, p) for p in infeasible]
     else:
