@@ -2,17 +2,12 @@
 from __future__ import annotations
 
 import json
-import sys
-from pathlib import Path
-
 import pytest
 
 from scripts.preview import awsrules
 from scripts.preview.awsrules import AwsRuleError, Resource
-
-sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "program"))
-from harness import run_program  # noqa: E402
-from stack_values import config, example_values  # noqa: E402
+from scripts.preview.runtime import run_stack as run_program
+from tests.program.stack_values import config, example_values
 
 pytestmark = pytest.mark.filterwarnings("ignore:.*has been deprecated in favor of:DeprecationWarning")
 

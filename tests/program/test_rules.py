@@ -5,7 +5,7 @@ import pytest
 from stack_values import config, example_values
 
 from components import rules
-from scripts.envelope import context
+from scripts.vault.envelope import context
 from stacks.documents import vault_rules
 
 BUCKET = "arn:aws:s3:::pilotlight-dr-vault-us-east-1-123456789012"

@@ -2,17 +2,12 @@
 from __future__ import annotations
 
 import json
-import sys
-from pathlib import Path
-
 import pytest
 
 from components import rules
 from scripts.sandbox import emulator
-
-sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "program"))
-from harness import run_program  # noqa: E402
-from stack_values import config  # noqa: E402
+from scripts.preview.runtime import run_stack as run_program
+from tests.program.stack_values import config
 
 pytestmark = pytest.mark.filterwarnings("ignore:.*has been deprecated in favor of:DeprecationWarning")
 CALL_TO_TYPE = {

@@ -16,10 +16,11 @@ import pytest
 
 from scripts.aws import client
 from scripts.contract import parse
-from scripts.db import side_dsn
-from scripts.sandbox import cli, control
+from scripts.postgres.dsn import side_dsn
+from scripts.sandbox import control
 from scripts.sandbox.replicator import POLL_SECONDS
-from scripts.service import resolve, service_dsn
+from scripts.commands import sandbox as cli
+from scripts.failover.service import resolve, service_dsn
 from sandbox_wait import wait_until
 
 pytestmark = pytest.mark.integration
