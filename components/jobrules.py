@@ -6,12 +6,12 @@ where AWS has no resource type for the action (said next to it).
 """
 from __future__ import annotations
 
+from dataclasses import dataclass, field
 from typing import Any, Iterable, Mapping, Sequence
 
 POLICY_VERSION = "2012-10-17"
 ECS_TASKS = "ecs-tasks.amazonaws.com"
 SCHEDULER = "scheduler.amazonaws.com"
-EVENTS = "events.amazonaws.com"
 CONTAINER = "pilotlight"
 HTTPS = 443
 # Interface endpoints a task calls when its subnets have no NAT (S3 is a gateway endpoint).
@@ -103,7 +103,7 @@ def credentials_policy(secret_arns: Iterable[str], db_users: Iterable[str]) -> d
     return {"Version": POLICY_VERSION, "Statement": statements} if statements else None
 
 
-def jobs_key_policy(partition: str, account_id: str, region: str) -> dict[str, Any]:
+def jobs_key_policy(partition: str, account_id: str, region: str, break_glass_arn: str) -> dict[str, Any]:
     """The jobs key encrypts the log groups and the dead-letter queue of one region.
 
     CloudWatch Logs must be named in the key policy, scoped to this account's log groups
@@ -115,6 +115,10 @@ def jobs_key_policy(partition: str, account_id: str, region: str) -> dict[str, A
         "Version": POLICY_VERSION,
         "Statement": [
             {"Sid": "AccountAdministers", "Effect": "Allow", "Principal": {"AWS": root}, "Action": "kms:*", "Resource": "*"},
+            # As on the vault and alarm keys: only the break-glass principal may delete or disable it.
+            {"Sid": "DenyDestructiveKeyActions", "Effect": "Deny", "Principal": {"AWS": "*"},
+             "Action": ["kms:ScheduleKeyDeletion", "kms:DisableKey", "kms:DeleteImportedKeyMaterial"], "Resource": "*",
+             "Condition": {"ArnNotEquals": {"aws:PrincipalArn": break_glass_arn}}},
             {
                 "Sid": "LogsEncrypt",
                 "Effect": "Allow",
@@ -149,32 +153,6 @@ def failure_event_pattern(cluster_arn: str) -> dict[str, Any]:
                 {"stopCode": ["TaskFailedToStart"]},
             ],
         },
-    }
-
-
-def topic_policy(topic_arn: str, account_id: str, rule_arns: Sequence[str]) -> dict[str, Any]:
-    """The alarm topic's policy: the account as before, plus EventBridge for the job-failure rules only."""
-    return {
-        "Version": POLICY_VERSION,
-        "Statement": [
-            {
-                "Sid": "AccountOwner",
-                "Effect": "Allow",
-                "Principal": {"AWS": "*"},
-                "Action": ["sns:Publish", "sns:Subscribe", "sns:GetTopicAttributes", "sns:SetTopicAttributes",
-                           "sns:ListSubscriptionsByTopic", "sns:Receive"],
-                "Resource": topic_arn,
-                "Condition": {"StringEquals": {"AWS:SourceOwner": account_id}},
-            },
-            {
-                "Sid": "JobFailures",
-                "Effect": "Allow",
-                "Principal": {"Service": EVENTS},
-                "Action": "sns:Publish",
-                "Resource": topic_arn,
-                "Condition": {"ArnEquals": {"aws:SourceArn": sorted(set(rule_arns))}},
-            },
-        ],
     }
 
 
@@ -214,3 +192,26 @@ def container_definitions(
         },
     }
     return [tool, scratch]
+
+
+@dataclass(frozen=True)
+class JobSpec:
+    name: str
+    kind: str
+    """``backup`` or ``verify``."""
+    database: str
+    tier: str | None
+    side: str
+    """Whose region runs it: the active side for backups, ``dr`` for verification."""
+    cron: str
+    timezone: str
+    command: tuple[str, ...]
+    environment: Mapping[str, str] = field(default_factory=dict)
+
+    def contract(self, region: str, **aws: Any) -> dict[str, Any]:
+        """This job as the contract lists it (``aws``: taskDefinition, roleArn, cluster on a real stack)."""
+        return {
+            "name": self.name, "kind": self.kind, "database": self.database, "tier": self.tier,
+            "side": self.side, "region": region, "schedule": self.cron, "timezone": self.timezone,
+            "command": list(self.command), "environment": dict(self.environment), **aws,
+        }

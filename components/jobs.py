@@ -26,7 +26,7 @@ import pulumi
 import pulumi_aws as aws
 
 from components import jobrules
-from stacks.jobsplan import JobSpec
+from components.jobrules import JobSpec
 
 SIDES = ("primary", "dr")
 
@@ -83,6 +83,8 @@ class JobsArgs:
     """Alarm topic per side: failures of a site's jobs go to the topic of its region."""
     contract_json: pulumi.Input[str]
     """The outputs contract (without ``jobs``), handed to every task as ``PILOTLIGHT_OUTPUTS``."""
+    break_glass_arn: str = ""
+    """The only principal the jobs keys let delete or disable them (as the vault key)."""
     scratch_image: str | None = None
     """Image of the scratch server for test restores (default: postgres:<major> from ECR Public)."""
 
@@ -188,7 +190,7 @@ class Jobs(pulumi.ComponentResource):
             description=f"Pilotlight jobs ({region}): log groups and dead-letter queue",
             enable_key_rotation=True,
             deletion_window_in_days=30,
-            policy=json.dumps(jobrules.jobs_key_policy(a.partition, a.account_id, region)),
+            policy=json.dumps(jobrules.jobs_key_policy(a.partition, a.account_id, region, a.break_glass_arn)),
             # The logs it encrypts are the jobs' evidence: deleting the key would make them unreadable.
             opts=pulumi.ResourceOptions(parent=self, provider=a.providers[side], protect=True, retain_on_delete=True),
         )
@@ -384,13 +386,7 @@ class Jobs(pulumi.ComponentResource):
             event_pattern=site.cluster.arn.apply(lambda arn: json.dumps(jobrules.failure_event_pattern(arn))),
             opts=self._opts(site.side),
         )
-        aws.sns.TopicPolicy(
-            f"{n}-topic-policy",
-            arn=topic,
-            policy=pulumi.Output.all(topic, rule.arn).apply(
-                lambda v: json.dumps(jobrules.topic_policy(v[0], a.account_id, [v[1]]))),
-            opts=self._opts(site.side),
-        )
+        # The alarm topic's policy and key already let EventBridge publish (components/alarms.py).
         aws.cloudwatch.EventTarget(
             f"{n}-task-failed-topic", rule=rule.name, arn=topic, target_id="alarm-topic",
             opts=self._opts(site.side),

@@ -7,36 +7,13 @@ task definition, role and cluster ARNs.
 """
 from __future__ import annotations
 
-from dataclasses import dataclass, field
-from typing import Any, Mapping
-
+from components.jobrules import JobSpec
 from stacks.config import StackConfig
 from stacks.jobsconfig import VERIFY
 
+__all__ = ["JobSpec", "job_specs"]
+
 SCRATCH_DSN = "host=127.0.0.1 port=5432 user=postgres dbname=postgres"
-
-
-@dataclass(frozen=True)
-class JobSpec:
-    name: str
-    kind: str
-    """``backup`` or ``verify``."""
-    database: str
-    tier: str | None
-    side: str
-    """Whose region runs it: the active side for backups, ``dr`` for verification."""
-    cron: str
-    timezone: str
-    command: tuple[str, ...]
-    environment: Mapping[str, str] = field(default_factory=dict)
-
-    def contract(self, region: str, **aws: Any) -> dict[str, Any]:
-        """This job as the contract lists it (``aws``: taskDefinition, roleArn, cluster on a real stack)."""
-        return {
-            "name": self.name, "kind": self.kind, "database": self.database, "tier": self.tier,
-            "side": self.side, "region": region, "schedule": self.cron, "timezone": self.timezone,
-            "command": list(self.command), "environment": dict(self.environment), **aws,
-        }
 
 
 def job_specs(cfg: StackConfig, name_prefix: str) -> list[JobSpec]:

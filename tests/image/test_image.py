@@ -67,7 +67,7 @@ def test_backup_and_restore_inside_the_container_against_the_sandbox(image, modu
     backup = run_in_image(image, module_sandbox.state_dir, "backup", "--outputs", str(outputs), "--tier", "hourly", "--json")
     assert backup.returncode == 0, backup.stderr[-2000:]
     manifest = json.loads(backup.stdout)
-    from scripts.db import side_dsn
+    from scripts.postgres.dsn import side_dsn
 
     db = contract.databases[0]
     dsn = side_dsn(contract, "primary", dbname=db.db_name, superuser=True)
@@ -86,7 +86,7 @@ def test_backup_and_restore_inside_the_container_against_the_sandbox(image, modu
 
 def test_a_task_reads_the_contract_from_its_environment(sandbox, monkeypatch, capsys):
     """ECS tasks get no file: the program puts the contract in PILOTLIGHT_OUTPUTS (components/jobs.py)."""
-    from scripts import status
+    from scripts.commands import status
 
     monkeypatch.setenv("PILOTLIGHT_OUTPUTS", sandbox.outputs_path.read_text())
     monkeypatch.chdir(sandbox.state_dir)  # no default outputs file here

