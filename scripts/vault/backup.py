@@ -113,6 +113,7 @@ def perform_backup(contract: Contract, tier: str, source_dsn: str | None = None,
     # Every put of this backup's objects is write-once (If-None-Match), as the bucket policy demands.
     with (write_once(s3, key.rsplit("/", 1)[0] + "/"),
           pg.exported_snapshot(dsn, lock=f"pilotlight-backup:{database.name}") as snap):
+        pg.require_dump_client_for(snap.server_version)
         conninfo, env = pg.client_args(dsn)
         proc = subprocess.Popen(
             [pg.binary("pg_dump"), "-Fc", "-Z0", f"--snapshot={snap.id}", "--no-password", f"--dbname={conninfo}"],
