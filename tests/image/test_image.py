@@ -15,6 +15,8 @@ from pathlib import Path
 import psycopg
 import pytest
 
+# A cold build (base rootfs, apt, pip) takes minutes on a fresh CI machine: more than the default per-test timeout.
+pytestmark = pytest.mark.timeout(1500)
 ROOT = Path(__file__).resolve().parents[2]
 TAG = "localhost/pilotlight:test"
 STORE = Path(os.environ.get("PILOTLIGHT_IMAGE_ROOT", ROOT / ".pilotlight" / "containers"))
