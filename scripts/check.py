@@ -21,7 +21,7 @@ from pathlib import Path
 from typing import Any, Mapping
 
 from scripts.common import Exit, PilotlightError, UsageError, emit, parser_for, run
-from scripts.contract import ContractError, parse
+from scripts.contract import ContractError, parse, project_root
 from scripts.mockrun import MockRun, config_values, run_program
 from scripts.runbook import duration
 from stacks import config, objectives
@@ -30,10 +30,12 @@ from stacks.policy.policies import ADVISORY, MANDATORY, STACK_TYPE, Res, Violati
 
 
 def config_path(args: argparse.Namespace) -> Path:
-    """``--config FILE``, or ``Pulumi.<stack>.yaml`` for ``--stack`` (default ``dr``) in the project directory."""
+    """``--config FILE``, or ``Pulumi.<stack>.yaml`` for ``--stack`` (default ``dr``) in the project root."""
     if args.config is not None:
         return args.config
-    return Path(f"Pulumi.{args.stack or 'dr'}.yaml")
+    name = Path(f"Pulumi.{args.stack or 'dr'}.yaml")
+    root = project_root()
+    return name if root is None or root == Path.cwd().absolute() else root / name
 
 
 def read_stack_file(path: Path) -> tuple[str, str, Mapping[str, Any]]:
@@ -158,7 +160,7 @@ def failed(report: dict[str, Any], strict: bool) -> bool:
 
 def parse_arguments() -> argparse.ArgumentParser:
     parser = parser_for("check", "Credential-free preview: run the program under mocks, evaluate DR policies "
-                                 "and objectives, exit non-zero on any violation.")
+                                 "and objectives, exit non-zero on any violation.", sources=("stack",))
     parser.add_argument("--config", metavar="FILE", type=Path,
                         help="stack config file (default: Pulumi.<--stack>.yaml, i.e. Pulumi.dr.yaml)")
     parser.add_argument("--strict", action="store_true", help="advisory violations fail too")
@@ -169,8 +171,6 @@ def parse_arguments() -> argparse.ArgumentParser:
 
 
 def body(args: argparse.Namespace) -> Exit:
-    if args.outputs is not None:
-        raise UsageError("check previews a stack from its config: use --stack NAME or --config FILE, not --outputs")
     path = config_path(args)
     project, stack, _ = read_stack_file(path)
     infeasible = objective_problems(path)

@@ -30,6 +30,7 @@ Secrets (database passwords, keys) are never part of the contract. See docs/outp
 from __future__ import annotations
 
 import json
+import os
 import re
 import shutil
 import subprocess
@@ -41,7 +42,9 @@ CONTRACT_VERSION = 1
 SIDES = ("primary", "dr")
 TIERS = ("hourly", "daily", "weekly", "monthly")
 SCENARIOS = ("regional-outage", "database-loss", "data-corruption", "ransomware", "accidental-deletion")
-DEFAULT_OUTPUTS_FILE = Path(".pilotlight/sandbox/outputs.json")
+SANDBOX_DIR_ENV = "PILOTLIGHT_SANDBOX_DIR"
+SANDBOX_SUBDIR = Path(".pilotlight/sandbox")
+OUTPUTS_NAME = "outputs.json"
 
 _REGION_RE = re.compile(r"^[a-z]{2}(-gov)?-[a-z]+-\d$")
 _BUCKET_RE = re.compile(r"^(?!xn--)(?!.*\.\.)[a-z0-9][a-z0-9.-]{1,61}[a-z0-9]$")
@@ -49,6 +52,29 @@ _BUCKET_RE = re.compile(r"^(?!xn--)(?!.*\.\.)[a-z0-9][a-z0-9.-]{1,61}[a-z0-9]$")
 
 class ContractError(ValueError):
     """The outputs document is missing, unreadable or not a valid contract; the message is one line."""
+
+
+def project_root(start: Path | None = None) -> Path | None:
+    """The nearest directory at or above ``start`` (default: the working directory) holding Pulumi.yaml."""
+    here = (start or Path.cwd()).absolute()
+    return next((d for d in (here, *here.parents) if (d / "Pulumi.yaml").is_file()), None)
+
+
+def default_sandbox_dir() -> Path:
+    """Where the sandbox lives, found the same way by every command.
+
+    ``$PILOTLIGHT_SANDBOX_DIR`` when set; else ``.pilotlight/sandbox`` under the project root
+    (the nearest directory above the working directory with a Pulumi.yaml), so a command run
+    from ``docs/`` finds the sandbox that ``make drill`` started; else under the working directory.
+    """
+    if os.environ.get(SANDBOX_DIR_ENV):
+        return Path(os.environ[SANDBOX_DIR_ENV]).absolute()
+    return (project_root() or Path.cwd().absolute()) / SANDBOX_SUBDIR
+
+
+def default_outputs_file() -> Path:
+    """The sandbox's outputs contract: what every command reads without --outputs/--stack."""
+    return default_sandbox_dir() / OUTPUTS_NAME
 
 
 @dataclass(frozen=True)
@@ -311,10 +337,16 @@ def load_file(path: str | Path) -> Contract:
     """Read an outputs file (``pulumi stack output --json > FILE`` or the sandbox's)."""
     path = Path(path)
     try:
-        text = path.read_text()
+        text = path.read_text(encoding="utf-8")
     except FileNotFoundError:
-        hint = " (start the sandbox: `pilotlight sandbox up`)" if path == DEFAULT_OUTPUTS_FILE else ""
+        hint = ""
+        if path.absolute() == default_outputs_file():
+            hint = (f" (no sandbox there: start one with `pilotlight sandbox up`, or point {SANDBOX_DIR_ENV} "
+                    "at a running sandbox's directory)")
         raise ContractError(f"outputs file not found: {path}{hint}") from None
+    except UnicodeDecodeError as exc:
+        raise ContractError(f"outputs file {path} is not UTF-8 text (byte {exc.start}); "
+                            "write it with `pulumi stack output --json > FILE`") from None
     except OSError as exc:
         raise ContractError(f"cannot read outputs file {path}: {exc.strerror}") from None
     try:

@@ -30,8 +30,8 @@ from typing import Any, Callable
 from botocore.exceptions import BotoCoreError, ClientError
 
 from scripts import dbstate, dnscheck, dnsrecords
-from scripts.common import Exit, Refused, emit, load_contract, parser_for, run
-from scripts.contract import DEFAULT_OUTPUTS_FILE, Contract, Database
+from scripts.common import Exit, Refused, add_confirmation, emit, load_contract, parser_for, plan_exit, plan_only, run
+from scripts.contract import Contract, Database, default_outputs_file
 from scripts.standby import platform_for
 from scripts.steps import FAILED, SKIPPED, WARNING, Steps
 
@@ -51,7 +51,7 @@ def record_active_side(contract: Contract, side: str, outputs: Path | None) -> s
     """In the sandbox, write the new active side into its outputs file (atomically)."""
     if contract.sandbox is None:
         return f"run: {pulumi_command(contract, side)}"
-    path = Path(outputs or DEFAULT_OUTPUTS_FILE)
+    path = Path(outputs or default_outputs_file())
     doc = json.loads(path.read_text())
     doc["active"] = side
     fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=".outputs-")
@@ -251,8 +251,7 @@ def build_parser(prog: str = "cutover", sides: tuple[str, ...] = ("dr",), force:
     parser = parser_for(prog, __doc__.splitlines()[0].split(": ", 1)[1])
     parser.add_argument("--to", required=True, choices=sides, help="the side to move the service to")
     parser.add_argument("--database", metavar="NAME", help="protected database (default: the first)")
-    parser.add_argument("--dry-run", action="store_true", help="print the checks and the change batch; act on nothing")
-    parser.add_argument("--yes", action="store_true", help="confirm: promote and move traffic")
+    add_confirmation(parser, "promote and move traffic")
     if force:
         parser.add_argument("--force", action="store_true", help="proceed even if the target database is not healthy")
     parser.add_argument("--dns-timeout", type=float, default=DNS_TIMEOUT, metavar="SECONDS",
@@ -263,15 +262,12 @@ def build_parser(prog: str = "cutover", sides: tuple[str, ...] = ("dr",), force:
 def _body(args: argparse.Namespace) -> int:
     contract = load_contract(args)
     db = contract.database(args.database)
-    if not (args.dry_run or args.yes):
-        raise Refused(f"cutover promotes the {args.to} database and moves {db.dns.record_name}; "
-                      "re-run with --yes (or --dry-run to see the plan)")
     steps = Steps(echo=echo_for(args))
-    result = perform_cutover(contract, db, args.to, steps, dry_run=args.dry_run, force=args.force,
+    result = perform_cutover(contract, db, args.to, steps, dry_run=plan_only(args), force=args.force,
                              outputs=args.outputs, dns_timeout=args.dns_timeout)
     result["steps"] = steps.as_list()
     emit(args, result, lambda: human(result, steps))
-    return Exit.OK
+    return plan_exit(args, "pilotlight cutover") if result["dryRun"] else Exit.OK
 
 
 def main(argv: list[str] | None = None) -> int:

@@ -23,7 +23,7 @@ from typing import Any
 from botocore.exceptions import BotoCoreError, ClientError
 
 from scripts import dbstate, dnscheck, dnsrecords
-from scripts.common import Exit, PilotlightError, Refused, emit, load_contract, run
+from scripts.common import Exit, PilotlightError, Refused, emit, load_contract, plan_exit, plan_only, run
 from scripts.contract import Contract, Database
 from scripts.cutover import CATCH_UP_TIMEOUT, DNS_TIMEOUT, build_parser, echo_for, perform_cutover, pulumi_command
 from scripts.standby import platform_for
@@ -96,15 +96,12 @@ def human(result: dict[str, Any], steps: Steps) -> list[str]:
 def _body(args: argparse.Namespace) -> int:
     contract = load_contract(args)
     db = contract.database(args.database)
-    if not (args.dry_run or args.yes):
-        raise Refused("failback re-seeds the primary side from DR and moves the service back; "
-                      "re-run with --yes (or --dry-run to see the plan)")
     steps = Steps(echo=echo_for(args))
-    result = perform_failback(contract, db, steps, dry_run=args.dry_run, outputs=args.outputs,
+    result = perform_failback(contract, db, steps, dry_run=plan_only(args), outputs=args.outputs,
                               dns_timeout=args.dns_timeout)
     result["steps"] = steps.as_list()
     emit(args, result, lambda: human(result, steps))
-    return Exit.OK
+    return plan_exit(args, "pilotlight failback") if result["dryRun"] else Exit.OK
 
 
 def main(argv: list[str] | None = None) -> int:

@@ -41,8 +41,8 @@ import zstandard
 from psycopg import sql
 
 from scripts import pg, progress
-from scripts.common import (Exit, PilotlightError, Refused, UsageError, emit, load_contract, log, parse_timestamp,
-                            parser_for, run, utcnow)
+from scripts.common import (Exit, PilotlightError, Refused, UsageError, add_confirmation, camel, emit, load_contract, log, parse_timestamp,
+                            parser_for, plan_exit, plan_only, run, utcnow)
 from scripts.contract import SIDES, Contract
 from scripts.db import parse_dsn, redact, with_dbname
 from scripts.envelope import IntegrityError
@@ -69,7 +69,8 @@ class RestoreResult:
     seconds: float = 0.0
 
     def to_dict(self) -> dict:
-        return asdict(self)
+        """camelCase keys, like every JSON output (the values, e.g. table names, are kept as they are)."""
+        return {camel(k): v for k, v in asdict(self).items()}
 
 
 def _validate(target_dsn: str, from_side: str, tables, into_schema, jobs: int, backup_id) -> tuple[dict, str]:
@@ -486,22 +487,21 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--into-schema", metavar="S", help="partial restore: a NEW schema of the live database")
     parser.add_argument("--jobs", type=int, default=1, help="pg_restore -j N (N > 1 spools to a private file)")
     parser.add_argument("--terminate-sessions", action="store_true", help="end other sessions on the target")
-    parser.add_argument("--dry-run", action="store_true", help="print the plan only")
-    parser.add_argument("--yes", action="store_true", help="really restore (without it: the plan only)")
+    add_confirmation(parser, "restore and swap the database in")
 
     def body(args) -> int:
         before = parse_timestamp(args.before, "--before") if args.before else None
         tables = [t.strip() for t in args.tables.split(",") if t.strip()] if args.tables else None
         _validate(args.target, args.from_region, tables, args.into_schema, args.jobs, args.backup)
         contract = load_contract(args)
-        dry = args.dry_run or not args.yes
+        dry = plan_only(args)
         result = perform_restore(contract, args.target, backup_id=args.backup, before=before, latest=args.latest,
                                  from_side=args.from_region, tables=tables, into_schema=args.into_schema,
                                  terminate_sessions=args.terminate_sessions, jobs=args.jobs, dry_run=dry,
                                  db=args.database, args=args)
 
         def human():
-            yield ("plan (nothing done; pass --yes to restore):" if dry else "restored:")
+            yield ("plan (nothing done):" if dry else "restored:")
             yield from (f"  - {step}" for step in result.plan)
             if result.executed:
                 yield f"  {len(result.row_counts)} tables match the manifest; took {result.seconds:.1f}s"
@@ -509,6 +509,6 @@ def main(argv: list[str] | None = None) -> int:
                     yield f"  previous database kept as {result.kept_previous_as} (drop it when satisfied)"
 
         emit(args, result.to_dict(), human)
-        return Exit.OK
+        return plan_exit(args, "pilotlight restore") if dry else Exit.OK
 
     return run(body, parser, argv)
