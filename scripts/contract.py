@@ -23,6 +23,8 @@ Version 1 (``contractVersion: 1``), every top-level key is one ``pulumi.export``
     alarms           {topicArn, metricNamespace, backupAgeMetric}
     objectives       {scenario: {rtoSeconds, rpoSeconds}} for regional-outage, database-loss,
                       data-corruption, ransomware, accidental-deletion
+    recovery         optional {detectionSeconds, healthCheck: {intervalSeconds, failureThreshold}, promotionSeconds}:
+                      the stack's own failover figures, from which drill reports project the RTO on AWS
     sandbox          optional, see :class:`Sandbox`
 
 Secrets (database passwords, keys) are never part of the contract. See docs/outputs-contract.md.
@@ -303,12 +305,12 @@ def parse(doc: Mapping[str, Any]) -> Contract:
         metric_namespace=_str(doc, "alarms.metricNamespace"),
         backup_age_metric=_str(doc, "alarms.backupAgeMetric"),
         objectives=objectives,
-        sandbox=_parse_sandbox(doc["sandbox"]) if doc.get("sandbox") else None,
+        sandbox=_parse_sandbox(doc["sandbox"], regions.values()) if doc.get("sandbox") else None,
         raw=doc,
     )
 
 
-def _parse_sandbox(raw: Mapping[str, Any]) -> Sandbox:
+def _parse_sandbox(raw: Mapping[str, Any], regions) -> Sandbox:
     doc = {"sandbox": raw}
     clusters = {
         side: Cluster(
@@ -321,6 +323,10 @@ def _parse_sandbox(raw: Mapping[str, Any]) -> Sandbox:
     endpoints = _get(doc, "sandbox.awsEndpoints")
     if not isinstance(endpoints, Mapping):
         raise ContractError("outputs 'sandbox.awsEndpoints' must map region to URL")
+    for region in regions:
+        if not isinstance(endpoints.get(region), str) or not endpoints[region].startswith(("http://", "https://")):
+            raise ContractError(f"outputs 'sandbox.awsEndpoints.{region}' must be the emulator's URL, got "
+                                f"{endpoints.get(region)!r}; re-run `pilotlight sandbox up`")
     return Sandbox(
         state_dir=_str(doc, "sandbox.stateDir"),
         aws_endpoints=dict(endpoints),

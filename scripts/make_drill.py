@@ -22,6 +22,7 @@ from scripts.common import Exit
 from scripts.contract import load_file
 from scripts.drill import ALL, run_drill, verdict_line
 from scripts.sandbox import cli as sandbox_cli
+from scripts.units import seconds as dur
 
 STATE_DIR = Path(".pilotlight/drill")
 
@@ -37,15 +38,16 @@ def scenario_list(text: str) -> list[str]:
 def table(results: list[dict]) -> Table:
     """Measured against the stack's objectives; narrow enough for an 80-column terminal."""
     out = Table(title="Pilotlight drills on the local sandbox")
-    for col in ("scenario", "verdict", "RTO measured / objective", "RPO measured / objective", "wall time"):
+    for col in ("scenario", "verdict", "RTO sandbox / objective", "RTO on AWS", "RPO / objective", "wall time"):
         out.add_column(col)
     for r in results:
         m, o = r["measured"], r["objective"]
         colour = "green" if r["verdict"] == "PASS" else "red"
-        measured = {k: "—" if m.get(k) is None else f"{m[k]:.3f} s" for k in ("rtoSeconds", "rpoSeconds")}
+        projected = (r.get("projectedRto") or {}).get("seconds")
         out.add_row(r["scenario"], f"[{colour}]{r['verdict']}[/{colour}]",
-                    f"{measured['rtoSeconds']} / {o['rtoSeconds']:.0f} s",
-                    f"{measured['rpoSeconds']} / {o['rpoSeconds']:.0f} s", f"{r['wallSeconds']:.1f} s")
+                    f"{dur(m.get('rtoSeconds'))} / {dur(o['rtoSeconds'])}",
+                    f"~{dur(projected)}" if projected is not None else "not projected",
+                    f"{dur(m.get('rpoSeconds'))} / {dur(o['rpoSeconds'])}", dur(r["wallSeconds"]))
     return out
 
 
@@ -97,7 +99,9 @@ def main(argv: list[str] | None = None) -> int:
     summary = write_summary(results, args.report, time.monotonic() - t0)
     for r in results:
         print(f"report {r['scenario']}: {(r.get('reports') or {}).get('html', '—')} (+ .json, .md)")
-    console.print(f"make drill wall time (sandbox up → down): {summary['wallSeconds']:.1f} s; summary: {summary['path']}")
+    if results and results[0].get("reports"):
+        print(f"every drill in {args.report}: {results[0]['reports']['index']}")
+    console.print(f"make drill wall time (sandbox up → down): {dur(summary['wallSeconds'])}; summary: {summary['path']}")
     return int(Exit.OK if results and all(r["verdict"] == "PASS" for r in results) else Exit.FAILED)
 
 

@@ -26,7 +26,7 @@ from typing import Any, Callable, Iterable
 
 from scripts import aws, dnscheck, pg, vault
 from scripts.common import Exit, PilotlightError, emit, iso, load_contract, parser_for, parse_timestamp, run, utcnow
-from scripts.contract import SIDES, Contract, Database
+from scripts.contract import SIDES, Contract, Database, project_root
 from scripts.db import side_dsn
 from scripts.runbook import duration
 
@@ -215,8 +215,14 @@ def dns_line(contract: Contract, db: Database) -> list[Line]:
                  f"failover not recorded: `pulumi config set pilotlight:active {side}` or fail back")]
 
 
-def drill_lines(reports: Path, now: datetime) -> list[Line]:
+def same_target(doc: dict[str, Any], contract: Contract) -> bool:
+    """A drill is evidence for this stack only if it ran against it (a sandbox drill never vouches for a real stack)."""
+    return doc.get("stack") == contract.stack and bool(doc.get("sandbox")) == (contract.sandbox is not None)
+
+
+def drill_lines(reports: Path, now: datetime, contract: Contract) -> list[Line]:
     newest: dict[str, dict[str, Any]] = {}
+    elsewhere = 0
     for path in sorted(reports.glob("*.json")) if reports.is_dir() else []:
         try:
             doc = json.loads(path.read_text())
@@ -224,11 +230,16 @@ def drill_lines(reports: Path, now: datetime) -> list[Line]:
             scenario, verdict = doc["scenario"], doc["verdict"]
         except (OSError, ValueError, KeyError, TypeError, AttributeError):
             continue
+        if not same_target(doc, contract):
+            elsewhere += 1
+            continue
         if scenario not in newest or started > newest[scenario]["at"]:
             newest[scenario] = {"at": started, "verdict": verdict, "measured": doc.get("measured") or {}}
+    target = "the sandbox" if contract.sandbox is not None else f"stack {contract.stack}"
     if not newest:
+        ignored = f"; {elsewhere} report(s) of other stacks or the sandbox ignored" if elsewhere else ""
         return [Line("drill", "any", WARN, "never", f"PASS within {DRILL_MAX_AGE.days} d",
-                     f"no drill report in {reports}/ (run `make drill`)")]
+                     f"no drill of {target} in {reports}/{ignored}")]
     lines = []
     for scenario, found in sorted(newest.items()):
         m = found["measured"]
@@ -246,7 +257,7 @@ def collect(contract: Contract, reports: Path, now: datetime) -> list[Line]:
     for db in contract.databases:
         lines += guarded("standby lag", db.name, "", lambda db=db: standby_line(contract, db, now))
         lines += guarded("dns", db.dns.record_name, f"answers {contract.active}", lambda db=db: dns_line(contract, db))
-    lines += guarded("drill", "reports", "", lambda: drill_lines(reports, now))
+    lines += guarded("drill", "reports", "", lambda: drill_lines(reports, now, contract))
     return lines
 
 
@@ -260,15 +271,15 @@ def table(lines: list[Line]) -> Iterable[str]:
 
 def parse_arguments() -> argparse.ArgumentParser:
     parser = parser_for("status", "Objectives against the present state: backups, replication, standby, DNS, drills.")
-    parser.add_argument("--reports", metavar="DIR", type=Path, default=Path("reports"),
-                        help="where drill reports are (default: reports, as `make drill` writes them)")
+    parser.add_argument("--reports", metavar="DIR", type=Path,
+                        help="where drill reports are (default: reports/ in the project root, as `make drill` writes them)")
     return parser
 
 
 def body(args: argparse.Namespace) -> Exit:
     contract = load_contract(args)
     now = utcnow().astimezone(timezone.utc)
-    lines = collect(contract, args.reports, now)
+    lines = collect(contract, args.reports or (project_root() or Path.cwd()) / "reports", now)
     failed = any(line.state == FAIL for line in lines)
     counts = {state: sum(line.state == state for line in lines) for state in (OK, WARN, FAIL)}
     result = {"stack": contract.stack, "active": contract.active, "at": iso(now), "ok": not failed,

@@ -99,3 +99,16 @@ def test_sandbox_down_never_claims_success_for_a_sandbox_it_did_not_find(monkeyp
     assert "no sandbox found in" in out.err and "stopped" not in out.out
     assert sandbox_cli.main(["down", "--state-dir", str(tmp_path / "none"), "--json"]) == Exit.FAILED
     assert json.loads(capsys.readouterr().out)["error"]["exitCode"] == Exit.FAILED
+
+
+def test_drill_dry_run_plans_every_scenario_and_touches_nothing(capsys):
+    # the fixture is a real stack whose endpoints do not exist: any I/O would fail
+    assert drill.main(["--outputs", str(FIXTURE), "--scenario", "all", "--dry-run", "--json"]) == Exit.OK
+    doc = json.loads(capsys.readouterr().out)
+    assert doc["dryRun"] is True and doc["target"] == "stack dr" and doc["confirmation"] == "--yes-on-stack dr"
+    by_name = {d["scenario"]: d for d in doc["drills"]}
+    assert list(by_name) == list(drill.ALL)
+    assert by_name["regional-outage"]["projectedRto"]["seconds"] == 360
+    assert drill.main(["--outputs", str(FIXTURE), "--scenario", "regional-outage", "--dry-run"]) == Exit.OK
+    out = capsys.readouterr().out
+    assert out.startswith("dry run: nothing touched. On the stack dr") and "RTO on AWS ~6 min" in out
