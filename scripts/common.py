@@ -59,6 +59,11 @@ class Refused(PilotlightError):
         super().__init__(message, Exit.REFUSED)
 
 
+def shown(text: str, limit: int = 40) -> str:
+    """A user's value as an error may echo it: quoted, cut at ``limit`` characters with its length."""
+    return repr(text) if len(text) <= limit else f"{text[:limit]!r}… ({len(text)} characters)"
+
+
 def did_you_mean(word: str, candidates: Iterable[str]) -> str:
     """``"; did you mean X?"`` for the closest candidate, or nothing."""
     candidates = list(candidates)
@@ -187,17 +192,16 @@ def iso(ts: datetime) -> str:
 
 def parse_timestamp(text: str, flag: str) -> datetime:
     """An ISO 8601 timestamp with an explicit offset; naive times are ambiguous and refused."""
-    shown = text if len(text) <= 40 else text[:40] + "…"
     try:
         ts = datetime.fromisoformat(text.replace("Z", "+00:00"))
     except ValueError:
-        raise UsageError(f"{flag} {shown!r} is not an ISO 8601 timestamp (e.g. 2026-11-24T09:30:00Z)") from None
+        raise UsageError(f"{flag} {shown(text)} is not an ISO 8601 timestamp (e.g. 2026-11-24T09:30:00Z)") from None
     if ts.tzinfo is None:
-        raise UsageError(f"{flag} {shown!r} has no time zone; add Z or an offset like +01:00")
+        raise UsageError(f"{flag} {shown(text)} has no time zone; add Z or an offset like +01:00")
     try:
         return ts.astimezone(timezone.utc)
     except OverflowError:
-        raise UsageError(f"{flag} {shown!r} is out of range (it falls before year 1 in UTC)") from None
+        raise UsageError(f"{flag} {shown(text)} is out of range (it falls outside years 1-9999 in UTC)") from None
 
 
 def camel(key: str) -> str:

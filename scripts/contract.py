@@ -217,6 +217,26 @@ def _str(doc: Mapping[str, Any], path: str) -> str:
     return value
 
 
+_PREFIX_RE = re.compile(r"^[a-z0-9][a-z0-9_-]{0,62}/$")
+_NAME_RE = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_-]{0,62}$")  # it names backup ids and S3 keys
+
+
+def _prefix(doc: Mapping[str, Any], path: str) -> str:
+    value = _str(doc, path)
+    if not _PREFIX_RE.match(value):
+        raise ContractError(f"outputs '{path}' = {value[:40]!r} is not a tier prefix: lowercase letters, digits, "
+                            "'_' or '-' ending in one '/', at most 64 characters (object keys are built from it)")
+    return value
+
+
+def _name(doc: Mapping[str, Any], path: str) -> str:
+    value = _str(doc, path)
+    if not _NAME_RE.match(value):
+        raise ContractError(f"outputs '{path}' = {value[:40]!r} cannot name backups: ASCII letters, digits, '_' and "
+                            "'-', starting with a letter or digit, at most 63 characters; rename it in the stack config")
+    return value
+
+
 def _int(doc: Mapping[str, Any], path: str) -> int:
     value = _get(doc, path)
     if isinstance(value, bool) or not isinstance(value, (int, float)) or value < 0:
@@ -248,7 +268,7 @@ def parse(doc: Mapping[str, Any]) -> Contract:
     tiers = {
         tier: Tier(
             name=tier,
-            prefix=_str(doc, f"vault.tiers.{tier}.prefix"),
+            prefix=_prefix(doc, f"vault.tiers.{tier}.prefix"),
             interval_seconds=_int(doc, f"vault.tiers.{tier}.intervalSeconds"),
             slack_seconds=_int(doc, f"vault.tiers.{tier}.slackSeconds"),
             retention_days=_int(doc, f"vault.tiers.{tier}.retentionDays"),
@@ -264,7 +284,7 @@ def parse(doc: Mapping[str, Any]) -> Contract:
         wrapped = {"databases": {str(i): item}}
         databases.append(
             Database(
-                name=_str(wrapped, f"{p}.name"),
+                name=_name(wrapped, f"{p}.name"),
                 db_name=_str(wrapped, f"{p}.dbName"),
                 port=_int(wrapped, f"{p}.port"),
                 primary=Endpoint(*(_str(wrapped, f"{p}.primary.{k}") for k in ("identifier", "arn", "host"))),

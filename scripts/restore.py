@@ -41,7 +41,7 @@ import zstandard
 from psycopg import sql
 
 from scripts import pg, progress
-from scripts.common import (Exit, PilotlightError, Refused, UsageError, add_confirmation, camel, emit, load_contract, log, parse_timestamp,
+from scripts.common import (Exit, PilotlightError, Refused, UsageError, add_confirmation, camel, emit, shown, load_contract, log, parse_timestamp,
                             parser_for, plan_exit, plan_only, run, utcnow)
 from scripts.contract import SIDES, Contract
 from scripts.db import parse_dsn, redact, with_dbname
@@ -50,6 +50,8 @@ from scripts.pipeline import widen_pipe
 from scripts.stream import BackupStream
 from scripts.vault import Manifest, select_backup, validate_backup_id
 
+MAX_IDENTIFIER_BYTES = 63  # PostgreSQL's NAMEDATALEN - 1
+RESERVED_SCHEMAS = ("information_schema",)
 _IDENT = re.compile(r"^[A-Za-z_][A-Za-z0-9_]{0,62}$")
 _TABLE = re.compile(r"^(?:[A-Za-z_][A-Za-z0-9_$]{0,62}\.)?[A-Za-z_][A-Za-z0-9_$]{0,62}$")
 
@@ -78,6 +80,9 @@ def _validate(target_dsn: str, from_side: str, tables, into_schema, jobs: int, b
     target = parts.get("dbname")
     if not target:
         raise UsageError("--target must name a database (dbname=... or postgresql://host/NAME)")
+    if len(target.encode()) > MAX_IDENTIFIER_BYTES:
+        raise UsageError(f"--target database name {shown(target)} is {len(target.encode())} bytes; PostgreSQL names "
+                         f"are at most {MAX_IDENTIFIER_BYTES} bytes (longer ones are silently truncated)")
     if target in ("postgres", "template0", "template1"):
         raise UsageError(f"--target database {target!r} is a system database; restore into the service's database")
     if from_side not in SIDES:
@@ -85,10 +90,15 @@ def _validate(target_dsn: str, from_side: str, tables, into_schema, jobs: int, b
     if bool(tables) != bool(into_schema):
         raise UsageError("--tables and --into-schema go together (partial restore into a new schema)")
     if into_schema and not _IDENT.match(into_schema):
-        raise UsageError(f"--into-schema {into_schema!r} is not a plain identifier")
+        raise UsageError(f"--into-schema {shown(into_schema)} is not a plain identifier (letters, digits and _, "
+                         f"at most {MAX_IDENTIFIER_BYTES} characters)")
+    if into_schema and (into_schema.lower().startswith("pg_") or into_schema.lower() in RESERVED_SCHEMAS):
+        raise UsageError(f"--into-schema {into_schema!r} is reserved by PostgreSQL (pg_* and {', '.join(RESERVED_SCHEMAS)}); "
+                         "pick a new schema name such as recovered")
     for t in tables or ():
         if not _TABLE.match(t):
-            raise UsageError(f"--tables entry {t!r} is not a table name (name or schema.name)")
+            raise UsageError(f"--tables entry {shown(t)} is not a table name (name or schema.name, each at most "
+                             f"{MAX_IDENTIFIER_BYTES} characters)")
     if jobs < 1:
         raise UsageError("--jobs must be at least 1")
     if backup_id is not None:
@@ -491,6 +501,9 @@ def main(argv: list[str] | None = None) -> int:
 
     def body(args) -> int:
         before = parse_timestamp(args.before, "--before") if args.before else None
+        if before is not None and before > utcnow():
+            log.warning("--before %s is in the future: every backup is before it, so this restores the newest one, "
+                        "as --latest would", args.before)
         tables = [t.strip() for t in args.tables.split(",") if t.strip()] if args.tables else None
         _validate(args.target, args.from_region, tables, args.into_schema, args.jobs, args.backup)
         contract = load_contract(args)

@@ -20,7 +20,7 @@ from typing import Any, Mapping
 from botocore.exceptions import BotoCoreError, ClientError
 
 from scripts import aws
-from scripts.common import Exit, PilotlightError, Refused, UsageError, log
+from scripts.common import Exit, PilotlightError, Refused, UsageError, log, shown
 from scripts.contract import Contract
 from scripts.envelope import IntegrityError
 
@@ -31,6 +31,9 @@ BACKUP_ID_RE = re.compile(r"^(?P<db>[A-Za-z0-9][A-Za-z0-9_-]{0,62})-(?P<ts>\d{8}
 _TS_FORMAT = "%Y%m%dT%H%M%S%fZ"
 
 
+MAX_ID_LENGTH = 63 + 1 + 22 + 1 + 6
+
+
 def new_backup_id(database: str, now: datetime) -> str:
     return f"{database}-{now.astimezone(timezone.utc).strftime(_TS_FORMAT)}-{secrets.token_hex(3)}"
 
@@ -38,7 +41,8 @@ def new_backup_id(database: str, now: datetime) -> str:
 def validate_backup_id(text: str) -> str:
     """The id itself, or a UsageError: ids become S3 keys, so nothing like ``../`` or ``/`` passes."""
     if not isinstance(text, str) or not BACKUP_ID_RE.fullmatch(text):
-        raise UsageError(f"--backup {text!r} is not a backup id (like orders-20261124T093000123456Z-a1b2c3)")
+        raise UsageError(f"--backup {shown(str(text))} is not a backup id (like orders-20261124T093000123456Z-a1b2c3; "
+                         f"at most {MAX_ID_LENGTH} characters)")
     return text
 
 

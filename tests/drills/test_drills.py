@@ -59,7 +59,12 @@ def test_regional_outage_with_control_plane_down_recovers_measures_and_fails_bac
     assert all(c["passed"] for c in result["checks"])
     for fmt in ("json", "md", "html"):
         assert Path(result["reports"][fmt]).stat().st_size > 0
-    assert "Timeline" in Path(result["reports"]["html"]).read_text()
+    page = Path(result["reports"]["html"]).read_text()  # the picture drawn from this drill's own heartbeat
+    assert "<svg" in page and 'data-side="primary"' in page and 'data-side="dr"' in page
+    for mark in ("failure", "detection", "promotion", "recovered"):
+        assert f'data-mark="{mark}"' in page, mark
+    assert result["projectedRto"]["seconds"] > result["measured"]["rtoSeconds"]  # AWS is slower than the sandbox
+    assert Path(result["reports"]["index"]).name == "index.html" and (tmp_path / "runbook.html").is_file()
     assert_normal_topology(module_sandbox)
 
 
