@@ -20,9 +20,9 @@ from __future__ import annotations
 import os
 import subprocess
 import threading
+import time
 from concurrent.futures import ThreadPoolExecutor
 from datetime import datetime
-from importlib.metadata import PackageNotFoundError, version
 from typing import Iterable, Iterator
 
 import zstandard
@@ -32,7 +32,10 @@ from botocore.exceptions import BotoCoreError, ClientError
 from scripts import aws, envelope, pg, progress
 from scripts.common import Exit, PilotlightError, emit, iso, load_contract, log, parser_for, run, utcnow
 from scripts.contract import TIERS, Contract
+from scripts.version import describe
 from scripts.db import parse_dsn, side_dsn
+from scripts.units import seconds as dur
+from scripts.units import size
 from scripts.pipeline import READ_SIZE, Digest, Reader, read_chunks, threaded, widen_pipe
 from scripts.vault import (DUMP, FORMAT_VERSION, MANIFEST, Manifest, aws_error, new_backup_id, newest_complete,
                            object_key)
@@ -47,10 +50,7 @@ TRANSFER.max_in_memory_upload_chunks = 3  # s3transfer's knob (default 10 x 16 M
 
 
 def tool_version() -> str:
-    try:
-        return f"pilotlight {version('pilotlight')}"
-    except PackageNotFoundError:
-        return "pilotlight (source)"
+    return describe()
 
 
 def compress(chunks: Iterable[bytes], level: int = ZSTD_LEVEL) -> Iterator[bytes]:
@@ -230,10 +230,14 @@ def main(argv: list[str] | None = None) -> int:
         contract = load_contract(args)
         if args.source:
             parse_dsn(args.source, "--source")
+        started = time.monotonic()
         m = perform_backup(contract, args.tier, args.source, args.database, args=args)
-        emit(args, m.doc, lambda: [
-            f"backup {m.id} complete: {m.doc['dump']['bytes']} dump bytes -> {m.stored_bytes} stored "
-            f"({m.tier}, s3://{m.doc['object']['bucket']}/{m.doc['object']['key']})"
+        took = time.monotonic() - started
+        rows = sum(m.doc["rowCounts"].values())
+        emit(args, m.doc | {"seconds": round(took, 3)}, lambda: [
+            f"backup {m.id} complete in {dur(took)}: {size(m.doc['dump']['bytes'])} dump ({rows} rows in "
+            f"{len(m.doc['rowCounts'])} tables) -> {size(m.stored_bytes)} stored, encrypted",
+            f"  {m.tier} tier: s3://{m.doc['object']['bucket']}/{m.doc['object']['key']}",
         ])
         return Exit.OK
 

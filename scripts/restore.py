@@ -35,21 +35,25 @@ import threading
 import time
 from dataclasses import asdict, dataclass, field
 from datetime import datetime
+from typing import Any
 
 import psycopg
 import zstandard
 from psycopg import sql
 
 from scripts import pg, progress
-from scripts.common import (Exit, PilotlightError, Refused, UsageError, add_confirmation, camel, emit, shown, load_contract, log, parse_timestamp,
-                            parser_for, plan_exit, plan_only, run, utcnow)
+from scripts.common import (Exit, PilotlightError, Refused, UsageError, add_confirmation, camel, emit, load_contract, log,
+                            parse_timestamp, parser_for, plan_exit, plan_only, run, shown, utcnow)
 from scripts.contract import SIDES, Contract
 from scripts.db import parse_dsn, redact, with_dbname
+from scripts.units import seconds as dur
 from scripts.envelope import IntegrityError
 from scripts.pipeline import widen_pipe
 from scripts.stream import BackupStream
 from scripts.vault import Manifest, select_backup, validate_backup_id
 
+LOAD, INDEXES = "download, verify, load", "indexes and constraints (pg_restore)"
+COUNTS, SWAP = "row counts against the manifest", "swap"
 MAX_IDENTIFIER_BYTES = 63  # PostgreSQL's NAMEDATALEN - 1
 RESERVED_SCHEMAS = ("information_schema",)
 _IDENT = re.compile(r"^[A-Za-z_][A-Za-z0-9_]{0,62}$")
@@ -69,6 +73,7 @@ class RestoreResult:
     kept_previous_as: str | None = None
     row_counts: dict[str, int] = field(default_factory=dict)
     seconds: float = 0.0
+    phases: list[dict] = field(default_factory=list)  # [{name, seconds}]: where the time went
 
     def to_dict(self) -> dict:
         """camelCase keys, like every JSON output (the values, e.g. table names, are kept as they are)."""
@@ -140,20 +145,25 @@ def perform_restore(contract: Contract, target_dsn: str, *, backup_id: str | Non
     if dry_run:
         return result
     admin = with_dbname(target_dsn, "postgres")
-    with pg.connect(admin, autocommit=True) as guard:
+    with pg.connect(admin, autocommit=True) as guard, \
+            progress.bar(args, f"restore {manifest.id}: download, verify, load", total=manifest.stored_bytes,
+                         phase=LOAD) as bar:
         owner = _prepare(guard, target_dsn, target, scratch, tables, into_schema, terminate_sessions)
         scratch_dsn = with_dbname(target_dsn, scratch)
         swapped = False
         try:
             if tables:
                 _copy_extensions(with_dbname(target_dsn, target), scratch_dsn)
-                _stream_restore(contract, from_side, manifest, scratch_dsn, jobs, args, tables)
+                _stream_restore(contract, from_side, manifest, scratch_dsn, jobs, args, tables, bar=bar)
+                bar.phase(f"copy {', '.join(tables)} into schema {into_schema}")
                 result.row_counts = _move_tables(scratch_dsn, with_dbname(target_dsn, target), into_schema, manifest)
             else:
-                _stream_restore(contract, from_side, manifest, scratch_dsn, jobs, args)
+                _stream_restore(contract, from_side, manifest, scratch_dsn, jobs, args, bar=bar)
+                bar.phase(COUNTS)
                 result.row_counts = check_counts(scratch_dsn, manifest)
                 if owner is not None:
                     _copy_database_settings(guard, target, scratch)
+                bar.phase(SWAP)
                 try:
                     with pg.connect(admin, autocommit=True) as conn:
                         previous = _swap(conn, target, scratch, previous, owner is not None, terminate_sessions)
@@ -165,22 +175,32 @@ def perform_restore(contract: Contract, target_dsn: str, *, backup_id: str | Non
         finally:
             if not swapped:
                 drop_database(admin, scratch)
+        result.phases = bar.close()
     result.executed = True
     result.seconds = round(time.monotonic() - started, 3)
     return result
 
 
-def trial_restore(contract: Contract, side: str, manifest: Manifest, server_dsn: str, args=None) -> dict[str, int]:
-    """Restore into a throwaway database on ``server_dsn``'s server, check it, drop it (verify --test-restore)."""
+def trial_restore(contract: Contract, side: str, manifest: Manifest, server_dsn: str, args=None) -> dict[str, Any]:
+    """Restore into a throwaway database on ``server_dsn``'s server, check it, drop it (verify --test-restore).
+
+    Returns what was restored and checked: the scratch database, the server, tables and rows
+    compared with the manifest, and how long it took.
+    """
+    started = time.monotonic()
     scratch = _name(manifest.database, f"_verify_{_stamp(utcnow())}")
     admin = with_dbname(server_dsn, "postgres")
     with pg.connect(admin, autocommit=True) as conn:
         conn.execute(sql.SQL("CREATE DATABASE {} TEMPLATE template0").format(sql.Identifier(scratch)))
     try:
         _stream_restore(contract, side, manifest, with_dbname(server_dsn, scratch), 1, args)
-        return check_counts(with_dbname(server_dsn, scratch), manifest)
+        counts = check_counts(with_dbname(server_dsn, scratch), manifest)
     finally:
         drop_database(admin, scratch)
+    parts = parse_dsn(server_dsn, "--server")
+    return {"database": scratch, "server": f"{parts.get('host', 'localhost')}:{parts.get('port', 5432)}",
+            "tables": len(counts), "rows": sum(counts.values()), "rowCounts": counts, "dumpBytes": manifest.doc["dump"]["bytes"],
+            "seconds": round(time.monotonic() - started, 3), "dropped": True}
 
 
 def _prepare(conn, target_dsn: str, target: str, scratch: str, tables, into_schema, terminate: bool) -> str | None:
@@ -334,19 +354,22 @@ def _restore_cmd(dsn: str, jobs: int, tables: list[str] | None, source: str | No
 
 
 def _stream_restore(contract: Contract, side: str, manifest: Manifest, dsn: str, jobs: int, args,
-                    tables: list[str] | None = None) -> None:
+                    tables: list[str] | None = None, bar: progress.Bar | None = None) -> None:
     """Feed the verified dump to pg_restore; every check passes or the caller drops the scratch."""
-    with progress.bar(args, f"restore {manifest.id}", total=manifest.stored_bytes) as bar:
-        stream = BackupStream(contract, side, manifest, bar)
-        try:
-            if jobs > 1:
-                _spooled(stream, dsn, jobs, tables)
-            else:
-                _piped(stream, dsn, tables)
-        except zstandard.ZstdError as exc:
-            raise IntegrityError(f"backup {manifest.id}: compressed dump is corrupt ({exc})") from None
-        finally:
-            stream.close()
+    if bar is None:
+        with progress.bar(args, f"restore {manifest.id}: download, verify, load", total=manifest.stored_bytes,
+                          phase=LOAD) as own:
+            return _stream_restore(contract, side, manifest, dsn, jobs, args, tables, own)
+    stream = BackupStream(contract, side, manifest, bar)
+    try:
+        if jobs > 1:
+            _spooled(stream, dsn, jobs, tables, bar)
+        else:
+            _piped(stream, dsn, tables, bar)
+    except zstandard.ZstdError as exc:
+        raise IntegrityError(f"backup {manifest.id}: compressed dump is corrupt ({exc})") from None
+    finally:
+        stream.close()
 
 
 def _run_tail(stream, into: list[str]) -> None:
@@ -355,7 +378,7 @@ def _run_tail(stream, into: list[str]) -> None:
         del into[:-20]
 
 
-def _piped(stream: BackupStream, dsn: str, tables) -> None:
+def _piped(stream: BackupStream, dsn: str, tables, bar: progress.Bar) -> None:
     cmd, env = _restore_cmd(dsn, 1, tables, None)
     proc = subprocess.Popen(cmd, stdin=subprocess.PIPE, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, env=env)
     widen_pipe(proc.stdin)  # each 1 MiB chunk in one hand-over
@@ -380,6 +403,7 @@ def _piped(stream: BackupStream, dsn: str, tables) -> None:
             proc.stdin.close()
         except BrokenPipeError:
             pass
+        bar.phase(INDEXES)  # every byte is in: pg_restore finishes the data, then indexes and constraints
         rc = proc.wait()
     except BaseException:
         proc.kill()
@@ -390,7 +414,7 @@ def _piped(stream: BackupStream, dsn: str, tables) -> None:
         raise PilotlightError(f"pg_restore failed (stopped at the first error): {_first_error(tail)}")
 
 
-def _spooled(stream: BackupStream, dsn: str, jobs: int, tables) -> None:
+def _spooled(stream: BackupStream, dsn: str, jobs: int, tables, bar: progress.Bar) -> None:
     """``pg_restore -j`` needs a seekable archive: a private 0600 file, removed whatever happens."""
     spool_dir = tempfile.mkdtemp(prefix="pilotlight-restore-")
     try:
@@ -400,6 +424,7 @@ def _spooled(stream: BackupStream, dsn: str, jobs: int, tables) -> None:
             for chunk in stream:
                 out.write(chunk)
         stream.finish()
+        bar.phase(f"load, indexes and constraints (pg_restore -j {jobs})")
         cmd, env = _restore_cmd(dsn, jobs, tables, path)
         proc = subprocess.run(cmd, stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, env=env)
         if proc.returncode != 0:
@@ -517,7 +542,9 @@ def main(argv: list[str] | None = None) -> int:
             yield ("plan (nothing done):" if dry else "restored:")
             yield from (f"  - {step}" for step in result.plan)
             if result.executed:
-                yield f"  {len(result.row_counts)} tables match the manifest; took {result.seconds:.1f}s"
+                yield (f"  {sum(result.row_counts.values())} rows in {len(result.row_counts)} tables match the manifest; "
+                       f"took {dur(result.seconds)}")
+                yield "  phases: " + ", ".join(f"{p['name']} {dur(p['seconds'])}" for p in result.phases)
                 if result.kept_previous_as:
                     yield f"  previous database kept as {result.kept_previous_as} (drop it when satisfied)"
 

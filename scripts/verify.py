@@ -21,6 +21,8 @@ from scripts.contract import Contract
 from scripts.db import parse_dsn, side_dsn
 from scripts.pipeline import Digest
 from scripts.stream import check_stream, download
+from scripts.units import seconds as dur
+from scripts.units import size
 from scripts.vault import Entry, Manifest, aws_error, check_object, list_backups, validate_backup_id
 
 PENDING_LIMIT = timedelta(minutes=15)
@@ -87,7 +89,9 @@ def verify_one(contract: Contract, entry: Entry, dr: dict[str, Entry] | None, *,
     check("dr-copy-decrypt-with-dr-key", dr_copy)
     if test_restore:
         def trial() -> None:
-            report["rowCounts"] = restore.trial_restore(contract, "primary", m, server_dsn, args)
+            trial = restore.trial_restore(contract, "primary", m, server_dsn, args)
+            report["testRestore"] = trial
+            report["rowCounts"] = trial["rowCounts"]
         check("test-restore", trial)
     return report
 
@@ -124,12 +128,15 @@ def verify_backups(contract: Contract, *, backup_id: str | None = None, all_back
             age = (now - newest.manifest.finished_at) if newest else None
             tiers[name] = {"newest": newest.id if newest else None,
                            "ageSeconds": round(age.total_seconds(), 1) if age is not None else None,
-                           "limitSeconds": limit.total_seconds(), "stale": age is not None and age > limit}
+                           "limitSeconds": limit.total_seconds(), "stale": age is not None and age > limit,
+                           "missing": newest is None}
     reports = [verify_one(contract, e, dr, test_restore=test_restore, server_dsn=server_dsn, now=now, args=args)
                for e in chosen]
     failures = [f"{r['id']}: {p}" for r in reports for p in r["problems"]]
-    failures += [f"tier {t}: newest backup {v['newest']} is {v['ageSeconds']:.0f}s old, over {v['limitSeconds']:.0f}s"
+    failures += [f"tier {t}: newest backup {v['newest']} is {dur(v['ageSeconds'])} old, over {dur(v['limitSeconds'])}"
                  for t, v in tiers.items() if v["stale"]]
+    failures += [f"tier {t}: no complete backup of {database.name} (`pilotlight status` calls this FAIL); "
+                 f"run `pilotlight backup --tier {t}`" for t, v in tiers.items() if v["missing"]]
     if dr is None:
         failures.append(f"DR vault s3://{contract.buckets['dr'].bucket} unreachable")
     if not chosen and not failures:
@@ -160,10 +167,22 @@ def main(argv: list[str] | None = None) -> int:
             for r in report["backups"]:
                 yield f"{'ok    ' if not r['problems'] else 'FAILED'} {r['id']} ({r['tier']})"
                 yield from (f"         - {p}" for p in r["problems"])
+                trial = r.get("testRestore")
+                if trial:
+                    yield (f"         restored into {trial['database']} on {trial['server']} in {dur(trial['seconds'])}: "
+                           f"{trial['rows']} rows in {trial['tables']} tables match the manifest "
+                           f"({size(trial['dumpBytes'])} dump); scratch database dropped")
             for t, v in report["tiers"].items():
                 if v["stale"]:
-                    yield f"STALE  tier {t}: newest backup {v['ageSeconds']:.0f}s old (limit {v['limitSeconds']:.0f}s)"
-            yield "verify: all good" if report["ok"] else f"verify: {len(report['failures'])} failure(s)"
+                    yield f"STALE  tier {t}: newest backup {dur(v['ageSeconds'])} old (limit {dur(v['limitSeconds'])})"
+                if v["missing"]:
+                    yield f"NONE   tier {t}: no complete backup (status: FAIL); run `pilotlight backup --tier {t}`"
+            if not report["ok"]:
+                yield f"verify: {len(report['failures'])} failure(s)"
+            elif args.backup:
+                yield f"verify: backup {args.backup} is good (tiers not checked; `pilotlight verify` checks every tier)"
+            else:
+                yield f"verify: all good — every tier has a fresh backup and the ones checked are intact"
 
         emit(args, report, human)
         return Exit.OK if report["ok"] else Exit.FAILED

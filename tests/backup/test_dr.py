@@ -28,7 +28,7 @@ def test_restore_from_dr_with_primary_region_blocked(env, ledger, capsys):
     primary_region = env.contract.regions["primary"]
     control.block_region(env.handle.state, primary_region)
     try:
-        assert restore.main(env.args("--target", env.dsn("ledger_dr"), "--latest", "--from-region", "dr")) == 0
+        assert restore.main(env.args("--target", env.dsn("ledger_dr"), "--latest", "--from-region", "dr")) == Exit.REFUSED
         assert "plan (nothing done" in capsys.readouterr().out
         rc = restore.main(env.args("--target", env.dsn("ledger_dr"), "--latest", "--from-region", "dr", "--yes", "--json"))
         result = json.loads(capsys.readouterr().out)

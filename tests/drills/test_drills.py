@@ -86,7 +86,9 @@ def test_planned_cutover_twice_is_a_noop_then_failback_returns_the_service(modul
     c, db = module_sandbox.contract, module_sandbox.contract.database()
     with psycopg.connect(service_dsn(c, db), autocommit=True) as conn:
         conn.execute("insert into customers (name, email) values ('before cutover', 'before@example.com')")
-    assert cutover.main(["--to", "dr", "--outputs", outputs]) == Exit.REFUSED  # no --yes
+    assert cutover.main(["--to", "dr", "--outputs", outputs]) == Exit.REFUSED  # no --yes: the plan, nothing done
+    out = capsys.readouterr()
+    assert "dry run: cutover of orders to dr would:" in out.out and "re-run with --yes" in out.err
     rc, plan, _ = run_json(capsys, cutover, ["--to", "dr", "--dry-run", "--outputs", outputs])
     assert rc == Exit.OK and plan["dryRun"] and len(plan["changeBatch"]["Changes"]) == 2
     assert resolve(c, db).side == "primary" and dbstate.state(c, db, "dr").role == "replica"
