@@ -6,9 +6,11 @@ from datetime import datetime, timezone
 from html.parser import HTMLParser
 from pathlib import Path
 
-from scripts import report, status, version
+from scripts import version
+from scripts.drills import report
+from scripts.commands import status
 from scripts.contract import parse
-from scripts.projection import projected_rto
+from scripts.drills.projection import projected_rto
 
 FIXTURE = Path(__file__).parent.parent / "fixtures" / "outputs.json"
 CONTRACT = parse(json.loads(FIXTURE.read_text()))
