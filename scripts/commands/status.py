@@ -150,7 +150,7 @@ def standby_line(contract: Contract, db: Database, now: datetime) -> list[Line]:
     standby = "dr" if contract.active == "primary" else "primary"
     rpo = contract.objectives["regional-outage"].rpo_seconds
     objective = f"<= {duration(rpo)}"
-    subject = f"{db.name} {standby}"
+    subject = f"{db.name} side {standby}"  # "side dr", never to be read as the stack dr
     if contract.sandbox is None:
         lag = _replica_lag_metric(contract, db, standby, now)
         if lag is None:

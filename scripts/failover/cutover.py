@@ -32,6 +32,7 @@ from botocore.exceptions import BotoCoreError, ClientError
 from scripts.postgres import replication as dbstate
 from scripts.failover import dns as dnscheck
 from scripts.failover import records as dnsrecords
+from scripts.units import seconds as dur
 from scripts.common import Exit, Refused, add_confirmation, emit, load_contract, parser_for, plan_exit, plan_only, run
 from scripts.contract import Contract, Database, default_outputs_file
 from scripts.failover.rds import platform_for
@@ -109,7 +110,7 @@ def perform_cutover(
         result["plan"] = [
             f"fence the {other(to)} database read-only and wait for {to} to catch up" if live_source
             else f"{other(to)} is not a live primary: no fence (data-plane failover)",
-            f"promote the {to} database" if seen.target.in_recovery else f"{to} is already a primary",
+            f"promote the side {to} database" if seen.target.in_recovery else f"side {to} is already a primary",
             _records_plan(seen.rrsets, changes),
             f"verify every authoritative nameserver answers {to} "
             f"({', '.join(map(str, dnscheck.authoritative_servers(contract)))})",
@@ -140,7 +141,7 @@ def _inspect(contract: Contract, db: Database, to: str, steps: Steps, result: di
         if not target.reachable:
             if not force:
                 s.note(f"not healthy: {target.error}", FAILED)
-                raise Refused(f"the {to} database is not healthy ({target.error}); fix it or re-run with --force")
+                raise Refused(f"the side {to} database is not healthy ({target.error}); fix it or re-run with --force")
             s.note(f"not healthy, continuing because of --force: {target.error}", WARNING)
     with steps.step(f"check {other(to)} database") as s:
         source = dbstate.state(contract, db, other(to))
@@ -234,16 +235,16 @@ def echo_for(args: argparse.Namespace) -> Callable[[str], None] | None:
 def human(result: dict[str, Any], steps: Steps) -> list[str]:
     to = result["to"]
     if result["already"]:
-        lines = [f"already on {to}: the {to} database is a primary and every nameserver answers it; nothing changed"]
+        lines = [f"already on side {to}: its database is a primary and every nameserver answers it; nothing changed"]
         return lines + [f"warning: {w}" for w in result["warnings"]]
     if result["dryRun"]:
-        lines = [f"dry run: cutover of {result['database']} to {to} would:"]
+        lines = [f"dry run: cutover of {result['database']} to side {to} would:"]
         lines += [f"  {i}. {p}" for i, p in enumerate(result["plan"], 1)]
         if result.get("changeBatch"):
             lines += ["change batch:", json.dumps(result["changeBatch"], indent=2)]
         return lines
     total = sum(s.seconds for s in steps.steps)
-    lines = [f"cutover to {to} complete in {total:.2f} s"]
+    lines = [f"cutover to side {to} complete in {dur(total)}"]
     lines += [f"warning: {w}" for w in result["warnings"]]
     lines.append(f"so the next `pulumi up` agrees: {result['pulumiConfig']}")
     return lines

@@ -25,6 +25,7 @@ from botocore.exceptions import BotoCoreError, ClientError
 from scripts.postgres import replication as dbstate
 from scripts.failover import dns as dnscheck
 from scripts.failover import records as dnsrecords
+from scripts.units import seconds as dur
 from scripts.common import Exit, PilotlightError, Refused, emit, load_contract, plan_exit, plan_only, run
 from scripts.contract import Contract, Database
 from scripts.failover.cutover import CATCH_UP_TIMEOUT, DNS_TIMEOUT, build_parser, echo_for, perform_cutover, pulumi_command
@@ -44,7 +45,7 @@ def perform_failback(contract: Contract, db: Database, steps: Steps, *, dry_run:
         result["already"] = True
         return result
     if not (dr.reachable and not dr.in_recovery):
-        raise Refused(f"nothing to fail back from: the dr database is {dr.role}, not a serving primary")
+        raise Refused(f"nothing to fail back from: the side dr database is {dr.role}, not a serving primary")
     if dry_run:
         result["plan"] = [
             "swap the failover records so DR is PRIMARY (if they still name the old primary)",
@@ -91,7 +92,7 @@ def human(result: dict[str, Any], steps: Steps) -> list[str]:
         return [f"dry run: failback of {result['database']} would:"] + [
             f"  {i}. {p}" for i, p in enumerate(result["plan"], 1)]
     total = sum(s.seconds for s in steps.steps)
-    return [f"failback to primary complete in {total:.2f} s",
+    return [f"failback to side primary complete in {dur(total)}",
             f"so the next `pulumi up` agrees: {result['pulumiConfig']}"]
 
 

@@ -48,6 +48,7 @@ from scripts.common import (Exit, PilotlightError, Refused, UsageError, add_conf
 from scripts.contract import SIDES, Contract
 from scripts.postgres.dsn import parse_dsn, redact, with_dbname
 from scripts.units import seconds as dur
+from scripts.units import size
 from scripts.vault.envelope import IntegrityError
 from scripts.vault.pipeline import widen_pipe
 from scripts.vault.stream import BackupStream
@@ -134,7 +135,7 @@ def perform_restore(contract: Contract, target_dsn: str, *, backup_id: str | Non
     previous = _name(target, f"_pre_restore_{stamp}")
     bucket = contract.buckets[from_side].bucket
     plan = [f"backup {manifest.id} (snapshot {manifest.doc['times']['snapshot']}) from s3://{bucket} ({from_side})",
-            f"metadata checked: {manifest.stored_bytes} stored bytes, version and checksum match the manifest"]
+            f"metadata checked: {size(manifest.stored_bytes)} stored, version and checksum match the manifest"]
     if tables:
         plan += [f"restore tables {', '.join(tables)} into scratch database {scratch}",
                  f"copy them into new schema {into_schema} of the live database {target}; drop {scratch}"]

@@ -54,7 +54,7 @@ def test_status_on_the_sandbox_before_and_after_backups_go_stale(sandbox_factory
         assert lines[("backup age", f"orders {tier}")]["state"] == "OK"
     assert lines[("RPO", "orders data-corruption")]["state"] == "OK"
     assert lines[("replication", "orders")]["state"] == "OK"
-    assert lines[("standby lag", "orders dr")]["state"] == "OK"
+    assert lines[("standby lag", "orders side dr")]["state"] == "OK"
     assert lines[("dns", "db.orders.example.com")]["state"] == "OK"
     assert lines[("dns", "db.orders.example.com")]["value"] == "primary"
     assert lines[("drill", "regional-outage")]["state"] == "OK"
@@ -69,7 +69,7 @@ def test_status_on_the_sandbox_before_and_after_backups_go_stale(sandbox_factory
     assert lines[("backup age", "orders daily")]["state"] == "OK"
     assert lines[("RPO", "orders data-corruption")]["state"] == "FAIL"
     assert lines[("RPO", "orders ransomware")]["state"] == "OK"  # 24 h RPO still met
-    assert lines[("standby lag", "orders dr")]["state"] == "OK"
+    assert lines[("standby lag", "orders side dr")]["state"] == "OK"
 
     drill_report(reports, "FAIL")  # newer than nothing: same start time, so make it clearly the newest
     newest = json.loads((reports / "20261124T030000Z-regional-outage-FAIL.json").read_text())

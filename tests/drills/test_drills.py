@@ -93,7 +93,7 @@ def test_planned_cutover_twice_is_a_noop_then_failback_returns_the_service(modul
         conn.execute("insert into customers (name, email) values ('before cutover', 'before@example.com')")
     assert cutover.main(["--to", "dr", "--outputs", outputs]) == Exit.REFUSED  # no --yes: the plan, nothing done
     out = capsys.readouterr()
-    assert "dry run: cutover of orders to dr would:" in out.out and "re-run with --yes" in out.err
+    assert "dry run: cutover of orders to side dr would:" in out.out and "re-run with --yes" in out.err
     rc, plan, _ = run_json(capsys, cutover, ["--to", "dr", "--dry-run", "--outputs", outputs])
     assert rc == Exit.OK and plan["dryRun"] and len(plan["changeBatch"]["Changes"]) == 2
     assert resolve(c, db).side == "primary" and dbstate.state(c, db, "dr").role == "replica"
@@ -114,7 +114,7 @@ def test_planned_cutover_twice_is_a_noop_then_failback_returns_the_service(modul
     assert rc == Exit.OK and second["already"] and not second["changed"]
     assert dnsrecords.fetch(c, db) == records
     assert cutover.main(["--to", "dr", "--yes", "--outputs", outputs]) == Exit.OK
-    assert "already on dr" in capsys.readouterr().out
+    assert "already on side dr" in capsys.readouterr().out
 
     rc, back, _ = run_json(capsys, failback, ["--to", "primary", "--yes", "--outputs", outputs])
     assert rc == Exit.OK and not back["already"]
