@@ -221,7 +221,7 @@ def picture(result: dict[str, Any], width: int = 1100) -> str:
         return ""
     # the heartbeat's period (plus a margin), not the cleanup after it: that is where the outage is
     ends = [max(v) for v in commits.values() if v] + list(where.values())
-    total = min(_total(steps), max(ends) * 1.15 + 0.5) if ends else _total(steps)
+    total = max(ends) * 1.1 + 0.3 if ends else _total(steps)
     left, right, top = 90, 20, 34
     lanes = [side for side in ("primary", "dr") if side in commits] or ["primary", "dr"]
     lane_h = 46
@@ -262,8 +262,10 @@ def picture(result: dict[str, Any], width: int = 1100) -> str:
         out.append(f'<line class="mark" data-mark="{kind}" x1="{x(t):.1f}" x2="{x(t):.1f}" y1="{top}" '
                    f'y2="{top + plot_h}" stroke="{colour}" stroke-width="2" stroke-dasharray="5 3"/>')
         y_text = top + plot_h + 34 + 13 * (n % 3)
-        out.append(f'<text x="{x(t) + 3:.1f}" y="{y_text}" font-size="11" fill="{colour}">'
-                   f'{e(names[kind])} +{e(dur(t))}</text>')
+        near_end = x(t) > width - right - 160  # keep the label inside the picture
+        anchor = ' text-anchor="end"' if near_end else ""
+        out.append(f'<text x="{x(t) + (-3 if near_end else 3):.1f}" y="{y_text}" font-size="11" fill="{colour}"'
+                   f'{anchor}>{e(names[kind])} +{e(dur(t))}</text>')
     out.append("</svg>")
     return "".join(out)
 

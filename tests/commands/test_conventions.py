@@ -117,3 +117,28 @@ def test_drill_dry_run_plans_every_scenario_and_touches_nothing(capsys):
     assert drill.main(["--outputs", str(FIXTURE), "--scenario", "regional-outage", "--dry-run"]) == Exit.OK
     out = capsys.readouterr().out
     assert out.startswith("dry run: nothing touched. On the stack dr") and "RTO on AWS ~6 min" in out
+
+
+def _keys(doc):
+    if isinstance(doc, dict):
+        for k, v in doc.items():
+            yield k
+            yield from _keys(v)
+    elif isinstance(doc, list):
+        for v in doc:
+            yield from _keys(v)
+
+
+def test_json_outputs_use_one_key_style(capsys, monkeypatch):
+    from scripts.steps import Steps
+
+    steps = Steps()
+    with steps.step("promote dr"):
+        pass
+    assert set(steps.as_list()[0]) == {"name", "startedAt", "offsetSeconds", "seconds", "status", "detail"}
+    monkeypatch.chdir(ROOT)
+    for argv in (["drill", "--outputs", str(FIXTURE), "--scenario", "all", "--dry-run", "--json"],
+                 ["check", "--stack", "dr", "--json"], ["runbook", "--outputs", str(FIXTURE), "--json"]):
+        assert cli.main(argv) == 0
+        doc = json.loads(capsys.readouterr().out)
+        assert [k for k in _keys(doc) if "_" in k] == [], argv
