@@ -20,8 +20,9 @@ from rich.table import Table
 
 from scripts.common import Exit
 from scripts.contract import load_file
+from scripts.commands.drill import runbook_html
 from scripts.drills.engine import ALL, run_drill, verdict_line
-from scripts.sandbox import cli as sandbox_cli
+from scripts.commands import sandbox as sandbox_cli
 from scripts.units import seconds as dur
 
 STATE_DIR = Path(".pilotlight/drill")
@@ -85,6 +86,7 @@ def main(argv: list[str] | None = None) -> int:
         for name in args.scenarios:
             console.print(f"\n[bold]drill {name}[/bold]")
             result = run_drill(contract, contract.database(), name, echo=print, outputs=outputs,
+                               runbook_html=runbook_html(contract, outputs),
                                report_dir=args.report.absolute())
             results.append(result)
             print(verdict_line(result), flush=True)

@@ -1,4 +1,4 @@
-"""`pilotlight drill --scenario NAME`: inject a real failure, recover, measure RTO/RPO against the objectives.
+"""The drill engine: inject a real failure, recover, measure RTO/RPO against the objectives (`pilotlight drill`).
 
 Scenarios (scripts.drills.scenarios): regional-outage, data-corruption, ransomware, accidental-deletion,
 or ``all`` (in that order). Each drill prints its steps as they finish, then one verdict line:
@@ -13,7 +13,6 @@ touching nothing (exit 0).
 """
 from __future__ import annotations
 
-import argparse
 import getpass
 import os
 import socket
@@ -22,14 +21,12 @@ from pathlib import Path
 from typing import Any
 
 from scripts import version
-from scripts.commands import runbook
 from scripts.drills import report
 from scripts.drills import scenarios
-from scripts.common import Exit, Refused, emit, iso, load_contract, parser_for, run, utcnow
+from scripts.common import iso, utcnow
 from scripts.drills.projection import projected_rto
 from scripts.units import seconds as human_seconds
-from scripts.contract import Contract, Database, default_outputs_file
-from scripts.failover.cutover import echo_for
+from scripts.contract import Contract, Database
 from scripts.steps import Steps, one_line
 
 ALL = tuple(scenarios.MODULES)
@@ -37,7 +34,8 @@ CONTROL_PLANE_FAULTS = ("refuse", "stall", "503", "up")
 
 
 def run_drill(contract: Contract, db: Database, name: str, *, echo=None, outputs: Path | None = None,
-              report_dir: Path | None = None, options: dict[str, Any] | None = None) -> dict[str, Any]:
+              report_dir: Path | None = None, options: dict[str, Any] | None = None,
+              runbook_html: str | None = None) -> dict[str, Any]:
     """Run one scenario end to end; always returns a result (a failure is a FAIL verdict, not an exception)."""
     steps = Steps(echo=echo)
     ctx = scenarios.DrillContext(contract, db, steps, outputs=outputs, options=dict(options or {}))
@@ -82,16 +80,8 @@ def run_drill(contract: Contract, db: Database, name: str, *, echo=None, outputs
         "notes": ctx.notes,
     }
     if report_dir is not None:
-        result["reports"] = report.write(result, report_dir, runbook_html=_runbook(contract, outputs))
+        result["reports"] = report.write(result, report_dir, runbook_html=runbook_html)
     return result
-
-
-def _runbook(contract: Contract, outputs: Path | None) -> str:
-    """The stack's runbook as HTML, written beside the reports so they can link to it."""
-    source = f"--outputs {outputs}" if outputs else (
-        f"--stack {contract.stack}" if contract.sandbox is None else f"--outputs {default_outputs_file()}")
-    title = f"DR runbook — {contract.project}/{contract.stack}"
-    return runbook.render_html(runbook.render_markdown(contract, source, iso(utcnow())), title)
 
 
 def target(contract: Contract) -> str:
@@ -128,50 +118,6 @@ def verdict_line(result: dict[str, Any]) -> str:
     return line
 
 
-def confirm(contract: Contract, args: argparse.Namespace) -> None:
-    """A real stack needs its name typed out; the sandbox needs nothing."""
-    if contract.sandbox is not None:
-        return
-    if args.yes_on_stack != contract.stack:
-        raise Refused(f"{contract.stack!r} is a real stack: a drill breaks things there for real "
-                      f"(docs/drills.md); re-run with --yes-on-stack {contract.stack}")
-
-
-def build_parser() -> argparse.ArgumentParser:
-    parser = parser_for("drill", __doc__.splitlines()[0].split(": ", 1)[1])
-    parser.add_argument("--scenario", required=True, choices=[*ALL, "all"], help="what to break")
-    parser.add_argument("--report", metavar="DIR", type=Path, help="write JSON, Markdown and HTML reports here")
-    parser.add_argument("--database", metavar="NAME", help="protected database (default: the first)")
-    parser.add_argument("--yes-on-stack", metavar="NAME", help="confirm a drill on the real stack NAME")
-    parser.add_argument("--dry-run", action="store_true",
-                        help="print what each drill would break, its objectives and projected RTO; touch nothing")
-    parser.add_argument("--control-plane", choices=CONTROL_PLANE_FAULTS, default="refuse",
-                        help="regional-outage on the sandbox: how Route53's control plane fails (refuse connections "
-                             "[default], stall, answer 503) or stays up")
-    return parser
-
-
-def _body(args: argparse.Namespace) -> int:
-    contract = load_contract(args)
-    db = contract.database(args.database)
-    names = ALL if args.scenario == "all" else (args.scenario,)
-    if args.dry_run:
-        return _plan(args, contract, db, names)
-    confirm(contract, args)
-    echo = echo_for(args)
-    results = []
-    for name in names:
-        if echo:
-            echo(f"drill {name} on the {target(contract)}" + ("" if contract.sandbox else " (REAL STACK)"))
-        result = run_drill(contract, db, name, echo=echo, outputs=args.outputs, report_dir=args.report,
-                           options={"control_plane": args.control_plane})
-        results.append(result)
-        if echo:
-            echo(verdict_line(result))
-    emit(args, results if len(results) > 1 else results[0])
-    return Exit.OK if all(r["verdict"] == "PASS" for r in results) else Exit.FAILED
-
-
 def plan(contract: Contract, db: Database, names: tuple[str, ...]) -> dict[str, Any]:
     """What ``drill --dry-run`` prints: per scenario what it breaks, the objectives, the projection."""
     drills = []
@@ -182,25 +128,3 @@ def plan(contract: Contract, db: Database, names: tuple[str, ...]) -> dict[str, 
                        "projectedRto": projected_rto(contract, name, {}, None)})
     needs = None if contract.sandbox is not None else f"--yes-on-stack {contract.stack}"
     return {"dryRun": True, "target": target(contract), "database": db.name, "confirmation": needs, "drills": drills}
-
-
-def _plan(args: argparse.Namespace, contract: Contract, db: Database, names: tuple[str, ...]) -> int:
-    doc = plan(contract, db, names)
-
-    def human():
-        yield f"dry run: nothing touched. On the {doc['target']}, database {db.name}, the drill would:"
-        for d in doc["drills"]:
-            o, p = d["objective"], d["projectedRto"]
-            on_aws = f"~{human_seconds(p['seconds'])}" if p["seconds"] is not None else "not projected"
-            yield f"  {d['scenario']}: {d['breaks']}"
-            yield (f"      objective RTO {human_seconds(o['rtoSeconds'])}, RPO {human_seconds(o['rpoSeconds'])}; "
-                   f"RTO on AWS {on_aws} ({p['basis']})")
-        yield ("to run it: drill --scenario " + args.scenario
-               + (f" {doc['confirmation']}" if doc["confirmation"] else "") + " [--report DIR]")
-
-    emit(args, doc, human)
-    return Exit.OK
-
-
-def main(argv: list[str] | None = None) -> int:
-    return run(_body, build_parser(), argv)

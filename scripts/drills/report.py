@@ -235,7 +235,7 @@ def picture(result: dict[str, Any], width: int = 1100) -> str:
     e = html.escape
     out = [f'<svg xmlns="http://www.w3.org/2000/svg" role="img" viewBox="0 0 {width} {height}" width="100%" '
            f'aria-label="heartbeat commits over time">',
-           f'<title>Heartbeat commits over time, by acknowledging side</title>',
+           '<title>Heartbeat commits over time, by acknowledging side</title>',
            f'<rect x="{left}" y="{top}" width="{width - left - right}" height="{plot_h}" fill="#fafafa" stroke="#ccc"/>']
     if "failure" in where and "recovered" in where:
         x0, x1 = x(where["failure"]), x(where["recovered"])

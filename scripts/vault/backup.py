@@ -1,4 +1,4 @@
-"""`pilotlight backup --tier T [--source DSN]`: stream an encrypted pg_dump into the vault.
+"""The backup pipeline: stream an encrypted pg_dump into the vault (`pilotlight backup`).
 
     pg_dump -Fc -Z0 --snapshot  ->  SHA-256  ->  zstd -1  ->  AES-256-GCM STREAM + SHA-256  ->  S3 multipart
 
@@ -20,7 +20,6 @@ from __future__ import annotations
 import os
 import subprocess
 import threading
-import time
 from concurrent.futures import ThreadPoolExecutor
 from datetime import datetime
 from typing import Iterable, Iterator
@@ -32,12 +31,10 @@ from botocore.exceptions import BotoCoreError, ClientError
 from scripts import aws, progress
 from scripts.vault import envelope
 from scripts.postgres import client as pg
-from scripts.common import Exit, PilotlightError, emit, iso, load_contract, log, parser_for, run, utcnow
+from scripts.common import Exit, PilotlightError, iso, log, utcnow
 from scripts.contract import TIERS, Contract
 from scripts.version import describe
 from scripts.postgres.dsn import parse_dsn, side_dsn
-from scripts.units import seconds as dur
-from scripts.units import size
 from scripts.vault.pipeline import READ_SIZE, Digest, Reader, read_chunks, threaded, widen_pipe
 from scripts.vault.layout import (DUMP, FORMAT_VERSION, MANIFEST, Manifest, aws_error, new_backup_id, newest_complete,
                            object_key)
@@ -220,27 +217,3 @@ def publish_age(contract: Contract, database: str, now: datetime | None = None) 
     except (PilotlightError, ClientError, BotoCoreError) as exc:
         log.warning("could not publish the backup-age metric: %s", str(exc).splitlines()[0])
     return ages
-
-
-def main(argv: list[str] | None = None) -> int:
-    parser = parser_for("backup", "Stream an encrypted pg_dump of a protected database into the vault.")
-    parser.add_argument("--tier", required=True, choices=TIERS, help="retention tier (the vault's lifecycle owns expiry)")
-    parser.add_argument("--source", metavar="DSN", help="database to dump (default: the stack's active side)")
-    parser.add_argument("--database", metavar="NAME", help="which protected database (default: the first)")
-
-    def body(args) -> int:
-        contract = load_contract(args)
-        if args.source:
-            parse_dsn(args.source, "--source")
-        started = time.monotonic()
-        m = perform_backup(contract, args.tier, args.source, args.database, args=args)
-        took = time.monotonic() - started
-        rows = sum(m.doc["rowCounts"].values())
-        emit(args, m.doc | {"seconds": round(took, 3)}, lambda: [
-            f"backup {m.id} complete in {dur(took)}: {size(m.doc['dump']['bytes'])} dump ({rows} rows in "
-            f"{len(m.doc['rowCounts'])} tables) -> {size(m.stored_bytes)} stored, encrypted",
-            f"  {m.tier} tier: s3://{m.doc['object']['bucket']}/{m.doc['object']['key']}",
-        ])
-        return Exit.OK
-
-    return run(body, parser, argv)

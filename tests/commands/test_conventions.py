@@ -8,14 +8,10 @@ from pathlib import Path
 import pytest
 
 from scripts import cli, version
-from scripts.vault import backup
-from scripts.preview import check
-from scripts.drills import engine as drill
-from scripts.vault import restore
-from scripts.commands import runbook
+from scripts.commands import backup, check, drill, restore, runbook
+from scripts.commands import sandbox as sandbox_cli
 from scripts.common import Exit
 from scripts.contract import SANDBOX_DIR_ENV, default_outputs_file, default_sandbox_dir
-from scripts.sandbox import cli as sandbox_cli
 
 ROOT = Path(__file__).resolve().parents[2]
 FIXTURE = ROOT / "tests" / "fixtures" / "outputs.json"

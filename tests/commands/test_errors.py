@@ -5,9 +5,10 @@ import errno
 import socket
 from pathlib import Path
 
-from scripts.vault import backup
-from scripts.vault import restore
-from scripts.common import Exit, parser_for, run
+from scripts.commands import backup, restore
+from scripts.vault import backup as backup_engine
+from scripts.commands.parser import parser_for, run
+from scripts.common import Exit
 
 FIXTURE = Path(__file__).resolve().parents[1] / "fixtures" / "outputs.json"
 
@@ -39,7 +40,7 @@ def test_a_missing_passfile_is_named_with_its_path(sandbox, tmp_path, capsys):
 
 
 def test_a_future_before_says_it_means_latest(sandbox, capsys):
-    backup.perform_backup(sandbox.contract, "hourly")
+    backup_engine.perform_backup(sandbox.contract, "hourly")
     cluster = sandbox.contract.sandbox.clusters["primary"]
     target = (f"host={cluster.host} port={cluster.port} dbname=orders_future user=postgres "
               f"passfile={sandbox.contract.sandbox.passfile}")

@@ -6,10 +6,10 @@ import re
 
 import psycopg
 
-from scripts.vault import backup
-from scripts.vault import restore
-from scripts.vault import verify
+from scripts.commands import backup, restore, verify
 from scripts.common import Exit
+from scripts.vault import backup as backup_engine
+from scripts.vault import restore as restore_engine
 from tests.vault.test_faults import wait_replicated
 
 
@@ -34,13 +34,13 @@ def test_backup_says_how_long_it_took_in_readable_units_and_json_keeps_raw_numbe
 
 
 def test_restore_json_is_camel_case_and_reports_its_phases(sandbox, capsys):
-    backup.perform_backup(sandbox.contract, "hourly")
+    backup_engine.perform_backup(sandbox.contract, "hourly")
     target = dsn(sandbox, "orders_phases")
     try:
         assert restore.main(args(sandbox, "--target", target, "--latest", "--yes", "--json")) == Exit.OK
         doc = json.loads(capsys.readouterr().out)
         assert [k for k in doc if "_" in k] == []
-        assert [p["name"] for p in doc["phases"]] == [restore.LOAD, restore.INDEXES, restore.COUNTS, restore.SWAP]
+        assert [p["name"] for p in doc["phases"]] == [restore_engine.LOAD, restore_engine.INDEXES, restore_engine.COUNTS, restore_engine.SWAP]
         assert all(p["seconds"] >= 0 for p in doc["phases"])
         assert restore.main(args(sandbox, "--target", target, "--latest", "--yes")) == Exit.OK
         out = capsys.readouterr().out
@@ -53,12 +53,12 @@ def test_restore_json_is_camel_case_and_reports_its_phases(sandbox, capsys):
 
 
 def test_verify_test_restore_says_what_it_restored_and_never_all_good_with_a_tier_missing(sandbox, capsys):
-    made = backup.perform_backup(sandbox.contract, "hourly")
+    made = backup_engine.perform_backup(sandbox.contract, "hourly")
     wait_replicated(sandbox, made.id)
     assert verify.main(args(sandbox, "--backup", made.id, "--test-restore")) == Exit.OK
     out = capsys.readouterr().out
-    assert re.search(rf"restored into orders_verify_\w+ on 127\.0\.0\.1:\d+ in [\d.]+ s: \d+ rows in \d+ tables match "
-                     rf"the manifest \([\d.]+ (KiB|MiB) dump\); scratch database dropped", out), out
+    assert re.search(r"restored into orders_verify_\w+ on 127\.0\.0\.1:\d+ in [\d.]+ s: \d+ rows in \d+ tables match "
+                     r"the manifest \([\d.]+ (KiB|MiB) dump\); scratch database dropped", out), out
     assert f"verify: backup {made.id} is good (tiers not checked" in out and "all good" not in out
     rc = verify.main(args(sandbox))  # the shared sandbox has no monthly backup: status would FAIL that tier
     out = capsys.readouterr().out

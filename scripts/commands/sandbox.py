@@ -12,7 +12,8 @@ from __future__ import annotations
 import argparse
 from pathlib import Path
 
-from scripts.common import Exit, UsageError, emit, fail, parser_for, run
+from scripts.common import Exit, UsageError
+from scripts.commands.parser import emit, fail, parser_for, run
 from scripts.contract import SANDBOX_DIR_ENV, default_sandbox_dir
 from scripts.sandbox import lifecycle
 
