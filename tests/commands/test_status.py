@@ -29,6 +29,7 @@ def by_key(result: dict) -> dict[tuple[str, str], dict]:
 def drill_report(directory: Path, verdict: str) -> None:
     directory.mkdir(exist_ok=True)
     doc = {"scenario": "regional-outage", "verdict": verdict, "startedAt": "2026-11-24T03:00:00.000000Z",
+           "stack": "dr", "sandbox": True,  # a sandbox drill: evidence for the sandbox only
            "measured": {"rtoSeconds": 6.2, "rpoSeconds": 0.3}}
     (directory / f"20261124T030000Z-regional-outage-{verdict}.json").write_text(json.dumps(doc))
 
