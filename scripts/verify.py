@@ -21,7 +21,7 @@ from scripts.contract import Contract
 from scripts.db import parse_dsn, side_dsn
 from scripts.pipeline import Digest
 from scripts.stream import check_stream, download
-from scripts.vault import Entry, Manifest, aws_error, check_object, list_backups, validate_backup_id
+from scripts.vault import Entry, Manifest, aws_error, check_object, id_database, list_backups, validate_backup_id
 
 PENDING_LIMIT = timedelta(minutes=15)
 
@@ -97,11 +97,12 @@ def verify_backups(contract: Contract, *, backup_id: str | None = None, all_back
                    args=None) -> dict:
     """The verification report (``ok`` false on any failure); see the module docstring."""
     now = utcnow()
-    database = contract.database(db)
-    server_dsn = server_dsn or side_dsn(contract, "primary", database, superuser=True)
-    entries = list_backups(contract, "primary", database.name)
+    protected = next((d for d in contract.databases if d.name == db), None) if db else contract.database()
+    server_dsn = server_dsn or side_dsn(contract, "primary", protected or contract.database(), superuser=True)
+    filed = id_database(validate_backup_id(backup_id)) if backup_id and db is None else db or protected.name
+    entries = list_backups(contract, "primary", filed)
     try:
-        dr = {e.id: e for e in list_backups(contract, "dr", database.name)}
+        dr = {e.id: e for e in list_backups(contract, "dr", filed)}
     except PilotlightError:
         dr = None
     if backup_id:
@@ -133,8 +134,8 @@ def verify_backups(contract: Contract, *, backup_id: str | None = None, all_back
     if dr is None:
         failures.append(f"DR vault s3://{contract.buckets['dr'].bucket} unreachable")
     if not chosen and not failures:
-        failures.append(f"no backups of {database.name} found")
-    return {"ok": not failures, "checkedAt": iso(now), "database": database.name, "backups": reports,
+        failures.append(f"no backups of {filed} found")
+    return {"ok": not failures, "checkedAt": iso(now), "database": filed, "backups": reports,
             "tiers": tiers, "failures": failures}
 
 
@@ -145,7 +146,8 @@ def main(argv: list[str] | None = None) -> int:
     which.add_argument("--all", action="store_true", help="verify every backup (default: the newest of each tier)")
     parser.add_argument("--test-restore", action="store_true", help="also restore into a scratch database and count rows")
     parser.add_argument("--server", metavar="DSN", help="server for --test-restore (default: the stack's primary)")
-    parser.add_argument("--database", metavar="NAME", help="which protected database (default: the first)")
+    parser.add_argument("--database", metavar="NAME",
+                        help="whose backups: a protected database or a --source backup's name (default: the first)")
 
     def body(args) -> int:
         if args.backup:

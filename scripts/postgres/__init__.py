@@ -1,0 +1,1 @@
+"""PostgreSQL domain package: what a database is beyond its contents (properties, roles)."""
