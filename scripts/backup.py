@@ -37,7 +37,7 @@ from scripts.common import Exit, PilotlightError, emit, iso, load_contract, log,
 from scripts.contract import TIERS, Contract
 from scripts.db import parse_dsn, side_dsn
 from scripts.pipeline import READ_SIZE, Digest, Reader, read_chunks, threaded, widen_pipe
-from scripts.vault import (BACKUP_ID_RE, DUMP, FORMAT_VERSION, GLOBALS, MANIFEST, Manifest, aws_error, filing_name,
+from scripts.vault import (BACKUP_ID_RE, DUMP, FORMAT_VERSION, GLOBALS, MANIFEST, Manifest, aws_error, drill_name, filing_name,
                            id_source_tag, id_time, new_backup_id, newest_complete, object_key, source_tag)
 
 ZSTD_LEVEL = 1
@@ -93,11 +93,13 @@ def sse_args(contract: Contract, side: str) -> dict:
 
 
 def perform_backup(contract: Contract, tier: str, source_dsn: str | None = None, db: str | None = None,
-                   args=None) -> Manifest:
+                   args=None, drill: bool = False) -> Manifest:
     """Back up a protected database (or ``source_dsn``'s) into ``tier``; returns the manifest once it is stored.
 
     The backup is filed under the database it came from (scripts.vault.filing_name): ``--source``
-    naming another database never files a backup under a protected database's name.
+    naming another database never files a backup under a protected database's name. A ``drill``
+    backup is filed apart (scripts.vault.drill_name) and publishes no backup-age metric: it never
+    becomes a real restore's ``--latest`` nor hides a stale real backup.
     """
     if tier not in TIERS:
         raise PilotlightError(f"unknown tier {tier!r}; one of {', '.join(TIERS)}", Exit.USAGE)
@@ -105,6 +107,7 @@ def perform_backup(contract: Contract, tier: str, source_dsn: str | None = None,
     dsn = source_dsn or side_dsn(contract, contract.active, protected, superuser=True)  # the side serving traffic
     parts = parse_dsn(dsn, "--source")
     name = filing_name(contract, parts.get("dbname") or parts.get("user") or protected.db_name)
+    name = drill_name(name) if drill else name
     started = utcnow()
     source = f"{parts.get('host', '')}:{parts.get('port', '')}/{parts.get('dbname', '')}"
     backup_id = new_backup_id(name, started, source)
@@ -182,7 +185,8 @@ def perform_backup(contract: Contract, tier: str, source_dsn: str | None = None,
                       Body=manifest.dumps(), ContentType="application/json", **sse_args(contract, "primary"))
     except (ClientError, BotoCoreError) as exc:
         raise aws_error(exc, f"backup {backup_id} uploaded but its manifest could not be written; not a backup") from None
-    publish_age(contract, name)
+    if not drill:
+        publish_age(contract, name)
     return manifest
 
 

@@ -65,6 +65,14 @@ def id_database(backup_id: str) -> str:
     return BACKUP_ID_RE.fullmatch(backup_id)["db"]
 
 
+DRILL_SUFFIX = "--drill"  # drills file their backups apart: never a real restore's --latest
+
+
+def drill_name(name: str) -> str:
+    """Where a drill files its backups of ``name``: a prefix of its own, beside the real ones."""
+    return f"{name}{DRILL_SUFFIX}"
+
+
 def filing_name(contract: Contract, dbname: str) -> str:
     """The name backups of the PostgreSQL database ``dbname`` are filed under.
 
@@ -74,8 +82,9 @@ def filing_name(contract: Contract, dbname: str) -> str:
     for db in contract.databases:
         if db.db_name == dbname:
             return db.name
-    if not NAME_RE.fullmatch(dbname):
-        raise UsageError(f"database {dbname!r} cannot name backups (letters, digits, '_' and '-', at most 63)")
+    if not NAME_RE.fullmatch(dbname) or dbname.endswith(DRILL_SUFFIX):
+        raise UsageError(f"database {dbname!r} cannot name backups (letters, digits, '_' and '-', at most 63, "
+                         f"not ending in {DRILL_SUFFIX!r})")
     return dbname
 
 

@@ -35,3 +35,15 @@ def test_restore_under_another_name_needs_allow_rename(env, capsys):
                                  "--yes")) == 0
     capsys.readouterr()
     assert "named_copy" in env.databases()
+
+
+def test_drill_backups_are_filed_apart_and_never_become_latest(env, capsys):
+    from scripts.vault import select_backup
+
+    real = backup.perform_backup(env.contract, "hourly")
+    drill = backup.perform_backup(env.contract, "hourly", drill=True)  # newer than the real one
+    assert drill.database == f"{real.database}--drill" and f"/{real.database}--drill/" in drill.doc["object"]["key"]
+    assert select_backup(env.contract, latest=True)[0].id == real.id
+    target = env.dsn(env.contract.database().db_name)
+    assert restore.main(env.args("--target", target, "--latest", "--dry-run", "--json")) == 0
+    assert json.loads(capsys.readouterr().out)["backup_id"] == real.id
