@@ -1,1 +1,2 @@
-"""PostgreSQL domain package: what a database is beyond its contents (properties, roles)."""
+"""PostgreSQL plumbing: connection strings, client binaries, snapshots, replication state and the fence;
+what a database is beyond its contents (properties, roles) and the copies restores keep."""

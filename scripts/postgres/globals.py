@@ -23,7 +23,7 @@ from dataclasses import dataclass, field
 from psycopg import sql
 from psycopg.conninfo import conninfo_to_dict
 
-from scripts import pg
+from scripts.postgres import client as pg
 from scripts.common import PilotlightError, log
 
 FORMAT = 1
