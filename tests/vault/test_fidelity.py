@@ -119,7 +119,7 @@ def test_database_properties_survive_over_the_same_name_and_from_dr(env, fid, ca
 def test_no_owner_restores_into_another_environment(env, fid, empty_server, capsys):
     manifest = take(env, capsys, "fid")
     rc = restore.main(env.args("--target", empty_server.dsn("fid_other_env"), "--backup", manifest["id"],
-                               "--no-owner", "--yes", "--json"))
+                               "--no-owner", "--allow-rename", "--yes", "--json"))
     assert rc == 0, capsys.readouterr()
     assert json.loads(capsys.readouterr().out)["roles_created"] == []
     props = empty_server.query("postgres", "SELECT pg_get_userbyid(datdba), datacl IS NULL, datconnlimit, "
