@@ -19,7 +19,7 @@ from dataclasses import dataclass, field
 import pulumi
 import pulumi_aws as aws
 
-from stacks.outputs import BACKUP_AGE_METRIC, METRIC_NAMESPACE
+from stacks.vocabulary import BACKUP_AGE_METRIC, METRIC_NAMESPACE
 
 SIDES = ("primary", "dr")
 BACKUP_AGE_PERIOD_SECONDS = 3600

@@ -18,8 +18,9 @@ from components.keys import VaultKeys, VaultKeysArgs
 from components.standby import Standby, StandbyArgs, StandbyNetwork, StandbyNetworkArgs
 from components.vault import BackupVault, BackupVaultArgs
 from stacks import naming, objectives
-from stacks.config import SIDES, DatabaseConfig, StackConfig
-from stacks.outputs import METRIC_NAMESPACE, outputs_document, primary_endpoint
+from stacks.config import DatabaseConfig, StackConfig
+from stacks.outputs import outputs_document, primary_endpoint
+from stacks.vocabulary import METRIC_NAMESPACE, SIDES
 
 ARC_CONTROL_PLANE_REGION = "us-west-2"
 ACCESS_ROLES_OUTPUT = "accessRoles"

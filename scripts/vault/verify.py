@@ -22,9 +22,10 @@ from scripts.contract import Contract
 from scripts.postgres.dsn import side_dsn
 from scripts.vault.pipeline import Digest
 from scripts.vault.stream import check_stream, download
+from stacks.vocabulary import RTC_MINUTES
 from scripts.vault.layout import Entry, Manifest, aws_error, check_object, list_backups, validate_backup_id
 
-PENDING_LIMIT = timedelta(minutes=15)
+PENDING_LIMIT = timedelta(minutes=RTC_MINUTES)
 
 
 def _replication(contract: Contract, m: Manifest, now: datetime) -> str | None:
