@@ -36,7 +36,8 @@ from scripts.vault import envelope
 from scripts.postgres import client as pg
 from scripts.postgres.globals import Globals, capture
 from scripts.common import Exit, PilotlightError, iso, log, utcnow
-from scripts.contract import TIERS, Contract
+from scripts.contract import Contract
+from stacks.vocabulary import TIERS
 from scripts.postgres.dsn import parse_dsn, side_dsn
 from scripts.vault.pipeline import READ_SIZE, Digest, Reader, read_chunks, threaded, widen_pipe
 from scripts.vault.layout import (BACKUP_ID_RE, DUMP, FORMAT_VERSION, GLOBALS, MANIFEST, Manifest, aws_error, drill_name,
