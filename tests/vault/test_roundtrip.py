@@ -121,6 +121,6 @@ def test_dry_run_and_missing_yes_only_plan(env, awkward, capsys):
 def test_parallel_restore_from_a_private_spool(env, awkward, capsys):
     vault_backup.perform_backup(env.contract, "hourly", source_dsn=env.dsn(awkward))
     target = env.dsn("awkward_jobs")
-    assert restore.main(env.args("--target", target, "--latest", "--jobs", "2", "--yes")) == 0
+    assert restore.main(env.args("--target", target, "--latest", "--database", awkward, "--allow-rename", "--jobs", "2", "--yes")) == 0
     capsys.readouterr()
     assert table_checksums(target) == table_checksums(env.dsn(awkward))
