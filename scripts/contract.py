@@ -40,10 +40,8 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Mapping
 
-CONTRACT_VERSION = 1
-SIDES = ("primary", "dr")
-TIERS = ("hourly", "daily", "weekly", "monthly")
-SCENARIOS = ("regional-outage", "database-loss", "data-corruption", "ransomware", "accidental-deletion")
+from stacks.vocabulary import CONTRACT_VERSION, SCENARIOS, SIDES, TIERS
+
 SANDBOX_DIR_ENV = "PILOTLIGHT_SANDBOX_DIR"
 SANDBOX_SUBDIR = Path(".pilotlight/sandbox")
 OUTPUTS_NAME = "outputs.json"

@@ -9,7 +9,7 @@ import time
 
 from scripts.commands.parser import emit, load_contract, parser_for, run
 from scripts.common import Exit
-from scripts.contract import TIERS
+from stacks.vocabulary import TIERS
 from scripts.postgres.dsn import parse_dsn
 from scripts.units import seconds as dur
 from scripts.units import size

@@ -1,8 +1,11 @@
 """`pilotlight drill --scenario NAME`: inject a real failure, recover, measure RTO/RPO against the objectives.
 
-Flags, the real-stack confirmation, ``--dry-run`` (what each drill would break, its objectives and
-the RTO projected on AWS; nothing touched, exit 0) and the output; each drill is
-:func:`scripts.drills.engine.run_drill`, and its reports get the stack's runbook beside them.
+Flags, the real-stack confirmation and the output; each drill is
+:func:`scripts.drills.engine.run_drill`. On the sandbox a drill needs no confirmation. On a real
+stack it needs ``--yes-on-stack NAME`` naming that stack, because it breaks things for real (see
+docs/drills.md for what each touches).
+``--dry-run`` prints what each drill would break, its objectives and the RTO projected on AWS,
+touching nothing (exit 0); with ``--report`` the stack's runbook is written beside the reports.
 """
 from __future__ import annotations
 

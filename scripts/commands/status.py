@@ -30,13 +30,15 @@ from scripts.postgres import client as pg
 from scripts.vault import layout as vault
 from scripts.common import Exit, PilotlightError, iso, parse_timestamp, utcnow
 from scripts.commands.parser import emit, load_contract, parser_for, run
-from scripts.contract import SIDES, Contract, Database, project_root
+from scripts.contract import Contract, Database, project_root
+from stacks.vocabulary import SIDES
 from scripts.postgres.dsn import side_dsn
+from scripts.postgres import kept
 from scripts.commands.runbook import duration
+from stacks.vocabulary import BACKUP_SCENARIOS, RTC_MINUTES
 
 OK, WARN, FAIL = "OK", "WARN", "FAIL"
-RTC_SECONDS = 15 * 60
-BACKUP_SCENARIOS = ("data-corruption", "ransomware", "accidental-deletion")
+RTC_SECONDS = RTC_MINUTES * 60
 DRILL_MAX_AGE = timedelta(days=31)
 LAG_PROBE_SECONDS = 5.0
 
@@ -256,10 +258,21 @@ def drill_lines(reports: Path, now: datetime, contract: Contract) -> list[Line]:
     return lines
 
 
+def kept_line(contract: Contract, db: Database) -> list[Line]:
+    """Copies earlier restores kept on the active side: each is as big as the database."""
+    with pg.connect(side_dsn(contract, contract.active, db, dbname="postgres", superuser=True), autocommit=True) as conn:
+        found = kept.list_kept(conn, db.db_name)
+    size = sum(k.bytes for k in found)
+    state = WARN if len(found) >= kept.WARN_AT else OK
+    detail = "drop old ones: pilotlight restore --target ... --drop-kept 7d --yes" if state == WARN else ""
+    return [Line("kept copies", db.name, state, f"{len(found)} ({size >> 20} MiB)", f"< {kept.WARN_AT}", detail)]
+
+
 def collect(contract: Contract, reports: Path, now: datetime) -> list[Line]:
     lines = guarded("backup age", "vault", "", lambda: backup_lines(contract, now))
     for db in contract.databases:
         lines += guarded("standby lag", db.name, "", lambda db=db: standby_line(contract, db, now))
+        lines += guarded("kept copies", db.name, f"< {kept.WARN_AT}", lambda db=db: kept_line(contract, db))
         lines += guarded("dns", db.dns.record_name, f"answers {contract.active}", lambda db=db: dns_line(contract, db))
     lines += guarded("drill", "reports", "", lambda: drill_lines(reports, now, contract))
     return lines

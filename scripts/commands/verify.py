@@ -22,7 +22,8 @@ def main(argv: list[str] | None = None) -> int:
     which.add_argument("--all", action="store_true", help="verify every backup (default: the newest of each tier)")
     parser.add_argument("--test-restore", action="store_true", help="also restore into a scratch database and count rows")
     parser.add_argument("--server", metavar="DSN", help="server for --test-restore (default: the stack's primary)")
-    parser.add_argument("--database", metavar="NAME", help="which protected database (default: the first)")
+    parser.add_argument("--database", metavar="NAME",
+                        help="whose backups: a protected database or a --source backup's name (default: the first)")
 
     def body(args) -> int:
         if args.backup:

@@ -59,10 +59,25 @@ def client_args(dsn: str) -> tuple[str, dict[str, str]]:
     return make_conninfo(**parts), env
 
 
+# Our own sessions must not inherit what a database or role sets for the application: a short
+# statement_timeout or idle_in_transaction_session_timeout would kill the snapshot or a row count,
+# a DateStyle like 'SQL, DMY' breaks parsing timestamps, and a SQL_ASCII database hands text back
+# as bytes. Startup options outrank ALTER DATABASE/ROLE ... SET (GUC source "client").
+SESSION_OPTIONS = ("-c DateStyle=ISO -c IntervalStyle=postgres -c statement_timeout=0 -c lock_timeout=0"
+                   " -c idle_in_transaction_session_timeout=0 -c client_encoding=UTF8")
+
+
+def tool_dsn(dsn: str) -> str:
+    """``dsn`` with :data:`SESSION_OPTIONS` added to any ``options`` it already has."""
+    parts = conninfo_to_dict(dsn)
+    parts["options"] = f"{parts.get('options', '')} {SESSION_OPTIONS}".strip()
+    return make_conninfo(**parts)
+
+
 def connect(dsn: str, **kwargs) -> psycopg.Connection:
-    """psycopg connect with a one-line, password-free error that names the fix."""
+    """psycopg connect (with :data:`SESSION_OPTIONS`) with a one-line, password-free error that names the fix."""
     try:
-        return psycopg.connect(dsn, **kwargs)
+        return psycopg.connect(tool_dsn(dsn), **kwargs)
     except psycopg.OperationalError as exc:
         reason, code = connect_failure(dsn, exc)
         raise PilotlightError(f"cannot connect to {redact(dsn)}: {reason}", code) from None

@@ -89,7 +89,8 @@ def test_backups_list_and_verify_with_test_restore(env, awkward, capsys):
     rc = verify.main(env.args("--backup", newest, "--test-restore", "--json"))
     report = json.loads(capsys.readouterr().out)
     assert rc == 0, report["failures"]
-    assert report["backups"][0]["checks"] == {"primary-object": "ok", "primary-replication": "ok", "primary-sha256": "ok",
+    assert report["backups"][0]["checks"] == {"primary-object": "ok", "primary-manifest-seal": "ok",
+                                              "primary-replication": "ok", "primary-sha256": "ok",
                                               "dr-copy-decrypt-with-dr-key": "ok", "test-restore": "ok"}
     assert not [d for d in env.databases() if "_verify_" in d]
 
@@ -123,6 +124,6 @@ def test_dry_run_and_missing_yes_only_plan(env, awkward, capsys):
 def test_parallel_restore_from_a_private_spool(env, awkward, capsys):
     vault_backup.perform_backup(env.contract, "hourly", source_dsn=env.dsn(awkward))
     target = env.dsn("awkward_jobs")
-    assert restore.main(env.args("--target", target, "--latest", "--jobs", "2", "--yes")) == 0
+    assert restore.main(env.args("--target", target, "--latest", "--database", awkward, "--allow-rename", "--jobs", "2", "--yes")) == 0
     capsys.readouterr()
     assert table_checksums(target) == table_checksums(env.dsn(awkward))

@@ -22,7 +22,7 @@ from scripts.common import PilotlightError
 from scripts.postgres.dsn import side_dsn, with_dbname
 from scripts.vault.restore import RestoreResult, drop_database
 from scripts.drills.scenarios import DrillContext
-from scripts.vault.layout import Manifest
+from scripts.vault.layout import Manifest, drill_name
 
 TABLE = "public.orders"  # the sandbox's demo table (docs/drills.md: what data drills touch on a real stack)
 TIER = "hourly"
@@ -51,7 +51,12 @@ def fingerprint(target_dsn: str, table: str = TABLE) -> tuple[int, str]:
 
 
 def take_backup(ctx: DrillContext, side: str) -> Manifest:
-    return perform_backup(ctx.contract, TIER, source_dsn=dsn(ctx, side), db=ctx.db.name)
+    return perform_backup(ctx.contract, TIER, source_dsn=dsn(ctx, side), db=ctx.db.name, drill=True)
+
+
+def drill_backups(ctx: DrillContext) -> str:
+    """Where the drill's own backups are filed (what its restores read): never the real ones."""
+    return drill_name(ctx.db.name)
 
 
 def describe(manifest: Manifest, restored: RestoreResult | None = None) -> dict:
