@@ -5,15 +5,16 @@ operations and why is :mod:`scripts.vault.restore`.
 """
 from __future__ import annotations
 
-from scripts.commands.parser import emit, load_contract, parser_for, run
-from scripts.common import Exit, parse_timestamp
+from scripts.commands.parser import add_confirmation, emit, load_contract, parser_for, plan_exit, plan_only, run
+from scripts.common import Exit, log, parse_timestamp, utcnow
+from scripts.units import seconds as dur
 from stacks.vocabulary import SIDES
 from scripts.vault.restore import drop_kept, kept_copies, parse_age, perform_restore, rollback, validate_request
 
 
 def _kept_command(args) -> int:
     """--list-kept, --drop-kept OLDER and --rollback: the kept copies of --target."""
-    dry = args.dry_run or not args.yes
+    dry = plan_only(args)
     if args.list_kept:
         out = kept_copies(args.target)
         emit(args, out, lambda: [f"{k['name']}  kept {k['keptAt']}  {k['bytes'] >> 20} MiB" for k in out["kept"]]
@@ -29,7 +30,7 @@ def _kept_command(args) -> int:
         emit(args, out, lambda: [("plan (nothing done; pass --yes to roll back):" if dry else "rolled back:"),
                                  *(f"  - {step}" for step in out["plan"]),
                                  *([f"  the replaced database is kept as {out['keptAs']}"] if out["executed"] else [])])
-    return Exit.OK
+    return plan_exit(args, "pilotlight restore") if dry and not args.list_kept else Exit.OK
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -54,17 +55,19 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--no-owner", action="store_true",
                         help="into another environment: objects owned by the restoring user, no grants, no roles created")
     parser.add_argument("--terminate-sessions", action="store_true", help="end other sessions on the target")
-    parser.add_argument("--dry-run", action="store_true", help="print the plan only")
-    parser.add_argument("--yes", action="store_true", help="really restore (without it: the plan only)")
+    add_confirmation(parser, "restore and swap the database in")
 
     def body(args) -> int:
         if args.rollback or args.list_kept or args.drop_kept:
             return _kept_command(args)
         before = parse_timestamp(args.before, "--before") if args.before else None
+        if before is not None and before > utcnow():
+            log.warning("--before %s is in the future: every backup is before it, so this restores the newest one, "
+                        "as --latest would", args.before)
         tables = [t.strip() for t in args.tables.split(",") if t.strip()] if args.tables else None
         validate_request(args.target, args.from_region, tables, args.into_schema, args.jobs, args.backup)
         contract = load_contract(args)
-        dry = args.dry_run or not args.yes
+        dry = plan_only(args)
         result = perform_restore(contract, args.target, backup_id=args.backup, before=before, latest=args.latest,
                                  from_side=args.from_region, tables=tables, into_schema=args.into_schema,
                                  terminate_sessions=args.terminate_sessions, jobs=args.jobs, dry_run=dry,
@@ -72,10 +75,12 @@ def main(argv: list[str] | None = None) -> int:
                                  args=args)
 
         def human():
-            yield ("plan (nothing done; pass --yes to restore):" if dry else "restored:")
+            yield ("plan (nothing done):" if dry else "restored:")
             yield from (f"  - {step}" for step in result.plan)
             if result.executed:
-                yield f"  {len(result.row_counts)} tables match the manifest; took {result.seconds:.1f}s"
+                yield (f"  {sum(result.row_counts.values())} rows in {len(result.row_counts)} tables match the manifest; "
+                       f"took {dur(result.seconds)}")
+                yield "  phases: " + ", ".join(f"{p['name']} {dur(p['seconds'])}" for p in result.phases)
                 if result.roles_created:
                     yield (f"  recreated roles {', '.join(result.roles_created)} without passwords: set them from "
                            "Secrets Manager (ALTER ROLE ... PASSWORD) or grant rds_iam for IAM authentication")
@@ -84,6 +89,6 @@ def main(argv: list[str] | None = None) -> int:
                            "swaps it back, --drop-kept OLDER drops old copies)")
 
         emit(args, result.to_dict(), human)
-        return Exit.OK
+        return plan_exit(args, "pilotlight restore") if dry else Exit.OK
 
     return run(body, parser, argv)

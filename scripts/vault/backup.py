@@ -24,7 +24,6 @@ import subprocess
 import threading
 from concurrent.futures import ThreadPoolExecutor
 from datetime import datetime
-from importlib.metadata import PackageNotFoundError, version
 from typing import Iterable, Iterator
 
 import zstandard
@@ -37,6 +36,7 @@ from scripts.postgres import client as pg
 from scripts.postgres.globals import Globals, capture
 from scripts.common import Exit, PilotlightError, iso, log, utcnow
 from scripts.contract import Contract
+from scripts.version import describe
 from stacks.vocabulary import TIERS
 from scripts.postgres.dsn import parse_dsn, side_dsn
 from scripts.vault.pipeline import READ_SIZE, Digest, Reader, read_chunks, threaded, widen_pipe
@@ -54,10 +54,7 @@ TRANSFER.max_in_memory_upload_chunks = 3  # s3transfer's knob (default 10 x 16 M
 
 
 def tool_version() -> str:
-    try:
-        return f"pilotlight {version('pilotlight')}"
-    except PackageNotFoundError:
-        return "pilotlight (source)"
+    return describe()
 
 
 def compress(chunks: Iterable[bytes], level: int = ZSTD_LEVEL) -> Iterator[bytes]:

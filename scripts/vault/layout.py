@@ -23,7 +23,7 @@ from typing import Any, Mapping
 from botocore.exceptions import BotoCoreError, ClientError
 
 from scripts import aws
-from scripts.common import Exit, PilotlightError, Refused, UsageError, log
+from scripts.common import Exit, PilotlightError, Refused, UsageError, log, shown
 from scripts.contract import Contract
 from scripts.vault import envelope
 from scripts.vault.envelope import IntegrityError
@@ -35,6 +35,9 @@ GLOBALS = "globals"  # the sealed database statements and roles (scripts.postgre
 NAME_RE = re.compile(r"[A-Za-z0-9][A-Za-z0-9_-]{0,62}")
 BACKUP_ID_RE = re.compile(r"^(?P<db>[A-Za-z0-9][A-Za-z0-9_-]{0,62})-(?P<ts>\d{8}T\d{12}Z)-(?P<rand>[0-9a-f]{6})$")
 _TS_FORMAT = "%Y%m%dT%H%M%S%fZ"
+
+
+MAX_ID_LENGTH = 63 + 1 + 22 + 1 + 6
 
 
 def new_backup_id(database: str, now: datetime, source: str = "") -> str:
@@ -58,7 +61,8 @@ def id_source_tag(backup_id: str) -> str:
 def validate_backup_id(text: str) -> str:
     """The id itself, or a UsageError: ids become S3 keys, so nothing like ``../`` or ``/`` passes."""
     if not isinstance(text, str) or not BACKUP_ID_RE.fullmatch(text):
-        raise UsageError(f"--backup {text!r} is not a backup id (like orders-20261124T093000123456Z-a1b2c3)")
+        raise UsageError(f"--backup {shown(str(text))} is not a backup id (like orders-20261124T093000123456Z-a1b2c3; "
+                         f"at most {MAX_ID_LENGTH} characters)")
     return text
 
 

@@ -35,6 +35,7 @@ import threading
 import time
 from dataclasses import asdict, dataclass, field
 from datetime import datetime, timedelta
+from typing import Any
 
 import psycopg
 import zstandard
@@ -42,17 +43,21 @@ from psycopg import sql
 
 from scripts import progress
 from scripts.postgres import client as pg
-from scripts.common import PilotlightError, Refused, UsageError, log, utcnow
+from scripts.common import PilotlightError, Refused, UsageError, camel, log, shown, utcnow
 from scripts.contract import Contract
 from stacks.vocabulary import SIDES
 from scripts.postgres.dsn import parse_dsn, redact, with_dbname
 from scripts.postgres.globals import Globals, create_missing_roles
 from scripts.postgres.kept import KEPT, drop, list_kept, scratch_name
+from scripts.units import size
 from scripts.vault.envelope import IntegrityError
 from scripts.vault.pipeline import widen_pipe
 from scripts.vault.stream import BackupStream, read_globals
 from scripts.vault.layout import Manifest, filing_name, id_database, select_backup, validate_backup_id
 
+LOAD, INDEXES = "download, verify, load", "indexes and constraints (pg_restore)"
+COUNTS, SWAP = "row counts against the manifest", "swap"
+MAX_IDENTIFIER_BYTES = 63  # PostgreSQL's NAMEDATALEN - 1
 _IDENT = re.compile(r"^[A-Za-z_][A-Za-z0-9_]{0,62}$")
 _RESERVED_SCHEMAS = {"information_schema"}
 _TABLE = re.compile(r"^(?:[A-Za-z_][A-Za-z0-9_$]{0,62}\.)?[A-Za-z_][A-Za-z0-9_$]{0,62}$")
@@ -72,9 +77,11 @@ class RestoreResult:
     roles_created: list[str] = field(default_factory=list)
     row_counts: dict[str, int] = field(default_factory=dict)
     seconds: float = 0.0
+    phases: list[dict] = field(default_factory=list)  # [{name, seconds}]: where the time went
 
     def to_dict(self) -> dict:
-        return asdict(self)
+        """camelCase keys, like every JSON output (the values, e.g. table names, are kept as they are)."""
+        return {camel(k): v for k, v in asdict(self).items()}
 
 
 def validate_request(target_dsn: str, from_side: str, tables, into_schema, jobs: int, backup_id) -> tuple[dict, str]:
@@ -82,6 +89,9 @@ def validate_request(target_dsn: str, from_side: str, tables, into_schema, jobs:
     target = parts.get("dbname")
     if not target:
         raise UsageError("--target must name a database (dbname=... or postgresql://host/NAME)")
+    if len(target.encode()) > MAX_IDENTIFIER_BYTES:
+        raise UsageError(f"--target database name {shown(target)} is {len(target.encode())} bytes; PostgreSQL names "
+                         f"are at most {MAX_IDENTIFIER_BYTES} bytes (longer ones are silently truncated)")
     if target in ("postgres", "template0", "template1"):
         raise UsageError(f"--target database {target!r} is a system database; restore into the service's database")
     if from_side not in SIDES:
@@ -89,12 +99,15 @@ def validate_request(target_dsn: str, from_side: str, tables, into_schema, jobs:
     if bool(tables) != bool(into_schema):
         raise UsageError("--tables and --into-schema go together (partial restore into a new schema)")
     if into_schema and not _IDENT.match(into_schema):
-        raise UsageError(f"--into-schema {into_schema!r} is not a plain identifier")
+        raise UsageError(f"--into-schema {shown(into_schema)} is not a plain identifier (letters, digits and _, "
+                         f"at most {MAX_IDENTIFIER_BYTES} characters)")
     if into_schema and (into_schema.lower().startswith("pg_") or into_schema.lower() in _RESERVED_SCHEMAS):
-        raise UsageError(f"--into-schema {into_schema!r} is reserved by PostgreSQL; pick a new schema name")
+        raise UsageError(f"--into-schema {into_schema!r} is reserved by PostgreSQL (pg_* and information_schema); "
+                         "pick a new schema name such as recovered")
     for t in tables or ():
         if not _TABLE.match(t):
-            raise UsageError(f"--tables entry {t!r} is not a table name (name or schema.name)")
+            raise UsageError(f"--tables entry {shown(t)} is not a table name (name or schema.name, each at most "
+                             f"{MAX_IDENTIFIER_BYTES} characters)")
     if jobs < 1:
         raise UsageError("--jobs must be at least 1")
     if backup_id is not None:
@@ -139,7 +152,7 @@ def perform_restore(contract: Contract, target_dsn: str, *, backup_id: str | Non
     bucket = contract.buckets[from_side].bucket
     plan = [target_checked, check_space(admin, manifest),
             f"backup {manifest.id} (snapshot {manifest.doc['times']['snapshot']}) from s3://{bucket} ({from_side})",
-            f"metadata checked: {manifest.stored_bytes} stored bytes, version and checksum match the manifest"]
+            f"metadata checked: {size(manifest.stored_bytes)} stored, version and checksum match the manifest"]
     if tables:
         plan += [f"restore tables {', '.join(tables)} into scratch database {scratch}",
                  f"copy them into new schema {into_schema} of the live database {target}; drop {scratch}"]
@@ -156,7 +169,9 @@ def perform_restore(contract: Contract, target_dsn: str, *, backup_id: str | Non
     if dry_run:
         return result
     globals_ = None if tables else read_globals(contract, from_side, manifest)
-    with pg.connect(admin, autocommit=True) as guard:
+    with pg.connect(admin, autocommit=True) as guard, \
+            progress.bar(args, f"restore {manifest.id}: download, verify, load", total=manifest.stored_bytes,
+                         phase=LOAD) as bar:
         owner, fenced = _prepare(guard, target_dsn, target, scratch, tables, into_schema, terminate_sessions)
         properties = None
         if globals_ is not None:
@@ -172,15 +187,18 @@ def perform_restore(contract: Contract, target_dsn: str, *, backup_id: str | Non
                 with tempfile.TemporaryDirectory(prefix="pilotlight-toc-") as tmp:
                     listing = os.path.join(tmp, "toc")
                     _write_listing(contract, from_side, manifest, tables, listing)
-                    _stream_restore(contract, from_side, manifest, scratch_dsn, jobs, args, listing)
+                    _stream_restore(contract, from_side, manifest, scratch_dsn, jobs, args, listing, bar=bar)
+                bar.phase(f"copy {', '.join(tables)} into schema {into_schema}")
                 result.row_counts = _move_tables(scratch_dsn, with_dbname(target_dsn, target), into_schema, manifest)
             else:
-                _stream_restore(contract, from_side, manifest, scratch_dsn, jobs, args, no_owner=no_owner)
+                _stream_restore(contract, from_side, manifest, scratch_dsn, jobs, args, no_owner=no_owner, bar=bar)
+                bar.phase(COUNTS)
                 result.row_counts = check_counts(scratch_dsn, manifest)
                 if properties is not None:
                     _apply(guard, scratch, properties[1])
                 elif owner is not None:
                     _copy_database_settings(guard, target, scratch)  # a backup from before globals were captured
+                bar.phase(SWAP)
                 try:
                     with pg.connect(admin, autocommit=True) as conn:
                         previous = _swap(conn, target, scratch, previous, owner is not None, terminate_sessions)
@@ -194,6 +212,7 @@ def perform_restore(contract: Contract, target_dsn: str, *, backup_id: str | Non
                 drop_database(admin, scratch)
                 if fenced:
                     _unfence(guard, target)
+        result.phases = bar.close()
     result.executed = True
     result.seconds = round(time.monotonic() - started, 3)
     return result
@@ -245,8 +264,13 @@ def _free_bytes(admin_dsn: str) -> int | None:
     return st.f_bavail * st.f_frsize
 
 
-def trial_restore(contract: Contract, side: str, manifest: Manifest, server_dsn: str, args=None) -> dict[str, int]:
-    """Restore into a throwaway database on ``server_dsn``'s server, check it, drop it (verify --test-restore)."""
+def trial_restore(contract: Contract, side: str, manifest: Manifest, server_dsn: str, args=None) -> dict[str, Any]:
+    """Restore into a throwaway database on ``server_dsn``'s server, check it, drop it (verify --test-restore).
+
+    Returns what was restored and checked: the scratch database, the server, tables and rows
+    compared with the manifest, and how long it took.
+    """
+    started = time.monotonic()
     scratch = scratch_name(manifest.database, f"_verify_{_stamp(utcnow())}")
     globals_ = read_globals(contract, side, manifest)
     admin = with_dbname(server_dsn, "postgres")
@@ -254,9 +278,13 @@ def trial_restore(contract: Contract, side: str, manifest: Manifest, server_dsn:
         _create_scratch(conn, scratch, globals_.for_database(scratch, owners=False) if globals_ else None, None)
     try:
         _stream_restore(contract, side, manifest, with_dbname(server_dsn, scratch), 1, args)
-        return check_counts(with_dbname(server_dsn, scratch), manifest)
+        counts = check_counts(with_dbname(server_dsn, scratch), manifest)
     finally:
         drop_database(admin, scratch)
+    parts = parse_dsn(server_dsn, "--server")
+    return {"database": scratch, "server": f"{parts.get('host', 'localhost')}:{parts.get('port', 5432)}",
+            "tables": len(counts), "rows": sum(counts.values()), "rowCounts": counts,
+            "dumpBytes": manifest.doc["dump"]["bytes"], "seconds": round(time.monotonic() - started, 3), "dropped": True}
 
 
 def _prepare(conn, target_dsn: str, target: str, scratch: str, tables, into_schema,
@@ -488,19 +516,22 @@ def _restore_cmd(dsn: str, jobs: int, listing: str | None, source: str | None,
 
 
 def _stream_restore(contract: Contract, side: str, manifest: Manifest, dsn: str, jobs: int, args,
-                    listing: str | None = None, no_owner: bool = False) -> None:
+                    listing: str | None = None, no_owner: bool = False, bar: progress.Bar | None = None) -> None:
     """Feed the verified dump to pg_restore; every check passes or the caller drops the scratch."""
-    with progress.bar(args, f"restore {manifest.id}", total=manifest.stored_bytes) as bar:
-        stream = BackupStream(contract, side, manifest, bar)
-        try:
-            if jobs > 1:
-                _spooled(stream, dsn, jobs, listing, no_owner)
-            else:
-                _piped(stream, dsn, listing, no_owner)
-        except zstandard.ZstdError as exc:
-            raise IntegrityError(f"backup {manifest.id}: compressed dump is corrupt ({exc})") from None
-        finally:
-            stream.close()
+    if bar is None:
+        with progress.bar(args, f"restore {manifest.id}: download, verify, load", total=manifest.stored_bytes,
+                          phase=LOAD) as own:
+            return _stream_restore(contract, side, manifest, dsn, jobs, args, listing, no_owner, own)
+    stream = BackupStream(contract, side, manifest, bar)
+    try:
+        if jobs > 1:
+            _spooled(stream, dsn, jobs, listing, no_owner, bar)
+        else:
+            _piped(stream, dsn, listing, no_owner, bar)
+    except zstandard.ZstdError as exc:
+        raise IntegrityError(f"backup {manifest.id}: compressed dump is corrupt ({exc})") from None
+    finally:
+        stream.close()
 
 
 def _run_tail(stream, into: list[str]) -> None:
@@ -509,7 +540,8 @@ def _run_tail(stream, into: list[str]) -> None:
         del into[:-20]
 
 
-def _piped(stream: BackupStream, dsn: str, listing: str | None, no_owner: bool = False) -> None:
+def _piped(stream: BackupStream, dsn: str, listing: str | None, no_owner: bool = False,
+           bar: progress.Bar | None = None) -> None:
     cmd, env = _restore_cmd(dsn, 1, listing, None, no_owner=no_owner)
     proc = subprocess.Popen(cmd, stdin=subprocess.PIPE, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, env=env)
     widen_pipe(proc.stdin)  # each 1 MiB chunk in one hand-over
@@ -534,6 +566,8 @@ def _piped(stream: BackupStream, dsn: str, listing: str | None, no_owner: bool =
             proc.stdin.close()
         except BrokenPipeError:
             pass
+        if bar is not None:
+            bar.phase(INDEXES)  # every byte is in: pg_restore finishes the data, then indexes and constraints
         rc = proc.wait()
     except BaseException:
         proc.kill()
@@ -544,7 +578,8 @@ def _piped(stream: BackupStream, dsn: str, listing: str | None, no_owner: bool =
         raise PilotlightError(f"pg_restore failed (stopped at the first error): {_first_error(tail)}")
 
 
-def _spooled(stream: BackupStream, dsn: str, jobs: int, listing: str | None, no_owner: bool = False) -> None:
+def _spooled(stream: BackupStream, dsn: str, jobs: int, listing: str | None, no_owner: bool = False,
+             bar: progress.Bar | None = None) -> None:
     """``pg_restore -j`` needs a seekable archive: a private 0600 file, removed whatever happens."""
     spool_dir = tempfile.mkdtemp(prefix="pilotlight-restore-")
     try:
@@ -554,6 +589,8 @@ def _spooled(stream: BackupStream, dsn: str, jobs: int, listing: str | None, no_
             for chunk in stream:
                 out.write(chunk)
         stream.finish()
+        if bar is not None:
+            bar.phase(f"load, indexes and constraints (pg_restore -j {jobs})")
         cmd, env = _restore_cmd(dsn, jobs, listing, path, no_owner=no_owner)
         proc = subprocess.run(cmd, stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, env=env)
         if proc.returncode != 0:

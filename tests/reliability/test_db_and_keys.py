@@ -219,7 +219,7 @@ def test_case10_killed_between_swap_steps_the_name_always_names_a_complete_datab
     assert not [d for d in rel.databases() if d.startswith(f"{target}_pre_restore_")]
     monkeypatch.setattr(vault_restore, "utcnow", lambda: orphan_time(orphan) + timedelta(seconds=2))
     assert restore.main(restore_args(rel, target, "--backup", m.id, "--json")) == Exit.OK  # a later rerun finishes
-    assert json.loads(capsys.readouterr().out)["kept_previous_as"].startswith(f"{target}_pre_restore_")
+    assert json.loads(capsys.readouterr().out)["keptPreviousAs"].startswith(f"{target}_pre_restore_")
     assert table_checksums(rel.dsn(target)) == table_checksums(rel.dsn(ledger))
 
 
@@ -394,7 +394,7 @@ def test_two_restores_in_the_same_second_keep_both_previous_databases(rel, ledge
     kept = []
     for _ in range(2):
         assert restore.main(restore_args(rel, target, "--backup", m.id, "--json")) == Exit.OK
-        kept.append(json.loads(capsys.readouterr().out)["kept_previous_as"])
+        kept.append(json.loads(capsys.readouterr().out)["keptPreviousAs"])
     assert kept[0] != kept[1] and kept[1] == f"{kept[0]}_2"
     assert set(kept) <= set(rel.databases())
     assert table_checksums(rel.dsn(target)) == table_checksums(rel.dsn(ledger))

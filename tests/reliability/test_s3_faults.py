@@ -156,7 +156,7 @@ def test_case5_deleted_object_with_manifest_kept_is_skipped_and_named(rel, shop,
     assert gone.id not in rel.complete_ids() and good.id in rel.complete_ids()
     target = "rel_shop_latest5"
     assert restore.main(rel.args("--target", rel.dsn(target), "--latest", "--database", shop, "--allow-rename", "--yes", "--json")) == Exit.OK
-    assert json.loads(capsys.readouterr().out)["backup_id"] != gone.id
+    assert json.loads(capsys.readouterr().out)["backupId"] != gone.id
     assert restore.main(rel.args("--target", rel.dsn(target), "--backup", gone.id, "--allow-rename", "--yes")) == Exit.REFUSED
     assert "stored object missing" in one_line_error(capsys)
     assert verify.main(rel.args("--backup", gone.id, "--json")) == Exit.FAILED
@@ -203,7 +203,7 @@ def test_case8_incomplete_and_failed_backups_are_ignored_by_time_selection(rel, 
     cut = iso(failed.snapshot_at + timedelta(seconds=1))
     target = "rel_shop_before8"
     assert restore.main(rel.args("--target", rel.dsn(target), "--before", cut, "--database", shop, "--allow-rename", "--yes", "--json")) == Exit.OK
-    assert json.loads(capsys.readouterr().out)["backup_id"] == good.id
+    assert json.loads(capsys.readouterr().out)["backupId"] == good.id
     for m in (incomplete, failed):
         assert restore.main(rel.args("--target", rel.dsn(target), "--backup", m.id, "--allow-rename", "--yes")) == Exit.REFUSED
         assert "is not usable" in one_line_error(capsys)

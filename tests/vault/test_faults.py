@@ -91,7 +91,7 @@ def test_truncated_object_is_skipped_by_latest_and_named_by_verify(env, shop, ca
     bad = take(env, shop)
     put_object(env, bad, stored(env, bad)[:-500])
     assert restore.main(restore_args(env, "shop_latest", "--latest", "--database", shop, "--allow-rename", "--json", "--yes")) == 0
-    assert json.loads(capsys.readouterr().out)["backup_id"] == good.id
+    assert json.loads(capsys.readouterr().out)["backupId"] == good.id
     assert restore.main(restore_args(env, shop, "--backup", bad.id, "--yes")) == Exit.REFUSED
     assert "bytes, manifest says" in one_line_error(capsys)
     assert verify.main(env.args("--all", "--database", shop, "--json")) == Exit.FAILED
@@ -122,7 +122,7 @@ def test_before_picks_the_newest_strictly_earlier_backup(env, shop, capsys):
         made.append(take(env, shop, "daily"))
     cut = made[2].snapshot_at - timedelta(microseconds=1)
     assert restore.main(restore_args(env, "shop_before", "--before", iso(cut), "--database", shop, "--allow-rename", "--yes", "--json")) == 0
-    assert json.loads(capsys.readouterr().out)["backup_id"] == made[1].id
+    assert json.loads(capsys.readouterr().out)["backupId"] == made[1].id
     assert env.query("shop_before", "SELECT n FROM marker") == [(2,)]
     oldest = min(e.time for e in list_backups(env.contract, "primary"))
     assert restore.main(restore_args(env, "shop_before", "--before", iso(oldest), "--database", shop, "--yes")) == Exit.FAILED
@@ -194,7 +194,7 @@ def test_partial_restore_into_new_schema(env, shop, capsys):
     env.execute(shop, "DELETE FROM items WHERE id > 90")
     args = restore_args(env, shop, "--backup", m.id, "--tables", "items", "--into-schema", "recovered", "--yes", "--json")
     assert restore.main(args) == 0
-    assert json.loads(capsys.readouterr().out)["row_counts"] == {"recovered.items": 100}
+    assert json.loads(capsys.readouterr().out)["rowCounts"] == {"recovered.items": 100}
     assert env.query(shop, "SELECT count(*) FROM items") == [(90,)]
     assert env.query(shop, "SELECT count(*) FROM recovered.items WHERE id > 90") == [(10,)]
     assert restore.main(args) == Exit.REFUSED  # never touches an existing schema

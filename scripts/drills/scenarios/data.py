@@ -61,7 +61,7 @@ def drill_backups(ctx: DrillContext) -> str:
 
 def describe(manifest: Manifest, restored: RestoreResult | None = None) -> dict:
     doc = {"id": manifest.id, "tier": manifest.tier, "takenAt": manifest.doc["times"]["snapshot"],
-           "storedBytes": manifest.stored_bytes}
+           "storedBytes": manifest.stored_bytes, "dumpBytes": manifest.doc["dump"]["bytes"]}
     if restored is not None:
         doc["restoreSeconds"] = restored.seconds
     return doc
@@ -92,7 +92,7 @@ def heartbeat_running(ctx: DrillContext, side: str) -> Iterator[heartbeat.Heartb
     finally:
         beat.stop()
         gaps = [b.at - a.at for a, b in zip(beat.acks, beat.acks[1:])]
-        ctx.measured["heartbeat"] = beat.summary()
+        ctx.measured["heartbeat"] = beat.summary(origin=ctx.steps.t0)
         ctx.measured["longestWriteGapSeconds"] = round(max(gaps, default=0.0), 3)
         with ctx.steps.step("cleanup: drop heartbeat table"):
             heartbeat.drop_table(ctx.contract, ctx.db, side)
