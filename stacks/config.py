@@ -21,8 +21,9 @@ from typing import TYPE_CHECKING, Any, Mapping
 if TYPE_CHECKING:
     from stacks.jobsconfig import JobsConfig
 
+from stacks.vocabulary import SIDES
+
 NAMESPACE = "pilotlight"
-SIDES = ("primary", "dr")
 
 # Commercial and GovCloud regions that have RDS PostgreSQL, S3 CRR with RTC and Route 53 health checks.
 KNOWN_REGIONS = frozenset(
@@ -69,6 +70,7 @@ DEFAULT_OBJECTIVES = MappingProxyType(
 _DURATION_RE = re.compile(r"^\s*(\d+)\s*([smhd])\s*$")
 _UNITS = {"s": 1, "m": 60, "h": 3600, "d": 86400}
 _NAME_RE = re.compile(r"^[a-z][a-z0-9]*(-[a-z0-9]+)*$")
+_PREFIX_RE = re.compile(r"^[a-z0-9][a-z0-9_-]{0,62}/$")
 _DBNAME_RE = re.compile(r"^[A-Za-z_][A-Za-z0-9_]{0,62}$")
 _RDS_ARN_RE = re.compile(r"^arn:(aws[a-z-]*):rds:([a-z0-9-]+):(\d{12}):db:([A-Za-z][A-Za-z0-9-]{0,62})$")
 _HOST_RE = re.compile(r"^(?=.{1,253}$)([A-Za-z0-9]([A-Za-z0-9-]{0,61}[A-Za-z0-9])?\.)*[A-Za-z0-9]([A-Za-z0-9-]{0,61}[A-Za-z0-9])?$")
@@ -507,8 +509,9 @@ def _vault(top: _Section) -> VaultConfig:
     for name, interval in TIER_INTERVALS.items():
         t = tiers_section.section(name, ("prefix", "retentionDays", "noncurrentDays", "archiveAfterDays", "archiveClass"))
         prefix = t.text("prefix", f"{name}/")
-        if not prefix.endswith("/") or prefix.startswith("/"):
-            raise _fail(t.at("prefix"), prefix, f"use a key prefix ending in '/', like {name}/")
+        if not _PREFIX_RE.match(prefix):  # object keys are built from it: no '..', no '/' inside
+            raise _fail(t.at("prefix"), prefix, f"use lowercase letters, digits, '_' or '-' and one '/' at the end "
+                                                f"(at most 64 characters), like {name}/")
         retention = t.integer("retentionDays", DEFAULT_RETENTION_DAYS[name], 1, 36500)
         if retention * 86400 < interval:
             raise _fail(

@@ -23,9 +23,10 @@ from components.standby import Standby, StandbyArgs, StandbyNetwork, StandbyNetw
 from components.vault import BackupVault, BackupVaultArgs
 from stacks import naming, objectives
 from stacks.jobsplan import job_specs
-from stacks.config import SIDES, DatabaseConfig, StackConfig
+from stacks.config import DatabaseConfig, StackConfig
 from stacks.documents import vault_rules
-from stacks.outputs import BACKUP_AGE_METRIC, METRIC_NAMESPACE, outputs_document, primary_endpoint
+from stacks.outputs import outputs_document, primary_endpoint
+from stacks.vocabulary import BACKUP_AGE_METRIC, METRIC_NAMESPACE, SIDES
 
 ARC_CONTROL_PLANE_REGION = "us-west-2"
 ACCESS_ROLES_OUTPUT = "accessRoles"
