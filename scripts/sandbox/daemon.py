@@ -179,7 +179,7 @@ class Daemon:
 
 
 def main(argv: list[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(prog="pilotlight-sandbox-daemon")
+    parser = argparse.ArgumentParser(prog="pilotlight-sandbox-daemon", allow_abbrev=False)
     parser.add_argument("--state-dir", type=Path, required=True)
     parser.add_argument("--regions", required=True, help="comma-separated: primary,dr")
     args = parser.parse_args(argv)
