@@ -158,6 +158,22 @@ class Sandbox:
 
 
 @dataclass(frozen=True)
+class Job:
+    """One scheduled job (optional ``jobs`` section): what runs, when, and with which environment."""
+
+    name: str
+    kind: str
+    database: str
+    tier: str | None
+    side: str
+    region: str
+    schedule: str
+    timezone: str
+    command: tuple[str, ...]
+    environment: Mapping[str, str]
+
+
+@dataclass(frozen=True)
 class Contract:
     project: str
     stack: str
@@ -178,6 +194,7 @@ class Contract:
     objectives: Mapping[str, Objective]
     sandbox: Sandbox | None
     raw: Mapping[str, Any]
+    jobs: tuple["Job", ...] = ()
 
     def region(self, side: str) -> str:
         return self.regions[side]
@@ -325,7 +342,28 @@ def parse(doc: Mapping[str, Any]) -> Contract:
         objectives=objectives,
         sandbox=_parse_sandbox(doc["sandbox"], regions.values()) if doc.get("sandbox") else None,
         raw=doc,
+        jobs=_parse_jobs(doc.get("jobs") or []),
     )
+
+
+def _parse_jobs(raw: Any) -> tuple[Job, ...]:
+    if not isinstance(raw, list):
+        raise ContractError("outputs 'jobs' must be a list")
+    jobs = []
+    for i, item in enumerate(raw):
+        w = {"jobs": {str(i): item}}
+        p = f"jobs.{i}"
+        command = _get(w, f"{p}.command")
+        env = _get(w, f"{p}.environment")
+        if not isinstance(command, list) or not all(isinstance(c, str) for c in command) or not isinstance(env, Mapping):
+            raise ContractError(f"outputs '{p}' needs a command (list of strings) and an environment (object)")
+        jobs.append(Job(
+            name=_str(w, f"{p}.name"), kind=_str(w, f"{p}.kind"), database=_str(w, f"{p}.database"),
+            tier=item.get("tier"), side=_str(w, f"{p}.side"), region=_str(w, f"{p}.region"),
+            schedule=_str(w, f"{p}.schedule"), timezone=_str(w, f"{p}.timezone"),
+            command=tuple(command), environment=dict(env),
+        ))
+    return tuple(jobs)
 
 
 def _parse_sandbox(raw: Mapping[str, Any], regions) -> Sandbox:

@@ -16,6 +16,7 @@ import argparse
 import errno
 import json
 import logging
+import os
 import re
 import sys
 import traceback
@@ -24,7 +25,7 @@ from typing import Any, Callable, Iterable
 
 from scripts import version
 from scripts.common import Exit, PilotlightError, did_you_mean
-from scripts.contract import SANDBOX_DIR_ENV, Contract, ContractError, default_outputs_file, load_file, load_stack
+from scripts.contract import SANDBOX_DIR_ENV, Contract, ContractError, default_outputs_file, load_file, load_stack, parse
 
 
 class ArgError(SystemExit):
@@ -93,6 +94,9 @@ def parser_for(prog: str, description: str, sources: tuple[str, ...] = SOURCES) 
     return parser
 
 
+OUTPUTS_ENV = "PILOTLIGHT_OUTPUTS"
+
+
 def add_confirmation(parser: argparse.ArgumentParser, does: str) -> None:
     """The one "plan only" convention of destructive commands (README, exit codes).
 
@@ -118,9 +122,15 @@ def plan_exit(args: argparse.Namespace, prog: str) -> Exit:
 
 
 def load_contract(args: argparse.Namespace) -> Contract:
-    """The contract named by --stack or --outputs (default: the sandbox's file)."""
+    """The contract named by --stack or --outputs, else ``$PILOTLIGHT_OUTPUTS`` (the scheduled
+    tasks carry it there, components/jobs.py), else the sandbox's file."""
     if getattr(args, "stack", None):
         return load_stack(args.stack)
+    if not getattr(args, "outputs", None) and os.environ.get(OUTPUTS_ENV):
+        try:
+            return parse(json.loads(os.environ[OUTPUTS_ENV]))
+        except json.JSONDecodeError:
+            raise ContractError(f"${OUTPUTS_ENV} is not valid JSON") from None
     return load_file(getattr(args, "outputs", None) or default_outputs_file())
 
 

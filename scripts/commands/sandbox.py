@@ -28,6 +28,9 @@ def parse_arguments() -> argparse.ArgumentParser:
                         help="stack config the sandbox is built from (default: Pulumi.dr.yaml)")
     parser.add_argument("--seed-rows", type=int, default=1000, metavar="N",
                         help="demo rows per table in the sandbox database (up; default 1000)")
+    parser.add_argument("--schedule-speed", type=float, default=0, metavar="N",
+                        help="run the stack's scheduled jobs (backups, verification), N times faster than real "
+                             "time (up; default 0: off)")
     return parser
 
 
@@ -35,8 +38,10 @@ def body(args: argparse.Namespace) -> Exit:
     args.state_dir = args.state_dir or default_sandbox_dir()
     if args.seed_rows < 0:
         raise UsageError(f"--seed-rows must be >= 0, got {args.seed_rows}")
+    if not 0 <= args.schedule_speed <= 1_000_000:
+        raise UsageError(f"--schedule-speed must be from 0 (off) to 1000000, got {args.schedule_speed:g}")
     if args.action == "up":
-        doc, reused = lifecycle.up(args.state_dir, args.config, args.seed_rows)
+        doc, reused = lifecycle.up(args.state_dir, args.config, args.seed_rows, args.schedule_speed)
         outputs = args.state_dir.absolute() / "outputs.json"
         emit(args, {"state": "up", "reused": reused, "outputs": str(outputs), "contract": doc},
              lambda: _up_lines(doc, outputs, reused))

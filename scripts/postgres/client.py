@@ -6,7 +6,9 @@ appears in a process listing; the sandbox and AWS use a passfile or libpq's envi
 from __future__ import annotations
 
 import os
+import re
 import shutil
+import subprocess
 import threading
 from concurrent.futures import ThreadPoolExecutor
 from contextlib import contextmanager
@@ -47,6 +49,21 @@ def binary(name: str) -> str:
     if not found:
         raise PilotlightError(f"{name} not found (set PILOTLIGHT_PG_BIN to PostgreSQL's bin directory)")
     return found
+
+
+def require_dump_client_for(server_version: str) -> None:
+    """Refuse a ``pg_dump`` older than the server: it cannot dump a newer server's catalogs reliably.
+
+    PostgreSQL's pg_dump docs: "pg_dump cannot dump from PostgreSQL servers newer than its own
+    major version". The image pins the client of the declared major (PILOTLIGHT_PG_BIN).
+    """
+    out = subprocess.run([binary("pg_dump"), "--version"], capture_output=True, text=True, check=False).stdout
+    match = re.search(r"(\d+)(?:\.\d+)?", out)
+    client = int(match.group(1)) if match else 0
+    server = int(re.match(r"\d+", server_version).group(0))
+    if client < server:
+        raise Refused(f"pg_dump {client} is older than the server ({server_version}): install "
+                      f"postgresql-client-{server} and set PILOTLIGHT_PG_BIN=/usr/lib/postgresql/{server}/bin")
 
 
 def client_args(dsn: str) -> tuple[str, dict[str, str]]:

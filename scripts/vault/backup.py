@@ -113,14 +113,18 @@ def perform_backup(contract: Contract, tier: str, source_dsn: str | None = None,
     started = utcnow()
     source = f"{parts.get('host', '')}:{parts.get('port', '')}/{parts.get('dbname', '')}"
     backup_id = new_backup_id(name, started, source)
-    bucket = contract.buckets["primary"].bucket
+    # The active side's vault, with its key: after a failover the DR vault (the primary region
+    # may be the one that is down); S3 replication carries it to the other side.
+    side = contract.active
+    bucket = contract.buckets[side].bucket
     key = object_key(contract, tier, name, backup_id, DUMP)
-    s3 = aws.client(contract, "s3", "primary")
+    s3 = aws.client(contract, "s3", side)
     log.info("backup %s of %s into s3://%s/%s", backup_id, name, bucket, key)
 
     # Every put of this backup's objects is write-once (If-None-Match), as the bucket policy demands.
     with (write_once(s3, key.rsplit("/", 1)[0] + "/"),
           pg.exported_snapshot(dsn, lock=f"pilotlight-backup:{name}") as snap):
+        pg.require_dump_client_for(snap.server_version)
         conninfo, env = pg.client_args(dsn)
         proc = subprocess.Popen(
             [pg.binary("pg_dump"), "-Fc", "-Z0", f"--snapshot={snap.id}", "--no-password", f"--dbname={conninfo}"],
@@ -141,7 +145,7 @@ def perform_backup(contract: Contract, tier: str, source_dsn: str | None = None,
             try:
                 with progress.bar(args, f"backup {backup_id}") as bar:
                     reader = Reader(bar.tap(stream))
-                    s3.upload_fileobj(reader, bucket, key, ExtraArgs=sse_args(contract, "primary"), Config=TRANSFER)
+                    s3.upload_fileobj(reader, bucket, key, ExtraArgs=sse_args(contract, side), Config=TRANSFER)
                 row_counts, captured = counts.result(), globals_.result()
             except (ClientError, BotoCoreError) as exc:
                 raise aws_error(exc, f"upload to s3://{bucket} failed (multipart upload aborted)") from None
@@ -175,7 +179,7 @@ def perform_backup(contract: Contract, tier: str, source_dsn: str | None = None,
                    "serverVersion": snap.server_version, "systemIdentifier": snap.system_identifier},
         "dump": {"format": "pg_dump custom (-Fc -Z0)", "compression": f"zstd-{ZSTD_LEVEL}",
                  "bytes": dump.size, "sha256": dump.hexdigest()},
-        "object": {"bucket": bucket, "key": key, "region": contract.regions["primary"],
+        "object": {"bucket": bucket, "key": key, "region": contract.regions[side],
                    "versionId": head.get("VersionId"), "storedBytes": stored.size, "sha256": stored.hexdigest(),
                    "checksumSha256": head.get("ChecksumSHA256")},
         "encryption": {"algorithm": header["algorithm"], "chunkSize": header["chunkSize"],
@@ -189,7 +193,7 @@ def perform_backup(contract: Contract, tier: str, source_dsn: str | None = None,
     try:
         s3.put_object(Bucket=bucket, Key=object_key(contract, tier, name, backup_id, MANIFEST),
                       Body=manifest.dumps(), ContentType="application/json", IfNoneMatch="*",
-                      **sse_args(contract, "primary"))
+                      **sse_args(contract, side))
     except (ClientError, BotoCoreError) as exc:
         raise aws_error(exc, f"backup {backup_id} uploaded but its manifest could not be written; not a backup") from None
     if not drill:
@@ -206,8 +210,8 @@ def store_globals(contract: Contract, s3, key: str, backup_id: str, database: st
     header = envelope.make_header(data_key, backup_id, database)
     body = b"".join(envelope.encrypt_stream([json.dumps(captured.to_doc()).encode()], data_key.plaintext, header))
     try:
-        put = s3.put_object(Bucket=contract.buckets["primary"].bucket, Key=key, Body=body, IfNoneMatch="*",
-                            ContentType="application/octet-stream", **sse_args(contract, "primary"))
+        put = s3.put_object(Bucket=contract.buckets[contract.active].bucket, Key=key, Body=body, IfNoneMatch="*",
+                            ContentType="application/octet-stream", **sse_args(contract, contract.active))
     except (ClientError, BotoCoreError) as exc:
         raise aws_error(exc, f"backup {backup_id}: its roles and database properties could not be stored") from None
     return {"key": key, "versionId": put.get("VersionId"), "storedBytes": len(body),
@@ -227,8 +231,8 @@ def abort_orphaned_uploads(contract: Contract, database: str, before: datetime, 
     backup id (the client's clock), not S3's ``Initiated`` (moto reports one fixed time for every
     upload). On AWS the bucket's AbortIncompleteMultipartUpload lifecycle rule is the backstop.
     """
-    s3 = aws.client(contract, "s3", "primary")
-    bucket = contract.buckets["primary"].bucket
+    s3 = aws.client(contract, "s3", contract.active)
+    bucket = contract.buckets[contract.active].bucket
     prefixes = tuple(f"{tier.prefix}{database}/" for tier in contract.tiers.values())
     aborted = 0
     try:
@@ -260,7 +264,7 @@ def publish_age(contract: Contract, database: str, now: datetime | None = None) 
     now = now or utcnow()
     ages: dict[str, float] = {}
     try:
-        for tier, e in newest_complete(contract, "primary", database).items():
+        for tier, e in newest_complete(contract, contract.active, database).items():
             ages[tier] = max(0.0, (now - e.manifest.finished_at).total_seconds())
         if ages:
             aws.client(contract, "cloudwatch", contract.active).put_metric_data(

@@ -277,7 +277,7 @@ def trial_restore(contract: Contract, side: str, manifest: Manifest, server_dsn:
     with pg.connect(admin, autocommit=True) as conn:
         _create_scratch(conn, scratch, globals_.for_database(scratch, owners=False) if globals_ else None, None)
     try:
-        _stream_restore(contract, side, manifest, with_dbname(server_dsn, scratch), 1, args)
+        _stream_restore(contract, side, manifest, with_dbname(server_dsn, scratch), 1, args, no_owner=True)
         counts = check_counts(with_dbname(server_dsn, scratch), manifest)
     finally:
         drop_database(admin, scratch)
