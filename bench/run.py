@@ -53,7 +53,7 @@ def _parts(text: str) -> set[str]:
 
 def parse_arguments(argv: list[str] | None) -> argparse.Namespace:
     env = os.environ.get
-    parser = argparse.ArgumentParser(prog="make bench", description=__doc__.splitlines()[0])
+    parser = argparse.ArgumentParser(prog="make bench", description=__doc__.splitlines()[0], allow_abbrev=False)
     parser.add_argument("--scales", type=_ints, default=_ints(env("BENCH_SCALES", "10,50")), help="pgbench -s values")
     parser.add_argument("--repeat", type=int, default=int(env("BENCH_REPEAT", "3")), help="runs per method")
     parser.add_argument("--entropy-rows", type=int, default=int(env("BENCH_ENTROPY_ROWS", "10000")),

@@ -90,7 +90,7 @@ def compare(source: str, restored: str, manifest_counts: dict[str, int]) -> list
 
 
 def parse_arguments(argv: list[str] | None) -> argparse.Namespace:
-    parser = argparse.ArgumentParser(prog="make soak", description=__doc__.splitlines()[0])
+    parser = argparse.ArgumentParser(prog="make soak", description=__doc__.splitlines()[0], allow_abbrev=False)
     parser.add_argument("--rounds", type=int, default=int(os.environ.get("SOAK_ROUNDS", "5")))
     parser.add_argument("--seconds", type=float, default=float(os.environ.get("SOAK_SECONDS", "600")),
                         help="stop starting new rounds after this long")

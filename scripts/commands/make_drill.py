@@ -65,7 +65,7 @@ def write_summary(results: list[dict], directory: Path, wall: float) -> dict:
 
 
 def main(argv: list[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(prog="make drill", description=__doc__.splitlines()[0])
+    parser = argparse.ArgumentParser(prog="make drill", description=__doc__.splitlines()[0], allow_abbrev=False)
     parser.add_argument("--scenarios", type=scenario_list, default=["regional-outage"],
                         help="regional-outage (default), all, or a comma-separated list")
     parser.add_argument("--report", type=Path, default=Path("reports"), metavar="DIR")

@@ -185,7 +185,7 @@ class Daemon:
 
 
 def main(argv: list[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(prog="pilotlight-sandbox-daemon")
+    parser = argparse.ArgumentParser(prog="pilotlight-sandbox-daemon", allow_abbrev=False)
     parser.add_argument("--state-dir", type=Path, required=True)
     parser.add_argument("--regions", required=True, help="comma-separated: primary,dr")
     parser.add_argument("--schedule-speed", type=float, default=0, help="run the contract's jobs this much faster (0: off)")

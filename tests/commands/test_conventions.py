@@ -138,3 +138,9 @@ def test_json_outputs_use_one_key_style(capsys, monkeypatch):
         assert cli.main(argv) == 0
         doc = json.loads(capsys.readouterr().out)
         assert [k for k in _keys(doc) if "_" in k] == [], argv
+
+
+def test_no_parser_anywhere_accepts_abbreviations():
+    calls = [(path, line) for path in [*ROOT.joinpath("scripts").rglob("*.py"), *ROOT.joinpath("bench").rglob("*.py")]
+             for line in path.read_text().splitlines() if "ArgumentParser(" in line and "class " not in line]
+    assert calls and not [c for c in calls if "allow_abbrev=False" not in c[1]], calls

@@ -45,7 +45,7 @@ def test_a_future_before_says_it_means_latest(sandbox, capsys):
     target = (f"host={cluster.host} port={cluster.port} dbname=orders_future user=postgres "
               f"passfile={sandbox.contract.sandbox.passfile}")
     rc = restore.main(["--outputs", str(sandbox.outputs_path), "--target", target, "--before", "2999-01-01T00:00:00Z",
-                       "--dry-run"])
+                       "--database", "orders", "--allow-rename", "--dry-run"])
     err = capsys.readouterr().err
     assert rc == Exit.OK
     assert "--before 2999-01-01T00:00:00Z is in the future" in err and "as --latest would" in err

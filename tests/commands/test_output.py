@@ -37,12 +37,12 @@ def test_restore_json_is_camel_case_and_reports_its_phases(sandbox, capsys):
     backup_engine.perform_backup(sandbox.contract, "hourly")
     target = dsn(sandbox, "orders_phases")
     try:
-        assert restore.main(args(sandbox, "--target", target, "--latest", "--yes", "--json")) == Exit.OK
+        assert restore.main(args(sandbox, "--target", target, "--latest", "--database", "orders", "--allow-rename", "--yes", "--json")) == Exit.OK
         doc = json.loads(capsys.readouterr().out)
         assert [k for k in doc if "_" in k] == []
         assert [p["name"] for p in doc["phases"]] == [restore_engine.LOAD, restore_engine.INDEXES, restore_engine.COUNTS, restore_engine.SWAP]
         assert all(p["seconds"] >= 0 for p in doc["phases"])
-        assert restore.main(args(sandbox, "--target", target, "--latest", "--yes")) == Exit.OK
+        assert restore.main(args(sandbox, "--target", target, "--latest", "--database", "orders", "--allow-rename", "--yes")) == Exit.OK
         out = capsys.readouterr().out
         assert "phases: download, verify, load" in out and "swap" in out
         assert re.search(r"\d+ rows in \d+ tables match the manifest; took [\d.]+ s", out), out

@@ -132,7 +132,7 @@ def test_case9_missing_role_is_recreated_without_a_password(rel, capsys):
                 "INSERT INTO owned VALUES (3)")
     rel.execute("postgres", "DROP ROLE rel_gone")
     assert restore.main(restore_args(rel, "rel_roles", "--backup", m.id, "--json")) == Exit.OK
-    assert json.loads(capsys.readouterr().out)["roles_created"] == ["rel_gone"]
+    assert json.loads(capsys.readouterr().out)["rolesCreated"] == ["rel_gone"]
     assert rel.query("rel_roles", "SELECT tableowner, (SELECT count(*) FROM owned) FROM pg_tables "
                                   "WHERE tablename = 'owned'") == [("rel_gone", 2)]
     assert rel.query("postgres", "SELECT rolcanlogin, rolpassword IS NULL FROM pg_authid "

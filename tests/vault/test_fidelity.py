@@ -97,7 +97,7 @@ def test_database_properties_and_roles_survive_onto_an_empty_server(env, fid, em
     rc = restore.main(env.args("--target", empty_server.dsn("fid"), "--backup", manifest["id"], "--yes", "--json"))
     result = json.loads(capsys.readouterr().out)
     assert rc == 0, result
-    assert result["roles_created"] == ROLES
+    assert result["rolesCreated"] == ROLES
     assert fingerprint(empty_server.dsn, "fid") == fid
 
 
@@ -121,7 +121,7 @@ def test_no_owner_restores_into_another_environment(env, fid, empty_server, caps
     rc = restore.main(env.args("--target", empty_server.dsn("fid_other_env"), "--backup", manifest["id"],
                                "--no-owner", "--allow-rename", "--yes", "--json"))
     assert rc == 0, capsys.readouterr()
-    assert json.loads(capsys.readouterr().out)["roles_created"] == []
+    assert json.loads(capsys.readouterr().out)["rolesCreated"] == []
     props = empty_server.query("postgres", "SELECT pg_get_userbyid(datdba), datacl IS NULL, datconnlimit, "
                                            "shobj_description(oid, 'pg_database') FROM pg_database "
                                            "WHERE datname = 'fid_other_env'")

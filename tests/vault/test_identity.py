@@ -20,7 +20,7 @@ def test_source_backup_is_filed_under_its_own_database_and_restored_over_it(env,
 
     env.execute("other", "INSERT INTO mine VALUES (3)")
     assert restore.main(env.args("--target", env.dsn("other"), "--latest", "--yes", "--json")) == 0
-    assert json.loads(capsys.readouterr().out)["backup_id"] == theirs.id
+    assert json.loads(capsys.readouterr().out)["backupId"] == theirs.id
     assert env.query("other", "SELECT count(*) FROM mine") == [(2,)]
 
 
@@ -47,4 +47,4 @@ def test_drill_backups_are_filed_apart_and_never_become_latest(env, capsys):
     assert select_backup(env.contract, latest=True)[0].id == real.id
     target = env.dsn(env.contract.database().db_name)
     assert restore.main(env.args("--target", target, "--latest", "--dry-run", "--json")) == 0
-    assert json.loads(capsys.readouterr().out)["backup_id"] == real.id
+    assert json.loads(capsys.readouterr().out)["backupId"] == real.id

@@ -37,7 +37,7 @@ def test_writes_during_a_restore_are_refused_not_stranded(env, live, monkeypatch
 
     monkeypatch.setattr(vault_restore, "_stream_restore", with_a_writer)
     assert restore.main(env.args("--target", env.dsn("live"), "--backup", live.id, "--yes", "--json")) == 0
-    kept = json.loads(capsys.readouterr().out)["kept_previous_as"]
+    kept = json.loads(capsys.readouterr().out)["keptPreviousAs"]
     assert attempts == ["refused"]
     assert env.query(kept, "SELECT count(*) FROM orders WHERE id = 1000") == [(0,)]
     env.execute("live", "INSERT INTO orders VALUES (2000)")  # the restored database takes writes
@@ -59,7 +59,7 @@ def test_rollback_swaps_the_kept_copy_back(env, live, capsys):
     env.execute("live", "INSERT INTO orders VALUES (11)")  # after the backup: lost by the restore, back by rollback
     assert restore.main(env.args("--target", env.dsn("live"), "--backup", live.id, "--yes")) == 0
     assert env.query("live", "SELECT count(*) FROM orders") == [(10,)]
-    assert restore.main(env.args("--target", env.dsn("live"), "--rollback")) == 0
+    assert restore.main(env.args("--target", env.dsn("live"), "--rollback")) == Exit.REFUSED  # no --yes: the plan only
     assert "plan (nothing done" in capsys.readouterr().out and env.query("live", "SELECT count(*) FROM orders") == [(10,)]
     assert restore.main(env.args("--target", env.dsn("live"), "--rollback", "--yes", "--json")) == 0
     out = json.loads(capsys.readouterr().out)
@@ -85,7 +85,7 @@ def test_kept_copies_are_listed_dropped_and_warned_about(env, live, capsys):
     (line,) = status.kept_line(env.contract, protected)
     assert line.state == status.WARN and "--drop-kept" in line.detail
 
-    assert restore.main(env.args("--target", env.dsn("live"), "--drop-kept", "0s")) == 0
+    assert restore.main(env.args("--target", env.dsn("live"), "--drop-kept", "0s")) == Exit.REFUSED  # no --yes: the plan only
     assert "would drop (pass --yes)" in capsys.readouterr().out
     assert restore.main(env.args("--target", env.dsn("live"), "--drop-kept", "0s", "--yes", "--json")) == 0
     assert len(json.loads(capsys.readouterr().out)["dropped"]) == len(listed)

@@ -41,7 +41,7 @@ def test_tables_with_enum_and_domain_columns(env, typed, capsys):
     args = env.args("--target", env.dsn("typed"), "--backup", typed.id, "--tables", "feelings",
                     "--into-schema", "back", "--yes", "--json")
     assert restore.main(args) == 0, capsys.readouterr()
-    assert json.loads(capsys.readouterr().out)["row_counts"] == {"back.feelings": 30}
+    assert json.loads(capsys.readouterr().out)["rowCounts"] == {"back.feelings": 30}
     probe = "SELECT m::text, s::text, count(*) FROM back.feelings GROUP BY 1, 2 ORDER BY 1"
     assert env.query("typed", probe) == env.query("typed", probe.replace("back.", "public."))
     assert env.query("typed", "SELECT atttypid::regtype::text FROM pg_attribute WHERE attrelid = 'back.feelings'::regclass"
@@ -52,7 +52,7 @@ def test_mixed_case_schema(env, typed, capsys):
     args = env.args("--target", env.dsn("typed"), "--backup", typed.id, "--tables", "public.feelings",
                     "--into-schema", "Recovered_At_Noon", "--yes", "--json")
     assert restore.main(args) == 0, capsys.readouterr()
-    assert json.loads(capsys.readouterr().out)["row_counts"] == {"Recovered_At_Noon.feelings": 30}
+    assert json.loads(capsys.readouterr().out)["rowCounts"] == {"Recovered_At_Noon.feelings": 30}
     assert env.query("typed", 'SELECT count(*) FROM "Recovered_At_Noon".feelings') == [(30,)]
 
 
