@@ -3,7 +3,11 @@
 A CloudWatch alarm can only notify a topic in its own region, so there is one topic per
 region. Each alarm lives where its metric is published:
 
-- standby ``ReplicaLag`` (DR region) above the RPO, while the standby is a replica;
+- standby ``ReplicaLag`` (DR region) above the RPO, while the standby is a replica. On RDS
+  PostgreSQL an idle source reports up to five minutes of lag (RDS writes to the source only
+  every five minutes), so the objectives check refuses a failover RPO below that floor and the
+  alarm is never set below it; alongside, the source's ``OldestReplicationSlotLag`` (primary
+  region, bytes of WAL not yet received) is zero when idle and says how much data is at risk;
 - S3 replication latency above the RTC threshold and failed replications (primary region,
   where the source bucket reports them);
 - backup age: the backup tool publishes ``Pilotlight/NewestBackupAgeSeconds`` per database and
@@ -19,10 +23,10 @@ from dataclasses import dataclass, field
 import pulumi
 import pulumi_aws as aws
 
-from stacks.outputs import BACKUP_AGE_METRIC, METRIC_NAMESPACE
-
 SIDES = ("primary", "dr")
 BACKUP_AGE_PERIOD_SECONDS = 3600
+# What an idle RDS PostgreSQL source makes ReplicaLag report (docs/program.md, "What AWS enforces").
+IDLE_REPLICA_LAG_SECONDS = 300
 
 
 @dataclass
@@ -31,6 +35,8 @@ class ReplicaLagTarget:
     """Database name (used in child and alarm names)."""
     identifier: pulumi.Input[str]
     """RDS identifier of the standby."""
+    source_identifier: str
+    """RDS identifier of the primary it replicates (its replication-slot lag is the second signal)."""
 
 
 @dataclass
@@ -51,9 +57,15 @@ class AlarmsArgs:
     replication_source_bucket: pulumi.Input[str]
     replication_destination_bucket: pulumi.Input[str]
     replication_rule_id: str
+    metric_namespace: str
+    """Namespace the backup tool publishes its metrics in."""
+    backup_age_metric: str
+    """Metric name of the newest backup's age (dimensions Database, Tier)."""
     replica_lag_targets: list[ReplicaLagTarget] = field(default_factory=list)
-    replica_lag_threshold_seconds: int = 60
-    """Usually the regional-outage RPO: more lag than this means the RPO is already lost."""
+    replica_lag_threshold_seconds: int = IDLE_REPLICA_LAG_SECONDS
+    """Usually the regional-outage RPO: more lag than this means the RPO is already lost (never below the idle floor)."""
+    slot_lag_threshold_bytes: int = 1024 ** 3
+    """WAL the standby has not received yet; above this much, data is at risk whatever the clock says."""
     replication_latency_threshold_seconds: int = 900
     """S3 Replication Time Control promises 15 minutes."""
     email: str | None = None
@@ -112,11 +124,12 @@ class Alarms(pulumi.ComponentResource):
 
     def _create_replica_lag(self, target: ReplicaLagTarget) -> None:
         a = self._args
+        threshold = max(a.replica_lag_threshold_seconds, IDLE_REPLICA_LAG_SECONDS)
         self._alarm(
             "dr",
             f"{target.key}-replica-lag",
             f"{a.name_prefix}-{target.key}-replica-lag",
-            alarm_description=f"Standby of {target.key} lags more than the RPO ({a.replica_lag_threshold_seconds} s)",
+            alarm_description=f"Standby of {target.key} lags more than the RPO ({threshold} s)",
             namespace="AWS/RDS",
             metric_name="ReplicaLag",
             dimensions={"DBInstanceIdentifier": target.identifier},
@@ -124,10 +137,28 @@ class Alarms(pulumi.ComponentResource):
             period=60,
             evaluation_periods=3,
             datapoints_to_alarm=2,
-            threshold=a.replica_lag_threshold_seconds,
+            threshold=threshold,
             comparison_operator="GreaterThanThreshold",
             # A broken replica stops reporting lag: silence is a failure here.
             treat_missing_data="breaching",
+        )
+        self._alarm(
+            "primary",
+            f"{target.key}-slot-lag",
+            f"{a.name_prefix}-{target.key}-slot-lag",
+            alarm_description=f"Primary of {target.key} holds more than {a.slot_lag_threshold_bytes} bytes of WAL "
+                              "its standby has not received",
+            namespace="AWS/RDS",
+            metric_name="OldestReplicationSlotLag",
+            dimensions={"DBInstanceIdentifier": target.source_identifier},
+            statistic="Maximum",
+            period=60,
+            evaluation_periods=5,
+            datapoints_to_alarm=3,
+            threshold=a.slot_lag_threshold_bytes,
+            comparison_operator="GreaterThanThreshold",
+            # The primary's own outage is the DNS signal's business, not this alarm's.
+            treat_missing_data="notBreaching",
         )
 
     def _create_replication_alarms(self) -> None:
@@ -175,8 +206,8 @@ class Alarms(pulumi.ComponentResource):
             f"{db}-backup-age-{tier}",
             f"{a.name_prefix}-{db}-backup-age-{tier}",
             alarm_description=f"Newest {tier} backup of {db} is older than {threshold} s",
-            namespace=METRIC_NAMESPACE,
-            metric_name=BACKUP_AGE_METRIC,
+            namespace=a.metric_namespace,
+            metric_name=a.backup_age_metric,
             dimensions={"Database": db, "Tier": tier},
             statistic="Maximum",
             period=BACKUP_AGE_PERIOD_SECONDS,

@@ -286,8 +286,11 @@ def standby_deletion_protected(resource: Any) -> list[str]:
 
 
 def standby_backups(resource: Any) -> list[str]:
-    """Advisory: automated backups on the standby keep point-in-time recovery after a promotion."""
-    retention = props_of(resource).get("backupRetentionPeriod") or 0
+    """Advisory: a promoted standby keeps automated backups (a PostgreSQL replica cannot have any)."""
+    props = props_of(resource)
+    if props.get("replicateSourceDb"):
+        return []
+    retention = props.get("backupRetentionPeriod") or 0
     if retention <= 0:
         return ["standby database keeps no automated backups; set backup_retention_period >= 1 "
                 "(pilotlight:standby.backupRetentionDays)"]
@@ -467,7 +470,7 @@ RESOURCE_RULES: tuple[ResourceRule, ...] = (
                  MANDATORY, (RDS_INSTANCE_TYPE,), standby_encrypted),
     ResourceRule("standby-deletion-protected", "The standby has deletion protection.",
                  MANDATORY, (RDS_INSTANCE_TYPE,), standby_deletion_protected),
-    ResourceRule("standby-automated-backups", "The standby keeps automated backups.",
+    ResourceRule("standby-automated-backups", "The promoted standby keeps automated backups.",
                  ADVISORY, (RDS_INSTANCE_TYPE,), standby_backups),
     ResourceRule("failover-ttl", f"Failover records have a TTL of at most {MAX_FAILOVER_TTL} s.",
                  MANDATORY, (RECORD_TYPE,), failover_ttl),

@@ -46,7 +46,7 @@ def test_the_example_stack_passes_and_reads_like_a_preview(monkeypatch, capsys):
     assert rows[("us-west-2", "aws:rds/instance:Instance")] == 1
     assert rows[("us-east-1", "aws:s3/bucketReplicationConfig:BucketReplicationConfig")] == 1
     assert rows[("us-east-1", "aws:s3/bucket:Bucket")] == rows[("us-west-2", "aws:s3/bucket:Bucket")] == 1
-    assert report["objectives"]["regional-outage"] == {"rtoSeconds": 900, "rpoSeconds": 60}
+    assert report["objectives"]["regional-outage"] == {"rtoSeconds": 900, "rpoSeconds": 300}
 
 
 def test_a_broken_config_gives_the_programs_one_line(tmp_path, capsys):

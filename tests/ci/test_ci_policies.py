@@ -101,7 +101,9 @@ CASES = [
     (p.standby_encrypted, STANDBY, (("kmsKeyId",), KEY_PRIMARY), "us-east-1"),
     (p.standby_encrypted, STANDBY, (("storageEncrypted",), False), "storage_encrypted=True"),
     (p.standby_deletion_protected, STANDBY, (("deletionProtection",), False), "deletion_protection=True"),
-    (p.standby_backups, STANDBY, (("backupRetentionPeriod",), 0), "backup_retention_period"),
+    # A PostgreSQL replica keeps no automated backups (RDS refuses them); the promoted standby must.
+    (p.standby_backups, {k: v for k, v in STANDBY.items() if k != "replicateSourceDb"},
+     (("backupRetentionPeriod",), 0), "backup_retention_period"),
     (p.failover_ttl, RECORD, (("ttl",), 300), "ttl <= 60"),
     (p.failover_health_check, RECORD, (("healthCheckId",), ...), "health_check_id"),
     (p.key_rotation, KEY, (("enableKeyRotation",), False), "enable_key_rotation"),

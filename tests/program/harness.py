@@ -47,6 +47,8 @@ class Run:
     urns: list[str]
     """Every registration in order, duplicates included (the dict above would hide them)."""
     stack: DrStack | None = field(default=None, repr=False)
+    views: list[awsrules.Resource] = field(default_factory=list, repr=False)
+    """Every custom resource as the AWS rules see it (what transition tests diff)."""
 
     def of_type(self, typ: str) -> list[Registration]:
         return [r for r in self.resources.values() if r.type == typ]
@@ -163,7 +165,8 @@ def _run(cfg: StackConfig, config: dict[str, str], program) -> Run:
             id=getattr(monitor.resources.get(urn), "id", None),
         )
     urns = [urn for urn, request, _ in monitor.requests if request.type != "pulumi:pulumi:Stack"]
-    awsrules.check_stack([awsrules.from_request(urn, request, inputs, mocks.region_of(request.provider))
-                          for urn, request, inputs in monitor.requests
-                          if request.custom and not request.type.startswith("pulumi:providers:")])
-    return Run(resources, holder["document"], urns, holder.get("stack"))
+    views = [awsrules.from_request(urn, request, inputs, mocks.region_of(request.provider))
+             for urn, request, inputs in monitor.requests
+             if request.custom and not request.type.startswith("pulumi:providers:")]
+    awsrules.check_stack(views)
+    return Run(resources, holder["document"], urns, holder.get("stack"), views)
