@@ -90,7 +90,7 @@ def human(result: dict[str, Any], steps: Steps) -> list[str]:
             f"  {i}. {p}" for i, p in enumerate(result["plan"], 1)]
     total = sum(s.seconds for s in steps.steps)
     return [f"failback to primary complete in {total:.2f} s",
-            f"so the next `pulumi up` agrees: {result['pulumiConfig']}"]
+            f"so the next `pulumi up --refresh` agrees: {result['pulumiConfig']}, then `pulumi up --refresh`"]
 
 
 def _body(args: argparse.Namespace) -> int:
