@@ -39,6 +39,7 @@ BUCKET_POLICY_TYPE = "aws:s3/bucketPolicy:BucketPolicy"
 REPLICATION_TYPE = "aws:s3/bucketReplicationConfig:BucketReplicationConfig"
 RDS_INSTANCE_TYPE = "aws:rds/instance:Instance"
 RECORD_TYPE = "aws:route53/record:Record"
+HEALTH_CHECK_TYPE = "aws:route53/healthCheck:HealthCheck"
 KMS_KEY_TYPES = ("aws:kms/key:Key", "aws:kms/replicaKey:ReplicaKey")
 STACK_TYPE = "pulumi:pulumi:Stack"
 
@@ -319,6 +320,16 @@ def failover_health_check(resource: Any) -> list[str]:
     return []
 
 
+def failover_signal_no_data(resource: Any) -> list[str]:
+    """An alarm-based health check counts "no data" as unhealthy: the alarm's region may be what failed."""
+    props = props_of(resource)
+    if props.get("type") != "CLOUDWATCH_METRIC" or props.get("insufficientDataHealthStatus") == "Unhealthy":
+        return []
+    return [f"alarm health check treats no data as {props.get('insufficientDataHealthStatus') or 'Healthy'}: when "
+            "the alarm's region (and its CloudWatch) is down it stays healthy; set "
+            "insufficient_data_health_status='Unhealthy'"]
+
+
 def key_rotation(resource: Any) -> list[str]:
     """Advisory: customer keys rotate yearly (replica keys inherit the primary key's rotation)."""
     props = props_of(resource)
@@ -476,6 +487,8 @@ RESOURCE_RULES: tuple[ResourceRule, ...] = (
                  MANDATORY, (RECORD_TYPE,), failover_ttl),
     ResourceRule("failover-health-check", "The PRIMARY failover record has a health check.",
                  MANDATORY, (RECORD_TYPE,), failover_health_check),
+    ResourceRule("failover-signal-no-data-unhealthy", "Alarm health checks count missing data as unhealthy.",
+                 MANDATORY, (HEALTH_CHECK_TYPE,), failover_signal_no_data),
     ResourceRule("kms-rotation", "Customer keys rotate.", ADVISORY, KMS_KEY_TYPES, key_rotation),
 )
 

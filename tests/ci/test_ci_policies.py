@@ -56,6 +56,8 @@ RECORD = {"zoneId": "Z0123456789EXAMPLE", "name": "db.orders.example.com", "type
           "records": ["orders-prod.example"], "setIdentifier": "primary", "healthCheckId": "hc-1",
           "failoverRoutingPolicies": [{"type": "PRIMARY"}]}
 KEY = {"multiRegion": True, "enableKeyRotation": True}
+SIGNAL = {"type": "CLOUDWATCH_METRIC", "cloudwatchAlarmName": "pilotlight-dr-orders-primary-down",
+          "cloudwatchAlarmRegion": "us-east-1", "insufficientDataHealthStatus": "Unhealthy"}
 
 
 def mutate(props, path, value):
@@ -107,6 +109,8 @@ CASES = [
     (p.failover_ttl, RECORD, (("ttl",), 300), "ttl <= 60"),
     (p.failover_health_check, RECORD, (("healthCheckId",), ...), "health_check_id"),
     (p.key_rotation, KEY, (("enableKeyRotation",), False), "enable_key_rotation"),
+    # Issue 10, item 9c: LastKnownStatus kept a check on a dead region's alarm healthy.
+    (p.failover_signal_no_data, SIGNAL, (("insufficientDataHealthStatus",), "LastKnownStatus"), "'Unhealthy'"),
 ]
 
 
