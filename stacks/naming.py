@@ -123,6 +123,6 @@ def health_check_name(cfg: StackConfig, what: str) -> str:
 
 
 def set_identifier(side: str) -> str:
-    """Route 53 failover record set identifiers: stable per side, so flipping roles never renames them."""
+    """Route 53 failover record set identifiers: ``primary`` is always PRIMARY, ``dr`` always SECONDARY."""
     _side(side)
     return side

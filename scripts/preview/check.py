@@ -6,6 +6,8 @@ program under Pulumi's mock runtime (:mod:`scripts.preview.runtime`), prints wha
 by region and type the way a preview summary reads, evaluates the policy pack's rule functions
 (stacks/policy/policies.py, the very functions `pulumi preview --policy-pack stacks/policy` runs)
 on the registered inputs, and checks the exported outputs against the contract the tools read.
+A stack whose active side is ``primary`` also gets a failover rehearsal (:mod:`scripts.preview.rehearsal`):
+the program with ``active: dr``, diffed against the state a cutover leaves, through the AWS rules.
 
 The program's own checks run as part of it: a config mistake or an objective the declared
 infrastructure cannot meet fails here with the same one-line message as at `pulumi preview`.
@@ -22,7 +24,8 @@ from typing import Any, Mapping
 
 from scripts.common import Exit, PilotlightError, UsageError, emit, parser_for, run
 from scripts.contract import ContractError, parse
-from scripts.preview.runtime import MockRun, config_values, run_program
+from scripts.preview.rehearsal import after_cutover, rehearse
+from scripts.preview.runtime import PROVIDER_PREFIX, MockRun, config_values, run_program
 from scripts.commands.runbook import duration
 from stacks import config, objectives
 from stacks.config import ConfigError, load_stack_file
@@ -52,12 +55,13 @@ def objective_problems(path: Path) -> list[str]:
         raise UsageError(str(exc)) from None
 
 
-def preview(path: Path) -> tuple[str, str, MockRun, list[str]]:
+def preview(path: Path, overrides: Mapping[str, str] | None = None) -> tuple[str, str, MockRun, list[str]]:
     """Run the project's program for the stack file at ``path``; its config errors become UsageError."""
     import pulumi
 
     project, stack, raw = read_stack_file(path)
     values, secure = config_values(raw)
+    values |= dict(overrides or {})
     program = path.parent / "__main__.py"
     if not program.is_file():
         raise UsageError(f"{program}: not found; run from the project directory or pass --config")
@@ -70,6 +74,19 @@ def preview(path: Path) -> tuple[str, str, MockRun, list[str]]:
     except Exception as exc:  # noqa: BLE001 - the program failed: show its one line, as `pulumi preview` would
         raise PilotlightError(f"the program failed: {type(exc).__name__}: {_first_line(exc)}") from None
     return project, stack, result, secure
+
+
+def failover_rehearsal(path: Path, result: MockRun) -> dict[str, Any] | None:
+    """Problems a recorded cutover to DR would meet at `pulumi up --refresh` (None unless primary is active)."""
+    if result.outputs.get("active") != "primary":
+        return None
+    _, _, flipped, _ = preview(path, {"pilotlight:active": "dr"})
+
+    def views(run: MockRun):
+        return [r.rule_view for r in run.resources if r.custom and not r.type.startswith(PROVIDER_PREFIX)]
+
+    found = rehearse(after_cutover(views(result), result.outputs), views(flipped))
+    return {"to": "dr", "problems": list(found.problems), "changes": dict(sorted(found.counts.items()))}
 
 
 def _first_line(exc: BaseException) -> str:
@@ -139,6 +156,13 @@ def human(path: Path, project: str, stack: str, report: dict[str, Any], strict: 
             yield f"  {name:<20} RTO {_duration(o.get('rtoSeconds')):>7}   RPO {_duration(o.get('rpoSeconds')):>7}"
         if s["resources"]:
             yield "Outputs contract: " + (f"INVALID: {report['contract']}" if report["contract"] else "valid (version 1)")
+        rehearsal = report.get("failover")
+        if rehearsal:
+            changes = ", ".join(f"{n} {op}" for op, n in rehearsal["changes"].items()) or "no change"
+            verdict = f"{len(rehearsal['problems'])} problem(s)" if rehearsal["problems"] else "OK"
+            yield f"Failover rehearsal (cutover to dr, then `pulumi up --refresh`): {verdict} ({changes})"
+            for problem in rehearsal["problems"]:
+                yield f"  {problem}"
         violations = report["violations"]
         mandatory = [v for v in violations if v["level"] == MANDATORY]
         advisory = [v for v in violations if v["level"] == ADVISORY]
@@ -153,7 +177,8 @@ def human(path: Path, project: str, stack: str, report: dict[str, Any], strict: 
 
 def failed(report: dict[str, Any], strict: bool) -> bool:
     levels = {MANDATORY, ADVISORY} if strict else {MANDATORY}
-    return bool(report["contract"]) or any(v["level"] in levels for v in report["violations"])
+    rehearsal_failed = bool((report.get("failover") or {}).get("problems"))
+    return bool(report["contract"]) or rehearsal_failed or any(v["level"] in levels for v in report["violations"])
 
 
 def parse_arguments() -> argparse.ArgumentParser:
@@ -191,6 +216,7 @@ def body(args: argparse.Namespace) -> Exit:
         "contract": contract_problem(result.outputs) if result.resources else None,
         "violations": [asdict(v) for v in found],
         "secureKeysSkipped": secure,
+        "failover": failover_rehearsal(path, result) if result.resources else None,
     }
     report["ok"] = not failed(report, args.strict)
     emit(args, report, human(path, project, stack, report, args.strict))

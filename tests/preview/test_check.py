@@ -47,6 +47,11 @@ def test_the_example_stack_passes_and_reads_like_a_preview(monkeypatch, capsys):
     assert rows[("us-east-1", "aws:s3/bucketReplicationConfig:BucketReplicationConfig")] == 1
     assert rows[("us-east-1", "aws:s3/bucket:Bucket")] == rows[("us-west-2", "aws:s3/bucket:Bucket")] == 1
     assert report["objectives"]["regional-outage"] == {"rtoSeconds": 900, "rpoSeconds": 300}
+    # The failover rehearsal: after a cutover, `pulumi up --refresh` with active: dr meets no AWS rule
+    # and touches no database or record beyond the promoted standby's Multi-AZ update.
+    assert report["failover"] == {"to": "dr", "problems": [],
+                                  "changes": {"create": 1, "delete": 3, "replace": 4, "update": 1}}
+    assert "Failover rehearsal (cutover to dr, then `pulumi up --refresh`): OK" in out
 
 
 def test_a_broken_config_gives_the_programs_one_line(tmp_path, capsys):

@@ -104,11 +104,13 @@ def transition_rule(rule_id: str, *, cite: str):
 
 
 REPLACE_ONLY: dict[str, frozenset[str]] = {}
+REPLACE_ONLY_SOURCES: dict[str, str] = {}
 
 
 def replace_only(type_: str, *keys: str, cite: str) -> None:
     """Declare the inputs of ``type_`` whose change makes the provider replace the resource (ForceNew)."""
     REPLACE_ONLY[type_] = REPLACE_ONLY.get(type_, frozenset()) | frozenset(keys)
+    REPLACE_ONLY_SOURCES[type_] = cite
 
 
 @dataclass(frozen=True)
