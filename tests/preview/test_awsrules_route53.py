@@ -63,3 +63,19 @@ def test_arc_safety_rule_shape():
         check_resource(replace(good, inputs=good.inputs | {"gatingControls": ["a"]}))
     with pytest.raises(AwsRuleError, match="ruleConfig.type"):
         check_resource(replace(good, inputs=good.inputs | {"ruleConfig": {"type": "SOME"}}))
+
+
+def test_an_alarm_check_reads_only_standard_alarms_in_their_own_region():
+    from scripts.preview.awsrules.route53 import ALARM
+
+    alarm = Resource(type=ALARM, name="down", urn="urn:down", region="us-east-1",
+                     inputs={"name": "orders-down", "statistic": "SampleCount", "period": 60})
+    check = Resource(type=HEALTH_CHECK, name="signal", urn="urn:signal", inputs={
+        "type": "CLOUDWATCH_METRIC", "cloudwatchAlarmName": "orders-down", "cloudwatchAlarmRegion": "us-east-1"})
+    check_stack([alarm, check])
+    for bad, message in (({"extendedStatistic": "p99", "statistic": None}, "statistic"),
+                         ({"period": 10}, "high-resolution")):
+        with pytest.raises(AwsRuleError, match=message):
+            check_stack([replace(alarm, inputs=alarm.inputs | bad), check])
+    with pytest.raises(AwsRuleError, match="it lives in us-west-2"):
+        check_stack([replace(alarm, region="us-west-2"), check])

@@ -98,3 +98,27 @@ def safety_rule_shape(r: Resource) -> Iterable[str]:
     config = i.get("ruleConfig") or {}
     if config.get("type") not in ("ATLEAST", "AND", "OR"):
         yield f"ruleConfig.type must be ATLEAST, AND or OR, got {config.get('type')!r}"
+
+
+ALARM = "aws:cloudwatch/metricAlarm:MetricAlarm"
+ALARM_IDENTIFIER = "https://docs.aws.amazon.com/Route53/latest/APIReference/API_AlarmIdentifier.html"
+ROUTE53_STATISTICS = ("Average", "Minimum", "Maximum", "Sum", "SampleCount")
+
+
+@stack_rule("route53-alarm-check-supported-alarm", cite=f"{ALARM_IDENTIFIER} (standard-resolution metrics only; "
+            "statistics Average, Minimum, Maximum, Sum, SampleCount; Region: where the alarm was created)")
+def alarm_check_supported_alarm(resources: Sequence[Resource]) -> Iterable[str]:
+    alarms = {r.inputs.get("name"): r for r in resources if r.type == ALARM}
+    for check in resources:
+        if check.type != HEALTH_CHECK or check.inputs.get("type") != "CLOUDWATCH_METRIC":
+            continue
+        alarm = alarms.get(check.inputs.get("cloudwatchAlarmName"))
+        if alarm is None:
+            continue  # an alarm of the user's own, outside the stack
+        i = alarm.inputs
+        if alarm.region and alarm.region != check.inputs.get("cloudwatchAlarmRegion"):
+            yield f"{check.urn}: reads alarm {i.get('name')} in {check.inputs.get('cloudwatchAlarmRegion')}, it lives in {alarm.region}"
+        if i.get("extendedStatistic") or i.get("metricQueries") or i.get("statistic") not in ROUTE53_STATISTICS:
+            yield f"{check.urn}: Route 53 reads only alarms on one metric with statistic {', '.join(ROUTE53_STATISTICS)}"
+        if (i.get("period") or 60) < 60:
+            yield f"{check.urn}: Route 53 does not support high-resolution alarms (period {i.get('period')} s)"
