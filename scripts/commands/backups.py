@@ -11,7 +11,8 @@ import sys
 from rich.console import Console
 from rich.table import Table
 
-from scripts.common import Exit, emit, load_contract, parser_for, run
+from scripts.common import Exit
+from scripts.commands.parser import emit, load_contract, parser_for, run
 from scripts.contract import SIDES, TIERS
 from scripts.vault.layout import list_backups
 

@@ -1,4 +1,4 @@
-"""`pilotlight restore`: restore a backup into a NEW database, prove it, then swap names atomically.
+"""The restore engine: restore a backup into a NEW database, prove it, then swap names atomically (`pilotlight restore`).
 
 Order of operations (the target is never touched until the restored copy is proven):
 
@@ -42,8 +42,7 @@ from psycopg import sql
 
 from scripts import progress
 from scripts.postgres import client as pg
-from scripts.common import (Exit, PilotlightError, Refused, UsageError, emit, load_contract, log, parse_timestamp,
-                            parser_for, run, utcnow)
+from scripts.common import PilotlightError, Refused, UsageError, log, utcnow
 from scripts.contract import SIDES, Contract
 from scripts.postgres.dsn import parse_dsn, redact, with_dbname
 from scripts.vault.envelope import IntegrityError
@@ -73,7 +72,7 @@ class RestoreResult:
         return asdict(self)
 
 
-def _validate(target_dsn: str, from_side: str, tables, into_schema, jobs: int, backup_id) -> tuple[dict, str]:
+def validate_request(target_dsn: str, from_side: str, tables, into_schema, jobs: int, backup_id) -> tuple[dict, str]:
     parts = parse_dsn(target_dsn, "--target")
     target = parts.get("dbname")
     if not target:
@@ -110,7 +109,7 @@ def perform_restore(contract: Contract, target_dsn: str, *, backup_id: str | Non
                     terminate_sessions: bool = False, jobs: int = 1, dry_run: bool = False,
                     db: str | None = None, args=None) -> RestoreResult:
     """Restore a backup into ``target_dsn``'s database (or, partially, into a schema of it)."""
-    _, target = _validate(target_dsn, from_side, tables, into_schema, jobs, backup_id)
+    _, target = validate_request(target_dsn, from_side, tables, into_schema, jobs, backup_id)
     started = time.monotonic()
     manifest, _head = select_backup(contract, from_side, db, backup_id=backup_id, before=before, latest=latest)
     stamp = _stamp(utcnow())
@@ -472,44 +471,3 @@ def _move_tables(scratch_dsn: str, live_dsn: str, schema: str, manifest: Manifes
     if live != moved:
         raise IntegrityError(f"backup {manifest.id}: rows copied into {schema} differ from the manifest")
     return live
-
-
-def main(argv: list[str] | None = None) -> int:
-    parser = parser_for("restore", "Restore a backup into a new database, verify it, then swap it in.")
-    parser.add_argument("--target", required=True, metavar="DSN", help="the database to restore (its name is kept)")
-    which = parser.add_mutually_exclusive_group(required=True)
-    which.add_argument("--latest", action="store_true", help="the newest valid backup")
-    which.add_argument("--backup", metavar="ID", help="this backup id")
-    which.add_argument("--before", metavar="TIMESTAMP", help="newest backup strictly before this ISO 8601 time (with offset)")
-    parser.add_argument("--from-region", choices=SIDES, default="primary", help="read only this side's bucket and key")
-    parser.add_argument("--database", metavar="NAME", help="which protected database's backups (default: the first)")
-    parser.add_argument("--tables", metavar="T,...", help="partial restore: only these tables (with --into-schema)")
-    parser.add_argument("--into-schema", metavar="S", help="partial restore: a NEW schema of the live database")
-    parser.add_argument("--jobs", type=int, default=1, help="pg_restore -j N (N > 1 spools to a private file)")
-    parser.add_argument("--terminate-sessions", action="store_true", help="end other sessions on the target")
-    parser.add_argument("--dry-run", action="store_true", help="print the plan only")
-    parser.add_argument("--yes", action="store_true", help="really restore (without it: the plan only)")
-
-    def body(args) -> int:
-        before = parse_timestamp(args.before, "--before") if args.before else None
-        tables = [t.strip() for t in args.tables.split(",") if t.strip()] if args.tables else None
-        _validate(args.target, args.from_region, tables, args.into_schema, args.jobs, args.backup)
-        contract = load_contract(args)
-        dry = args.dry_run or not args.yes
-        result = perform_restore(contract, args.target, backup_id=args.backup, before=before, latest=args.latest,
-                                 from_side=args.from_region, tables=tables, into_schema=args.into_schema,
-                                 terminate_sessions=args.terminate_sessions, jobs=args.jobs, dry_run=dry,
-                                 db=args.database, args=args)
-
-        def human():
-            yield ("plan (nothing done; pass --yes to restore):" if dry else "restored:")
-            yield from (f"  - {step}" for step in result.plan)
-            if result.executed:
-                yield f"  {len(result.row_counts)} tables match the manifest; took {result.seconds:.1f}s"
-                if result.kept_previous_as:
-                    yield f"  previous database kept as {result.kept_previous_as} (drop it when satisfied)"
-
-        emit(args, result.to_dict(), human)
-        return Exit.OK
-
-    return run(body, parser, argv)

@@ -1,6 +1,6 @@
 """Failover DNS: static records, a per-database signal on the database itself, and the switch."""
 import pytest
-from harness import run_program
+from scripts.preview.runtime import run_stack
 from stack_values import config, example_values
 
 from components.dns import SignalArgs, endpoint_check_args, switch_thresholds
@@ -63,9 +63,9 @@ def test_database_signal_is_a_primary_region_alarm_on_the_primary_instance(examp
 def test_alarm_health_check_is_resynced_when_its_alarm_changes():
     """Item 9d: Route 53 copies an alarm's settings at creation; triggers force UpdateHealthCheck on change."""
     values = example_values()
-    before = run_program(config(values)).named("dns-orders-signal")
+    before = run_stack(config(values)).named("dns-orders-signal")
     values["dns"]["healthCheck"]["failureThreshold"] = 5
-    after = run_program(config(values)).named("dns-orders-signal")
+    after = run_stack(config(values)).named("dns-orders-signal")
     assert before.inputs["triggers"] != after.inputs["triggers"]
     assert after.inputs["triggers"]["evaluation_periods"] == "5"
 
@@ -73,13 +73,13 @@ def test_alarm_health_check_is_resynced_when_its_alarm_changes():
 def test_endpoint_and_private_alarm_checks_stay_available():
     values = example_values()
     values["dns"]["healthCheck"] = {"type": "CLOUDWATCH_METRIC", "alarmName": "orders-app-unhealthy"}
-    run = run_program(config(values))
+    run = run_stack(config(values))
     check = run.named("dns-primary")
     assert (check.inputs["cloudwatchAlarmName"], check.inputs["cloudwatchAlarmRegion"]) == ("orders-app-unhealthy", "us-east-1")
     assert check.inputs["insufficientDataHealthStatus"] == "Unhealthy"
     assert run.named("dns-orders-switch").inputs["childHealthchecks"] == [check.id]
     values["dns"]["healthCheck"] = {"type": "HTTPS", "fqdn": "api-us-east-1.example.com"}
-    https = run_program(config(values)).named("dns-primary")
+    https = run_stack(config(values)).named("dns-primary")
     assert (https.inputs["fqdn"], https.inputs["resourcePath"], https.inputs["port"], https.inputs["enableSni"]) == (
         "api-us-east-1.example.com", "/health", 443, True)
 
@@ -89,7 +89,7 @@ def test_routing_control_adds_a_lever_and_a_safety_rule_but_no_role_swap():
     values = example_values()
     values["dns"]["routingControl"] = True
     for active in ("primary", "dr"):
-        run = run_program(config(values, active=active))
+        run = run_stack(config(values, active=active))
         controls = run.of_type("aws:route53recoverycontrol/routingControl:RoutingControl")
         assert {c.region for c in controls} == {"us-west-2"} and len(controls) == 2
         (rule,) = run.of_type("aws:route53recoverycontrol/safetyRule:SafetyRule")

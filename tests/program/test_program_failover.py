@@ -8,7 +8,7 @@ role, no credential anywhere, and exactly which resources are created, adopted a
 from __future__ import annotations
 
 import pytest
-from harness import run_program
+from scripts.preview.runtime import run_stack
 from stack_values import config, example_values, with_databases
 from transitions import BACKUPS, CHECK, DROP, INSTANCE, RECORD, names, plan, refreshed
 
@@ -74,7 +74,7 @@ def assert_invariants(steps) -> None:
 @pytest.fixture(scope="module")
 def cycle():
     """primary(g0) -> dr(g0) -> primary(g1) -> dr(g1) -> primary(g2), with the tool's steps in between."""
-    runs = {(g, side): run_program(config(values_at(g), active=side)) for g in (0, 1, 2) for side in ("primary", "dr")
+    runs = {(g, side): run_stack(config(values_at(g), active=side)) for g in (0, 1, 2) for side in ("primary", "dr")
             if (g, side) != (2, "dr")}
     steps = []
     for g in (0, 1):
@@ -143,8 +143,8 @@ def test_a_flag_only_promotion_is_refused_as_aws_would(cycle):
 
 def test_the_old_failback_by_replace_is_refused():
     """Item 4: `pulumi up --replace <standby>` with replicate_source_db ignored creates a bare instance."""
-    before = after_cutover(run_program(config()), 0)
-    back = run_program(config())
+    before = after_cutover(run_stack(config()), 0)
+    back = run_stack(config())
     after = [awsrules.Resource(**{**r.__dict__, "replace": r.type == INSTANCE}) for r in back.views]
     problems = awsrules.transition_problems(before, after)
     assert any("rds-create-needs-a-source-or-engine" in p and "engine, allocatedStorage, username" in p
@@ -160,7 +160,7 @@ def test_switch_is_the_only_dns_input_the_flag_changes(cycle):
 
 
 def test_flip_with_many_databases_touches_each_standby_once():
-    before = run_program(config(with_databases(example_values(), 5)))
-    after = run_program(config(with_databases(example_values(), 5), active="dr"))
+    before = run_stack(config(with_databases(example_values(), 5)))
+    after = run_stack(config(with_databases(example_values(), 5), active="dr"))
     promoted = [c for c in awsrules.changes(before.views, after.views) if c.after and c.after.type == INSTANCE]
     assert len(promoted) == 5 and all(c.op == "update" and "replicateSourceDb" in c.keys for c in promoted)

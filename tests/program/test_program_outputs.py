@@ -4,7 +4,7 @@ import runpy
 
 import pulumi
 import pytest
-from harness import run_program
+from scripts.preview.runtime import run_stack
 from stack_values import ROOT, config, example_values
 
 from scripts.contract import parse
@@ -16,7 +16,7 @@ def test_exported_document_parses_as_the_contract(example):
     contract = parse(example.document)
     assert contract.project == "pilotlight" and contract.stack == "dr" and contract.active == "primary"
     assert contract.regions == {"primary": "us-east-1", "dr": "us-west-2"}
-    assert contract.buckets["dr"].bucket == "pilotlight-dr-vault-us-west-2"
+    assert contract.buckets["dr"].bucket == "pilotlight-dr-vault-us-west-2-123456789012"
     db = contract.database("orders")
     assert db.standby.identifier == "pilotlight-dr-orders-standby"
     assert db.standby.host.endswith(".us-west-2.rds.amazonaws.com")
@@ -47,7 +47,7 @@ def stack_config_values(values):
 
 def test_real_config_path_through_from_pulumi():
     cfg = config()
-    run = run_program(cfg, config=stack_config_values(example_values()), program=lambda: build(from_pulumi()))
+    run = run_stack(cfg, config=stack_config_values(example_values()), program=lambda: build(from_pulumi()))
     parsed = parse(run.document)
     assert parsed.database().name == "orders" and parsed.ttl == 30
     assert run.stack.cfg == cfg
@@ -57,17 +57,17 @@ def test_a_password_in_the_engine_config_is_refused_without_echoing_it():
     """Issue 10, item 13: a promoted standby keeps the primary's password; the stack takes none."""
     settings = stack_config_values(example_values()) | {"pilotlight:dbPassword": "from-secret-config"}
     with pytest.raises(ConfigError, match=r"^pilotlight:dbPassword: no longer used") as info:
-        run_program(config(), config=settings, program=lambda: build(from_pulumi()))
+        run_stack(config(), config=settings, program=lambda: build(from_pulumi()))
     assert "from-secret-config" not in str(info.value)
 
 
 def test_from_pulumi_rejects_unknown_keys_and_broken_json():
     settings = stack_config_values(example_values()) | {"pilotlight:activ": "dr"}
     with pytest.raises(ConfigError, match=r"^pilotlight:activ: unknown key; did you mean 'active'\?$"):
-        run_program(config(), config=settings, program=lambda: build(from_pulumi()))
+        run_stack(config(), config=settings, program=lambda: build(from_pulumi()))
     settings = stack_config_values(example_values()) | {"pilotlight:dns": "{not json"}
     with pytest.raises(ConfigError, match=r"^pilotlight:dns = .*must be valid JSON"):
-        run_program(config(), config=settings, program=lambda: build(from_pulumi()))
+        run_stack(config(), config=settings, program=lambda: build(from_pulumi()))
 
 
 def test_entry_point_ends_a_bad_preview_with_one_line_and_no_traceback():
@@ -76,4 +76,4 @@ def test_entry_point_ends_a_bad_preview_with_one_line_and_no_traceback():
     values["drRegion"] = "us-east-1"
     settings = stack_config_values(values)
     with pytest.raises(pulumi.RunError, match=r"^pilotlight:drRegion = 'us-east-1': must differ from primaryRegion"):
-        run_program(config(), config=settings, program=lambda: runpy.run_path(str(ROOT / "__main__.py")))
+        run_stack(config(), config=settings, program=lambda: runpy.run_path(str(ROOT / "__main__.py")))

@@ -2,7 +2,7 @@
 from collections import Counter
 
 import pytest
-from harness import run_program
+from scripts.preview.runtime import run_stack
 from stack_values import config, example_values, with_databases
 
 from scripts.contract import parse
@@ -18,7 +18,7 @@ PHYSICAL = {
 
 @pytest.fixture(scope="module")
 def twenty():
-    return run_program(config(with_databases(example_values(), 20)))
+    return run_stack(config(with_databases(example_values(), 20)))
 
 
 def test_twenty_databases_evaluate_with_unique_urns_and_names(twenty):
@@ -41,5 +41,5 @@ def test_every_database_is_protected_and_has_its_own_standby_dns_and_alarms(twen
     assert len(contract.databases) == 20
     assert len({db.standby.identifier for db in contract.databases}) == 20
     # Shared pieces stay shared: one vault pair, one key pair, one standby network.
-    assert len(twenty.of_type("aws:s3/bucket:Bucket")) == 2
+    assert len(twenty.of_type("aws:s3/bucket:Bucket")) == 3  # two vault buckets and the audit trail's
     assert len(twenty.of_type("aws:rds/subnetGroup:SubnetGroup")) == 1

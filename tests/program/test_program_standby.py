@@ -1,5 +1,5 @@
 """Standby: an encrypted cross-region read replica in the DR region, locked down, with backups replicated."""
-from harness import run_program
+from scripts.preview.runtime import run_stack
 from stack_values import config, example_values
 
 INSTANCE = "aws:rds/instance:Instance"
@@ -59,7 +59,7 @@ def test_replica_declares_no_backups_and_the_promoted_standby_is_production(exam
 def test_storage_autoscaling_and_single_az_can_be_chosen_for_the_promoted_standby():
     values = example_values()
     values["standby"] |= {"maxAllocatedStorageGb": 2000, "multiAzWhenPromoted": False}
-    (promoted,) = run_program(config(values, active="dr")).of_type(INSTANCE)
+    (promoted,) = run_stack(config(values, active="dr")).of_type(INSTANCE)
     assert (promoted.inputs["maxAllocatedStorage"], promoted.inputs["multiAz"]) == (2000, False), promoted.urn
 
 
@@ -74,7 +74,7 @@ def test_automated_backups_replicated_into_the_dr_region(example):
 def test_optional_performance_insights_monitoring_and_security_groups():
     values = example_values()
     values["standby"].update(performanceInsights=True, monitoringIntervalSeconds=30, allowedSecurityGroupIds=["sg-0app"])
-    run = run_program(config(values))
+    run = run_stack(config(values))
     (db,) = run.of_type(INSTANCE)
     assert db.inputs["performanceInsightsEnabled"] is True
     assert db.inputs["performanceInsightsKmsKeyId"] == run.document["keys"]["dr"]["arn"]
