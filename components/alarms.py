@@ -32,8 +32,6 @@ from components import rules
 
 SIDES = ("primary", "dr")
 BACKUP_AGE_PERIOD_SECONDS = 3600
-# What an idle RDS PostgreSQL source makes ReplicaLag report (docs/program.md, "What AWS enforces").
-IDLE_REPLICA_LAG_SECONDS = 300
 
 
 @dataclass
@@ -73,8 +71,10 @@ class AlarmsArgs:
     replication_destination_bucket: pulumi.Input[str]
     replication_rule_id: str
     replica_lag_targets: list[ReplicaLagTarget] = field(default_factory=list)
-    replica_lag_threshold_seconds: int = IDLE_REPLICA_LAG_SECONDS
-    """Usually the regional-outage RPO: more lag than this means the RPO is already lost (never below the idle floor)."""
+    replica_lag_threshold_seconds: int = 300
+    """Usually the regional-outage RPO: more lag than this means the RPO is already lost."""
+    replica_lag_floor_seconds: int = 300
+    """What an idle source makes ReplicaLag report: the alarm is never set below it."""
     slot_lag_threshold_bytes: int = 1024 ** 3
     """WAL the standby has not received yet; above this much, data is at risk whatever the clock says."""
     replication_latency_threshold_seconds: int = 900
@@ -164,7 +164,7 @@ class Alarms(pulumi.ComponentResource):
 
     def _create_replica_lag(self, target: ReplicaLagTarget) -> None:
         a = self._args
-        threshold = max(a.replica_lag_threshold_seconds, IDLE_REPLICA_LAG_SECONDS)
+        threshold = max(a.replica_lag_threshold_seconds, a.replica_lag_floor_seconds)
         self._alarm(
             "dr",
             f"{target.key}-replica-lag",

@@ -18,8 +18,9 @@ from pathlib import Path
 from types import MappingProxyType
 from typing import Any, Mapping
 
+from stacks.vocabulary import SIDES
+
 NAMESPACE = "pilotlight"
-SIDES = ("primary", "dr")
 
 # Commercial and GovCloud regions that have RDS PostgreSQL, S3 CRR with RTC and Route 53 health checks.
 KNOWN_REGIONS = frozenset(

@@ -20,9 +20,10 @@ from components.keys import VaultKeys, VaultKeysArgs
 from components.standby import Standby, StandbyArgs, StandbyNetwork, StandbyNetworkArgs
 from components.vault import BackupVault, BackupVaultArgs
 from stacks import naming, objectives
-from stacks.config import SIDES, DatabaseConfig, StackConfig
+from stacks.config import DatabaseConfig, StackConfig
 from stacks.documents import vault_rules
-from stacks.outputs import BACKUP_AGE_METRIC, METRIC_NAMESPACE, outputs_document, primary_endpoint, promotion_document
+from stacks.outputs import outputs_document, primary_endpoint, promotion_document
+from stacks.vocabulary import BACKUP_AGE_METRIC, IDLE_REPLICA_LAG_SECONDS, METRIC_NAMESPACE, SIDES
 
 ARC_CONTROL_PLANE_REGION = "us-west-2"
 ACCESS_ROLES_OUTPUT = "accessRoles"
@@ -213,6 +214,7 @@ class DrStack:
                 for db in cfg.databases
             ],
             replica_lag_threshold_seconds=cfg.objectives["regional-outage"].rpo_seconds,
+            replica_lag_floor_seconds=IDLE_REPLICA_LAG_SECONDS,
             email=cfg.alarms.email,
         )
 

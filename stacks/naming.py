@@ -11,8 +11,8 @@ import hashlib
 import re
 
 from stacks.config import DatabaseConfig, StackConfig
+from stacks.vocabulary import SIDES
 
-SIDES = ("primary", "dr")
 BUCKET_MAX = 63
 RDS_MAX = 63
 IAM_ROLE_MAX = 64

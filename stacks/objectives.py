@@ -18,13 +18,11 @@ well the drill goes. Rules (docs/program.md explains each):
 from __future__ import annotations
 
 from stacks.config import NAMESPACE, SCENARIO_KEYS, ConfigError, StackConfig
+from stacks.vocabulary import BACKUP_SCENARIOS, FAILOVER_SCENARIOS, IDLE_REPLICA_LAG_SECONDS
 
 # RDS promotes a cross-region replica in "a few minutes"; budget 5 so the check stays honest.
 PROMOTION_SECONDS = 300
-# Same floor as the ReplicaLag alarm (components/alarms.py): what an idle source reports.
-REPLICA_LAG_FLOOR_SECONDS = 300
-BACKUP_SCENARIOS = ("data-corruption", "accidental-deletion", "ransomware")
-FAILOVER_SCENARIOS = ("regional-outage", "database-loss")
+REPLICA_LAG_FLOOR_SECONDS = IDLE_REPLICA_LAG_SECONDS
 _CONFIG_KEYS = {scenario: key for key, scenario in SCENARIO_KEYS.items()}
 
 

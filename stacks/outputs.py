@@ -8,11 +8,9 @@ from __future__ import annotations
 
 from typing import Any, Mapping, Sequence
 
-from stacks.config import SIDES, DatabaseConfig, StackConfig
+from stacks.config import DatabaseConfig, StackConfig
+from stacks.vocabulary import BACKUP_AGE_METRIC, CONTRACT_VERSION, METRIC_NAMESPACE, SIDES
 
-CONTRACT_VERSION = 1
-METRIC_NAMESPACE = "Pilotlight"
-BACKUP_AGE_METRIC = "NewestBackupAgeSeconds"
 DNS_KEYS = ("recordName", "healthCheckId", "primaryTarget", "drTarget")
 OPTIONAL_DNS_KEYS = ("switch", "signalAlarm")
 # Per-database sections the program always exports and producers without them (older sandboxes) omit.

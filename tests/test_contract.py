@@ -4,7 +4,8 @@ from pathlib import Path
 
 import pytest
 
-from scripts.contract import CONTRACT_VERSION, ContractError, load_file, parse
+from scripts.contract import ContractError, load_file, parse
+from stacks.vocabulary import CONTRACT_VERSION
 
 FIXTURE = Path(__file__).parent / "fixtures" / "outputs.json"
 

@@ -20,8 +20,9 @@ import boto3
 from components import rules
 from scripts.aws import SANDBOX_CREDENTIALS, botocore_config
 from stacks import naming
-from stacks.config import SIDES, StackConfig
+from stacks.config import StackConfig
 from stacks.documents import vault_rules
+from stacks.vocabulary import SIDES
 
 ENDPOINT_TTL = 60
 

@@ -22,8 +22,9 @@ from typing import Any
 from scripts.common import UsageError
 from scripts.sandbox import postgres as pg
 from scripts.sandbox.emulator import provision
-from scripts.sandbox.state import (DAEMON, OUTPUTS, PASSFILE, REPLICATION, SIDES, STATE, SandboxError, SandboxState,
+from scripts.sandbox.state import (DAEMON, OUTPUTS, PASSFILE, REPLICATION, STATE, SandboxError, SandboxState,
                                    free_port, load, pid_alive, read_json, terminate, write_json)
+from stacks.vocabulary import SIDES
 from stacks.config import ConfigError, StackConfig, load_stack_file
 from stacks.outputs import outputs_document
 

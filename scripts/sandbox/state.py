@@ -32,7 +32,6 @@ STATE = "state.json"
 DAEMON = "daemon.json"
 PASSFILE = "pgpass"
 REPLICATION = "replication.json"
-SIDES = ("primary", "dr")
 
 
 class SandboxError(PilotlightError):

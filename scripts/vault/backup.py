@@ -33,7 +33,8 @@ from scripts import aws, progress
 from scripts.vault import envelope
 from scripts.postgres import client as pg
 from scripts.common import Exit, PilotlightError, iso, log, utcnow
-from scripts.contract import TIERS, Contract
+from scripts.contract import Contract
+from stacks.vocabulary import TIERS
 from scripts.postgres.dsn import parse_dsn, side_dsn
 from scripts.vault.pipeline import READ_SIZE, Digest, Reader, read_chunks, threaded, widen_pipe
 from scripts.vault.layout import (DUMP, FORMAT_VERSION, MANIFEST, Manifest, aws_error, new_backup_id, newest_complete,

@@ -24,8 +24,9 @@ from scripts.postgres.dsn import side_dsn
 from scripts.vault.pipeline import Digest
 from scripts.vault.stream import check_stream, download
 from scripts.vault.layout import Entry, Manifest, aws_error, check_object, check_seal, list_backups, validate_backup_id
+from stacks.vocabulary import RTC_MINUTES
 
-PENDING_LIMIT = timedelta(minutes=15)
+PENDING_LIMIT = timedelta(minutes=RTC_MINUTES)
 
 
 def _replication(contract: Contract, m: Manifest, now: datetime) -> str | None:

@@ -4,8 +4,8 @@ import pytest
 from scripts.preview.runtime import run_stack
 from stack_values import config, example_values
 
-from components.alarms import IDLE_REPLICA_LAG_SECONDS
 from stacks import objectives
+from stacks.vocabulary import IDLE_REPLICA_LAG_SECONDS
 
 ALARM = "aws:cloudwatch/metricAlarm:MetricAlarm"
 

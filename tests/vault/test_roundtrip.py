@@ -88,7 +88,8 @@ def test_backups_list_and_verify_with_test_restore(env, awkward, capsys):
     rc = verify.main(env.args("--backup", newest, "--test-restore", "--json"))
     report = json.loads(capsys.readouterr().out)
     assert rc == 0, report["failures"]
-    assert report["backups"][0]["checks"] == {"primary-object": "ok", "primary-replication": "ok", "primary-sha256": "ok",
+    assert report["backups"][0]["checks"] == {"primary-object": "ok", "primary-manifest-seal": "ok",
+                                              "primary-replication": "ok", "primary-sha256": "ok",
                                               "dr-copy-decrypt-with-dr-key": "ok", "test-restore": "ok"}
     assert not [d for d in env.databases() if "_verify_" in d]
 
