@@ -31,7 +31,7 @@ from scripts.postgres import replication as dbstate
 from scripts.failover import dns as dnscheck
 from scripts.failover import records as dnsrecords
 from scripts.common import Refused
-from scripts.contract import DEFAULT_OUTPUTS_FILE, Contract, Database
+from scripts.contract import Contract, Database, default_outputs_file
 from scripts.failover.rds import platform_for
 from scripts.steps import FAILED, SKIPPED, WARNING, Steps
 
@@ -51,7 +51,7 @@ def record_active_side(contract: Contract, side: str, outputs: Path | None) -> s
     """In the sandbox, write the new active side into its outputs file (atomically)."""
     if contract.sandbox is None:
         return f"run: {pulumi_command(contract, side)}"
-    path = Path(outputs or DEFAULT_OUTPUTS_FILE)
+    path = Path(outputs or default_outputs_file())
     doc = json.loads(path.read_text())
     doc["active"] = side
     fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=".outputs-")
@@ -107,7 +107,7 @@ def perform_cutover(
         result["plan"] = [
             f"fence the {other(to)} database read-only and wait for {to} to catch up" if live_source
             else f"{other(to)} is not a live primary: no fence (data-plane failover)",
-            f"promote the {to} database" if seen.target.in_recovery else f"{to} is already a primary",
+            f"promote the side {to} database" if seen.target.in_recovery else f"side {to} is already a primary",
             _records_plan(seen.rrsets, changes),
             f"verify every authoritative nameserver answers {to} "
             f"({', '.join(map(str, dnscheck.authoritative_servers(contract)))})",
@@ -138,7 +138,7 @@ def _inspect(contract: Contract, db: Database, to: str, steps: Steps, result: di
         if not target.reachable:
             if not force:
                 s.note(f"not healthy: {target.error}", FAILED)
-                raise Refused(f"the {to} database is not healthy ({target.error}); fix it or re-run with --force")
+                raise Refused(f"the side {to} database is not healthy ({target.error}); fix it or re-run with --force")
             s.note(f"not healthy, continuing because of --force: {target.error}", WARNING)
     with steps.step(f"check {other(to)} database") as s:
         source = dbstate.state(contract, db, other(to))

@@ -43,7 +43,7 @@ def perform_failback(contract: Contract, db: Database, steps: Steps, *, dry_run:
         result["already"] = True
         return result
     if not (dr.reachable and not dr.in_recovery):
-        raise Refused(f"nothing to fail back from: the dr database is {dr.role}, not a serving primary")
+        raise Refused(f"nothing to fail back from: the side dr database is {dr.role}, not a serving primary")
     if dry_run:
         result["plan"] = [
             "swap the failover records so DR is PRIMARY (if they still name the old primary)",

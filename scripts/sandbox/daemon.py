@@ -33,6 +33,7 @@ from scripts.sandbox.dns_server import DnsServer, ZoneView
 from scripts.sandbox.health import HealthProber
 from scripts.sandbox.proxy import Proxy
 from scripts.sandbox.replicator import Replicator
+from scripts.sandbox.scheduler import JobScheduler
 from scripts.sandbox.state import DAEMON, OUTPUTS, ContractWatcher, free_port, write_json
 
 log = logging.getLogger("pilotlight.sandbox.daemon")
@@ -88,9 +89,10 @@ def _start_moto_once(logs: Path) -> tuple[subprocess.Popen, int]:
 
 
 class Daemon:
-    def __init__(self, state_dir: Path, regions: list[str]):
+    def __init__(self, state_dir: Path, regions: list[str], schedule_speed: float = 0):
         self.state_dir = state_dir
         self.regions = regions
+        self.scheduler = JobScheduler(state_dir, state_dir / OUTPUTS, schedule_speed) if schedule_speed > 0 else None
         self.stopping = asyncio.Event()
         self.moto: subprocess.Popen | None = None
 
@@ -109,6 +111,8 @@ class Daemon:
         control = await asyncio.start_server(self._control, "127.0.0.1", 0)
         self.prober.start()
         self.replicator.start()
+        if self.scheduler:
+            self.scheduler.start()
         write_json(self.state_dir / DAEMON, {
             "pid": os.getpid(),
             "motoPid": self.moto.pid,
@@ -136,6 +140,8 @@ class Daemon:
         self.stopping.set()
 
     async def _shutdown(self) -> None:
+        if self.scheduler:
+            await asyncio.to_thread(self.scheduler.stop)
         self.prober.stop()
         self.replicator.stop()
         self.dns.stop()
@@ -182,11 +188,12 @@ def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="pilotlight-sandbox-daemon")
     parser.add_argument("--state-dir", type=Path, required=True)
     parser.add_argument("--regions", required=True, help="comma-separated: primary,dr")
+    parser.add_argument("--schedule-speed", type=float, default=0, help="run the contract's jobs this much faster (0: off)")
     args = parser.parse_args(argv)
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
     for noisy in ("botocore", "boto3", "urllib3", "s3transfer"):
         logging.getLogger(noisy).setLevel(logging.WARNING)
-    daemon = Daemon(args.state_dir.absolute(), args.regions.split(","))
+    daemon = Daemon(args.state_dir.absolute(), args.regions.split(","), args.schedule_speed)
 
     async def run() -> None:
         loop = asyncio.get_running_loop()

@@ -24,8 +24,10 @@ from scripts.sandbox import postgres as pg
 from scripts.sandbox.emulator import provision
 from scripts.sandbox.state import (DAEMON, OUTPUTS, PASSFILE, REPLICATION, STATE, SandboxError, SandboxState,
                                    free_port, load, pid_alive, read_json, terminate, write_json)
+from stacks import naming
 from stacks.vocabulary import SIDES
 from stacks.config import ConfigError, StackConfig, load_stack_file
+from stacks.jobsplan import job_specs
 from stacks.outputs import outputs_document
 
 log = logging.getLogger("pilotlight.sandbox")
@@ -44,8 +46,13 @@ def load_config(path: Path) -> StackConfig:
         raise UsageError(f"stack config: {exc}") from None
 
 
-def up(state_dir: Path, config_path: Path = DEFAULT_CONFIG, seed_rows: int = 1000) -> tuple[dict[str, Any], bool]:
-    """Start (or reuse) the sandbox; returns (contract document, reused)."""
+def up(state_dir: Path, config_path: Path = DEFAULT_CONFIG, seed_rows: int = 1000,
+       schedule_speed: float = 0) -> tuple[dict[str, Any], bool]:
+    """Start (or reuse) the sandbox; returns (contract document, reused).
+
+    ``schedule_speed`` > 0 runs the contract's jobs on their schedules, that many times faster
+    than real time (scripts/sandbox/scheduler.py); 0 leaves them to the user.
+    """
     state_dir = state_dir.absolute()
     cfg = load_config(config_path)
     if (state_dir / STATE).exists():
@@ -55,13 +62,13 @@ def up(state_dir: Path, config_path: Path = DEFAULT_CONFIG, seed_rows: int = 100
         log.warning("replacing the sandbox in %s (%s)", state_dir, report["state"])
         down(state_dir)
     try:
-        return _create(state_dir, cfg, seed_rows), False
+        return _create(state_dir, cfg, seed_rows, schedule_speed), False
     except BaseException:
         down(state_dir)
         raise
 
 
-def _create(state_dir: Path, cfg: StackConfig, seed_rows: int) -> dict[str, Any]:
+def _create(state_dir: Path, cfg: StackConfig, seed_rows: int, schedule_speed: float = 0) -> dict[str, Any]:
     user = pg.os_user()
     (state_dir / "logs").mkdir(parents=True, exist_ok=True)
     pgroot = _pgroot(state_dir, user)
@@ -70,7 +77,7 @@ def _create(state_dir: Path, cfg: StackConfig, seed_rows: int) -> dict[str, Any]
         pgroot=pgroot, clusters={side: {"port": free_port(), "dataDir": str(pgroot / side)} for side in SIDES})
     _write_state(state)
     (state_dir / DAEMON).unlink(missing_ok=True)
-    daemon = _start_daemon(state)
+    daemon = _start_daemon(state, schedule_speed)
     state.spawned_daemon_pid = daemon.pid
     _write_state(state)
     passwords = {pg.SUPERUSER: secrets.token_urlsafe(24), APP_USER: secrets.token_urlsafe(24)}
@@ -96,6 +103,8 @@ def _create(state_dir: Path, cfg: StackConfig, seed_rows: int) -> dict[str, Any]
                      for side in SIDES},
     }
     doc = outputs_document(cfg, sandbox=sandbox, **kwargs)
+    # The same job plan the program schedules on AWS; scripts/sandbox/scheduler.py runs it.
+    doc["jobs"] = [job.contract(cfg.region(job.side)) for job in job_specs(cfg, naming.base(cfg))]
     write_json(state_dir / OUTPUTS, doc, mode=0o644)
     return doc
 
@@ -139,11 +148,11 @@ def _pgroot(state_dir: Path, user: str | None) -> Path:
     return root
 
 
-def _start_daemon(state: SandboxState) -> subprocess.Popen:
+def _start_daemon(state: SandboxState, schedule_speed: float = 0) -> subprocess.Popen:
     out = open(state.state_dir / "logs" / "daemon.log", "ab")
     return subprocess.Popen(
         [sys.executable, "-m", DAEMON_MARKER, "--state-dir", str(state.state_dir),
-         "--regions", ",".join(state.regions[s] for s in SIDES)],
+         "--regions", ",".join(state.regions[s] for s in SIDES), "--schedule-speed", str(schedule_speed)],
         cwd=PROJECT_ROOT, stdin=subprocess.DEVNULL, stdout=out, stderr=subprocess.STDOUT, start_new_session=True)
 
 
