@@ -6,7 +6,11 @@ alarms must be able to use the topic's key, and nothing that publishes should be
 the backups' key). Each topic's policy lets CloudWatch and EventBridge (the vault audit rules,
 components/audit.py) publish. Each alarm lives where its metric is published:
 
-- standby ``ReplicaLag`` (DR region) above the RPO, while the standby is a replica;
+- standby ``ReplicaLag`` (DR region) above the RPO, while the standby is a replica. On RDS
+  PostgreSQL an idle source reports up to five minutes of lag (RDS writes to the source only
+  every five minutes), so the objectives check refuses a failover RPO below that floor and the
+  alarm is never set below it; alongside, the source's ``OldestReplicationSlotLag`` (primary
+  region, bytes of WAL not yet received) is zero when idle and says how much data is at risk;
 - S3 replication latency above the RTC threshold and failed replications (primary region,
   where the source bucket reports them);
 - backup age: the backup tool publishes ``Pilotlight/NewestBackupAgeSeconds`` per database and
@@ -36,6 +40,8 @@ class ReplicaLagTarget:
     """Database name (used in child and alarm names)."""
     identifier: pulumi.Input[str]
     """RDS identifier of the standby."""
+    source_identifier: str
+    """RDS identifier of the primary it replicates (its replication-slot lag is the second signal)."""
 
 
 @dataclass
@@ -65,8 +71,12 @@ class AlarmsArgs:
     replication_destination_bucket: pulumi.Input[str]
     replication_rule_id: str
     replica_lag_targets: list[ReplicaLagTarget] = field(default_factory=list)
-    replica_lag_threshold_seconds: int = 60
+    replica_lag_threshold_seconds: int = 300
     """Usually the regional-outage RPO: more lag than this means the RPO is already lost."""
+    replica_lag_floor_seconds: int = 300
+    """What an idle source makes ReplicaLag report: the alarm is never set below it."""
+    slot_lag_threshold_bytes: int = 1024 ** 3
+    """WAL the standby has not received yet; above this much, data is at risk whatever the clock says."""
     replication_latency_threshold_seconds: int = 900
     """S3 Replication Time Control promises 15 minutes."""
     email: str | None = None
@@ -154,11 +164,12 @@ class Alarms(pulumi.ComponentResource):
 
     def _create_replica_lag(self, target: ReplicaLagTarget) -> None:
         a = self._args
+        threshold = max(a.replica_lag_threshold_seconds, a.replica_lag_floor_seconds)
         self._alarm(
             "dr",
             f"{target.key}-replica-lag",
             f"{a.name_prefix}-{target.key}-replica-lag",
-            alarm_description=f"Standby of {target.key} lags more than the RPO ({a.replica_lag_threshold_seconds} s)",
+            alarm_description=f"Standby of {target.key} lags more than the RPO ({threshold} s)",
             namespace="AWS/RDS",
             metric_name="ReplicaLag",
             dimensions={"DBInstanceIdentifier": target.identifier},
@@ -166,10 +177,28 @@ class Alarms(pulumi.ComponentResource):
             period=60,
             evaluation_periods=3,
             datapoints_to_alarm=2,
-            threshold=a.replica_lag_threshold_seconds,
+            threshold=threshold,
             comparison_operator="GreaterThanThreshold",
             # A broken replica stops reporting lag: silence is a failure here.
             treat_missing_data="breaching",
+        )
+        self._alarm(
+            "primary",
+            f"{target.key}-slot-lag",
+            f"{a.name_prefix}-{target.key}-slot-lag",
+            alarm_description=f"Primary of {target.key} holds more than {a.slot_lag_threshold_bytes} bytes of WAL "
+                              "its standby has not received",
+            namespace="AWS/RDS",
+            metric_name="OldestReplicationSlotLag",
+            dimensions={"DBInstanceIdentifier": target.source_identifier},
+            statistic="Maximum",
+            period=60,
+            evaluation_periods=5,
+            datapoints_to_alarm=3,
+            threshold=a.slot_lag_threshold_bytes,
+            comparison_operator="GreaterThanThreshold",
+            # The primary's own outage is the DNS signal's business, not this alarm's.
+            treat_missing_data="notBreaching",
         )
 
     def _create_replication_alarms(self) -> None:

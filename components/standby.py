@@ -1,13 +1,16 @@
 """The standby databases: encrypted cross-region read replicas of production, and their network.
 
 ``StandbyNetwork`` is shared by every protected database (subnet group, parameter group,
-security group, optional enhanced-monitoring role); ``Standby`` is one per database: the
-replica itself plus RDS automated backups replication, so point-in-time recovery of the
-primary exists in the DR region even if the replica is lost.
+security group, optional enhanced-monitoring role); ``Standby`` is one per database and
+generation: the replica itself plus RDS automated backups replication of whichever instance
+serves, into the other region, so point-in-time recovery survives the loss of a region.
 
-Failover is a config flag: with ``active == "dr"`` the standby is declared without
-``replicate_source_db``, which makes the provider promote it in place. The instance is
-protected and retained on delete so no program change can ever replace or delete it.
+With ``active == "dr"`` the standby is declared promoted (no ``replicate_source_db``) and as
+production: backup retention, Multi-AZ, storage autoscaling. ``pilotlight cutover`` promotes it
+with the same retention, so ``pulumi up --refresh`` afterwards only adds Multi-AZ. RDS keeps no
+automated backups of a PostgreSQL read replica, so the replica declares none. The password is
+never declared: failover must not rotate the credentials production runs with.
+The instance is protected and retained on delete so no program change can ever destroy it.
 """
 from __future__ import annotations
 
@@ -17,7 +20,6 @@ import pulumi
 import pulumi_aws as aws
 
 from components.rules import assume_role_policy
-from stacks.config import DatabaseConfig
 
 ENHANCED_MONITORING_POLICY = "arn:{partition}:iam::aws:policy/service-role/AmazonRDSEnhancedMonitoringRole"
 
@@ -127,64 +129,73 @@ class StandbyNetwork(pulumi.ComponentResource):
 
 @dataclass
 class StandbyArgs:
-    database: DatabaseConfig
-    """The production database this standby follows."""
     identifier: str
-    """Physical RDS identifier (stacks.naming.standby_identifier)."""
+    """Physical RDS identifier of this generation's standby (stacks.naming.standby_identifier)."""
+    source_arn: str
+    """ARN of the production instance this standby replicates (the configured primary)."""
+    instance_class: str
+    port: int
     active: str
     """``primary``: the standby replicates the primary. ``dr``: it is promoted and serves traffic."""
     kms_key_arn: pulumi.Input[str]
     """The DR replica of the vault key: the standby's storage and backups are encrypted with it."""
+    primary_kms_key_arn: pulumi.Input[str]
+    """The primary-region key: encrypts the promoted standby's backups replicated into the primary region."""
+    primary_provider: pulumi.ProviderResource
+    """Primary-region provider: backups replication is created in its destination region."""
     network: StandbyNetwork
     backup_retention_days: int = 7
-    """Must be > 0: a replica without backups cannot do point-in-time recovery once promoted."""
+    """Retention of the promoted standby's automated backups (passed to PromoteReadReplica)."""
+    multi_az_when_promoted: bool = True
+    """Once promoted the standby is production: Multi-AZ by default."""
+    max_allocated_storage_gb: int = 0
+    """Storage autoscaling ceiling of the promoted standby; 0 leaves autoscaling off."""
+    adopt: bool = False
+    """True for a generation ``pilotlight failback`` created: the stack imports it instead of creating it."""
     performance_insights: bool = False
     monitoring_interval_seconds: int = 0
     deletion_protection: bool = True
-    password: pulumi.Input[str] | None = None
-    """Secret master password applied when promoted (a replica inherits the primary's)."""
 
 
 class Standby(pulumi.ComponentResource):
     identifier: pulumi.Output[str]
     arn: pulumi.Output[str]
     address: pulumi.Output[str]
+    instance_urn: pulumi.Output[str]
     backups_replication_id: pulumi.Output[str]
 
     def __init__(self, name: str, args: StandbyArgs, opts: pulumi.ResourceOptions | None = None):
         super().__init__("pilotlight:dr:Standby", name, None, opts)
         instance = self._create_instance(name, args)
-        backups = aws.rds.InstanceAutomatedBackupsReplication(
-            f"{name}-backups",
-            source_db_instance_arn=args.database.primary_arn,
-            kms_key_id=args.kms_key_arn,
-            retention_period=args.backup_retention_days,
-            opts=pulumi.ResourceOptions(parent=self),
-        )
+        backups = self._create_backups_replication(name, args, instance)
         self.identifier = instance.identifier
         self.arn = instance.arn
         self.address = instance.address
+        self.instance_urn = instance.urn
         self.backups_replication_id = backups.id
         self.register_outputs(
             {
                 "identifier": self.identifier,
                 "arn": self.arn,
                 "address": self.address,
+                "instance_urn": self.instance_urn,
                 "backups_replication_id": self.backups_replication_id,
             }
         )
 
     @staticmethod
-    def _instance_options(parent: pulumi.Resource, active: str) -> pulumi.ResourceOptions:
+    def _instance_options(parent: pulumi.Resource, args: StandbyArgs) -> pulumi.ResourceOptions:
         return pulumi.ResourceOptions(
             parent=parent,
             # The standby is the recovery target: no diff may ever replace or delete it.
             protect=True,
-            # Even if someone unprotects it and drops it from the program, the database stays.
+            # Dropping a retired generation from the program leaves the database in place.
             retain_on_delete=True,
-            # RDS cannot turn a promoted instance back into a replica; while the flag says
-            # "primary", never try to (re-seeding after failback is a deliberate replace, docs/program.md).
-            ignore_changes=["replicate_source_db"] if active == "primary" else None,
+            # RDS cannot turn a promoted instance back into a replica (the provider answers "cannot
+            # elect new source database"): a stale `active: primary` run must not try.
+            ignore_changes=["replicate_source_db"] if args.active == "primary" else None,
+            # A failback generation is created by `pilotlight failback` (RDS API); the stack adopts it.
+            import_=args.identifier if args.adopt else None,
         )
 
     def _create_instance(self, name: str, args: StandbyArgs) -> aws.rds.Instance:
@@ -194,17 +205,20 @@ class Standby(pulumi.ComponentResource):
         return aws.rds.Instance(
             f"{name}-instance",
             identifier=args.identifier,
-            instance_class=args.database.instance_class,
-            replicate_source_db=None if promoted else args.database.primary_arn,
+            instance_class=args.instance_class,
+            replicate_source_db=None if promoted else args.source_arn,
             storage_encrypted=True,
             kms_key_id=args.kms_key_arn,
             db_subnet_group_name=network.subnet_group_name,
             parameter_group_name=network.parameter_group_name,
             vpc_security_group_ids=[network.security_group_id],
-            port=args.database.port,
+            port=args.port,
             publicly_accessible=False,
             deletion_protection=args.deletion_protection,
-            backup_retention_period=args.backup_retention_days,
+            # Only once promoted: RDS keeps no automated backups of a PostgreSQL read replica.
+            backup_retention_period=args.backup_retention_days if promoted else None,
+            multi_az=args.multi_az_when_promoted if promoted else False,
+            max_allocated_storage=(args.max_allocated_storage_gb or None) if promoted else None,
             copy_tags_to_snapshot=True,
             skip_final_snapshot=False,
             final_snapshot_identifier=f"{args.identifier}-final",
@@ -214,6 +228,29 @@ class Standby(pulumi.ComponentResource):
             monitoring_role_arn=network.monitoring_role_arn if monitoring else None,
             # A failover `pulumi up` must take effect now, not in the next maintenance window.
             apply_immediately=True,
-            password=args.password if promoted else None,
-            opts=self._instance_options(self, args.active),
+            opts=self._instance_options(self, args),
+        )
+
+    def _create_backups_replication(self, name: str, args: StandbyArgs, instance: aws.rds.Instance):
+        """The serving instance's automated backups, replicated into the other region.
+
+        While the primary serves: its backups into the DR region. Once the standby is promoted: the
+        standby's backups into the primary region (a different resource in another region, so the
+        old one is stopped and the new one started). Every argument is replace-only and RDS
+        replicates a source only once per region, so a replacement deletes before it creates.
+        """
+        if args.active == "dr":
+            return aws.rds.InstanceAutomatedBackupsReplication(
+                f"{name}-backups-to-primary",
+                source_db_instance_arn=instance.arn,
+                kms_key_id=args.primary_kms_key_arn,
+                retention_period=args.backup_retention_days,
+                opts=pulumi.ResourceOptions(parent=self, provider=args.primary_provider, delete_before_replace=True),
+            )
+        return aws.rds.InstanceAutomatedBackupsReplication(
+            f"{name}-backups",
+            source_db_instance_arn=args.source_arn,
+            kms_key_id=args.kms_key_arn,
+            retention_period=args.backup_retention_days,
+            opts=pulumi.ResourceOptions(parent=self, delete_before_replace=True),
         )

@@ -19,7 +19,12 @@ Version 1 (``contractVersion: 1``), every top-level key is one ``pulumi.export``
     databases        [{name, dbName, port,
                        primary: {identifier, arn, host},
                        standby: {identifier, arn, host},
-                       dns: {recordName, healthCheckId, primaryTarget, drTarget}}]
+                       dns: {recordName, healthCheckId, primaryTarget, drTarget,
+                             switch?: {healthCheckId, threshold: {primary: int, dr: int}},
+                             signalAlarm?: {name, region}},
+                       promotion?: {backupRetentionDays: int, multiAz: bool},
+                       failback?: {generation: int, primaryIdentifier, standbyIdentifier, standbyUrn}}]
+                     (``?``: optional, additive; the Pulumi program always exports them)
     alarms           {topicArn, metricNamespace, backupAgeMetric}
     objectives       {scenario: {rtoSeconds, rpoSeconds}} for regional-outage, database-loss,
                       data-corruption, ransomware, accidental-deletion
@@ -106,11 +111,40 @@ class Endpoint:
 
 
 @dataclass(frozen=True)
+class Switch:
+    """The CALCULATED health check on the PRIMARY record: its threshold per active side picks the side."""
+
+    health_check_id: str
+    thresholds: Mapping[str, int]
+
+
+@dataclass(frozen=True)
 class ServiceDns:
     record_name: str
     health_check_id: str
     primary_target: str
     dr_target: str
+    switch: Switch | None = None
+    signal_alarm: Mapping[str, str] | None = None
+    """``{name, region}``: the primary-region alarm on the primary instance that the signal check reads."""
+
+
+@dataclass(frozen=True)
+class Promotion:
+    """What PromoteReadReplica must pass so the promoted standby is what ``active: dr`` declares."""
+
+    backup_retention_days: int
+    multi_az: bool
+
+
+@dataclass(frozen=True)
+class Failback:
+    """The identifiers failback creates (docs/program.md "Failback"), as the stack will declare them."""
+
+    generation: int
+    primary_identifier: str
+    standby_identifier: str
+    standby_urn: str
 
 
 @dataclass(frozen=True)
@@ -121,6 +155,8 @@ class Database:
     primary: Endpoint
     standby: Endpoint
     dns: ServiceDns
+    promotion: Promotion | None = None
+    failback: Failback | None = None
 
 
 @dataclass(frozen=True)
@@ -259,6 +295,20 @@ def _int(doc: Mapping[str, Any], path: str) -> int:
     return int(value)
 
 
+def _bool(doc: Mapping[str, Any], path: str) -> bool:
+    value = _get(doc, path)
+    if not isinstance(value, bool):
+        raise ContractError(f"outputs '{path}' must be true or false, got {value!r}")
+    return value
+
+
+def _switch(doc: Mapping[str, Any], p: str) -> Switch:
+    thresholds = {side: _int(doc, f"{p}.dns.switch.threshold.{side}") for side in SIDES}
+    if thresholds["dr"] <= thresholds["primary"]:
+        raise ContractError(f"outputs '{p}.dns.switch.threshold': dr must exceed primary, got {thresholds}")
+    return Switch(_str(doc, f"{p}.dns.switch.healthCheckId"), thresholds)
+
+
 def parse(doc: Mapping[str, Any]) -> Contract:
     """Validate an outputs document and return it typed; raises ContractError with one line."""
     if not isinstance(doc, Mapping):
@@ -308,8 +358,17 @@ def parse(doc: Mapping[str, Any]) -> Contract:
                     *(
                         _str(wrapped, f"{p}.dns.{k}")
                         for k in ("recordName", "healthCheckId", "primaryTarget", "drTarget")
-                    )
+                    ),
+                    switch=_switch(wrapped, p) if "switch" in item.get("dns", {}) else None,
+                    signal_alarm={k: _str(wrapped, f"{p}.dns.signalAlarm.{k}") for k in ("name", "region")}
+                    if "signalAlarm" in item.get("dns", {}) else None,
                 ),
+                promotion=Promotion(_int(wrapped, f"{p}.promotion.backupRetentionDays"),
+                                    _bool(wrapped, f"{p}.promotion.multiAz")) if "promotion" in item else None,
+                failback=Failback(_int(wrapped, f"{p}.failback.generation"),
+                                  *(_str(wrapped, f"{p}.failback.{k}")
+                                    for k in ("primaryIdentifier", "standbyIdentifier", "standbyUrn")))
+                if "failback" in item else None,
             )
         )
     objectives = {

@@ -13,7 +13,7 @@ import difflib
 import ipaddress
 import json
 import re
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from pathlib import Path
 from types import MappingProxyType
 from typing import TYPE_CHECKING, Any, Mapping
@@ -43,7 +43,11 @@ DEFAULT_RETENTION_DAYS = MappingProxyType({"hourly": 7, "daily": 30, "weekly": 9
 ARCHIVE_CLASSES = ("GLACIER_IR",)
 UNREADABLE_ARCHIVE_CLASSES = ("GLACIER", "DEEP_ARCHIVE")
 OBJECT_LOCK_MODES = ("GOVERNANCE", "COMPLIANCE")
-HEALTH_CHECK_TYPES = ("HTTPS", "HTTP", "TCP", "CLOUDWATCH_METRIC")
+# DATABASE (default): a primary-region alarm on the primary instance itself decides failover, so an
+# application-only failure never moves the database name (the others are endpoint checks).
+HEALTH_CHECK_TYPES = ("DATABASE", "HTTPS", "HTTP", "TCP", "CLOUDWATCH_METRIC")
+# A DATABASE signal alarm evaluates one-minute periods: failureThreshold counts minutes.
+DATABASE_SIGNAL_PERIOD_SECONDS = 60
 MONITORING_INTERVALS = (0, 1, 5, 10, 15, 30, 60)
 MAX_TTL = 300
 
@@ -59,8 +63,8 @@ SCENARIO_KEYS = MappingProxyType(
 )
 DEFAULT_OBJECTIVES = MappingProxyType(
     {
-        "regional-outage": (900, 60),
-        "database-loss": (900, 60),
+        "regional-outage": (900, 300),
+        "database-loss": (900, 300),
         "data-corruption": (3600, 3600),
         "ransomware": (14400, 86400),
         "accidental-deletion": (3600, 3600),
@@ -77,6 +81,8 @@ _HOST_RE = re.compile(r"^(?=.{1,253}$)([A-Za-z0-9]([A-Za-z0-9-]{0,61}[A-Za-z0-9]
 _ZONE_ID_RE = re.compile(r"^Z[A-Z0-9]{4,31}$")
 _SECRET_ARN_RE = re.compile(r"^arn:aws[a-z-]*:secretsmanager:[a-z0-9-]+:\d{12}:secret:[\w/+=.@!-]+$")  # RDS-managed: rds!db-...
 _INSTANCE_CLASS_RE = re.compile(r"^db\.[a-z0-9]+\.[a-z0-9]+$")
+_ENGINE_VERSION_RE = re.compile(r"^(\d+)(\.\d+)?$")
+MAX_GENERATION = 999
 
 
 class ConfigError(ValueError):
@@ -102,6 +108,10 @@ class DatabaseConfig:
     port: int
     record_name: str
     instance_class: str
+    engine_version: str = "15"
+    """PostgreSQL version of the primary (``15`` or ``15.7``); the standby's parameter group must match it."""
+    generation: int = 0
+    """Failback generation: each failback makes a new standby (and a new primary), see docs/program.md."""
     user: str = "pilotlight"
     """The PostgreSQL role the tools log in as."""
     credentials_secret_arn: str | None = None
@@ -112,6 +122,10 @@ class DatabaseConfig:
     @property
     def primary_identifier(self) -> str:
         return self.primary_arn.rsplit(":", 1)[1]
+
+    @property
+    def engine_major(self) -> str:
+        return self.engine_version.split(".", 1)[0]
 
 
 @dataclass(frozen=True)
@@ -127,6 +141,8 @@ class StandbyConfig:
     monitoring_interval_seconds: int
     parameter_group_family: str
     deletion_protection: bool
+    multi_az_when_promoted: bool = True
+    max_allocated_storage_gb: int = 0
 
 
 @dataclass(frozen=True)
@@ -141,7 +157,9 @@ class HealthCheckConfig:
 
     @property
     def detection_seconds(self) -> int:
-        """Worst-case time for Route 53 to declare the endpoint unhealthy."""
+        """Worst-case time for Route 53 to declare the primary unhealthy."""
+        if self.type == "DATABASE":
+            return DATABASE_SIGNAL_PERIOD_SECONDS * self.failure_threshold
         return self.interval_seconds * self.failure_threshold
 
 
@@ -200,8 +218,6 @@ class StackConfig:
     objectives: Mapping[str, Objective]
     jobs: "JobsConfig | None" = None
     """The scheduled jobs (stacks/jobsconfig.py); always set by ``parse_config``."""
-    # A pulumi.Output (secret) under the program, None elsewhere; never printed.
-    db_password: Any = field(default=None, repr=False, compare=False)
 
     def region(self, side: str) -> str:
         return self.primary_region if side == "primary" else self.dr_region
@@ -321,10 +337,8 @@ def _region(top: _Section, key: str) -> str:
 def _databases(raw: Any, primary_region: str, zone_name: str) -> tuple[DatabaseConfig, ...]:
     if not isinstance(raw, list) or not raw:
         raise _fail("databases", raw, "list at least one database: [{name, primaryArn, primaryHost, ...}]")
-    known = (
-        "name", "dbName", "primaryArn", "primaryHost", "port", "recordName", "instanceClass",
-        "user", "credentialsSecretArn", "iamAuth",
-    )
+    known = ("name", "dbName", "primaryArn", "primaryHost", "port", "recordName", "instanceClass", "engineVersion",
+             "generation", "user", "credentialsSecretArn", "iamAuth")
     dbs: list[DatabaseConfig] = []
     accounts: set[str] = set()
     for i, item in enumerate(raw):
@@ -351,6 +365,10 @@ def _databases(raw: Any, primary_region: str, zone_name: str) -> tuple[DatabaseC
         instance_class = s.text("instanceClass", "db.r6g.large")
         if not _INSTANCE_CLASS_RE.match(instance_class):
             raise _fail(s.at("instanceClass"), instance_class, "use an RDS instance class like db.r6g.large")
+        version = s.raw.get("engineVersion", "15")
+        version = str(version) if isinstance(version, (int, float)) and not isinstance(version, bool) else version
+        if not isinstance(version, str) or not _ENGINE_VERSION_RE.match(version):
+            raise _fail(s.at("engineVersion"), version, "use the primary's PostgreSQL version, like 15 or 15.7")
         user = s.text("user", "pilotlight")
         if not _DBNAME_RE.match(user):
             raise _fail(s.at("user"), user, "use a PostgreSQL role name (letters, digits, underscore)")
@@ -369,6 +387,10 @@ def _databases(raw: Any, primary_region: str, zone_name: str) -> tuple[DatabaseC
                 port=s.integer("port", 5432, 1, 65535),
                 record_name=record,
                 instance_class=instance_class,
+                engine_version=version,
+                generation=s.integer(
+                    "generation", 0, 0, MAX_GENERATION,
+                    "use the generation `pilotlight failback` printed (0 until the first failback)"),
                 user=user,
                 credentials_secret_arn=secret,
                 iam_auth=iam_auth,
@@ -386,7 +408,7 @@ def _databases(raw: Any, primary_region: str, zone_name: str) -> tuple[DatabaseC
     return tuple(dbs)
 
 
-def _standby(top: _Section) -> StandbyConfig:
+def _standby(top: _Section, databases: tuple[DatabaseConfig, ...]) -> StandbyConfig:
     s = top.section(
         "standby",
         (
@@ -399,6 +421,8 @@ def _standby(top: _Section) -> StandbyConfig:
             "monitoringIntervalSeconds",
             "parameterGroupFamily",
             "deletionProtection",
+            "multiAzWhenPromoted",
+            "maxAllocatedStorageGb",
         ),
     )
     vpc = s.text("vpcId", fix="set the DR-region VPC id (vpc-...)")
@@ -424,18 +448,30 @@ def _standby(top: _Section) -> StandbyConfig:
     family = s.text("parameterGroupFamily", "postgres15")
     if not re.fullmatch(r"postgres\d+", family):
         raise _fail(s.at("parameterGroupFamily"), family, "use the primary's family, like postgres15")
+    for i, db in enumerate(databases):
+        # A replica runs its source's major version; RDS refuses a parameter group of another family.
+        if family != f"postgres{db.engine_major}":
+            raise _fail(s.at("parameterGroupFamily"), family,
+                        f"databases[{i}].engineVersion is {db.engine_version}: use postgres{db.engine_major} "
+                        f"(one family for every database; protect other major versions in another stack)")
+    max_storage = s.integer("maxAllocatedStorageGb", 0, 0, 65536,
+                            "use 0 (storage autoscaling off) or the ceiling in GiB, up to 65536")
     return StandbyConfig(
         vpc_id=vpc,
         subnet_ids=subnets,
         allowed_cidrs=cidrs,
         allowed_security_group_ids=groups,
         backup_retention_days=s.integer(
-            "backupRetentionDays", 7, 1, 35, "use 1 to 35; a replica needs backups for point-in-time recovery"
+            "backupRetentionDays", 7, 1, 35,
+            "use 1 to 35: applied when the standby is promoted (RDS keeps no automated backups of a "
+            "PostgreSQL read replica), so the promoted database has point-in-time recovery"
         ),
         performance_insights=s.flag("performanceInsights", False),
         monitoring_interval_seconds=monitoring,
         parameter_group_family=family,
         deletion_protection=s.flag("deletionProtection", True),
+        multi_az_when_promoted=s.flag("multiAzWhenPromoted", True),
+        max_allocated_storage_gb=max_storage,
     )
 
 
@@ -453,11 +489,13 @@ def _dns(top: _Section) -> DnsConfig:
     h = s.section(
         "healthCheck", ("type", "fqdn", "path", "port", "intervalSeconds", "failureThreshold", "alarmName")
     )
-    kind = h.text("type", "HTTPS").upper()
+    kind = h.text("type", "DATABASE").upper()
     if kind not in HEALTH_CHECK_TYPES:
         raise _fail(h.at("type"), kind, f"use one of {', '.join(HEALTH_CHECK_TYPES)}")
     alarm_name = h.raw.get("alarmName") or None
-    if kind == "CLOUDWATCH_METRIC":
+    if kind == "DATABASE":
+        fqdn, path = "", ""
+    elif kind == "CLOUDWATCH_METRIC":
         if not isinstance(alarm_name, str):
             raise ConfigError(f"{_key(h.at('alarmName'))} is missing: CLOUDWATCH_METRIC checks need the primary-region alarm name")
         fqdn, path = "", ""
@@ -604,21 +642,20 @@ TOP_KEYS = (
     "alarms",
     "objectives",
     "jobs",
-    "dbPassword",
 )
 
 
-def parse_config(values: Mapping[str, Any], *, project: str, stack: str, db_password: Any = None) -> StackConfig:
+def parse_config(values: Mapping[str, Any], *, project: str, stack: str) -> StackConfig:
     """Validate ``pilotlight`` config values (keys without the namespace) into a StackConfig.
 
-    ``dbPassword`` must never arrive here in plain text: it is read as a Pulumi secret by
-    :func:`from_pulumi` and passed as ``db_password``.
+    The stack handles no password at all (``dbPassword`` is refused with the reason).
     """
     values = {k: v for k, v in values.items() if ":" not in k}
-    if values.get("dbPassword") is not None:
+    if "dbPassword" in values:
+        # Failover must never rotate credentials: a promoted standby keeps the primary's master password.
         raise ConfigError(
-            f"{_key('dbPassword')} is set in plain text: remove it and run "
-            f"`pulumi config set --secret {_key('dbPassword')}`"
+            f"{_key('dbPassword')}: no longer used (a promoted standby keeps the primary's master password, "
+            f"failover never changes credentials); remove it: `pulumi config rm {_key('dbPassword')}`"
         )
     top = _Section(values, "", TOP_KEYS)
     primary = _region(top, "primaryRegion")
@@ -629,6 +666,7 @@ def parse_config(values: Mapping[str, Any], *, project: str, stack: str, db_pass
     if active not in SIDES:
         raise _fail("active", active, "use primary (normal) or dr (after failover)")
     dns = _dns(top)
+    databases = _databases(values.get("databases"), primary, dns.zone_name)
     from stacks.jobsconfig import parse_jobs  # imports this module's section helpers
 
     return StackConfig(
@@ -637,14 +675,13 @@ def parse_config(values: Mapping[str, Any], *, project: str, stack: str, db_pass
         primary_region=primary,
         dr_region=dr,
         active=active,
-        databases=_databases(values.get("databases"), primary, dns.zone_name),
-        standby=_standby(top),
+        databases=databases,
+        standby=_standby(top, databases),
         dns=dns,
         vault=_vault(top),
         alarms=_alarms(top),
         objectives=_objectives(top),
         jobs=parse_jobs(values.get("jobs")),
-        db_password=db_password,
     )
 
 
@@ -693,9 +730,9 @@ def from_pulumi() -> StackConfig:
 
     cfg = pulumi.Config(NAMESPACE)
     values: dict[str, Any] = {}
+    if pulumi.runtime.get_config(f"{NAMESPACE}:dbPassword") is not None:
+        parse_config({"dbPassword": None}, project="", stack="")
     for key in TOP_KEYS:
-        if key == "dbPassword":
-            continue
         raw = cfg.get(key)
         if raw is None:
             continue
@@ -704,9 +741,7 @@ def from_pulumi() -> StackConfig:
         except json.JSONDecodeError:
             raise _fail(key, raw, "structured values must be valid JSON (use `pulumi config set --path`)") from None
     _reject_unknown_runtime_keys()
-    # Read as a secret only when set: the empty default means "the stack handles no password".
-    password = cfg.get_secret("dbPassword") if pulumi.runtime.get_config(f"{NAMESPACE}:dbPassword") else None
-    return parse_config(values, project=pulumi.get_project(), stack=pulumi.get_stack(), db_password=password)
+    return parse_config(values, project=pulumi.get_project(), stack=pulumi.get_stack())
 
 
 def _scalar(raw: str) -> Any:

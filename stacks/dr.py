@@ -16,7 +16,7 @@ from components.access import VaultAccess, VaultAccessArgs
 from components.alarms import Alarms, AlarmsArgs, ReplicaLagTarget
 from components.audit import VaultAudit, VaultAuditArgs
 from components.rules import trail_arn_of
-from components.dns import FailoverDns, FailoverDnsArgs, FailoverRecord
+from components.dns import FailoverDns, FailoverDnsArgs, FailoverRecord, SignalArgs
 from components.jobs import JobDatabase, JobNetworkArgs, Jobs, JobsArgs
 from components.keys import VaultKeys, VaultKeysArgs
 from components.standby import Standby, StandbyArgs, StandbyNetwork, StandbyNetworkArgs
@@ -25,8 +25,8 @@ from stacks import naming, objectives
 from stacks.jobsplan import job_specs
 from stacks.config import DatabaseConfig, StackConfig
 from stacks.documents import vault_rules
-from stacks.outputs import outputs_document, primary_endpoint
-from stacks.vocabulary import BACKUP_AGE_METRIC, METRIC_NAMESPACE, SIDES
+from stacks.outputs import outputs_document, primary_endpoint, promotion_document
+from stacks.vocabulary import BACKUP_AGE_METRIC, IDLE_REPLICA_LAG_SECONDS, METRIC_NAMESPACE, SIDES
 
 ARC_CONTROL_PLANE_REGION = "us-west-2"
 ACCESS_ROLES_OUTPUT = "accessRoles"
@@ -51,7 +51,8 @@ class DrStack:
         self.access = VaultAccess("access", self._access_args(key_arns), primary)
         self.network = StandbyNetwork("standby", self._network_args(), dr)
         self.standbys = {
-            db.name: Standby(f"standby-{db.name}", self._standby_args(db, key_arns["dr"]), dr) for db in cfg.databases
+            db.name: Standby(naming.standby_logical_name(db), self._standby_args(db, key_arns), dr)
+            for db in cfg.databases
         }
         self.dns = FailoverDns("dns", self._dns_args(), primary)
         self.alarms = Alarms("alarms", self._alarms_args(), primary)
@@ -144,19 +145,26 @@ class DrStack:
             break_glass_arn=naming.break_glass_arn(cfg),
         )
 
-    def _standby_args(self, db: DatabaseConfig, key_arn: pulumi.Output[str]) -> StandbyArgs:
+    def _standby_args(self, db: DatabaseConfig, key_arns: dict[str, pulumi.Output[str]]) -> StandbyArgs:
         cfg, s = self.cfg, self.cfg.standby
         return StandbyArgs(
-            database=db,
             identifier=naming.standby_identifier(cfg, db),
+            source_arn=db.primary_arn,
+            instance_class=db.instance_class,
+            port=db.port,
             active=cfg.active,
-            kms_key_arn=key_arn,
+            kms_key_arn=key_arns["dr"],
+            primary_kms_key_arn=key_arns["primary"],
+            primary_provider=self.providers["primary"],
             network=self.network,
             backup_retention_days=s.backup_retention_days,
+            multi_az_when_promoted=s.multi_az_when_promoted,
+            max_allocated_storage_gb=s.max_allocated_storage_gb,
+            # Generation 0 is created by the stack; later ones by `pilotlight failback`, then adopted.
+            adopt=db.generation > 0,
             performance_insights=s.performance_insights,
             monitoring_interval_seconds=s.monitoring_interval_seconds,
             deletion_protection=s.deletion_protection,
-            password=cfg.db_password,
         )
 
     def _network_args(self) -> StandbyNetworkArgs:
@@ -181,22 +189,22 @@ class DrStack:
         if cfg.dns.routing_control:
             # The ARC control-plane API exists only in us-west-2, whatever the stack's regions.
             arc = aws.Provider("arc", region=ARC_CONTROL_PLANE_REGION)
+        hc = cfg.dns.health_check
         return FailoverDnsArgs(
             zone_id=cfg.dns.zone_id,
             ttl=cfg.dns.ttl,
             active=cfg.active,
-            health_check=cfg.dns.health_check,
+            signal=SignalArgs(type=hc.type, failure_threshold=hc.failure_threshold, fqdn=hc.fqdn, path=hc.path,
+                              port=hc.port, interval_seconds=hc.interval_seconds, alarm_name=hc.alarm_name),
             alarm_region=cfg.primary_region,
             name_prefix=naming.base(cfg),
-            dr_region=cfg.dr_region,
-            dr_provider=self.providers["dr"],
             records=[
                 FailoverRecord(
                     key=db.name,
                     record_name=db.record_name,
                     primary_target=db.primary_host,
+                    primary_identifier=db.primary_identifier,
                     dr_target=self.standbys[db.name].address,
-                    dr_identifier=self.standbys[db.name].identifier,
                 )
                 for db in cfg.databases
             ],
@@ -246,8 +254,12 @@ class DrStack:
             replication_source_bucket=self.vault.bucket_names["primary"],
             replication_destination_bucket=self.vault.bucket_names["dr"],
             replication_rule_id=self.vault.replication_rule_id,
-            replica_lag_targets=[ReplicaLagTarget(name, s.identifier) for name, s in self.standbys.items()],
+            replica_lag_targets=[
+                ReplicaLagTarget(db.name, self.standbys[db.name].identifier, db.primary_identifier)
+                for db in cfg.databases
+            ],
             replica_lag_threshold_seconds=cfg.objectives["regional-outage"].rpo_seconds,
+            replica_lag_floor_seconds=IDLE_REPLICA_LAG_SECONDS,
             email=cfg.alarms.email,
         )
 
@@ -255,7 +267,7 @@ class DrStack:
         cfg = self.cfg
         databases = []
         for db in cfg.databases:
-            standby = self.standbys[db.name]
+            standby, dns = self.standbys[db.name], self.dns.records[db.name]
             databases.append(
                 {
                     "config": db,
@@ -263,9 +275,18 @@ class DrStack:
                     "standby": {"identifier": standby.identifier, "arn": standby.arn, "host": standby.address},
                     "dns": {
                         "recordName": db.record_name,
-                        "healthCheckId": self.dns.health_check_id,
+                        "healthCheckId": dns.signal_check_id,
                         "primaryTarget": db.primary_host,
                         "drTarget": standby.address,
+                        "switch": {"healthCheckId": dns.switch_check_id, "threshold": dict(dns.thresholds)},
+                        **({"signalAlarm": dns.signal_alarm} if dns.signal_alarm else {}),
+                    },
+                    "promotion": promotion_document(cfg),
+                    "failback": {
+                        "generation": db.generation,
+                        "primaryIdentifier": naming.failback_primary_identifier(cfg, db),
+                        "standbyIdentifier": naming.standby_identifier(cfg, db, db.generation + 1),
+                        "standbyUrn": standby.instance_urn,
                     },
                 }
             )

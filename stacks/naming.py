@@ -96,9 +96,29 @@ def alarm_key_alias(cfg: StackConfig) -> str:
     return f"alias/{base(cfg)}-alarms"
 
 
-def standby_identifier(cfg: StackConfig, db: DatabaseConfig) -> str:
-    """RDS identifier of a database's DR-region standby (letters, digits, single hyphens, <= 63)."""
-    return _fit(f"{base(cfg)}-{db.name}-standby", RDS_MAX)
+def _generation(generation: int) -> str:
+    return f"-g{generation}" if generation else ""
+
+
+def standby_identifier(cfg: StackConfig, db: DatabaseConfig, generation: int | None = None) -> str:
+    """RDS identifier of a database's DR-region standby of ``generation`` (default: the configured one).
+
+    Generation 0 keeps the original name; each failback makes a new standby, ``...-standby-g<n>``.
+    Letters, digits, single hyphens, at most 63 characters.
+    """
+    g = db.generation if generation is None else generation
+    return _fit(f"{base(cfg)}-{db.name}-standby{_generation(g)}", RDS_MAX)
+
+
+def standby_logical_name(db: DatabaseConfig, generation: int | None = None) -> str:
+    """Pulumi name of the Standby component of ``generation``: a new generation is a new resource."""
+    g = db.generation if generation is None else generation
+    return f"standby-{db.name}{_generation(g)}"
+
+
+def failback_primary_identifier(cfg: StackConfig, db: DatabaseConfig) -> str:
+    """RDS identifier of the primary-region replica ``pilotlight failback`` creates from the current standby."""
+    return _fit(f"{base(cfg)}-{db.name}-primary-g{db.generation + 1}", RDS_MAX)
 
 
 def subnet_group_name(cfg: StackConfig) -> str:
@@ -148,7 +168,7 @@ def health_check_name(cfg: StackConfig, what: str) -> str:
 
 
 def set_identifier(side: str) -> str:
-    """Route 53 failover record set identifiers: stable per side, so flipping roles never renames them."""
+    """Route 53 failover record set identifiers: ``primary`` is always PRIMARY, ``dr`` always SECONDARY."""
     _side(side)
     return side
 

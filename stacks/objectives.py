@@ -10,18 +10,19 @@ well the drill goes. Rules (docs/program.md explains each):
 - ransomware: the recovery point must still be locked. RPO <= Object Lock retention, else the
   backup you need may already have been deleted by the attacker (or expired).
 - regional-outage, database-loss: RTO >= health-check detection (interval x failure threshold)
-  + DNS TTL + a replica promotion budget. RPO >= the 60 s granularity of ``ReplicaLag``: the
-  replica is asynchronous and its lag is only observable per minute.
+  + DNS TTL + a replica promotion budget. RPO >= 5 minutes: the replica is asynchronous, and an
+  idle RDS PostgreSQL source makes ``ReplicaLag`` report up to five minutes, so the lag alarm
+  (set at the RPO) cannot be set lower without firing on every quiet period.
 - every objective: RTO > 0.
 """
 from __future__ import annotations
 
 from stacks.config import NAMESPACE, SCENARIO_KEYS, ConfigError, StackConfig
-from stacks.vocabulary import BACKUP_SCENARIOS, FAILOVER_SCENARIOS
+from stacks.vocabulary import BACKUP_SCENARIOS, FAILOVER_SCENARIOS, IDLE_REPLICA_LAG_SECONDS
 
 # RDS promotes a cross-region replica in "a few minutes"; budget 5 so the check stays honest.
 PROMOTION_SECONDS = 300
-REPLICA_LAG_GRANULARITY_SECONDS = 60
+REPLICA_LAG_FLOOR_SECONDS = IDLE_REPLICA_LAG_SECONDS
 _CONFIG_KEYS = {scenario: key for key, scenario in SCENARIO_KEYS.items()}
 
 
@@ -72,13 +73,14 @@ def problems(cfg: StackConfig) -> list[str]:
             if rto < floor:
                 out.append(
                     f"{_key(scenario, 'rto')} = {human(rto)}: failover needs at least {human(floor)} "
-                    f"(detection {hc.interval_seconds}s x {hc.failure_threshold} + TTL {cfg.dns.ttl}s + "
+                    f"(detection {hc.detection_seconds}s + TTL {cfg.dns.ttl}s + "
                     f"promotion {PROMOTION_SECONDS}s); raise the RTO or lower dns.ttl / healthCheck settings"
                 )
-            if rpo < REPLICA_LAG_GRANULARITY_SECONDS:
+            if rpo < REPLICA_LAG_FLOOR_SECONDS:
                 out.append(
-                    f"{_key(scenario, 'rpo')} = {human(rpo)}: the standby replicates asynchronously and its "
-                    f"lag is measured per minute; raise the RPO to 1m or more"
+                    f"{_key(scenario, 'rpo')} = {human(rpo)}: the standby replicates asynchronously and an idle "
+                    f"RDS PostgreSQL source reports up to {human(REPLICA_LAG_FLOOR_SECONDS)} of ReplicaLag, so lag "
+                    f"below that cannot be alarmed on; raise the RPO to {human(REPLICA_LAG_FLOOR_SECONDS)} or more"
                 )
     return out
 

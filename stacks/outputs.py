@@ -12,6 +12,10 @@ from stacks.config import DatabaseConfig, StackConfig
 from stacks.vocabulary import BACKUP_AGE_METRIC, CONTRACT_VERSION, METRIC_NAMESPACE, SIDES
 from stacks.objectives import PROMOTION_SECONDS
 
+DNS_KEYS = ("recordName", "healthCheckId", "primaryTarget", "drTarget")
+OPTIONAL_DNS_KEYS = ("switch", "signalAlarm")
+# Per-database sections the program always exports and producers without them (older sandboxes) omit.
+OPTIONAL_DATABASE_KEYS = ("promotion", "failback")
 # Dimensions the backup tool publishes BACKUP_AGE_METRIC with (one series per database and tier).
 BACKUP_AGE_DIMENSIONS = ("Database", "Tier")
 
@@ -38,7 +42,11 @@ def outputs_document(
           {"config": DatabaseConfig,
            "primary": {"identifier", "arn", "host"},
            "standby": {"identifier", "arn", "host"},
-           "dns": {"recordName", "healthCheckId", "primaryTarget", "drTarget"}}
+           "dns": {"recordName", "healthCheckId", "primaryTarget", "drTarget",
+                   "switch": {"healthCheckId", "threshold": {"primary", "dr"}},      # optional
+                   "signalAlarm": {"name", "region"}},                               # optional (DATABASE signal)
+           "promotion": {"backupRetentionDays", "multiAz"},                          # optional
+           "failback": {"generation", "primaryIdentifier", "standbyIdentifier", "standbyUrn"}}  # optional
 
     - ``topic_arn``: the alarm topic of the active side's region.
     - ``sandbox``: the sandbox section (camelCase, as :func:`scripts.contract._parse_sandbox` reads it) or None.
@@ -103,10 +111,21 @@ def _databases(cfg: StackConfig, items: Sequence[Mapping[str, Any]]) -> list[dic
                 "port": db.port,
                 "primary": {k: item["primary"][k] for k in ("identifier", "arn", "host")},
                 "standby": {k: item["standby"][k] for k in ("identifier", "arn", "host")},
-                "dns": {k: item["dns"][k] for k in ("recordName", "healthCheckId", "primaryTarget", "drTarget")},
+                "dns": {k: item["dns"][k] for k in DNS_KEYS}
+                | {k: item["dns"][k] for k in OPTIONAL_DNS_KEYS if k in item["dns"]},
+                **{k: item[k] for k in OPTIONAL_DATABASE_KEYS if k in item},
             }
         )
     return out
+
+
+def promotion_document(cfg: StackConfig) -> dict[str, Any]:
+    """What a promotion must pass so the promoted standby is what ``active: dr`` declares.
+
+    ``pilotlight cutover`` calls PromoteReadReplica with ``BackupRetentionPeriod`` = backupRetentionDays
+    (RDS keeps no automated backups of a PostgreSQL replica, so retention starts at promotion).
+    """
+    return {"backupRetentionDays": cfg.standby.backup_retention_days, "multiAz": cfg.standby.multi_az_when_promoted}
 
 
 def primary_endpoint(db: DatabaseConfig) -> dict[str, str]:

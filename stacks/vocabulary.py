@@ -24,5 +24,8 @@ BACKUP_SCENARIOS = ("data-corruption", "ransomware", "accidental-deletion")
 METRIC_NAMESPACE = "Pilotlight"
 BACKUP_AGE_METRIC = "NewestBackupAgeSeconds"
 
+IDLE_REPLICA_LAG_SECONDS = 300
+"""What ReplicaLag reports for an idle RDS PostgreSQL source: the floor of the lag alarm and of a failover RPO."""
+
 RTC_MINUTES = 15
 """S3 Replication Time Control: replication within 15 minutes is what RTC promises and alarms on."""

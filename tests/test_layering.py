@@ -16,9 +16,8 @@ from pathlib import Path
 
 ROOT = Path(__file__).resolve().parents[1]
 
-# components -> stacks imports, until components take plain values and stacks/dr.py translates config
-# (branch aws-rds; the vault's, keys', access, alarms and audit components take plain values now).
-COMPONENTS_IMPORTING_STACKS = {"components/dns.py", "components/standby.py"}
+# components -> stacks imports: none left; every component takes plain values, stacks/dr.py translates config.
+COMPONENTS_IMPORTING_STACKS: set[str] = set()
 # Tools that still branch on the sandbox (branch rds-sandbox removes them: the sandbox answers the RDS API).
 SANDBOX_IMPORTERS = {"scripts/failover/rds.py", "scripts/drills/scenarios/regional_outage.py"}
 SANDBOX_BRANCHES = {

@@ -21,6 +21,7 @@ WORDS = {name: getattr(vocabulary, name) for name in ("SIDES", "TIERS", "SCENARI
                                                       "METRIC_NAMESPACE", "BACKUP_AGE_METRIC")}
 KNOWN_COPIES = {
     ("components/alarms.py", "SIDES"), ("components/audit.py", "SIDES"), ("components/dns.py", "SIDES"),
+    ("components/jobs.py", "SIDES"),
     ("components/vault.py", "SIDES"),
     ("components/rules.py", "RTC_MINUTES"), ("stacks/policy/policies.py", "SCENARIOS"),
     ("stacks/policy/policies.py", "RTC_MINUTES"),

@@ -51,6 +51,13 @@ def human(path: Path, project: str, stack: str, report: dict[str, Any], strict: 
             yield f"  {name:<20} RTO {_duration(o.get('rtoSeconds')):>7}   RPO {_duration(o.get('rpoSeconds')):>7}"
         if s["resources"]:
             yield "Outputs contract: " + (f"INVALID: {report['contract']}" if report["contract"] else "valid (version 1)")
+        rehearsal = report.get("failover")
+        if rehearsal:
+            changes = ", ".join(f"{n} {op}" for op, n in rehearsal["changes"].items()) or "no change"
+            verdict = f"{len(rehearsal['problems'])} problem(s)" if rehearsal["problems"] else "OK"
+            yield f"Failover rehearsal (cutover to dr, then `pulumi up --refresh`): {verdict} ({changes})"
+            for problem in rehearsal["problems"]:
+                yield f"  {problem}"
         violations = report["violations"]
         mandatory = [v for v in violations if v["level"] == MANDATORY]
         advisory = [v for v in violations if v["level"] == ADVISORY]

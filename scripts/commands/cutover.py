@@ -32,7 +32,7 @@ def human(result: dict[str, Any], steps: Steps) -> list[str]:
     total = sum(s.seconds for s in steps.steps)
     lines = [f"cutover to side {to} complete in {dur(total)}"]
     lines += [f"warning: {w}" for w in result["warnings"]]
-    lines.append(f"so the next `pulumi up` agrees: {result['pulumiConfig']}")
+    lines.append(f"so the next `pulumi up --refresh` agrees: {result['pulumiConfig']}, then `pulumi up --refresh`")
     return lines
 
 

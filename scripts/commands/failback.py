@@ -24,7 +24,7 @@ def human(result: dict[str, Any], steps: Steps) -> list[str]:
             f"  {i}. {p}" for i, p in enumerate(result["plan"], 1)]
     total = sum(s.seconds for s in steps.steps)
     return [f"failback to side primary complete in {dur(total)}",
-            f"so the next `pulumi up` agrees: {result['pulumiConfig']}"]
+            f"so the next `pulumi up --refresh` agrees: {result['pulumiConfig']}, then `pulumi up --refresh`"]
 
 
 

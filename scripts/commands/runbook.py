@@ -124,8 +124,9 @@ def _regional_outage(c: Contract, x: Commands, db: Database) -> list[str]:
         "3. Check what clients resolve, straight from the zone's name servers:", "",
         *_code([f"for ns in $(aws route53 get-hosted-zone --id {c.zone_id} --query 'DelegationSet.NameServers' "
                 "--output text); do", f"  dig +short {db.dns.record_name} @\"$ns\"", "done"]),
-        "4. Record the new active side so the next `pulumi up` keeps the failover:", "",
-        *_code([f"pulumi config set pilotlight:active {other} --stack {c.stack}", f"pulumi up --stack {c.stack}"]),
+        "4. Record the new active side so the next `pulumi up --refresh` keeps the failover (it reads what the "
+        "cutover changed first):", "",
+        *_code([f"pulumi config set pilotlight:active {other} --stack {c.stack}", f"pulumi up --refresh --stack {c.stack}"]),
         f"5. Check the {other} vault holds recent backups:", "",
         *_code([x.pl(f"backups list --region {other}"), x.pl("verify --all")]),
     ]
@@ -189,7 +190,8 @@ def _failback(c: Contract, x: Commands, db: Database) -> list[str]:
         f"When `{c.region('primary')}` is healthy again: re-seed it from the serving side, switch back, record it.", "",
         *_code([x.pl(f"failback --to primary --database {db.name} --dry-run"),
                 x.pl(f"failback --to primary --database {db.name} --yes"),
-                f"pulumi config set pilotlight:active primary --stack {c.stack}", f"pulumi up --stack {c.stack}"]),
+                "# then the `pulumi config set` commands failback prints (new primary, generation, active side)",
+                f"pulumi up --refresh --stack {c.stack}"]),
     ]
 
 

@@ -6,6 +6,8 @@ program under Pulumi's mock runtime (:mod:`scripts.preview.runtime`), prints wha
 by region and type the way a preview summary reads, evaluates the policy pack's rule functions
 (stacks/policy/policies.py, the very functions `pulumi preview --policy-pack stacks/policy` runs)
 on the registered inputs, and checks the exported outputs against the contract the tools read.
+A stack whose active side is ``primary`` also gets a failover rehearsal (:mod:`scripts.preview.rehearsal`):
+the program with ``active: dr``, diffed against the state a cutover leaves, through the AWS rules.
 
 The program's own checks run as part of it: a config mistake or an objective the declared
 infrastructure cannot meet fails here with the same one-line message as at `pulumi preview`.
@@ -21,6 +23,7 @@ from typing import Any, Mapping
 
 from scripts.common import PilotlightError, UsageError
 from scripts.contract import ContractError, parse
+from scripts.preview.rehearsal import after_cutover, rehearse
 from scripts.preview.runtime import Run, config_values, run_program
 from stacks import config, objectives
 from stacks.config import ConfigError, load_stack_file
@@ -43,12 +46,13 @@ def objective_problems(path: Path) -> list[str]:
         raise UsageError(str(exc)) from None
 
 
-def preview(path: Path) -> tuple[str, str, Run, list[str]]:
+def preview(path: Path, overrides: Mapping[str, str] | None = None) -> tuple[str, str, Run, list[str]]:
     """Run the project's program for the stack file at ``path``; its config errors become UsageError."""
     import pulumi
 
     project, stack, raw = read_stack_file(path)
     values, secure = config_values(raw)
+    values |= dict(overrides or {})
     program = path.parent / "__main__.py"
     if not program.is_file():
         raise UsageError(f"{program}: not found; run from the project directory or pass --config")
@@ -61,6 +65,15 @@ def preview(path: Path) -> tuple[str, str, Run, list[str]]:
     except Exception as exc:  # noqa: BLE001 - the program failed: show its one line, as `pulumi preview` would
         raise PilotlightError(f"the program failed: {type(exc).__name__}: {_first_line(exc)}") from None
     return project, stack, result, secure
+
+
+def failover_rehearsal(path: Path, result: Run) -> dict[str, Any] | None:
+    """Problems a recorded cutover to DR would meet at `pulumi up --refresh` (None unless primary is active)."""
+    if result.outputs.get("active") != "primary":
+        return None
+    _, _, flipped, _ = preview(path, {"pilotlight:active": "dr"})
+    found = rehearse(after_cutover(result.views, result.outputs), flipped.views)
+    return {"to": "dr", "problems": list(found.problems), "changes": dict(sorted(found.counts.items()))}
 
 
 def _first_line(exc: BaseException) -> str:
@@ -107,7 +120,8 @@ def objectives_of(outputs: dict[str, Any]) -> dict[str, Any]:
 
 def failed(report: dict[str, Any], strict: bool) -> bool:
     levels = {MANDATORY, ADVISORY} if strict else {MANDATORY}
-    return bool(report["contract"]) or any(v["level"] in levels for v in report["violations"])
+    rehearsal_failed = bool((report.get("failover") or {}).get("problems"))
+    return bool(report["contract"]) or rehearsal_failed or any(v["level"] in levels for v in report["violations"])
 
 
 def check(path: Path) -> dict[str, Any]:
@@ -131,5 +145,6 @@ def check(path: Path) -> dict[str, Any]:
         "contract": contract_problem(result.outputs) if result.resources else None,
         "violations": [asdict(v) for v in found],
         "secureKeysSkipped": secure,
+        "failover": failover_rehearsal(path, result) if result.resources else None,
     }
     return report

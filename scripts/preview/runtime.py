@@ -77,6 +77,12 @@ class Run:
         return [r for r in self.resources.values()
                 if r.type == typ and (under is None or f"{under}::" in r.parent)]
 
+    @property
+    def views(self) -> list[awsrules.Resource]:
+        """Every managed resource as the AWS rules see it (what transition tests and rehearsals diff)."""
+        return [r.rule_view for r in self.resources.values()
+                if r.custom and not r.type.startswith(PROVIDER_PREFIX) and r.rule_view is not None]
+
     def named(self, name: str) -> Registration:
         for r in self.resources.values():
             if r.name == name:

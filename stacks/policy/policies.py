@@ -40,6 +40,7 @@ BUCKET_POLICY_TYPE = "aws:s3/bucketPolicy:BucketPolicy"
 REPLICATION_TYPE = "aws:s3/bucketReplicationConfig:BucketReplicationConfig"
 RDS_INSTANCE_TYPE = "aws:rds/instance:Instance"
 RECORD_TYPE = "aws:route53/record:Record"
+HEALTH_CHECK_TYPE = "aws:route53/healthCheck:HealthCheck"
 KMS_KEY_TYPES = ("aws:kms/key:Key", "aws:kms/replicaKey:ReplicaKey")
 STACK_TYPE = "pulumi:pulumi:Stack"
 
@@ -341,8 +342,11 @@ def standby_deletion_protected(resource: Any) -> list[str]:
 
 
 def standby_backups(resource: Any) -> list[str]:
-    """Advisory: automated backups on the standby keep point-in-time recovery after a promotion."""
-    retention = props_of(resource).get("backupRetentionPeriod") or 0
+    """Advisory: a promoted standby keeps automated backups (a PostgreSQL replica cannot have any)."""
+    props = props_of(resource)
+    if props.get("replicateSourceDb"):
+        return []
+    retention = props.get("backupRetentionPeriod") or 0
     if retention <= 0:
         return ["standby database keeps no automated backups; set backup_retention_period >= 1 "
                 "(pilotlight:standby.backupRetentionDays)"]
@@ -369,6 +373,16 @@ def failover_health_check(resource: Any) -> list[str]:
     if "PRIMARY" in kinds and not props.get("healthCheckId"):
         return ["PRIMARY failover record has no health check; set health_check_id to the primary's health check"]
     return []
+
+
+def failover_signal_no_data(resource: Any) -> list[str]:
+    """An alarm-based health check counts "no data" as unhealthy: the alarm's region may be what failed."""
+    props = props_of(resource)
+    if props.get("type") != "CLOUDWATCH_METRIC" or props.get("insufficientDataHealthStatus") == "Unhealthy":
+        return []
+    return [f"alarm health check treats no data as {props.get('insufficientDataHealthStatus') or 'Healthy'}: when "
+            "the alarm's region (and its CloudWatch) is down it stays healthy; set "
+            "insufficient_data_health_status='Unhealthy'"]
 
 
 def key_rotation(resource: Any) -> list[str]:
@@ -528,12 +542,14 @@ RESOURCE_RULES: tuple[ResourceRule, ...] = (
                  MANDATORY, (RDS_INSTANCE_TYPE,), standby_encrypted),
     ResourceRule("standby-deletion-protected", "The standby has deletion protection.",
                  MANDATORY, (RDS_INSTANCE_TYPE,), standby_deletion_protected),
-    ResourceRule("standby-automated-backups", "The standby keeps automated backups.",
+    ResourceRule("standby-automated-backups", "The promoted standby keeps automated backups.",
                  ADVISORY, (RDS_INSTANCE_TYPE,), standby_backups),
     ResourceRule("failover-ttl", f"Failover records have a TTL of at most {MAX_FAILOVER_TTL} s.",
                  MANDATORY, (RECORD_TYPE,), failover_ttl),
     ResourceRule("failover-health-check", "The PRIMARY failover record has a health check.",
                  MANDATORY, (RECORD_TYPE,), failover_health_check),
+    ResourceRule("failover-signal-no-data-unhealthy", "Alarm health checks count missing data as unhealthy.",
+                 MANDATORY, (HEALTH_CHECK_TYPE,), failover_signal_no_data),
     ResourceRule("kms-rotation", "Customer keys rotate.", ADVISORY, KMS_KEY_TYPES, key_rotation),
 )
 

@@ -25,7 +25,7 @@ def test_markdown_names_this_stacks_resources_and_objectives(capsys):
     out = capsys.readouterr().out
     for name in real_names():
         assert name in out, f"runbook does not mention {name}"
-    assert "## Regional outage — RTO 15 min, RPO 1 min" in out
+    assert "## Regional outage — RTO 15 min, RPO 5 min" in out
     assert "## Ransomware — RTO 4 h, RPO 1 d" in out
     assert "--region us-west-2 rds describe-db-instances --db-instance-identifier pilotlight-dr-orders-standby" in out
     assert f"pilotlight cutover --to dr --database orders --yes --outputs {FIXTURE}" in out

@@ -47,7 +47,13 @@ def test_the_example_stack_passes_and_reads_like_a_preview(monkeypatch, capsys):
     assert rows[("us-east-1", "aws:s3/bucketReplicationConfig:BucketReplicationConfig")] == 1
     # A vault bucket per region, plus the audit trail's log bucket in the primary region.
     assert (rows[("us-east-1", "aws:s3/bucket:Bucket")], rows[("us-west-2", "aws:s3/bucket:Bucket")]) == (2, 1)
-    assert report["objectives"]["regional-outage"] == {"rtoSeconds": 900, "rpoSeconds": 60}
+    assert report["objectives"]["regional-outage"] == {"rtoSeconds": 900, "rpoSeconds": 300}
+    # The failover rehearsal: after a cutover, `pulumi up --refresh` with active: dr meets no AWS rule
+    # and touches no database or record beyond the promoted standby's Multi-AZ update; the scheduled
+    # jobs move to the DR region (their schedules, task definitions and log groups are replaced there).
+    assert report["failover"] == {"to": "dr", "problems": [],
+                                  "changes": {"create": 1, "delete": 3, "replace": 12, "update": 4}}
+    assert "Failover rehearsal (cutover to dr, then `pulumi up --refresh`): OK" in out
 
 
 def test_a_broken_config_gives_the_programs_one_line(tmp_path, capsys):

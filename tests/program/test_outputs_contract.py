@@ -7,7 +7,7 @@ from stack_values import config
 
 from scripts.contract import parse
 from stacks import naming
-from stacks.outputs import outputs_document, primary_endpoint
+from stacks.outputs import outputs_document, primary_endpoint, promotion_document
 
 FIXTURE = Path(__file__).resolve().parents[1] / "fixtures" / "outputs.json"
 KEY_ID = "mrk-1234abcd12ab34cd56ef1234567890ab"
@@ -37,6 +37,16 @@ def plain_document(cfg, sandbox=None):
                     "healthCheckId": "abcdef01-2345-6789-abcd-ef0123456789",
                     "primaryTarget": db.primary_host,
                     "drTarget": host,
+                    "switch": {"healthCheckId": "fedcba98-7654-3210-fedc-ba9876543210",
+                               "threshold": {"primary": 1, "dr": 2}},
+                },
+                "promotion": promotion_document(cfg),
+                "failback": {
+                    "generation": db.generation,
+                    "primaryIdentifier": naming.failback_primary_identifier(cfg, db),
+                    "standbyIdentifier": naming.standby_identifier(cfg, db, db.generation + 1),
+                    "standbyUrn": "urn:pulumi:dr::pilotlight::pilotlight:dr:Standby$aws:rds/instance:Instance::"
+                                  f"{naming.standby_logical_name(db)}-instance",
                 },
             }
         )

@@ -60,6 +60,8 @@ ADMIN = {"Effect": "Allow", "Principal": {"AWS": "arn:aws:iam::123456789012:root
 DENY = {"Effect": "Deny", "Principal": {"AWS": "*"}, "Action": ["kms:ScheduleKeyDeletion", "kms:DisableKey"],
         "Resource": "*", "Condition": {"ArnNotEquals": {"aws:PrincipalArn": "arn:aws:iam::123456789012:role/glass"}}}
 VAULT_KEY = {"multiRegion": True, "enableKeyRotation": True, "policy": json.dumps({"Statement": [ADMIN, DENY]})}
+SIGNAL = {"type": "CLOUDWATCH_METRIC", "cloudwatchAlarmName": "pilotlight-dr-orders-primary-down",
+          "cloudwatchAlarmRegion": "us-east-1", "insufficientDataHealthStatus": "Unhealthy"}
 
 
 def mutate(props, path, value):
@@ -111,10 +113,14 @@ CASES = [
     (p.standby_encrypted, STANDBY, (("kmsKeyId",), KEY_PRIMARY), "us-east-1"),
     (p.standby_encrypted, STANDBY, (("storageEncrypted",), False), "storage_encrypted=True"),
     (p.standby_deletion_protected, STANDBY, (("deletionProtection",), False), "deletion_protection=True"),
-    (p.standby_backups, STANDBY, (("backupRetentionPeriod",), 0), "backup_retention_period"),
+    # A PostgreSQL replica keeps no automated backups (RDS refuses them); the promoted standby must.
+    (p.standby_backups, {k: v for k, v in STANDBY.items() if k != "replicateSourceDb"},
+     (("backupRetentionPeriod",), 0), "backup_retention_period"),
     (p.failover_ttl, RECORD, (("ttl",), 300), "ttl <= 60"),
     (p.failover_health_check, RECORD, (("healthCheckId",), ...), "health_check_id"),
     (p.key_rotation, KEY, (("enableKeyRotation",), False), "enable_key_rotation"),
+    # Issue 10, item 9c: LastKnownStatus kept a check on a dead region's alarm healthy.
+    (p.failover_signal_no_data, SIGNAL, (("insufficientDataHealthStatus",), "LastKnownStatus"), "'Unhealthy'"),
 ]
 
 

@@ -1,6 +1,19 @@
 """Alarms: KMS-encrypted topics, replica lag above the RPO, replication health, backup age per tier."""
 import json
+import pytest
+from scripts.preview.runtime import run_stack
+from stack_values import config, example_values
+
+from stacks import objectives
+from stacks.vocabulary import IDLE_REPLICA_LAG_SECONDS
+
 ALARM = "aws:cloudwatch/metricAlarm:MetricAlarm"
+
+
+def with_rpo(rpo):
+    values = example_values()
+    values["objectives"]["regionalOutage"]["rpo"] = rpo
+    return values
 
 
 def alarms(run):
@@ -24,9 +37,29 @@ def test_replica_lag_alarm_at_the_rpo_in_the_dr_region(example):
     assert lag.region == "us-west-2", lag.urn
     assert (lag.inputs["namespace"], lag.inputs["metricName"]) == ("AWS/RDS", "ReplicaLag"), lag.urn
     assert lag.inputs["dimensions"] == {"DBInstanceIdentifier": "pilotlight-dr-orders-standby"}, lag.urn
-    assert lag.inputs["threshold"] == 60 and lag.inputs["comparisonOperator"] == "GreaterThanThreshold", lag.urn
+    assert lag.inputs["threshold"] == 300 and lag.inputs["comparisonOperator"] == "GreaterThanThreshold", lag.urn
     assert lag.inputs["treatMissingData"] == "breaching", lag.urn
     assert lag.inputs["alarmActions"] == ["arn:aws:sns:us-west-2:123456789012:pilotlight-dr-alarms-dr"], lag.urn
+
+
+def test_replica_lag_alarm_never_below_what_an_idle_source_reports():
+    """Issue 10, item 8: an idle RDS PostgreSQL source reports up to 5 min of ReplicaLag; a 60 s alarm cries wolf.
+
+    The objectives check refuses such an RPO, and the alarm component floors its threshold anyway.
+    """
+    assert objectives.REPLICA_LAG_FLOOR_SECONDS == IDLE_REPLICA_LAG_SECONDS == 300
+    with pytest.raises(objectives.ObjectiveError, match=r"regionalOutage\.rpo = 1m: .*5m of ReplicaLag"):
+        objectives.check(config(with_rpo("1m")))
+    assert alarms(run_stack(config()))["pilotlight-dr-orders-replica-lag"].inputs["threshold"] == 300
+
+
+def test_slot_lag_alarm_on_the_primary_says_how_much_wal_is_at_risk(example, failed_over):
+    slot = alarms(example)["pilotlight-dr-orders-slot-lag"]
+    assert slot.region == "us-east-1", slot.urn
+    assert (slot.inputs["metricName"], slot.inputs["dimensions"]) == (
+        "OldestReplicationSlotLag", {"DBInstanceIdentifier": "orders-prod"}), slot.urn
+    assert slot.inputs["treatMissingData"] == "notBreaching", slot.urn
+    assert "pilotlight-dr-orders-slot-lag" not in alarms(failed_over)
 
 
 def test_s3_replication_alarms_in_the_source_region(example):

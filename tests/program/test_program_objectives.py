@@ -15,7 +15,8 @@ def with_objective(key, **values):
 
 def test_example_objectives_are_met():
     assert objectives.problems(config()) == []
-    assert objectives.failover_floor_seconds(config()) == 10 * 3 + 30 + 300
+    # DATABASE signal: 3 one-minute alarm periods, then TTL and the promotion budget.
+    assert objectives.failover_floor_seconds(config()) == 60 * 3 + 30 + 300
 
 
 @pytest.mark.parametrize(
@@ -30,8 +31,13 @@ def test_example_objectives_are_met():
         (with_objective("ransomware", rpo="30d"), r"^pilotlight:objectives\.ransomware\.rpo = 30d: backups are locked for only 7d.*raise pilotlight:vault\.objectLock\.days to 30"),
         (
             with_objective("regionalOutage", rto="2m"),
-            r"^pilotlight:objectives\.regionalOutage\.rto = 2m: failover needs at least 6m "
-            r"\(detection 10s x 3 \+ TTL 30s \+ promotion 300s\)",
+            r"^pilotlight:objectives\.regionalOutage\.rto = 2m: failover needs at least 510s "
+            r"\(detection 180s \+ TTL 30s \+ promotion 300s\)",
+        ),
+        (
+            with_objective("regionalOutage", rpo="1m"),
+            r"^pilotlight:objectives\.regionalOutage\.rpo = 1m: .*an idle RDS PostgreSQL source reports up to 5m "
+            r"of ReplicaLag.*raise the RPO to 5m or more$",
         ),
         (with_objective("databaseLoss", rpo="0s"), r"^pilotlight:objectives\.databaseLoss\.rpo = 0s: the standby replicates asynchronously"),
         (with_objective("accidentalDeletion", rto="0s"), r"^pilotlight:objectives\.accidentalDeletion\.rto = 0s: no recovery is instantaneous"),
@@ -46,7 +52,7 @@ def test_unmeetable_objectives_are_rejected_with_the_right_message(values, messa
 def test_longer_ttl_and_slower_health_checks_raise_the_floor():
     values = example_values()
     values["dns"]["ttl"] = 300
-    values["dns"]["healthCheck"] |= {"intervalSeconds": 30, "failureThreshold": 10}
+    values["dns"]["healthCheck"] = {"type": "HTTPS", "fqdn": "api.example.com", "intervalSeconds": 30, "failureThreshold": 10}
     values["objectives"]["regionalOutage"]["rto"] = "14m"
     with pytest.raises(ObjectiveError, match=r"regionalOutage\.rto = 14m: failover needs at least 15m"):
         objectives.check(config(values))

@@ -19,7 +19,6 @@ def test_standby_is_an_encrypted_replica_of_the_primary_in_the_dr_region(example
 def test_standby_safety_settings(example):
     (db,) = example.of_type(INSTANCE)
     assert db.inputs["deletionProtection"] is True, db.urn
-    assert db.inputs["backupRetentionPeriod"] == 7 and db.inputs["backupRetentionPeriod"] > 0, db.urn
     assert db.inputs["publiclyAccessible"] is False, db.urn
     assert db.inputs["skipFinalSnapshot"] is False, db.urn
     assert db.protect and db.retain_on_delete, db.urn
@@ -43,6 +42,25 @@ def test_standby_network_subnets_params_and_ingress_only_from_configured_sources
     rules = example.of_type("aws:vpc/securityGroupIngressRule:SecurityGroupIngressRule")
     assert [(r.inputs["cidrIpv4"], r.inputs["fromPort"], r.inputs["toPort"]) for r in rules] == [("10.20.0.0/16", 5432, 5432)]
     assert db.inputs["vpcSecurityGroupIds"] == [rules[0].inputs["securityGroupId"]]
+
+
+def test_replica_declares_no_backups_and_the_promoted_standby_is_production(example, failed_over):
+    """Items 1, 13, 15: no retention on the PostgreSQL replica; retention, Multi-AZ on promotion; no password."""
+    (replica,) = example.of_type(INSTANCE)
+    assert "backupRetentionPeriod" not in replica.inputs and replica.inputs["multiAz"] is False, replica.urn
+    (promoted,) = failed_over.of_type(INSTANCE)
+    assert promoted.inputs["backupRetentionPeriod"] == 7 and promoted.inputs["multiAz"] is True, promoted.urn
+    assert "maxAllocatedStorage" not in promoted.inputs, promoted.urn
+    for db in (replica, promoted):
+        assert "password" not in db.inputs, db.urn
+    assert failed_over.document["databases"][0]["promotion"] == {"backupRetentionDays": 7, "multiAz": True}
+
+
+def test_storage_autoscaling_and_single_az_can_be_chosen_for_the_promoted_standby():
+    values = example_values()
+    values["standby"] |= {"maxAllocatedStorageGb": 2000, "multiAzWhenPromoted": False}
+    (promoted,) = run_stack(config(values, active="dr")).of_type(INSTANCE)
+    assert (promoted.inputs["maxAllocatedStorage"], promoted.inputs["multiAz"]) == (2000, False), promoted.urn
 
 
 def test_automated_backups_replicated_into_the_dr_region(example):

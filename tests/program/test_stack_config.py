@@ -37,7 +37,8 @@ def test_minimal_config_gets_safe_defaults():
     values["databases"] = [{"name": "billing", "primaryArn": "arn:aws:rds:us-east-1:123456789012:db:b", "primaryHost": "b.example.net"}]
     cfg = config(values)
     assert cfg.active == "primary"
-    assert cfg.dns.ttl == 30 and cfg.dns.health_check.type == "HTTPS" and cfg.dns.health_check.path == "/health"
+    # The database itself decides failover by default (issue 10, item 9b), not the application endpoint.
+    assert cfg.dns.ttl == 30 and cfg.dns.health_check.type == "DATABASE" and cfg.dns.health_check.fqdn == ""
     assert cfg.dns.routing_control is False
     assert [t.retention_days for t in cfg.vault.tiers.values()] == [7, 30, 90, 365]
     assert cfg.vault.infrequent_access_after_days == 30
@@ -93,7 +94,7 @@ def _set(values, path, value):
         ("vault.infrequentAccessAfterDays", 10, r"infrequentAccessAfterDays = 10: use 30 or more"),
         ("dns.ttl", 600, r"pilotlight:dns\.ttl = 600: use 1 to 300 seconds"),
         ("dns.healthCheck.intervalSeconds", 20, r"intervalSeconds = 20: Route 53 supports 10 or 30"),
-        ("dns.healthCheck.type", "PING", r"healthCheck\.type = 'PING': use one of HTTPS"),
+        ("dns.healthCheck.type", "PING", r"healthCheck\.type = 'PING': use one of DATABASE, HTTPS"),
         ("dns.zoneId", "example.com", r"pilotlight:dns\.zoneId = 'example.com': use a hosted zone id"),
         ("objectives.dataCorruption.rpo", "5", r"pilotlight:objectives\.dataCorruption\.rpo = '5': use a duration with a unit"),
         ("alarms.backupAgeSlack", "soon", r"pilotlight:alarms\.backupAgeSlack = 'soon': use a duration"),
@@ -101,7 +102,7 @@ def _set(values, path, value):
         ("standby.subnetIds", ["subnet-1"], r"pilotlight:standby\.subnetIds = .*: list at least two subnet ids"),
         ("standby.allowedCidrs", ["0.0.0.0/0"], r"never open the standby to the whole internet"),
         ("standby.allowedCidrs", ["10.0.0.1/8"], r"allowedCidrs = '10.0.0.1/8': use CIDR blocks"),
-        ("standby.backupRetentionDays", 0, r"backupRetentionDays = 0: use 1 to 35; a replica needs backups"),
+        ("standby.backupRetentionDays", 0, r"backupRetentionDays = 0: use 1 to 35: applied when the standby is promoted"),
         ("standby.monitoringIntervalSeconds", 7, r"monitoringIntervalSeconds = 7: use one of 0, 1, 5"),
         ("databases.0.primaryArn", "orders-prod", r"pilotlight:databases\[0\]\.primaryArn = 'orders-prod': use an RDS instance ARN"),
         ("databases.0.primaryArn", "arn:aws:rds:eu-west-1:123456789012:db:x", r"must be in primaryRegion us-east-1"),
@@ -158,16 +159,33 @@ def test_duplicate_databases_are_rejected():
         config(values)
 
 
-def test_plain_text_password_is_refused_without_echoing_it():
-    with pytest.raises(ConfigError) as info:
+def test_a_password_is_refused_because_failover_never_rotates_credentials():
+    """Issue 10, item 13: the stack handles no password; a set one is refused, never echoed."""
+    with pytest.raises(ConfigError, match=r"^pilotlight:dbPassword: no longer used .*pulumi config rm") as info:
         config(example_values() | {"dbPassword": "hunter2"})
-    assert "hunter2" not in str(info.value) and "--secret" in str(info.value)
+    assert "hunter2" not in str(info.value)
 
 
-def test_password_never_in_repr():
-    cfg = parse_config(example_values(), project="p", stack="s", db_password="s3cret-value")
-    assert "s3cret-value" not in repr(cfg)
-    assert cfg.db_password == "s3cret-value"
+def test_parameter_group_family_must_match_the_declared_engine_version():
+    """Issue 10, item 15: a family of another major version is a one-line preview error."""
+    values = example_values()
+    values["databases"][0]["engineVersion"] = "16.3"
+    with pytest.raises(ConfigError, match=r"^pilotlight:standby\.parameterGroupFamily = 'postgres15': "
+                                          r"databases\[0\]\.engineVersion is 16\.3: use postgres16") as info:
+        config(values)
+    assert "\n" not in str(info.value)
+    values["standby"]["parameterGroupFamily"] = "postgres16"
+    assert config(values).databases[0].engine_major == "16"
+
+
+def test_promotion_settings_and_generation_default_safely():
+    cfg = config()
+    assert (cfg.standby.multi_az_when_promoted, cfg.standby.max_allocated_storage_gb) == (True, 0)
+    assert cfg.databases[0].generation == 0
+    values = example_values()
+    values["databases"][0]["generation"] = -1
+    with pytest.raises(ConfigError, match=r"databases\[0\]\.generation = -1: use the generation"):
+        config(values)
 
 
 def test_cloudwatch_health_check_needs_alarm_name():

@@ -36,6 +36,10 @@ class Resource:
     delete_before_replace: bool = False
     ignore_changes: tuple[str, ...] = ()
     dependencies: tuple[str, ...] = ()
+    import_id: str = ""
+    """The ``import`` option: adopt this existing cloud resource instead of creating it."""
+    replace: bool = False
+    """Replaced on request (``pulumi up --replace``), whatever its inputs say."""
 
 
 @dataclass(frozen=True)
@@ -60,7 +64,7 @@ def from_request(urn: str, request: Any, inputs: Mapping[str, Any], region: str 
         type=request.type, name=request.name, urn=urn, inputs=dict(inputs), region=region,
         parent=request.parent, protect=bool(request.protect), retain_on_delete=bool(request.retainOnDelete),
         delete_before_replace=bool(request.deleteBeforeReplace), ignore_changes=tuple(request.ignoreChanges),
-        dependencies=tuple(request.dependencies),
+        dependencies=tuple(request.dependencies), import_id=request.importId,
     )
 
 
@@ -99,6 +103,59 @@ def transition_rule(rule_id: str, *, cite: str):
     return register
 
 
+REPLACE_ONLY: dict[str, frozenset[str]] = {}
+REPLACE_ONLY_SOURCES: dict[str, str] = {}
+
+
+def replace_only(type_: str, *keys: str, cite: str) -> None:
+    """Declare the inputs of ``type_`` whose change makes the provider replace the resource (ForceNew)."""
+    REPLACE_ONLY[type_] = REPLACE_ONLY.get(type_, frozenset()) | frozenset(keys)
+    REPLACE_ONLY_SOURCES[type_] = cite
+
+
+@dataclass(frozen=True)
+class Change:
+    """What ``pulumi up`` does to one URN going from ``before`` to ``after``."""
+
+    op: str
+    """``create`` | ``import`` | ``delete`` | ``replace`` | ``update``."""
+    before: Resource | None
+    after: Resource | None
+    keys: frozenset[str] = frozenset()
+    """Changed inputs (``ignore_changes`` applied)."""
+
+
+def changed_keys(before: Resource, after: Resource) -> frozenset[str]:
+    ignored = {camel_case(k) for k in after.ignore_changes}
+    keys = before.inputs.keys() | after.inputs.keys()
+    return frozenset(k for k in keys if k not in ignored and before.inputs.get(k) != after.inputs.get(k))
+
+
+def camel_case(name: str) -> str:
+    head, *rest = name.split("_")
+    return head + "".join(part[:1].upper() + part[1:] for part in rest)
+
+
+def changes(before: Sequence[Resource], after: Sequence[Resource]) -> list[Change]:
+    """Every URN that ``pulumi up`` touches applying ``after`` over ``before`` (unchanged ones left out)."""
+    old, new = {r.urn: r for r in before}, {r.urn: r for r in after}
+    out = []
+    for urn, b in new.items():
+        a = old.get(urn)
+        if a is None:
+            out.append(Change("import" if b.import_id else "create", None, b))
+            continue
+        keys = changed_keys(a, b)
+        if a.region != b.region:
+            keys |= {"<region>"}
+        if b.replace or "<region>" in keys or keys & REPLACE_ONLY.get(b.type, frozenset()):
+            out.append(Change("replace", a, b, keys))
+        elif keys:
+            out.append(Change("update", a, b, keys))
+    out.extend(Change("delete", a, None) for urn, a in old.items() if urn not in new)
+    return out
+
+
 def check_resource(resource: Resource) -> None:
     """Raise :class:`AwsRuleError` for the first rule ``resource`` breaks."""
     for rule in RESOURCE_RULES:
@@ -121,5 +178,5 @@ def transition_problems(before: Sequence[Resource], after: Sequence[Resource]) -
 
 
 from scripts.preview.awsrules import (  # noqa: E402,F401 - arms every service's rules
-    ecs, iam, kms, rds, route53, s3, scheduler,
+    cloudwatch, ecs, iam, kms, rds, route53, s3, scheduler,
 )
