@@ -6,8 +6,8 @@ PASS when every step succeeded, every check passed and the measured RTO and RPO 
 stack's objectives (``objectives`` in the outputs contract); FAIL otherwise, and the exit code
 is non-zero. With ``--report DIR`` each drill writes JSON, Markdown and an HTML timeline there.
 
-On the sandbox a drill needs no confirmation. On a real stack it needs ``--yes-on-stack NAME``
-naming that stack, because it breaks things for real (see docs/drills.md for what each touches).
+A drill needs ``--yes-on-stack NAME`` naming the stack, because it breaks things for real (see
+docs/drills.md for what each touches); `make drill` passes it for the sandbox.
 """
 from __future__ import annotations
 
@@ -92,11 +92,9 @@ def verdict_line(result: dict[str, Any]) -> str:
 
 
 def confirm(contract: Contract, args: argparse.Namespace) -> None:
-    """A real stack needs its name typed out; the sandbox needs nothing."""
-    if contract.sandbox is not None:
-        return
+    """The stack's name typed out: a drill breaks things for real."""
     if args.yes_on_stack != contract.stack:
-        raise Refused(f"{contract.stack!r} is a real stack: a drill breaks things there for real "
+        raise Refused(f"a drill breaks things on stack {contract.stack!r} for real "
                       f"(docs/drills.md); re-run with --yes-on-stack {contract.stack}")
 
 
@@ -105,7 +103,7 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument("--scenario", required=True, choices=[*ALL, "all"], help="what to break")
     parser.add_argument("--report", metavar="DIR", type=Path, help="write JSON, Markdown and HTML reports here")
     parser.add_argument("--database", metavar="NAME", help="protected database (default: the first)")
-    parser.add_argument("--yes-on-stack", metavar="NAME", help="confirm a drill on the real stack NAME")
+    parser.add_argument("--yes-on-stack", metavar="NAME", help="confirm: run the drill on stack NAME")
     parser.add_argument("--control-plane", choices=CONTROL_PLANE_FAULTS, default="refuse",
                         help="regional-outage on the sandbox: how Route53's control plane fails (refuse connections "
                              "[default], stall, answer 503) or stays up")
@@ -121,7 +119,7 @@ def _body(args: argparse.Namespace) -> int:
     results = []
     for name in names:
         if echo:
-            echo(f"drill {name} on {contract.stack} ({'sandbox' if contract.sandbox else 'REAL STACK'})")
+            echo(f"drill {name} on {contract.stack} ({'sandbox' if contract.sandbox else 'REAL STACK'})")  # names the environment only
         result = run_drill(contract, db, name, echo=echo, outputs=args.outputs, report_dir=args.report,
                            options={"control_plane": args.control_plane})
         results.append(result)

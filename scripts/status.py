@@ -148,15 +148,18 @@ def standby_line(contract: Contract, db: Database, now: datetime) -> list[Line]:
     rpo = contract.objectives["regional-outage"].rpo_seconds
     objective = f"<= {duration(rpo)}"
     subject = f"{db.name} {standby}"
-    if contract.sandbox is None:
-        lag = _replica_lag_metric(contract, db, standby, now)
-        if lag is None:
-            return [Line("standby lag", subject, WARN, "no data", objective, "no ReplicaLag datapoint in 10 min")]
-        return [Line("standby lag", subject, OK if lag <= rpo else FAIL, f"{lag:.0f} s", objective, "ReplicaLag")]
-    return [_sandbox_lag(contract, db, standby, subject, rpo, objective)]
+    try:
+        return [_sql_lag(contract, db, standby, subject, rpo, objective)]
+    except PilotlightError as exc:  # the tools cannot reach the standby: ask CloudWatch instead
+        unreachable = _one_line(exc)
+    lag = _replica_lag_metric(contract, db, standby, now)
+    if lag is None:
+        return [Line("standby lag", subject, WARN, "no data", objective,
+                     f"standby unreachable ({unreachable}); no ReplicaLag datapoint in 10 min")]
+    return [Line("standby lag", subject, OK if lag <= rpo else FAIL, f"{lag:.0f} s", objective, "ReplicaLag")]
 
 
-def _sandbox_lag(contract: Contract, db: Database, standby: str, subject: str, rpo: float, objective: str) -> Line:
+def _sql_lag(contract: Contract, db: Database, standby: str, subject: str, rpo: float, objective: str) -> Line:
     """How long the standby takes to replay what the active side has written so far (server clocks only)."""
     try:
         with pg.connect(side_dsn(contract, contract.active, db, dbname="postgres", superuser=True)) as conn:
