@@ -13,11 +13,16 @@ from pathlib import Path
 import psycopg
 import pytest
 
-from scripts import cutover, dbstate, dnscheck, dnsrecords, drill, failback
+from scripts.commands import cutover
+from scripts.postgres import replication as dbstate
+from scripts.failover import dns as dnscheck
+from scripts.failover import records as dnsrecords
+from scripts.commands import drill
+from scripts.commands import failback
 from scripts.common import Exit
 from scripts.sandbox import control
-from scripts.service import resolve, service_dsn
-from scripts.standby import RdsPlatform
+from scripts.failover.service import resolve, service_dsn
+from scripts.failover.rds import RdsPlatform
 
 pytestmark = [pytest.mark.integration, pytest.mark.e2e]
 

@@ -11,7 +11,13 @@ from pathlib import Path
 
 import pytest
 
-from scripts import backup, backups, cutover, drill, failback, restore, verify
+from scripts.commands import backup
+from scripts.commands import backups
+from scripts.commands import cutover
+from scripts.commands import drill
+from scripts.commands import failback
+from scripts.commands import restore
+from scripts.commands import verify
 from scripts.common import Exit
 from tests.support.faultproxy import FaultProxy
 

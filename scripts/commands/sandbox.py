@@ -1,0 +1,92 @@
+"""`pilotlight sandbox up | down | status`: the local stand-in for a real DR stack.
+
+``up`` starts moto (AWS emulator) behind one proxy per region, two real PostgreSQL 15 clusters
+(a primary and its streaming standby), a loopback DNS server for the zone, the health prober
+and the emulated S3 replicator; provisions keys, buckets, topic, zone and records from the
+stack config; and writes the outputs contract that every other command reads by default.
+A second ``up`` reuses a healthy sandbox and replaces a broken one. ``down`` stops every
+process it started. See docs/sandbox.md.
+"""
+from __future__ import annotations
+
+import argparse
+from pathlib import Path
+
+from scripts.common import Exit, UsageError
+from scripts.commands.parser import emit, parser_for, run
+from scripts.sandbox import lifecycle
+from scripts.sandbox.rds import Timing
+from scripts.sandbox.state import DEFAULT_STATE_DIR
+
+
+def parse_arguments() -> argparse.ArgumentParser:
+    parser = parser_for("sandbox", __doc__.split("\n\n")[0].split(": ", 1)[1])
+    parser.add_argument("action", choices=("up", "down", "status"))
+    parser.add_argument("--state-dir", type=Path, default=DEFAULT_STATE_DIR, metavar="DIR",
+                        help=f"where the sandbox keeps its state and writes outputs.json (default: {DEFAULT_STATE_DIR})")
+    parser.add_argument("--config", type=Path, default=lifecycle.DEFAULT_CONFIG, metavar="FILE",
+                        help="stack config the sandbox is built from (default: Pulumi.dr.yaml)")
+    parser.add_argument("--rds-timing", default="fast", metavar="SPEC",
+                        help="emulated RDS transition times: fast (default), aws (AWS-like minutes), "
+                             "or KEY=SECONDS,... e.g. promote=60")
+    parser.add_argument("--seed-rows", type=int, default=1000, metavar="N",
+                        help="demo rows per table in the sandbox database (up; default 1000)")
+    return parser
+
+
+def body(args: argparse.Namespace) -> Exit:
+    if args.outputs or args.stack:
+        raise UsageError("sandbox takes --state-dir, not --outputs/--stack (it writes DIR/outputs.json)")
+    if args.seed_rows < 0:
+        raise UsageError(f"--seed-rows must be >= 0, got {args.seed_rows}")
+    if args.action == "up":
+        try:
+            Timing.parse(args.rds_timing)
+        except ValueError as exc:
+            raise UsageError(f"--rds-timing: {exc}") from None
+        doc, reused = lifecycle.up(args.state_dir, args.config, args.seed_rows, args.rds_timing)
+        outputs = args.state_dir.absolute() / "outputs.json"
+        emit(args, {"state": "up", "reused": reused, "outputs": str(outputs), "contract": doc},
+             lambda: _up_lines(doc, outputs, reused))
+        return Exit.OK
+    if args.action == "down":
+        result = lifecycle.down(args.state_dir)
+        emit(args, result, lambda: [f"sandbox stopped ({', '.join(result['stopped'])})" if result["wasRunning"]
+                                    else f"no sandbox in {args.state_dir}"])
+        return Exit.OK
+    report = lifecycle.status(args.state_dir)
+    emit(args, report, lambda: _status_lines(report))
+    return Exit.OK if report["healthy"] else Exit.FAILED
+
+
+def _up_lines(doc: dict, outputs: Path, reused: bool) -> list[str]:
+    sb = doc["sandbox"]
+    lines = [f"sandbox {'already up (reused)' if reused else 'up'}; contract: {outputs}"]
+    lines += [f"  aws {name:<10} {url}" for name, url in sb["awsEndpoints"].items()]
+    lines.append(f"  dns            {sb['dns']['host']}:{sb['dns']['port']}  zone {doc['dns']['zoneName']}")
+    lines += [f"  postgres {side:<6} 127.0.0.1:{c['port']}  {c['dataDir']}" for side, c in sb["clusters"].items()]
+    lines.append(f"  passfile       {sb['passfile']}  (users {sb['superuser']}, {sb['appUser']})")
+    return lines
+
+
+def _status_lines(report: dict) -> list[str]:
+    lines = [f"sandbox {report['state']} ({report['stateDir']})"]
+    for name, proc in report["processes"].items():
+        extra = f"  {proc['role']}" if proc.get("role") else ""
+        lines.append(f"  {name:<8} pid {proc['pid'] or '-':<8} {'alive' if proc['alive'] else 'DEAD'}{extra}")
+    daemon = report.get("daemon") or {}
+    for name, proxy in (daemon.get("proxies") or {}).items():
+        lines.append(f"  proxy {name:<10} :{proxy['port']}  {proxy['mode']}")
+    for cid, check in (daemon.get("healthChecks") or {}).items():
+        what = (f"calculated >= {check['healthThreshold']} of {len(check['children'])}" if "children" in check
+                else f"{check['ip']}:{check['port']}")
+        lines.append(f"  health {cid[:8]} {what}  {'healthy' if check['healthy'] else 'UNHEALTHY'}")
+    if daemon.get("replicator"):
+        rep = daemon["replicator"]
+        lines.append(f"  replicator     {rep['replicated']} copied, {rep['deleteMarkers']} delete markers, "
+                     f"{rep['failed']} failed{', PAUSED' if rep['paused'] else ''}")
+    return lines
+
+
+def main(argv: list[str] | None = None) -> int:
+    return run(body, parse_arguments(), argv)
