@@ -7,8 +7,11 @@ Lines, each judged on its own (an unreachable source is a FAIL line, never a cra
 - RPO of the backup-based scenarios (data corruption, ransomware, accidental deletion) against
   the newest complete backup's age;
 - replication: the newest backup is in the DR vault too (WARN while inside the 15 min RTC window);
-- standby lag against the regional-outage RPO (sandbox: the standby's own replay position;
-  AWS: the ``ReplicaLag`` metric), FAIL if the standby no longer replicates while primary is active;
+- standby lag against the regional-outage RPO (the standby's own replay position in SQL, or the
+  ``ReplicaLag`` metric when the tools cannot reach it), FAIL if the standby no longer replicates
+  while primary is active, or its WAL replay is paused;
+- fence: FAIL when a side's database takes no session (a fence an interrupted cutover left behind),
+  naming the rerun that finishes the cutover or the statement that lifts it;
 - DNS: which side every authoritative server answers for, against the stack's ``active`` side;
 - the last drill of each scenario found in the reports directory (PASS, age, measured RTO/RPO).
 
@@ -31,6 +34,7 @@ from scripts.vault import layout as vault
 from scripts.common import Exit, PilotlightError, iso, parse_timestamp, utcnow
 from scripts.commands.parser import emit, load_contract, parser_for, run
 from scripts.contract import SIDES, Contract, Database
+from scripts.postgres import replication
 from scripts.postgres.dsn import side_dsn
 from scripts.commands.runbook import duration
 
@@ -174,6 +178,9 @@ def _sql_lag(contract: Contract, db: Database, standby: str, subject: str, rpo: 
         if not conn.execute("SELECT pg_is_in_recovery()").fetchone()[0]:
             return Line("standby lag", subject, FAIL, "not replicating", objective,
                         f"the {standby} database is writable while the stack says {contract.active} is active")
+        if conn.execute("SELECT pg_get_wal_replay_pause_state() <> 'not paused'").fetchone()[0]:
+            return Line("standby lag", subject, FAIL, "replay paused", objective,
+                        f"WAL replay on {standby} is paused (pg_wal_replay_pause); resume: SELECT pg_wal_replay_resume()")
         if target is None:
             age = conn.execute("SELECT EXTRACT(EPOCH FROM now() - pg_last_xact_replay_timestamp())").fetchone()[0]
             return Line("standby lag", subject, WARN, "unknown", objective,
@@ -193,6 +200,21 @@ def _sql_lag(contract: Contract, db: Database, standby: str, subject: str, rpo: 
     lag = float(age) if age is not None else float("inf")
     return Line("standby lag", subject, OK if lag <= rpo else FAIL, f"{lag:.1f} s", objective,
                 f"still behind {target} after {waited:.1f} s; lag from the last replayed transaction")
+
+
+def fence_lines(contract: Contract, db: Database) -> list[Line]:
+    """A fence left behind: the side's database refuses every session (see scripts.postgres.replication)."""
+    lines = []
+    for side in SIDES:
+        now = replication.state(contract, db, side)
+        if now.reachable and now.fenced:
+            other = "dr" if side == "primary" else "primary"
+            fix = (f"finish the cutover: pilotlight cutover --to {other} --yes" if now.role == "primary"
+                   else f"it came with the replication from {other}; lift it there")
+            lines.append(Line("fence", f"{db.name} {side}", FAIL, "fenced", "none",
+                              f"{db.db_name} takes no session on {side} ({now.role}): {fix}; or undo: "
+                              f"ALTER DATABASE {db.db_name} ALLOW_CONNECTIONS true"))
+    return lines or [Line("fence", db.name, OK, "none", "none", "both sides accept sessions")]
 
 
 def _replica_lag_metric(contract: Contract, db: Database, side: str, now: datetime) -> float | None:
@@ -252,6 +274,7 @@ def collect(contract: Contract, reports: Path, now: datetime) -> list[Line]:
     lines = guarded("backup age", "vault", "", lambda: backup_lines(contract, now))
     for db in contract.databases:
         lines += guarded("standby lag", db.name, "", lambda db=db: standby_line(contract, db, now))
+        lines += guarded("fence", db.name, "none", lambda db=db: fence_lines(contract, db))
         lines += guarded("dns", db.dns.record_name, f"answers {contract.active}", lambda db=db: dns_line(contract, db))
     lines += guarded("drill", "reports", "", lambda: drill_lines(reports, now))
     return lines

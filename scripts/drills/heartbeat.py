@@ -84,7 +84,7 @@ class Heartbeat:
     _next_id: int = 0
 
     def start(self) -> "Heartbeat":
-        self._next_id = int(time.time() * 1000) * 1000  # unique across drills sharing a table
+        self._next_id = self._first_id()
         self._thread = threading.Thread(target=self._run, name="heartbeat", daemon=True)
         self._thread.start()
         return self
@@ -93,6 +93,9 @@ class Heartbeat:
         self._stop.set()
         if self._thread is not None:
             self._thread.join(timeout=10)
+
+    def _first_id(self) -> int:
+        return int(time.time() * 1000) * 1000  # unique across drills sharing a table
 
     def _conninfo(self) -> tuple[str, str]:
         return service_conninfo(self.contract, self.db)
@@ -149,14 +152,13 @@ class StaleWriter(Heartbeat):
     (``-c default_transaction_read_only=off``). Its ids start far above the heartbeat's."""
 
     side: str = "primary"
+    superuser: bool = False
 
-    def start(self) -> "StaleWriter":
-        super().start()
-        self._next_id = 9 * 10 ** 17 + self._next_id % 10 ** 15
-        return self
+    def _first_id(self) -> int:
+        return 9 * 10 ** 17 + super()._first_id() % 10 ** 15
 
     def _conninfo(self) -> tuple[str, str]:
-        info = side_dsn(self.contract, self.side, self.db)
+        info = side_dsn(self.contract, self.side, self.db, superuser=self.superuser)
         return self.side, f"{info} options='-c default_transaction_read_only=off' application_name=pilotlight-stale"
 
     def lost_after(self, contract: Contract, db: Database, new_side: str) -> list[Ack]:
