@@ -21,7 +21,8 @@ Version 1 (``contractVersion: 1``), every top-level key is one ``pulumi.export``
                        standby: {identifier, arn, host[, port]},
                        dns: {recordName, healthCheckId, primaryTarget, drTarget,
                              [switch: {healthCheckId, threshold: {primary, dr}}]},
-                       [failback: {generation, primaryIdentifier, standbyIdentifier, standbyUrn}]}]
+                       [failback: {generation, primaryIdentifier, standbyIdentifier, standbyUrn}],
+                       [promotion: {backupRetentionDays, multiAz}]}]
     alarms           {topicArn, metricNamespace, backupAgeMetric}
     objectives       {scenario: {rtoSeconds, rpoSeconds}} for regional-outage, database-loss,
                       data-corruption, ransomware, accidental-deletion
@@ -114,6 +115,14 @@ class Failback:
 
 
 @dataclass(frozen=True)
+class Promotion:
+    """What a promoted standby needs from the promotion call itself (RDS keeps no backups of a replica)."""
+
+    backup_retention_days: int
+    multi_az: bool = False
+
+
+@dataclass(frozen=True)
 class Database:
     name: str
     db_name: str
@@ -122,6 +131,7 @@ class Database:
     standby: Endpoint
     dns: ServiceDns
     failback: Failback | None = None
+    promotion: Promotion | None = None
 
     def endpoint(self, side: str) -> Endpoint:
         return self.primary if side == "primary" else self.standby
@@ -313,6 +323,8 @@ def parse(doc: Mapping[str, Any]) -> Contract:
                     switch=_switch(wrapped, f"{p}.dns.switch") if item.get("dns", {}).get("switch") else None,
                 ),
                 failback=_failback(wrapped, f"{p}.failback") if item.get("failback") else None,
+                promotion=Promotion(_int(wrapped, f"{p}.promotion.backupRetentionDays"),
+                                    bool(item["promotion"].get("multiAz"))) if item.get("promotion") else None,
             )
         )
     objectives = {

@@ -48,7 +48,8 @@ def other(side: str) -> str:
 
 
 def pulumi_command(contract: Contract, side: str) -> str:
-    return f"pulumi config set pilotlight:active {side} --stack {contract.stack}"
+    return (f"pulumi config set pilotlight:active {side} --stack {contract.stack} && "
+            f"pulumi up --refresh --stack {contract.stack}")
 
 
 def record_active_side(contract: Contract, side: str, outputs: Path | None) -> str:
@@ -217,7 +218,8 @@ def _switch_database(contract: Contract, db: Database, to: str, steps: Steps, se
                 if target.in_recovery:
                     result["promotedFromXid"] = dbstate.xid_horizon(contract, db, to)
                     promoting = True
-                    platform_for(contract).promote(db, to)
+                    platform_for(contract).promote(
+                        db, to, db.promotion.backup_retention_days if db.promotion else None)
                     record_promotion(contract, db, to, result["promotedFromXid"])
                     s.note("promoted (RDS PromoteReadReplica), accepting writes")
                 else:

@@ -17,7 +17,8 @@ AWS and in the sandbox:
 4. switch over: fence S_g, wait, promote the new primary, set the switch to the primary threshold,
    verify DNS (the same code as a planned ``cutover``);
 5. create the new standby ``failback.standbyIdentifier`` in the DR region as a replica of the new
-   primary, re-point the SECONDARY record at it, stop the retired instances (old primary, S_g);
+   primary, re-point the SECONDARY record at it, fence the retired instances (old primary, S_g:
+   kept, unwritable);
 6. print the ``pulumi config set …`` / ``pulumi up --refresh`` that bring the stack into agreement
    (and record the new topology in the outputs file the contract came from, if any).
 """
@@ -109,9 +110,8 @@ def perform_failback(contract: Contract, db: Database, steps: Steps, *, dry_run:
         s.note(f"cross-region replica of {fb.primary_identifier}, {made['Endpoint']['Address']}")
     with steps.step("re-point the SECONDARY record") as s:
         _control_plane(lambda: s.note(dnsrecords.upsert_target(contract, db, "dr", new_standby.host)))
-    with steps.step("stop the retired instances") as s:
-        s.note("; ".join(f"{ident}: {platform.stop(side, ident)}"
-                         for side, ident in (("primary", db.primary.identifier), ("dr", db.standby.identifier))))
+    with steps.step("fence the retired instances") as s:
+        s.note(_fence_retired(contract, db))
     result["newPrimary"], result["newStandby"] = dataclasses.asdict(new_primary), dataclasses.asdict(new_standby)
     result["pulumiCommands"] = pulumi_commands(contract, db, new_primary)
     with steps.step("record the new topology") as s:
@@ -131,6 +131,21 @@ def _endpoint(inst: dict[str, Any]) -> Endpoint:
                     int(inst["Endpoint"]["Port"]))
 
 
+def _fence_retired(contract: Contract, db: Database) -> str:
+    """Neither retired instance may take a write: S_g kept the switchover's fence; fence the old primary.
+
+    They are fenced, not stopped: the stack's signal check watches the old primary's metrics until
+    ``pulumi up --refresh`` moves it to the new one, and a stopped instance reports none (unhealthy).
+    """
+    old = dbstate.state(contract, db, "primary")
+    if not old.reachable:
+        return (f"{db.primary.identifier} unreachable ({old.error}): fence it when it returns, "
+                f"or stop it once `pulumi up --refresh` has moved the signal check; {db.standby.identifier} fenced")
+    if not old.fenced:
+        dbstate.fence(contract, db, "primary")
+    return f"{db.primary.identifier} and {db.standby.identifier}: {db.db_name} takes no session (kept, not deleted)"
+
+
 def _control_plane(call) -> None:
     try:
         call()
@@ -145,6 +160,9 @@ def _repoint_check(contract: Contract, db: Database, endpoint: Endpoint) -> str:
 
     r53 = aws.client(contract, "route53", **dnsrecords.CONTROL_PLANE_CONFIG)
     cfg = r53.get_health_check(HealthCheckId=db.dns.health_check_id)["HealthCheck"]["HealthCheckConfig"]
+    if cfg.get("Type") in ("CLOUDWATCH_METRIC", "CALCULATED", "RECOVERY_CONTROL"):
+        return (f"signal check {db.dns.health_check_id} ({cfg['Type']}) follows the new primary at "
+                "`pulumi up --refresh`")
     change: dict[str, Any] = {"Port": endpoint.port or db.port}
     if cfg.get("FullyQualifiedDomainName"):
         change["FullyQualifiedDomainName"] = endpoint.host
@@ -208,7 +226,7 @@ def _plan(contract: Contract, db: Database, divergence: Divergence) -> list[str]
         f"fence {db.standby.identifier}, promote {fb.primary_identifier}, set the switch to primary, verify DNS",
         f"create {fb.standby_identifier} in {contract.regions['dr']}: replica of {fb.primary_identifier} "
         f"(KMS {contract.keys['dr'].arn}); re-point the SECONDARY record",
-        f"stop the retired {db.primary.identifier} and {db.standby.identifier}",
+        f"fence the retired {db.primary.identifier} and {db.standby.identifier} (kept, not deleted)",
         "then: " + " && ".join(pulumi_commands(contract, db, Endpoint(fb.primary_identifier, "<new ARN>",
                                                                         "<new address>"))),
     ]

@@ -1,4 +1,4 @@
-"""The RDS control plane, the one platform: describe, promote, create cross-region replicas, stop.
+"""The RDS control plane, the one platform: describe, promote, create cross-region replicas.
 
 Cutover, failback and drills make these calls against RDS (``boto3`` clients from
 :mod:`scripts.aws`, in the region of the side concerned) whether the stack is real or the
@@ -96,14 +96,6 @@ class RdsPlatform:
             params["VpcSecurityGroupIds"] = security
         self.client(side).create_db_instance_read_replica(**params)
         return self.wait_available(side, identifier, replica=True)
-
-    def stop(self, side: str, identifier: str) -> str:
-        """StopDBInstance (nobody can write to a stopped instance); returns what RDS said."""
-        try:
-            self.client(side).stop_db_instance(DBInstanceIdentifier=identifier)
-            return "stopping"
-        except ClientError as exc:
-            return f"not stopped ({exc.response['Error']['Code']}: {exc.response['Error']['Message']})"
 
 
 def platform_for(contract: Contract) -> RdsPlatform:

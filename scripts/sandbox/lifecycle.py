@@ -105,6 +105,7 @@ def _create(state_dir: Path, cfg: StackConfig, seed_rows: int, rds_timing: str =
     _add_access(doc, kwargs["databases"], ports, endpoints, str(credentials), info["dnsPort"], str(state_dir / PASSFILE))
     for item in doc["databases"]:
         item.setdefault("failback", failback_section(cfg, item["name"]))
+        item.setdefault("promotion", {"backupRetentionDays": cfg.standby.backup_retention_days, "multiAz": False})
     write_json(state_dir / OUTPUTS, doc, mode=0o644)
     return doc
 

@@ -6,6 +6,7 @@ test leaves the sandbox in its normal topology (primary serving, DR streaming) a
 which is itself the promise that drills clean up; sharing one sandbox keeps the module fast
 on two cores. The test that breaks the standby runs last and mends it.
 """
+import dataclasses
 import json
 import uuid
 from pathlib import Path
@@ -108,7 +109,8 @@ def test_planned_cutover_twice_is_a_noop_then_failback_returns_the_service(modul
 
     rc, first, _ = run_json(capsys, cutover, ["--to", "dr", "--yes", "--outputs", outputs])
     assert rc == Exit.OK and first["changed"] and not first["already"]
-    assert first["pulumiConfig"] == "pulumi config set pilotlight:active dr --stack dr"
+    assert first["pulumiConfig"] == "pulumi config set pilotlight:active dr --stack dr && pulumi up --refresh --stack dr"
+    assert RdsPlatform(c).describe("dr", db.standby.identifier)["BackupRetentionPeriod"] == db.promotion.backup_retention_days
     assert dnsrecords.fetch(c, db) == records  # static records: only the switch moved
     assert dnsrecords.switch_side(c, db) == "dr"
     promoted = RdsPlatform(c).describe("dr", db.standby.identifier)
@@ -139,7 +141,9 @@ def test_planned_cutover_twice_is_a_noop_then_failback_returns_the_service(modul
     c = module_sandbox.contract
     assert c.database().primary.identifier == fb.primary_identifier
     rds = RdsPlatform(c)
-    assert rds.describe("dr", db.standby.identifier)["DBInstanceStatus"] in ("stopping", "stopped")  # retired
+    retired = dataclasses.replace(c.database(), standby=db.standby)  # S_0: kept, fenced
+    assert rds.describe("dr", db.standby.identifier)["DBInstanceStatus"] == "available"
+    assert dbstate.state(c, retired, "dr").fenced
     with psycopg.connect(service_dsn(c, c.database()), autocommit=True) as conn:
         assert conn.execute("select count(*) from customers where email = 'on-dr@example.com'").fetchone()[0] == 1
 
