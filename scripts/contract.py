@@ -44,10 +44,8 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Mapping
 
-CONTRACT_VERSION = 1
-SIDES = ("primary", "dr")
-TIERS = ("hourly", "daily", "weekly", "monthly")
-SCENARIOS = ("regional-outage", "database-loss", "data-corruption", "ransomware", "accidental-deletion")
+from stacks.vocabulary import CONTRACT_VERSION, SCENARIOS, SIDES, TIERS
+
 DEFAULT_OUTPUTS_FILE = Path(".pilotlight/sandbox/outputs.json")
 
 _REGION_RE = re.compile(r"^[a-z]{2}(-gov)?-[a-z]+-\d$")

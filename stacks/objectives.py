@@ -17,12 +17,11 @@ well the drill goes. Rules (docs/program.md explains each):
 from __future__ import annotations
 
 from stacks.config import NAMESPACE, SCENARIO_KEYS, ConfigError, StackConfig
+from stacks.vocabulary import BACKUP_SCENARIOS, FAILOVER_SCENARIOS
 
 # RDS promotes a cross-region replica in "a few minutes"; budget 5 so the check stays honest.
 PROMOTION_SECONDS = 300
 REPLICA_LAG_GRANULARITY_SECONDS = 60
-BACKUP_SCENARIOS = ("data-corruption", "accidental-deletion", "ransomware")
-FAILOVER_SCENARIOS = ("regional-outage", "database-loss")
 _CONFIG_KEYS = {scenario: key for key, scenario in SCENARIO_KEYS.items()}
 
 

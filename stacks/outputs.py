@@ -8,11 +8,9 @@ from __future__ import annotations
 
 from typing import Any, Mapping, Sequence
 
-from stacks.config import SIDES, DatabaseConfig, StackConfig
+from stacks.config import DatabaseConfig, StackConfig
+from stacks.vocabulary import BACKUP_AGE_METRIC, CONTRACT_VERSION, METRIC_NAMESPACE, SIDES
 
-CONTRACT_VERSION = 1
-METRIC_NAMESPACE = "Pilotlight"
-BACKUP_AGE_METRIC = "NewestBackupAgeSeconds"
 # Dimensions the backup tool publishes BACKUP_AGE_METRIC with (one series per database and tier).
 BACKUP_AGE_DIMENSIONS = ("Database", "Tier")
 

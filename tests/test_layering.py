@@ -19,11 +19,8 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parents[1]
 
 # components -> stacks imports, until components take plain values and stacks/dr.py translates config
-# (branches aws-rds, aws-vault).
-COMPONENTS_IMPORTING_STACKS = {
-    "components/alarms.py", "components/dns.py", "components/rules.py", "components/standby.py",
-    "components/vault.py",
-}
+# (branch aws-rds; the vault's, keys', access, alarms and audit components take plain values now).
+COMPONENTS_IMPORTING_STACKS = {"components/dns.py", "components/standby.py"}
 # The scenario asks scripts.sandbox.faults for a real outage (kill a cluster, cut a region); the sandbox
 # answers None anywhere else. Injecting outages is the sandbox's job; deciding what to do is the scenario's.
 SANDBOX_IMPORTERS = {"scripts/drills/scenarios/regional_outage.py"}

@@ -6,7 +6,7 @@ from __future__ import annotations
 
 from scripts.commands.parser import emit, load_contract, parser_for, run
 from scripts.common import Exit
-from scripts.contract import TIERS
+from stacks.vocabulary import TIERS
 from scripts.postgres.dsn import parse_dsn
 from scripts.vault.backup import perform_backup
 

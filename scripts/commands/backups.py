@@ -13,7 +13,7 @@ from rich.table import Table
 
 from scripts.common import Exit
 from scripts.commands.parser import emit, load_contract, parser_for, run
-from scripts.contract import SIDES, TIERS
+from stacks.vocabulary import SIDES, TIERS
 from scripts.vault.layout import list_backups
 
 

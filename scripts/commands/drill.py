@@ -1,7 +1,9 @@
 """`pilotlight drill --scenario NAME`: inject a real failure, recover, measure RTO/RPO against the objectives.
 
 Flags, the real-stack confirmation and the output; each drill is
-:func:`scripts.drills.engine.run_drill`.
+:func:`scripts.drills.engine.run_drill`. On the sandbox a drill needs no confirmation. On a real
+stack it needs ``--yes-on-stack NAME`` naming that stack, because it breaks things for real (see
+docs/drills.md for what each touches).
 """
 from __future__ import annotations
 

@@ -7,7 +7,7 @@ from __future__ import annotations
 
 from scripts.commands.parser import emit, load_contract, parser_for, run
 from scripts.common import Exit, parse_timestamp
-from scripts.contract import SIDES
+from stacks.vocabulary import SIDES
 from scripts.vault.restore import perform_restore, validate_request
 
 

@@ -33,14 +33,15 @@ from scripts.postgres import client as pg
 from scripts.vault import layout as vault
 from scripts.common import Exit, PilotlightError, iso, parse_timestamp, utcnow
 from scripts.commands.parser import emit, load_contract, parser_for, run
-from scripts.contract import SIDES, Contract, Database
+from scripts.contract import Contract, Database
 from scripts.postgres import replication
+from stacks.vocabulary import SIDES
 from scripts.postgres.dsn import side_dsn
 from scripts.commands.runbook import duration
+from stacks.vocabulary import BACKUP_SCENARIOS, RTC_MINUTES
 
 OK, WARN, FAIL = "OK", "WARN", "FAIL"
-RTC_SECONDS = 15 * 60
-BACKUP_SCENARIOS = ("data-corruption", "ransomware", "accidental-deletion")
+RTC_SECONDS = RTC_MINUTES * 60
 DRILL_MAX_AGE = timedelta(days=31)
 LAG_PROBE_SECONDS = 5.0
 

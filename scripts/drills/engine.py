@@ -4,10 +4,7 @@ Scenarios (scripts.drills.scenarios): regional-outage, data-corruption, ransomwa
 or ``all`` (in that order). Each drill prints its steps as they finish, then one verdict line:
 PASS when every step succeeded, every check passed and the measured RTO and RPO are within the
 stack's objectives (``objectives`` in the outputs contract); FAIL otherwise, and the exit code
-is non-zero. With ``--report DIR`` each drill writes JSON, Markdown and an HTML timeline there.
-
-On the sandbox a drill needs no confirmation. On a real stack it needs ``--yes-on-stack NAME``
-naming that stack, because it breaks things for real (see docs/drills.md for what each touches).
+is non-zero. With a report directory each drill writes JSON, Markdown and an HTML timeline there.
 """
 from __future__ import annotations
 

@@ -20,7 +20,8 @@ from typing import Any
 
 from scripts.sandbox import lifecycle
 from scripts.sandbox import postgres as pg
-from scripts.sandbox.state import DEFAULT_STATE_DIR, SIDES, SandboxError, SandboxState
+from scripts.sandbox.state import DEFAULT_STATE_DIR, SandboxError, SandboxState
+from stacks.vocabulary import SIDES
 from scripts.sandbox.state import load as _load
 
 # Route53's control plane lives in us-east-1: taking that region away takes record changes with it.

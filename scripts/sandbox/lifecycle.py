@@ -22,8 +22,10 @@ from typing import Any
 from scripts.common import UsageError
 from scripts.sandbox import postgres as pg
 from scripts.sandbox.emulator import failback_section, provision
-from scripts.sandbox.state import (CREDENTIALS, DAEMON, OUTPUTS, PASSFILE, RDS_STATE, REPLICATION, SIDES, STATE, EMULATOR_CREDENTIALS, SandboxError, SandboxState,
+from scripts.sandbox.state import (CREDENTIALS, DAEMON, EMULATOR_CREDENTIALS, OUTPUTS, PASSFILE, RDS_STATE, REPLICATION, STATE,
+                                   SandboxError, SandboxState,
                                    free_port, load, pid_alive, read_json, terminate, write_json)
+from stacks.vocabulary import SIDES
 from stacks.config import ConfigError, StackConfig, load_stack_file
 from stacks.outputs import outputs_document
 

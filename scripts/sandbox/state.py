@@ -36,7 +36,6 @@ PASSFILE = "pgpass"
 REPLICATION = "replication.json"
 CREDENTIALS = "aws-credentials"
 RDS_STATE = "rds.json"
-SIDES = ("primary", "dr")
 # moto accepts any keys; the tools get them from an AWS shared credentials file (access.credentialsFile).
 EMULATOR_CREDENTIALS = {"aws_access_key_id": "testing", "aws_secret_access_key": "testing"}
 

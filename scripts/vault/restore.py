@@ -43,7 +43,8 @@ from psycopg import sql
 from scripts import progress
 from scripts.postgres import client as pg
 from scripts.common import PilotlightError, Refused, UsageError, log, utcnow
-from scripts.contract import SIDES, Contract
+from scripts.contract import Contract
+from stacks.vocabulary import SIDES
 from scripts.postgres.dsn import parse_dsn, redact, with_dbname
 from scripts.vault.envelope import IntegrityError
 from scripts.vault.pipeline import widen_pipe

@@ -11,7 +11,7 @@ import pytest
 from scripts.vault import backup
 from scripts.commands import status
 from scripts.common import utcnow
-from scripts.contract import TIERS
+from stacks.vocabulary import TIERS
 
 FIXTURE = Path(__file__).resolve().parents[1] / "fixtures" / "outputs.json"
 
