@@ -185,10 +185,11 @@ def _accidental_deletion(c: Contract, x: Commands, db: Database) -> list[str]:
 def _failback(c: Contract, x: Commands, db: Database) -> list[str]:
     return [
         "## Failback", "",
-        f"When `{c.region('primary')}` is healthy again: re-seed it from the serving side, switch back, record it.", "",
+        f"When `{c.region('primary')}` is healthy again: a new primary is built from the serving side (RDS "
+        "cross-region replica), switched back, a new DR replica made; run the `pulumi` commands it prints.", "",
         *_code([x.pl(f"failback --to primary --database {db.name} --dry-run"),
                 x.pl(f"failback --to primary --database {db.name} --yes"),
-                f"pulumi config set pilotlight:active primary --stack {c.stack}", f"pulumi up --stack {c.stack}"]),
+                f"pulumi config set pilotlight:active primary --stack {c.stack}", f"pulumi up --refresh --stack {c.stack}"]),
     ]
 
 

@@ -73,7 +73,9 @@ def _status_lines(report: dict) -> list[str]:
     lines = [f"sandbox {report['state']} ({report['stateDir']})"]
     for name, proc in report["processes"].items():
         extra = f"  {proc['role']}" if proc.get("role") else ""
-        lines.append(f"  {name:<8} pid {proc['pid'] or '-':<8} {'alive' if proc['alive'] else 'DEAD'}{extra}")
+        extra += f"  (RDS: {proc['rdsStatus']})" if proc.get("rdsStatus") else ""
+        alive = "alive" if proc["alive"] else ("down" if proc.get("rdsStatus") else "DEAD")
+        lines.append(f"  {name:<8} pid {proc['pid'] or '-':<8} {alive}{extra}")
     daemon = report.get("daemon") or {}
     for name, proxy in (daemon.get("proxies") or {}).items():
         lines.append(f"  proxy {name:<10} :{proxy['port']}  {proxy['mode']}")

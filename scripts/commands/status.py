@@ -204,18 +204,27 @@ def _sql_lag(contract: Contract, db: Database, standby: str, subject: str, rpo: 
 
 
 def fence_lines(contract: Contract, db: Database) -> list[Line]:
-    """A fence left behind: the side's database refuses every session (see scripts.postgres.replication)."""
+    """A fence left behind: a side's database refuses every session (see scripts.postgres.replication).
+
+    Expected on the old side once the other is promoted (until failback); a FAIL on the side the
+    stack records as active, or while the other side has not been promoted (a cutover interrupted
+    between fence and promotion: nobody can write).
+    """
+    states = {side: replication.state(contract, db, side) for side in SIDES}
     lines = []
-    for side in SIDES:
-        now = replication.state(contract, db, side)
-        if now.reachable and now.fenced:
-            other = "dr" if side == "primary" else "primary"
-            fix = (f"finish the cutover: pilotlight cutover --to {other} --yes" if now.role == "primary"
-                   else f"it came with the replication from {other}; lift it there")
-            lines.append(Line("fence", f"{db.name} {side}", FAIL, "fenced", "none",
-                              f"{db.db_name} takes no session on {side} ({now.role}): {fix}; or undo: "
-                              f"ALTER DATABASE {db.db_name} ALLOW_CONNECTIONS true"))
-    return lines or [Line("fence", db.name, OK, "none", "none", "both sides accept sessions")]
+    for side, now in states.items():
+        if not (now.reachable and now.fenced):
+            continue
+        other = "dr" if side == "primary" else "primary"
+        if side != contract.active and states[other].role == "primary" and not states[other].fenced:
+            lines.append(Line("fence", f"{db.name} {side}", OK, "fenced", "old side only",
+                              f"{db.db_name} takes no session on the old {side} side (expected until failback)"))
+            continue
+        lines.append(Line("fence", f"{db.name} {side}", FAIL, "fenced", "none on the active side",
+                          f"{db.db_name} takes no session on {side} ({now.role}): a cutover was interrupted; finish it: "
+                          f"pilotlight cutover --to {other} --yes; or undo: ALTER DATABASE {db.db_name} "
+                          "ALLOW_CONNECTIONS true"))
+    return lines or [Line("fence", db.name, OK, "none", "none on the active side", "both sides accept sessions")]
 
 
 def _replica_lag_metric(contract: Contract, db: Database, side: str, now: datetime) -> float | None:

@@ -230,9 +230,13 @@ def status(state_dir: Path) -> dict[str, Any]:
         return {"state": "down", "healthy": False, "stateDir": str(state_dir), "processes": {}}
     processes = {name: {"pid": pid, "alive": pid_alive(pid, marker)} for name, (pid, marker) in _pids(state).items()}
     stopped = _stopped_clusters(state_dir)
+    serving = {state.instance_cluster(side) for side in SIDES}
     for side in state.clusters:
         processes[side]["port"] = state.port(side)
         if side in stopped:
+            processes[side]["rdsStatus"] = stopped[side]
+        if side not in serving:
+            stopped.setdefault(side, "retired")
             processes[side]["rdsStatus"] = stopped[side]
         if processes[side]["alive"]:
             try:
@@ -252,7 +256,8 @@ def status(state_dir: Path) -> dict[str, Any]:
 
 
 def _stopped_clusters(state_dir: Path) -> dict[str, str]:
-    """Clusters whose emulated RDS instance is stopped (or going): not running is their normal state."""
+    """Clusters that need not run: their emulated RDS instance is stopped (or going), or it is retired
+    (the contract no longer names it after a failback; a killed old primary stays down)."""
     rds = read_json(state_dir / RDS_STATE) or {}
     return {i["cluster"]: i["DBInstanceStatus"] for i in rds.get("instances", {}).values()
             if i["DBInstanceStatus"] in ("stopped", "stopping", "deleting")}

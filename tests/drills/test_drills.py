@@ -21,7 +21,7 @@ from scripts.failover import records as dnsrecords
 from scripts.commands import drill
 from scripts.commands import failback
 from scripts.common import Exit
-from scripts.sandbox import control
+from scripts.sandbox import control, lifecycle
 from scripts.failover.service import resolve, service_dsn
 from scripts.failover.rds import RdsPlatform
 
@@ -50,6 +50,7 @@ def assert_normal_topology(sb):
     assert "ReadReplicaSourceDBInstanceIdentifier" not in primary and primary["DBInstanceStatus"] == "available"
     assert standby["ReadReplicaSourceDBInstanceIdentifier"] == db.primary.arn
     assert primary["ReadReplicaDBInstanceIdentifiers"] == [db.standby.arn]
+    assert lifecycle.status(sb.state_dir)["healthy"]  # retired instances (a killed old primary) do not count
     with psycopg.connect(service_dsn(c, db), autocommit=True) as conn:  # the application can write again
         conn.execute("insert into customers (name, email) values ('after drill', %s)", (f"{uuid.uuid4()}@example.com",))
         assert conn.execute("select to_regnamespace('pilotlight_drill')").fetchone()[0] is None  # cleaned up
