@@ -6,7 +6,7 @@ STAMP := $(VENV)/.installed
 SCENARIOS ?= regional-outage
 REPORTS ?= reports
 
-.PHONY: install test drill bench check soak clean
+.PHONY: install test drill bench check soak clean image
 
 install: $(STAMP)
 
@@ -28,6 +28,11 @@ drill: $(STAMP)
 
 check: $(STAMP)
 	$(BIN)/pilotlight check --stack dr
+
+# The tools image the scheduled jobs run (Dockerfile; podman with a local Debian base, see image/build.sh).
+IMAGE ?= pilotlight:dev
+image:
+	./image/build.sh $(IMAGE)
 
 bench: $(STAMP)
 	$(BIN)/python -m bench.run

@@ -35,6 +35,8 @@ class VaultAccessArgs:
     """Region per side: scopes SSE-KMS use to S3 in the bucket's own region (``kms:ViaService``)."""
     metric_namespace: str
     """CloudWatch namespace the backup tool publishes its backup age in (the contract's ``metricNamespace``)."""
+    active: str = "primary"
+    """Side whose vault the writer writes (``pilotlight:active``): the DR vault while DR serves."""
     break_glass_role_name: str | None = None
     """When set, also create the break-glass role of that name: the only principal the vault key
     lets schedule its deletion or disable it; assumable only with MFA, alarmed on every use."""
@@ -53,12 +55,15 @@ class VaultAccess(pulumi.ComponentResource):
         super().__init__("pilotlight:dr:VaultAccess", name, None, opts)
         self._name = name
         self._args = args
-        writer_policy = pulumi.Output.all(args.bucket_arns["primary"], args.key_arns["primary"], args.key_arns["dr"]).apply(
+        # The writer writes the ACTIVE side's vault with its key (the DR vault and key after failover),
+        # wrapping the data key for the other side too.
+        active, other = args.active, "dr" if args.active == "primary" else "primary"
+        writer_policy = pulumi.Output.all(args.bucket_arns[active], args.key_arns[active], args.key_arns[other]).apply(
             lambda v: rules.backup_writer_policy(
                 bucket_arn=v[0],
                 key_arn=v[1],
                 dr_key_arn=v[2],
-                region=args.regions["primary"],
+                region=args.regions[active],
                 metric_namespace=args.metric_namespace,
             )
         )
@@ -112,7 +117,7 @@ class VaultAccess(pulumi.ComponentResource):
             f"{self._name}-{what}",
             name=physical,
             description=description,
-            assume_role_policy=json.dumps(trust or rules.account_trust_policy(a.partition, a.account_id)),
+            assume_role_policy=json.dumps(trust or rules.account_trust_policy(a.partition, a.account_id, ecs_tasks=True)),
             max_session_duration=a.max_session_seconds,
             opts=pulumi.ResourceOptions(parent=self),
         )

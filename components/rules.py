@@ -529,12 +529,14 @@ def _through_s3(region: str, bucket_arn: str) -> dict[str, Any]:
     }
 
 
-def account_trust_policy(partition: str, account_id: str, *, require_mfa: bool = False) -> dict[str, Any]:
+def account_trust_policy(partition: str, account_id: str, *, require_mfa: bool = False,
+                         ecs_tasks: bool = False) -> dict[str, Any]:
     """Trust the account itself: its administrators decide who may assume the role (CI runner, operators).
 
     A role trusting ``:root`` is assumable by no one until an identity policy in the account
     grants ``sts:AssumeRole`` on it, so the program never has to know the CI runner's identity.
     ``require_mfa``: only a caller who signed in with MFA (the break-glass role).
+    ``ecs_tasks``: also the scheduled job tasks of this account (the role is their task role).
     """
     statement: dict[str, Any] = {
         "Effect": "Allow",
@@ -543,7 +545,15 @@ def account_trust_policy(partition: str, account_id: str, *, require_mfa: bool =
     }
     if require_mfa:
         statement["Condition"] = {"Bool": {"aws:MultiFactorAuthPresent": "true"}}
-    return {"Version": POLICY_VERSION, "Statement": [statement]}
+    statements = [statement]
+    if ecs_tasks:
+        statements.append({
+            "Effect": "Allow",
+            "Principal": {"Service": "ecs-tasks.amazonaws.com"},
+            "Action": "sts:AssumeRole",
+            "Condition": {"StringEquals": {"aws:SourceAccount": account_id}},
+        })
+    return {"Version": POLICY_VERSION, "Statement": statements}
 
 
 def break_glass_policy(key_arns: list[str]) -> dict[str, Any]:

@@ -5,6 +5,10 @@ import importlib
 import importlib.util
 import sys
 
+from scripts import version
+from scripts.commands.parser import fail
+from scripts.common import Exit, did_you_mean
+
 # command -> (module, one-line summary). Each module has main(argv=None) -> int.
 COMMANDS: dict[str, tuple[str, str]] = {
     "sandbox": ("scripts.commands.sandbox", "local sandbox: up | down | status"),
@@ -20,7 +24,15 @@ COMMANDS: dict[str, tuple[str, str]] = {
     "status": ("scripts.commands.status", "objectives against the present state"),
 }
 
-USAGE = "usage: pilotlight COMMAND [ARGS...]   (pilotlight COMMAND --help for details)"
+USAGE = "usage: pilotlight [--version] COMMAND [ARGS...]   (pilotlight COMMAND --help for details)"
+
+# what people type -> what they meant: a verb that exists under another command
+SLIPS: dict[tuple[str, str], str] = {
+    ("backup", "list"): "backups list",
+    ("backups", "create"): "backup --tier TIER",
+    ("sandbox", "start"): "sandbox up",
+    ("sandbox", "stop"): "sandbox down",
+}
 
 
 def _available(module: str) -> bool:
@@ -44,9 +56,18 @@ def main(argv: list[str] | None = None) -> int:
     if not argv or argv[0] in ("-h", "--help"):
         print(_help())
         return 0 if argv else 2
+    if argv[0] == "--version":
+        print(version.describe())
+        return 0
     name, rest = argv[0], argv[1:]
-    if name not in COMMANDS or not _available(COMMANDS[name][0]):
-        print(f"pilotlight: error: unknown command {name!r}\n{USAGE}", file=sys.stderr)
-        return 2
+    wants_json = "--json" in rest
+    known = [n for n, (module, _) in COMMANDS.items() if _available(module)]
+    if name not in known:
+        return fail("pilotlight", f"unknown command {name!r}{did_you_mean(name, known)} "
+                                  f"(commands: {', '.join(known)})", Exit.USAGE, json_out=wants_json)
+    slip = SLIPS.get((name, rest[0])) if rest else None
+    if slip:
+        return fail(f"pilotlight {name}", f"{name} has no {rest[0]!r}; did you mean `pilotlight {slip}`?",
+                    Exit.USAGE, json_out=wants_json)
     module = importlib.import_module(COMMANDS[name][0])
     return int(module.main(rest))

@@ -26,6 +26,8 @@ Version 1 (``contractVersion: 1``), every top-level key is one ``pulumi.export``
     alarms           {topicArn, metricNamespace, backupAgeMetric}
     objectives       {scenario: {rtoSeconds, rpoSeconds}} for regional-outage, database-loss,
                       data-corruption, ransomware, accidental-deletion
+    recovery         optional {detectionSeconds, healthCheck: {intervalSeconds, failureThreshold}, promotionSeconds}:
+                      the stack's own failover figures, from which drill reports project the RTO on AWS
     access           optional, see :class:`Access`: where the tools reach AWS, DNS and PostgreSQL when
                      it is not the default (VPC endpoints, a resolver, a libpq passfile)
     sandbox          optional, see :class:`Sandbox`; read only by ``scripts/sandbox/`` (and to name the
@@ -37,6 +39,7 @@ from __future__ import annotations
 
 import dataclasses
 import json
+import os
 import re
 import shutil
 import subprocess
@@ -46,7 +49,9 @@ from typing import Any, Mapping
 
 from stacks.vocabulary import CONTRACT_VERSION, SCENARIOS, SIDES, TIERS
 
-DEFAULT_OUTPUTS_FILE = Path(".pilotlight/sandbox/outputs.json")
+SANDBOX_DIR_ENV = "PILOTLIGHT_SANDBOX_DIR"
+SANDBOX_SUBDIR = Path(".pilotlight/sandbox")
+OUTPUTS_NAME = "outputs.json"
 
 _REGION_RE = re.compile(r"^[a-z]{2}(-gov)?-[a-z]+-\d$")
 _BUCKET_RE = re.compile(r"^(?!xn--)(?!.*\.\.)[a-z0-9][a-z0-9.-]{1,61}[a-z0-9]$")
@@ -54,6 +59,29 @@ _BUCKET_RE = re.compile(r"^(?!xn--)(?!.*\.\.)[a-z0-9][a-z0-9.-]{1,61}[a-z0-9]$")
 
 class ContractError(ValueError):
     """The outputs document is missing, unreadable or not a valid contract; the message is one line."""
+
+
+def project_root(start: Path | None = None) -> Path | None:
+    """The nearest directory at or above ``start`` (default: the working directory) holding Pulumi.yaml."""
+    here = (start or Path.cwd()).absolute()
+    return next((d for d in (here, *here.parents) if (d / "Pulumi.yaml").is_file()), None)
+
+
+def default_sandbox_dir() -> Path:
+    """Where the sandbox lives, found the same way by every command.
+
+    ``$PILOTLIGHT_SANDBOX_DIR`` when set; else ``.pilotlight/sandbox`` under the project root
+    (the nearest directory above the working directory with a Pulumi.yaml), so a command run
+    from ``docs/`` finds the sandbox that ``make drill`` started; else under the working directory.
+    """
+    if os.environ.get(SANDBOX_DIR_ENV):
+        return Path(os.environ[SANDBOX_DIR_ENV]).absolute()
+    return (project_root() or Path.cwd().absolute()) / SANDBOX_SUBDIR
+
+
+def default_outputs_file() -> Path:
+    """The sandbox's outputs contract: what every command reads without --outputs/--stack."""
+    return default_sandbox_dir() / OUTPUTS_NAME
 
 
 @dataclass(frozen=True)
@@ -204,6 +232,22 @@ class Sandbox:
 
 
 @dataclass(frozen=True)
+class Job:
+    """One scheduled job (optional ``jobs`` section): what runs, when, and with which environment."""
+
+    name: str
+    kind: str
+    database: str
+    tier: str | None
+    side: str
+    region: str
+    schedule: str
+    timezone: str
+    command: tuple[str, ...]
+    environment: Mapping[str, str]
+
+
+@dataclass(frozen=True)
 class Contract:
     project: str
     stack: str
@@ -226,6 +270,7 @@ class Contract:
     raw: Mapping[str, Any]
     access: Access = NO_ACCESS
     source: Path | None = None  # the outputs file this was read from; None when read from `pulumi stack output`
+    jobs: tuple["Job", ...] = ()
 
     def region(self, side: str) -> str:
         return self.regions[side]
@@ -261,6 +306,26 @@ def _str(doc: Mapping[str, Any], path: str) -> str:
     return value
 
 
+_PREFIX_RE = re.compile(r"^[a-z0-9][a-z0-9_-]{0,62}/$")
+_NAME_RE = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_-]{0,62}$")  # it names backup ids and S3 keys
+
+
+def _prefix(doc: Mapping[str, Any], path: str) -> str:
+    value = _str(doc, path)
+    if not _PREFIX_RE.match(value):
+        raise ContractError(f"outputs '{path}' = {value[:40]!r} is not a tier prefix: lowercase letters, digits, "
+                            "'_' or '-' ending in one '/', at most 64 characters (object keys are built from it)")
+    return value
+
+
+def _name(doc: Mapping[str, Any], path: str) -> str:
+    value = _str(doc, path)
+    if not _NAME_RE.match(value):
+        raise ContractError(f"outputs '{path}' = {value[:40]!r} cannot name backups: ASCII letters, digits, '_' and "
+                            "'-', starting with a letter or digit, at most 63 characters; rename it in the stack config")
+    return value
+
+
 def _int(doc: Mapping[str, Any], path: str) -> int:
     value = _get(doc, path)
     if isinstance(value, bool) or not isinstance(value, (int, float)) or value < 0:
@@ -292,7 +357,7 @@ def parse(doc: Mapping[str, Any]) -> Contract:
     tiers = {
         tier: Tier(
             name=tier,
-            prefix=_str(doc, f"vault.tiers.{tier}.prefix"),
+            prefix=_prefix(doc, f"vault.tiers.{tier}.prefix"),
             interval_seconds=_int(doc, f"vault.tiers.{tier}.intervalSeconds"),
             slack_seconds=_int(doc, f"vault.tiers.{tier}.slackSeconds"),
             retention_days=_int(doc, f"vault.tiers.{tier}.retentionDays"),
@@ -308,7 +373,7 @@ def parse(doc: Mapping[str, Any]) -> Contract:
         wrapped = {"databases": {str(i): item}}
         databases.append(
             Database(
-                name=_str(wrapped, f"{p}.name"),
+                name=_name(wrapped, f"{p}.name"),
                 db_name=_str(wrapped, f"{p}.dbName"),
                 port=_int(wrapped, f"{p}.port"),
                 primary=_endpoint(wrapped, f"{p}.primary"),
@@ -353,8 +418,9 @@ def parse(doc: Mapping[str, Any]) -> Contract:
         metric_namespace=_str(doc, "alarms.metricNamespace"),
         backup_age_metric=_str(doc, "alarms.backupAgeMetric"),
         objectives=objectives,
-        sandbox=_parse_sandbox(doc["sandbox"]) if doc.get("sandbox") else None,
+        sandbox=_parse_sandbox(doc["sandbox"], regions.values()) if doc.get("sandbox") else None,
         raw=doc,
+        jobs=_parse_jobs(doc.get("jobs") or []),
         access=_parse_access(doc["access"]) if doc.get("access") else NO_ACCESS,
     )
 
@@ -397,7 +463,27 @@ def _parse_access(raw: Mapping[str, Any]) -> Access:
     )
 
 
-def _parse_sandbox(raw: Mapping[str, Any]) -> Sandbox:
+def _parse_jobs(raw: Any) -> tuple[Job, ...]:
+    if not isinstance(raw, list):
+        raise ContractError("outputs 'jobs' must be a list")
+    jobs = []
+    for i, item in enumerate(raw):
+        w = {"jobs": {str(i): item}}
+        p = f"jobs.{i}"
+        command = _get(w, f"{p}.command")
+        env = _get(w, f"{p}.environment")
+        if not isinstance(command, list) or not all(isinstance(c, str) for c in command) or not isinstance(env, Mapping):
+            raise ContractError(f"outputs '{p}' needs a command (list of strings) and an environment (object)")
+        jobs.append(Job(
+            name=_str(w, f"{p}.name"), kind=_str(w, f"{p}.kind"), database=_str(w, f"{p}.database"),
+            tier=item.get("tier"), side=_str(w, f"{p}.side"), region=_str(w, f"{p}.region"),
+            schedule=_str(w, f"{p}.schedule"), timezone=_str(w, f"{p}.timezone"),
+            command=tuple(command), environment=dict(env),
+        ))
+    return tuple(jobs)
+
+
+def _parse_sandbox(raw: Mapping[str, Any], regions) -> Sandbox:
     doc = {"sandbox": raw}
     clusters = {
         side: Cluster(
@@ -410,6 +496,10 @@ def _parse_sandbox(raw: Mapping[str, Any]) -> Sandbox:
     endpoints = _get(doc, "sandbox.awsEndpoints")
     if not isinstance(endpoints, Mapping):
         raise ContractError("outputs 'sandbox.awsEndpoints' must map region to URL")
+    for region in regions:
+        if not isinstance(endpoints.get(region), str) or not endpoints[region].startswith(("http://", "https://")):
+            raise ContractError(f"outputs 'sandbox.awsEndpoints.{region}' must be the emulator's URL, got "
+                                f"{endpoints.get(region)!r}; re-run `pilotlight sandbox up`")
     return Sandbox(
         state_dir=_str(doc, "sandbox.stateDir"),
         aws_endpoints=dict(endpoints),
@@ -426,10 +516,16 @@ def load_file(path: str | Path) -> Contract:
     """Read an outputs file (``pulumi stack output --json > FILE`` or the sandbox's)."""
     path = Path(path)
     try:
-        text = path.read_text()
+        text = path.read_text(encoding="utf-8")
     except FileNotFoundError:
-        hint = " (start the sandbox: `pilotlight sandbox up`)" if path == DEFAULT_OUTPUTS_FILE else ""
+        hint = ""
+        if path.absolute() == default_outputs_file():
+            hint = (f" (no sandbox there: start one with `pilotlight sandbox up`, or point {SANDBOX_DIR_ENV} "
+                    "at a running sandbox's directory)")
         raise ContractError(f"outputs file not found: {path}{hint}") from None
+    except UnicodeDecodeError as exc:
+        raise ContractError(f"outputs file {path} is not UTF-8 text (byte {exc.start}); "
+                            "write it with `pulumi stack output --json > FILE`") from None
     except OSError as exc:
         raise ContractError(f"cannot read outputs file {path}: {exc.strerror}") from None
     try:

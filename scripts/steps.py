@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import time
 from contextlib import contextmanager
-from dataclasses import asdict, dataclass, field
+from dataclasses import dataclass, field
 from typing import Callable, Iterator
 
 from scripts.common import iso, utcnow
@@ -34,7 +34,9 @@ class Step:
             self.status = status
 
     def as_dict(self) -> dict:
-        return asdict(self)
+        """camelCase, like every JSON output."""
+        return {"name": self.name, "startedAt": self.started_at, "offsetSeconds": self.offset_seconds,
+                "seconds": self.seconds, "status": self.status, "detail": self.detail}
 
 
 @dataclass

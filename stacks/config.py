@@ -16,7 +16,10 @@ import re
 from dataclasses import dataclass, field
 from pathlib import Path
 from types import MappingProxyType
-from typing import Any, Mapping
+from typing import TYPE_CHECKING, Any, Mapping
+
+if TYPE_CHECKING:
+    from stacks.jobsconfig import JobsConfig
 
 from stacks.vocabulary import SIDES
 
@@ -67,10 +70,12 @@ DEFAULT_OBJECTIVES = MappingProxyType(
 _DURATION_RE = re.compile(r"^\s*(\d+)\s*([smhd])\s*$")
 _UNITS = {"s": 1, "m": 60, "h": 3600, "d": 86400}
 _NAME_RE = re.compile(r"^[a-z][a-z0-9]*(-[a-z0-9]+)*$")
+_PREFIX_RE = re.compile(r"^[a-z0-9][a-z0-9_-]{0,62}/$")
 _DBNAME_RE = re.compile(r"^[A-Za-z_][A-Za-z0-9_]{0,62}$")
 _RDS_ARN_RE = re.compile(r"^arn:(aws[a-z-]*):rds:([a-z0-9-]+):(\d{12}):db:([A-Za-z][A-Za-z0-9-]{0,62})$")
 _HOST_RE = re.compile(r"^(?=.{1,253}$)([A-Za-z0-9]([A-Za-z0-9-]{0,61}[A-Za-z0-9])?\.)*[A-Za-z0-9]([A-Za-z0-9-]{0,61}[A-Za-z0-9])?$")
 _ZONE_ID_RE = re.compile(r"^Z[A-Z0-9]{4,31}$")
+_SECRET_ARN_RE = re.compile(r"^arn:aws[a-z-]*:secretsmanager:[a-z0-9-]+:\d{12}:secret:[\w/+=.@!-]+$")  # RDS-managed: rds!db-...
 _INSTANCE_CLASS_RE = re.compile(r"^db\.[a-z0-9]+\.[a-z0-9]+$")
 
 
@@ -97,6 +102,12 @@ class DatabaseConfig:
     port: int
     record_name: str
     instance_class: str
+    user: str = "pilotlight"
+    """The PostgreSQL role the tools log in as."""
+    credentials_secret_arn: str | None = None
+    """Secrets Manager secret holding the password (an RDS-managed master secret works); read at run time."""
+    iam_auth: bool = False
+    """Log in with an RDS IAM auth token (boto3 ``generate_db_auth_token``) instead of a password."""
 
     @property
     def primary_identifier(self) -> str:
@@ -187,6 +198,8 @@ class StackConfig:
     vault: VaultConfig
     alarms: AlarmsConfig
     objectives: Mapping[str, Objective]
+    jobs: "JobsConfig | None" = None
+    """The scheduled jobs (stacks/jobsconfig.py); always set by ``parse_config``."""
     # A pulumi.Output (secret) under the program, None elsewhere; never printed.
     db_password: Any = field(default=None, repr=False, compare=False)
 
@@ -196,6 +209,11 @@ class StackConfig:
     @property
     def passive(self) -> str:
         return "dr" if self.active == "primary" else "primary"
+
+    @property
+    def pg_major(self) -> int:
+        """PostgreSQL major version the stack declares (``standby.parameterGroupFamily``)."""
+        return int(self.standby.parameter_group_family.removeprefix("postgres"))
 
     @property
     def account_id(self) -> str:
@@ -303,7 +321,10 @@ def _region(top: _Section, key: str) -> str:
 def _databases(raw: Any, primary_region: str, zone_name: str) -> tuple[DatabaseConfig, ...]:
     if not isinstance(raw, list) or not raw:
         raise _fail("databases", raw, "list at least one database: [{name, primaryArn, primaryHost, ...}]")
-    known = ("name", "dbName", "primaryArn", "primaryHost", "port", "recordName", "instanceClass")
+    known = (
+        "name", "dbName", "primaryArn", "primaryHost", "port", "recordName", "instanceClass",
+        "user", "credentialsSecretArn", "iamAuth",
+    )
     dbs: list[DatabaseConfig] = []
     accounts: set[str] = set()
     for i, item in enumerate(raw):
@@ -330,6 +351,15 @@ def _databases(raw: Any, primary_region: str, zone_name: str) -> tuple[DatabaseC
         instance_class = s.text("instanceClass", "db.r6g.large")
         if not _INSTANCE_CLASS_RE.match(instance_class):
             raise _fail(s.at("instanceClass"), instance_class, "use an RDS instance class like db.r6g.large")
+        user = s.text("user", "pilotlight")
+        if not _DBNAME_RE.match(user):
+            raise _fail(s.at("user"), user, "use a PostgreSQL role name (letters, digits, underscore)")
+        secret = s.raw.get("credentialsSecretArn") or None
+        if secret is not None and (not isinstance(secret, str) or not _SECRET_ARN_RE.match(secret)):
+            raise _fail(s.at("credentialsSecretArn"), secret, "use a Secrets Manager ARN, arn:aws:secretsmanager:<region>:<account>:secret:<name>")
+        iam_auth = s.flag("iamAuth", False)
+        if iam_auth and secret:
+            raise _fail(s.at("iamAuth"), iam_auth, "choose one: iamAuth or credentialsSecretArn")
         dbs.append(
             DatabaseConfig(
                 name=name,
@@ -339,6 +369,9 @@ def _databases(raw: Any, primary_region: str, zone_name: str) -> tuple[DatabaseC
                 port=s.integer("port", 5432, 1, 65535),
                 record_name=record,
                 instance_class=instance_class,
+                user=user,
+                credentials_secret_arn=secret,
+                iam_auth=iam_auth,
             )
         )
     for attr, label in (("name", "name"), ("record_name", "recordName"), ("primary_arn", "primaryArn")):
@@ -476,8 +509,9 @@ def _vault(top: _Section) -> VaultConfig:
     for name, interval in TIER_INTERVALS.items():
         t = tiers_section.section(name, ("prefix", "retentionDays", "noncurrentDays", "archiveAfterDays", "archiveClass"))
         prefix = t.text("prefix", f"{name}/")
-        if not prefix.endswith("/") or prefix.startswith("/"):
-            raise _fail(t.at("prefix"), prefix, f"use a key prefix ending in '/', like {name}/")
+        if not _PREFIX_RE.match(prefix):  # object keys are built from it: no '..', no '/' inside
+            raise _fail(t.at("prefix"), prefix, f"use lowercase letters, digits, '_' or '-' and one '/' at the end "
+                                                f"(at most 64 characters), like {name}/")
         retention = t.integer("retentionDays", DEFAULT_RETENTION_DAYS[name], 1, 36500)
         if retention * 86400 < interval:
             raise _fail(
@@ -569,6 +603,7 @@ TOP_KEYS = (
     "vault",
     "alarms",
     "objectives",
+    "jobs",
     "dbPassword",
 )
 
@@ -594,6 +629,8 @@ def parse_config(values: Mapping[str, Any], *, project: str, stack: str, db_pass
     if active not in SIDES:
         raise _fail("active", active, "use primary (normal) or dr (after failover)")
     dns = _dns(top)
+    from stacks.jobsconfig import parse_jobs  # imports this module's section helpers
+
     return StackConfig(
         project=project,
         stack=stack,
@@ -606,6 +643,7 @@ def parse_config(values: Mapping[str, Any], *, project: str, stack: str, db_pass
         vault=_vault(top),
         alarms=_alarms(top),
         objectives=_objectives(top),
+        jobs=parse_jobs(values.get("jobs")),
         db_password=db_password,
     )
 

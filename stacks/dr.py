@@ -6,6 +6,7 @@ StackConfig so tests pass one in directly; ``__main__`` passes ``from_pulumi()``
 """
 from __future__ import annotations
 
+import json
 from typing import Any
 
 import pulumi
@@ -16,10 +17,12 @@ from components.alarms import Alarms, AlarmsArgs, ReplicaLagTarget
 from components.audit import VaultAudit, VaultAuditArgs
 from components.rules import trail_arn_of
 from components.dns import FailoverDns, FailoverDnsArgs, FailoverRecord
+from components.jobs import JobDatabase, JobNetworkArgs, Jobs, JobsArgs
 from components.keys import VaultKeys, VaultKeysArgs
 from components.standby import Standby, StandbyArgs, StandbyNetwork, StandbyNetworkArgs
 from components.vault import BackupVault, BackupVaultArgs
 from stacks import naming, objectives
+from stacks.jobsplan import job_specs
 from stacks.config import DatabaseConfig, StackConfig
 from stacks.documents import vault_rules
 from stacks.outputs import outputs_document, primary_endpoint
@@ -53,7 +56,10 @@ class DrStack:
         self.dns = FailoverDns("dns", self._dns_args(), primary)
         self.alarms = Alarms("alarms", self._alarms_args(), primary)
         self.audit = VaultAudit("audit", self._audit_args(key_arns), primary)
-        self.document = self._document()
+        base_document = self._document()
+        # The tasks carry the contract without their own section (no cycle: jobs -> tasks -> contract).
+        self.jobs = Jobs("jobs", self._jobs_args(pulumi.Output.from_input(base_document).apply(json.dumps)))
+        self.document = {**base_document, "jobs": self.jobs.contract()}
 
     def _keys_args(self) -> VaultKeysArgs:
         cfg = self.cfg
@@ -97,6 +103,45 @@ class DrStack:
             metric_namespace=METRIC_NAMESPACE,
             # Only the stack's own break-glass role; a configured principal is the account's to manage.
             break_glass_role_name=None if cfg.vault.break_glass_arn else naming.break_glass_role_name(cfg),
+            active=cfg.active,
+        )
+
+    def _jobs_args(self, contract_json: pulumi.Output[str]) -> JobsArgs:
+        cfg, j = self.cfg, self.cfg.jobs
+        return JobsArgs(
+            name_prefix=naming.base(cfg),
+            partition=cfg.partition,
+            account_id=cfg.account_id,
+            active=cfg.active,
+            regions={side: cfg.region(side) for side in SIDES},
+            providers=dict(self.providers),
+            networks={
+                "primary": JobNetworkArgs(j.primary_network.vpc_id, list(j.primary_network.subnet_ids)),
+                "dr": JobNetworkArgs(cfg.standby.vpc_id, list(cfg.standby.subnet_ids)),
+            },
+            nat=j.nat,
+            databases=[
+                JobDatabase(db.name, db.port, db.credentials_secret_arn, naming.db_user_arn(cfg, db) if db.iam_auth else None)
+                for db in cfg.databases
+            ],
+            plan=job_specs(cfg, naming.base(cfg)),
+            image=j.image,
+            image_tag=j.image_tag,
+            pg_major=cfg.pg_major,
+            cpu=j.cpu,
+            memory=j.memory,
+            ephemeral_storage_gib=j.ephemeral_storage_gib,
+            flexible_window_minutes=j.flexible_window_minutes,
+            retry_attempts=j.retry_attempts,
+            max_event_age_seconds=j.max_event_age_seconds,
+            log_retention_days=j.log_retention_days,
+            writer_role_arn=self.access.backup_writer_role_arn,
+            reader_role_arn=self.access.restore_reader_role_arn,
+            writer_role_name=naming.backup_writer_role_name(cfg),
+            reader_role_name=naming.restore_reader_role_name(cfg),
+            topic_arns=dict(self.alarms.topic_arns),
+            contract_json=contract_json,
+            break_glass_arn=naming.break_glass_arn(cfg),
         )
 
     def _standby_args(self, db: DatabaseConfig, key_arn: pulumi.Output[str]) -> StandbyArgs:

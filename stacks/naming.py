@@ -151,3 +151,12 @@ def set_identifier(side: str) -> str:
     """Route 53 failover record set identifiers: stable per side, so flipping roles never renames them."""
     _side(side)
     return side
+
+
+def db_user_arn(cfg: StackConfig, db: DatabaseConfig) -> str:
+    """The ``rds-db:connect`` resource of a database's tool user, by instance identifier.
+
+    IAM names the instance by its resource id (``db-ABC...``), which a referenced instance's
+    config does not carry; ``*`` stands for it, the user name and region still scope the grant.
+    """
+    return f"arn:{cfg.partition}:rds-db:{cfg.region(cfg.active)}:{cfg.account_id}:dbuser:*/{db.user}"

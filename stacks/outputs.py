@@ -10,6 +10,7 @@ from typing import Any, Mapping, Sequence
 
 from stacks.config import DatabaseConfig, StackConfig
 from stacks.vocabulary import BACKUP_AGE_METRIC, CONTRACT_VERSION, METRIC_NAMESPACE, SIDES
+from stacks.objectives import PROMOTION_SECONDS
 
 # Dimensions the backup tool publishes BACKUP_AGE_METRIC with (one series per database and tier).
 BACKUP_AGE_DIMENSIONS = ("Database", "Tier")
@@ -73,6 +74,13 @@ def outputs_document(
         "alarms": {"topicArn": topic_arn, "metricNamespace": METRIC_NAMESPACE, "backupAgeMetric": BACKUP_AGE_METRIC},
         "objectives": {
             name: {"rtoSeconds": o.rto_seconds, "rpoSeconds": o.rpo_seconds} for name, o in cfg.objectives.items()
+        },
+        # The stack's own recovery figures, so a drill report can project the RTO on AWS (optional in v1).
+        "recovery": {
+            "detectionSeconds": cfg.dns.health_check.detection_seconds,
+            "healthCheck": {"intervalSeconds": cfg.dns.health_check.interval_seconds,
+                            "failureThreshold": cfg.dns.health_check.failure_threshold},
+            "promotionSeconds": PROMOTION_SECONDS,
         },
     }
     if sandbox is not None:

@@ -48,11 +48,12 @@ def _log_tail(state_dir: Path) -> str:
     return log.read_text()[-2000:] if log.exists() else "(no daemon log)"
 
 
-def start_sandbox(state_dir: Path, seed_rows: int = TEST_SEED_ROWS) -> SandboxHandle:
+def start_sandbox(state_dir: Path, seed_rows: int = TEST_SEED_ROWS, schedule_speed: float = 0) -> SandboxHandle:
     """`pilotlight sandbox up` into ``state_dir``; fails the test with the daemon log if it cannot."""
     if not (PG_BIN / "initdb").exists():
         pytest.skip(f"PostgreSQL 15 binaries not found in {PG_BIN}")
-    rc = cli.main(["up", "--state-dir", str(state_dir), "--seed-rows", str(seed_rows), "-q"])
+    rc = cli.main(["up", "--state-dir", str(state_dir), "--seed-rows", str(seed_rows), "-q",
+                   "--schedule-speed", str(schedule_speed)])
     if rc != 0:
         tail = _log_tail(state_dir)
         lifecycle.down(state_dir)

@@ -14,17 +14,8 @@ from rich.table import Table
 from scripts.common import Exit
 from scripts.commands.parser import emit, load_contract, parser_for, run
 from stacks.vocabulary import SIDES, TIERS
+from scripts.units import size
 from scripts.vault.layout import list_backups
-
-
-def _size(n: int | None) -> str:
-    if n is None:
-        return "-"
-    for unit in ("B", "KiB", "MiB", "GiB"):
-        if n < 1024 or unit == "GiB":
-            return f"{n:.0f} {unit}" if unit == "B" else f"{n:.1f} {unit}"
-        n /= 1024
-    return str(n)
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -48,7 +39,7 @@ def main(argv: list[str] | None = None) -> int:
             table.add_column(col, no_wrap=col in ("id", "snapshot (UTC)"))
         for r in rows:
             state = "ok" if r["complete"] else "INCOMPLETE: " + "; ".join(r["problems"])
-            table.add_row(r["id"], r["tier"], r["snapshotAt"] or "-", _size(r["dumpBytes"]), _size(r["storedBytes"]),
+            table.add_row(r["id"], r["tier"], r["snapshotAt"] or "-", size(r["dumpBytes"]), size(r["storedBytes"]),
                           state, style=None if r["complete"] else "red")
         wide = None if sys.stdout.isatty() else 200  # piped: do not squeeze columns to 80
         Console(width=wide).print(table if rows else "no backups")

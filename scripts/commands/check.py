@@ -12,16 +12,19 @@ from typing import Any
 
 from scripts.commands.parser import emit, parser_for, run
 from scripts.commands.runbook import duration
-from scripts.common import Exit, UsageError
+from scripts.common import Exit
+from scripts.contract import project_root
 from scripts.preview.check import check, failed
 from stacks.policy.policies import ADVISORY, MANDATORY
 
 
 def config_path(args: argparse.Namespace) -> Path:
-    """``--config FILE``, or ``Pulumi.<stack>.yaml`` for ``--stack`` (default ``dr``) in the project directory."""
+    """``--config FILE``, or ``Pulumi.<stack>.yaml`` for ``--stack`` (default ``dr``) in the project root."""
     if args.config is not None:
         return args.config
-    return Path(f"Pulumi.{args.stack or 'dr'}.yaml")
+    name = Path(f"Pulumi.{args.stack or 'dr'}.yaml")
+    root = project_root()
+    return name if root is None or root == Path.cwd().absolute() else root / name
 
 
 def _duration(seconds: Any) -> str:
@@ -62,7 +65,7 @@ def human(path: Path, project: str, stack: str, report: dict[str, Any], strict: 
 
 def parse_arguments() -> argparse.ArgumentParser:
     parser = parser_for("check", "Credential-free preview: run the program under mocks, evaluate DR policies "
-                                 "and objectives, exit non-zero on any violation.")
+                                 "and objectives, exit non-zero on any violation.", sources=("stack",))
     parser.add_argument("--config", metavar="FILE", type=Path,
                         help="stack config file (default: Pulumi.<--stack>.yaml, i.e. Pulumi.dr.yaml)")
     parser.add_argument("--strict", action="store_true", help="advisory violations fail too")
@@ -72,10 +75,7 @@ def parse_arguments() -> argparse.ArgumentParser:
     return parser
 
 
-
 def body(args: argparse.Namespace) -> Exit:
-    if args.outputs is not None:
-        raise UsageError("check previews a stack from its config: use --stack NAME or --config FILE, not --outputs")
     path = config_path(args)
     report = check(path)
     report["ok"] = not failed(report, args.strict)

@@ -4,16 +4,20 @@ Flags, the real-stack confirmation and the output; each drill is
 :func:`scripts.drills.engine.run_drill`. On the sandbox a drill needs no confirmation. On a real
 stack it needs ``--yes-on-stack NAME`` naming that stack, because it breaks things for real (see
 docs/drills.md for what each touches).
+``--dry-run`` prints what each drill would break, its objectives and the RTO projected on AWS,
+touching nothing (exit 0); with ``--report`` the stack's runbook is written beside the reports.
 """
 from __future__ import annotations
 
 import argparse
 from pathlib import Path
 
+from scripts.commands import runbook
 from scripts.commands.parser import echo_for, emit, load_contract, parser_for, run
-from scripts.common import Exit, Refused
-from scripts.contract import Contract
-from scripts.drills.engine import ALL, CONTROL_PLANE_FAULTS, run_drill, verdict_line
+from scripts.common import Exit, Refused, iso, utcnow
+from scripts.contract import Contract, Database, default_outputs_file
+from scripts.drills.engine import ALL, CONTROL_PLANE_FAULTS, plan, run_drill, target, verdict_line
+from scripts.units import seconds as human_seconds
 
 
 def confirm(contract: Contract, args: argparse.Namespace) -> None:
@@ -23,35 +27,70 @@ def confirm(contract: Contract, args: argparse.Namespace) -> None:
                       f"(docs/drills.md); re-run with --yes-on-stack {contract.stack}")
 
 
+
 def build_parser() -> argparse.ArgumentParser:
     parser = parser_for("drill", __doc__.splitlines()[0].split(": ", 1)[1])
     parser.add_argument("--scenario", required=True, choices=[*ALL, "all"], help="what to break")
     parser.add_argument("--report", metavar="DIR", type=Path, help="write JSON, Markdown and HTML reports here")
     parser.add_argument("--database", metavar="NAME", help="protected database (default: the first)")
     parser.add_argument("--yes-on-stack", metavar="NAME", help="confirm: run the drill on stack NAME")
+    parser.add_argument("--dry-run", action="store_true",
+                        help="print what each drill would break, its objectives and projected RTO; touch nothing")
     parser.add_argument("--control-plane", choices=CONTROL_PLANE_FAULTS, default="refuse",
                         help="regional-outage on the sandbox: how Route53's control plane fails (refuse connections "
                              "[default], stall, answer 503) or stays up")
     return parser
 
 
+
 def _body(args: argparse.Namespace) -> int:
     contract = load_contract(args)
     db = contract.database(args.database)
-    confirm(contract, args)
     names = ALL if args.scenario == "all" else (args.scenario,)
+    if args.dry_run:
+        return _plan(args, contract, db, names)
+    confirm(contract, args)
     echo = echo_for(args)
     results = []
     for name in names:
         if echo:
-            echo(f"drill {name} on {contract.stack} ({'sandbox' if contract.sandbox else 'REAL STACK'})")  # names it only
+            echo(f"drill {name} on the {target(contract)}" + ("" if contract.sandbox else " (REAL STACK)"))
         result = run_drill(contract, db, name, echo=echo, outputs=args.outputs, report_dir=args.report,
-                           options={"control_plane": args.control_plane})
+                           options={"control_plane": args.control_plane},
+                           runbook_html=runbook_html(contract, args.outputs) if args.report else None)
         results.append(result)
         if echo:
             echo(verdict_line(result))
     emit(args, results if len(results) > 1 else results[0])
     return Exit.OK if all(r["verdict"] == "PASS" for r in results) else Exit.FAILED
+
+
+
+def runbook_html(contract: Contract, outputs: Path | None) -> str:
+    """The stack's runbook as HTML, written beside the reports so they can link to it."""
+    source = f"--outputs {outputs}" if outputs else (
+        f"--stack {contract.stack}" if contract.sandbox is None else f"--outputs {default_outputs_file()}")
+    title = f"DR runbook — {contract.project}/{contract.stack}"
+    return runbook.render_html(runbook.render_markdown(contract, source, iso(utcnow())), title)
+
+
+def _plan(args: argparse.Namespace, contract: Contract, db: Database, names: tuple[str, ...]) -> int:
+    doc = plan(contract, db, names)
+
+    def human():
+        yield f"dry run: nothing touched. On the {doc['target']}, database {db.name}, the drill would:"
+        for d in doc["drills"]:
+            o, p = d["objective"], d["projectedRto"]
+            on_aws = f"~{human_seconds(p['seconds'])}" if p["seconds"] is not None else "not projected"
+            yield f"  {d['scenario']}: {d['breaks']}"
+            yield (f"      objective RTO {human_seconds(o['rtoSeconds'])}, RPO {human_seconds(o['rpoSeconds'])}; "
+                   f"RTO on AWS {on_aws} ({p['basis']})")
+        yield ("to run it: drill --scenario " + args.scenario
+               + (f" {doc['confirmation']}" if doc["confirmation"] else "") + " [--report DIR]")
+
+    emit(args, doc, human)
+    return Exit.OK
+
 
 
 def main(argv: list[str] | None = None) -> int:

@@ -20,8 +20,10 @@ from rich.table import Table
 
 from scripts.common import Exit
 from scripts.contract import load_file
+from scripts.commands.drill import runbook_html
 from scripts.drills.engine import ALL, run_drill, verdict_line
 from scripts.commands import sandbox as sandbox_cli
+from scripts.units import seconds as dur
 
 STATE_DIR = Path(".pilotlight/drill")
 
@@ -37,15 +39,16 @@ def scenario_list(text: str) -> list[str]:
 def table(results: list[dict]) -> Table:
     """Measured against the stack's objectives; narrow enough for an 80-column terminal."""
     out = Table(title="Pilotlight drills on the local sandbox")
-    for col in ("scenario", "verdict", "RTO measured / objective", "RPO measured / objective", "wall time"):
+    for col in ("scenario", "verdict", "RTO sandbox / objective", "RTO on AWS", "RPO / objective", "wall time"):
         out.add_column(col)
     for r in results:
         m, o = r["measured"], r["objective"]
         colour = "green" if r["verdict"] == "PASS" else "red"
-        measured = {k: "—" if m.get(k) is None else f"{m[k]:.3f} s" for k in ("rtoSeconds", "rpoSeconds")}
+        projected = (r.get("projectedRto") or {}).get("seconds")
         out.add_row(r["scenario"], f"[{colour}]{r['verdict']}[/{colour}]",
-                    f"{measured['rtoSeconds']} / {o['rtoSeconds']:.0f} s",
-                    f"{measured['rpoSeconds']} / {o['rpoSeconds']:.0f} s", f"{r['wallSeconds']:.1f} s")
+                    f"{dur(m.get('rtoSeconds'))} / {dur(o['rtoSeconds'])}",
+                    f"~{dur(projected)}" if projected is not None else "not projected",
+                    f"{dur(m.get('rpoSeconds'))} / {dur(o['rpoSeconds'])}", dur(r["wallSeconds"]))
     return out
 
 
@@ -83,6 +86,7 @@ def main(argv: list[str] | None = None) -> int:
         for name in args.scenarios:
             console.print(f"\n[bold]drill {name}[/bold]")
             result = run_drill(contract, contract.database(), name, echo=print, outputs=outputs,
+                               runbook_html=runbook_html(contract, outputs),
                                report_dir=args.report.absolute())
             results.append(result)
             print(verdict_line(result), flush=True)
@@ -97,7 +101,9 @@ def main(argv: list[str] | None = None) -> int:
     summary = write_summary(results, args.report, time.monotonic() - t0)
     for r in results:
         print(f"report {r['scenario']}: {(r.get('reports') or {}).get('html', '—')} (+ .json, .md)")
-    console.print(f"make drill wall time (sandbox up → down): {summary['wallSeconds']:.1f} s; summary: {summary['path']}")
+    if results and results[0].get("reports"):
+        print(f"every drill in {args.report}: {results[0]['reports']['index']}")
+    console.print(f"make drill wall time (sandbox up → down): {dur(summary['wallSeconds'])}; summary: {summary['path']}")
     return int(Exit.OK if results and all(r["verdict"] == "PASS" for r in results) else Exit.FAILED)
 
 

@@ -5,10 +5,32 @@ operations and why is :mod:`scripts.vault.restore`.
 """
 from __future__ import annotations
 
-from scripts.commands.parser import emit, load_contract, parser_for, run
-from scripts.common import Exit, parse_timestamp
+from scripts.commands.parser import add_confirmation, emit, load_contract, parser_for, plan_exit, plan_only, run
+from scripts.common import Exit, log, parse_timestamp, utcnow
+from scripts.units import seconds as dur
 from stacks.vocabulary import SIDES
-from scripts.vault.restore import perform_restore, validate_request
+from scripts.vault.restore import drop_kept, kept_copies, parse_age, perform_restore, rollback, validate_request
+
+
+def _kept_command(args) -> int:
+    """--list-kept, --drop-kept OLDER and --rollback: the kept copies of --target."""
+    dry = plan_only(args)
+    if args.list_kept:
+        out = kept_copies(args.target)
+        emit(args, out, lambda: [f"{k['name']}  kept {k['keptAt']}  {k['bytes'] >> 20} MiB" for k in out["kept"]]
+             + [f"{len(out['kept'])} kept copies of {out['target']}, {out['bytes'] >> 20} MiB"])
+    elif args.drop_kept:
+        out = drop_kept(args.target, parse_age(args.drop_kept), dry_run=dry)
+        gone = out.get("dropped", out.get("wouldDrop"))
+        emit(args, out, lambda: [("dropped " if not dry else "would drop (pass --yes): ") +
+                                 (", ".join(k["name"] for k in gone) or "nothing"),
+                                 f"{len(out['kept'])} newer kept copies stay"])
+    else:
+        out = rollback(args.target, terminate_sessions=args.terminate_sessions, dry_run=dry)
+        emit(args, out, lambda: [("plan (nothing done; pass --yes to roll back):" if dry else "rolled back:"),
+                                 *(f"  - {step}" for step in out["plan"]),
+                                 *([f"  the replaced database is kept as {out['keptAs']}"] if out["executed"] else [])])
+    return plan_exit(args, "pilotlight restore") if dry and not args.list_kept else Exit.OK
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -18,35 +40,55 @@ def main(argv: list[str] | None = None) -> int:
     which.add_argument("--latest", action="store_true", help="the newest valid backup")
     which.add_argument("--backup", metavar="ID", help="this backup id")
     which.add_argument("--before", metavar="TIMESTAMP", help="newest backup strictly before this ISO 8601 time (with offset)")
+    which.add_argument("--rollback", action="store_true", help="swap the newest kept copy back in (undo a restore)")
+    which.add_argument("--list-kept", action="store_true", help="list the copies earlier restores kept")
+    which.add_argument("--drop-kept", metavar="OLDER", help="drop kept copies older than this (7d, 12h, 30m)")
     parser.add_argument("--from-region", choices=SIDES, default="primary", help="read only this side's bucket and key")
-    parser.add_argument("--database", metavar="NAME", help="which protected database's backups (default: the first)")
+    parser.add_argument("--database", metavar="NAME",
+                        help="whose backups: a protected database or the name a --source backup was filed under "
+                             "(default: the target's own)")
+    parser.add_argument("--allow-rename", action="store_true",
+                        help="restore a backup into a database of another name than the one it came from")
     parser.add_argument("--tables", metavar="T,...", help="partial restore: only these tables (with --into-schema)")
     parser.add_argument("--into-schema", metavar="S", help="partial restore: a NEW schema of the live database")
     parser.add_argument("--jobs", type=int, default=1, help="pg_restore -j N (N > 1 spools to a private file)")
+    parser.add_argument("--no-owner", action="store_true",
+                        help="into another environment: objects owned by the restoring user, no grants, no roles created")
     parser.add_argument("--terminate-sessions", action="store_true", help="end other sessions on the target")
-    parser.add_argument("--dry-run", action="store_true", help="print the plan only")
-    parser.add_argument("--yes", action="store_true", help="really restore (without it: the plan only)")
+    add_confirmation(parser, "restore and swap the database in")
 
     def body(args) -> int:
+        if args.rollback or args.list_kept or args.drop_kept:
+            return _kept_command(args)
         before = parse_timestamp(args.before, "--before") if args.before else None
+        if before is not None and before > utcnow():
+            log.warning("--before %s is in the future: every backup is before it, so this restores the newest one, "
+                        "as --latest would", args.before)
         tables = [t.strip() for t in args.tables.split(",") if t.strip()] if args.tables else None
         validate_request(args.target, args.from_region, tables, args.into_schema, args.jobs, args.backup)
         contract = load_contract(args)
-        dry = args.dry_run or not args.yes
+        dry = plan_only(args)
         result = perform_restore(contract, args.target, backup_id=args.backup, before=before, latest=args.latest,
                                  from_side=args.from_region, tables=tables, into_schema=args.into_schema,
                                  terminate_sessions=args.terminate_sessions, jobs=args.jobs, dry_run=dry,
-                                 db=args.database, args=args)
+                                 db=args.database, no_owner=args.no_owner, allow_rename=args.allow_rename,
+                                 args=args)
 
         def human():
-            yield ("plan (nothing done; pass --yes to restore):" if dry else "restored:")
+            yield ("plan (nothing done):" if dry else "restored:")
             yield from (f"  - {step}" for step in result.plan)
             if result.executed:
-                yield f"  {len(result.row_counts)} tables match the manifest; took {result.seconds:.1f}s"
+                yield (f"  {sum(result.row_counts.values())} rows in {len(result.row_counts)} tables match the manifest; "
+                       f"took {dur(result.seconds)}")
+                yield "  phases: " + ", ".join(f"{p['name']} {dur(p['seconds'])}" for p in result.phases)
+                if result.roles_created:
+                    yield (f"  recreated roles {', '.join(result.roles_created)} without passwords: set them from "
+                           "Secrets Manager (ALTER ROLE ... PASSWORD) or grant rds_iam for IAM authentication")
                 if result.kept_previous_as:
-                    yield f"  previous database kept as {result.kept_previous_as} (drop it when satisfied)"
+                    yield (f"  previous database kept as {result.kept_previous_as} (read-only; restore --rollback "
+                           "swaps it back, --drop-kept OLDER drops old copies)")
 
         emit(args, result.to_dict(), human)
-        return Exit.OK
+        return plan_exit(args, "pilotlight restore") if dry else Exit.OK
 
     return run(body, parser, argv)

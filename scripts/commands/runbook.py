@@ -242,14 +242,30 @@ def _postmortem(c: Contract) -> list[str]:
     ]
 
 
+def _routine(c: Contract, x: "Commands") -> list[str]:
+    """The schedule the stack runs by itself, and the checks an operator adds."""
+    lines = ["## Routine", ""]
+    if c.jobs:
+        lines += ["These run by themselves (EventBridge Scheduler starts each as an ECS Fargate task):", "",
+                  "| job | schedule | time zone | region | runs |", "|---|---|---|---|---|"]
+        lines += [f"| `{j.name}` | `{j.schedule}` | {j.timezone} | {j.region} | `pilotlight {' '.join(j.command[:-1])}` |"
+                  for j in c.jobs]
+        lines += ["", "The verification restores into a scratch PostgreSQL running beside it in the same task "
+                  "(127.0.0.1), never into a production server. A failed job reaches the alarm topic.", ""]
+    lines += ["Daily, check the objectives; monthly, run a drill. A manual test restore goes into a scratch "
+              "server you start for it (never production):", "",
+              *_code([x.pl("status"), x.pl("verify --all --test-restore --server postgresql://postgres@127.0.0.1:5432/postgres"),
+                      x.pl(_drill(c))])]
+    return lines
+
+
 def render_markdown(c: Contract, source: str, generated: str) -> str:
     x = Commands(c, source)
     lines = [
         f"# DR runbook — {c.project}/{c.stack}", "",
         f"Generated {generated} by `pilotlight runbook` from the stack outputs; regenerate rather than edit.", "",
         *_names(c), *_objectives(c),
-        "## Routine", "", "Daily (the drift workflow runs the first two) and monthly (a drill):", "",
-        *_code([x.pl("status"), x.pl("verify --all --test-restore"), x.pl(_drill(c))]),
+        *_routine(c, x),
     ]
     for db in c.databases:
         if len(c.databases) > 1:

@@ -13,17 +13,19 @@ import argparse
 from pathlib import Path
 
 from scripts.common import Exit, UsageError
-from scripts.commands.parser import emit, parser_for, run
+from scripts.commands.parser import emit, fail, parser_for, run
+from scripts.contract import SANDBOX_DIR_ENV, default_sandbox_dir
 from scripts.sandbox import lifecycle
 from scripts.sandbox.rds import Timing
 from scripts.sandbox.state import DEFAULT_STATE_DIR
 
 
 def parse_arguments() -> argparse.ArgumentParser:
-    parser = parser_for("sandbox", __doc__.split("\n\n")[0].split(": ", 1)[1])
+    parser = parser_for("sandbox", __doc__.split("\n\n")[0].split(": ", 1)[1], sources=())
     parser.add_argument("action", choices=("up", "down", "status"))
-    parser.add_argument("--state-dir", type=Path, default=DEFAULT_STATE_DIR, metavar="DIR",
-                        help=f"where the sandbox keeps its state and writes outputs.json (default: {DEFAULT_STATE_DIR})")
+    parser.add_argument("--state-dir", type=Path, metavar="DIR",
+                        help=f"where the sandbox keeps its state and writes outputs.json (default: ${SANDBOX_DIR_ENV}, "
+                             "else .pilotlight/sandbox under the project root, the directory holding Pulumi.yaml)")
     parser.add_argument("--config", type=Path, default=lifecycle.DEFAULT_CONFIG, metavar="FILE",
                         help="stack config the sandbox is built from (default: Pulumi.dr.yaml)")
     parser.add_argument("--rds-timing", default="fast", metavar="SPEC",
@@ -31,32 +33,43 @@ def parse_arguments() -> argparse.ArgumentParser:
                              "or KEY=SECONDS,... e.g. promote=60")
     parser.add_argument("--seed-rows", type=int, default=1000, metavar="N",
                         help="demo rows per table in the sandbox database (up; default 1000)")
+    parser.add_argument("--schedule-speed", type=float, default=0, metavar="N",
+                        help="run the stack's scheduled jobs (backups, verification), N times faster than real "
+                             "time (up; default 0: off)")
     return parser
 
 
 def body(args: argparse.Namespace) -> Exit:
-    if args.outputs or args.stack:
-        raise UsageError("sandbox takes --state-dir, not --outputs/--stack (it writes DIR/outputs.json)")
+    args.state_dir = args.state_dir or default_sandbox_dir()
     if args.seed_rows < 0:
         raise UsageError(f"--seed-rows must be >= 0, got {args.seed_rows}")
+    if not 0 <= args.schedule_speed <= 1_000_000:
+        raise UsageError(f"--schedule-speed must be from 0 (off) to 1000000, got {args.schedule_speed:g}")
     if args.action == "up":
         try:
             Timing.parse(args.rds_timing)
         except ValueError as exc:
             raise UsageError(f"--rds-timing: {exc}") from None
-        doc, reused = lifecycle.up(args.state_dir, args.config, args.seed_rows, args.rds_timing)
+        doc, reused = lifecycle.up(args.state_dir, args.config, args.seed_rows, args.schedule_speed, args.rds_timing)
         outputs = args.state_dir.absolute() / "outputs.json"
         emit(args, {"state": "up", "reused": reused, "outputs": str(outputs), "contract": doc},
              lambda: _up_lines(doc, outputs, reused))
         return Exit.OK
     if args.action == "down":
         result = lifecycle.down(args.state_dir)
-        emit(args, result, lambda: [f"sandbox stopped ({', '.join(result['stopped'])})" if result["wasRunning"]
-                                    else f"no sandbox in {args.state_dir}"])
+        if not result["wasRunning"]:  # nothing was stopped: never report success for a sandbox not found
+            return fail(parser_prog(), f"no sandbox found in {args.state_dir} (nothing stopped); "
+                                       f"pass --state-dir or set {SANDBOX_DIR_ENV} to where it was started",
+                        Exit.FAILED, json_out=args.json)
+        emit(args, result, lambda: [f"sandbox stopped ({', '.join(result['stopped'])})"])
         return Exit.OK
     report = lifecycle.status(args.state_dir)
     emit(args, report, lambda: _status_lines(report))
     return Exit.OK if report["healthy"] else Exit.FAILED
+
+
+def parser_prog() -> str:
+    return "pilotlight sandbox"
 
 
 def _up_lines(doc: dict, outputs: Path, reused: bool) -> list[str]:

@@ -33,10 +33,11 @@ from scripts.postgres import client as pg
 from scripts.vault import layout as vault
 from scripts.common import Exit, PilotlightError, iso, parse_timestamp, utcnow
 from scripts.commands.parser import emit, load_contract, parser_for, run
-from scripts.contract import Contract, Database
+from scripts.contract import Contract, Database, project_root
 from scripts.postgres import replication
 from stacks.vocabulary import SIDES
 from scripts.postgres.dsn import side_dsn
+from scripts.postgres import kept
 from scripts.commands.runbook import duration
 from stacks.vocabulary import BACKUP_SCENARIOS, RTC_MINUTES
 
@@ -156,7 +157,7 @@ def standby_line(contract: Contract, db: Database, now: datetime) -> list[Line]:
     standby = "dr" if contract.active == "primary" else "primary"
     rpo = contract.objectives["regional-outage"].rpo_seconds
     objective = f"<= {duration(rpo)}"
-    subject = f"{db.name} {standby}"
+    subject = f"{db.name} side {standby}"  # "side dr", never to be read as the stack dr
     try:
         return [_sql_lag(contract, db, standby, subject, rpo, objective)]
     except PilotlightError as exc:  # the tools cannot reach the standby: ask CloudWatch instead
@@ -254,8 +255,14 @@ def dns_line(contract: Contract, db: Database) -> list[Line]:
                  f"failover not recorded: `pulumi config set pilotlight:active {side}` or fail back")]
 
 
-def drill_lines(reports: Path, now: datetime) -> list[Line]:
+def same_target(doc: dict[str, Any], contract: Contract) -> bool:
+    """A drill is evidence for this stack only if it ran against it (a sandbox drill never vouches for a real stack)."""
+    return doc.get("stack") == contract.stack and bool(doc.get("sandbox")) == (contract.sandbox is not None)
+
+
+def drill_lines(reports: Path, now: datetime, contract: Contract) -> list[Line]:
     newest: dict[str, dict[str, Any]] = {}
+    elsewhere = 0
     for path in sorted(reports.glob("*.json")) if reports.is_dir() else []:
         try:
             doc = json.loads(path.read_text())
@@ -263,11 +270,16 @@ def drill_lines(reports: Path, now: datetime) -> list[Line]:
             scenario, verdict = doc["scenario"], doc["verdict"]
         except (OSError, ValueError, KeyError, TypeError, AttributeError):
             continue
+        if not same_target(doc, contract):
+            elsewhere += 1
+            continue
         if scenario not in newest or started > newest[scenario]["at"]:
             newest[scenario] = {"at": started, "verdict": verdict, "measured": doc.get("measured") or {}}
+    target = "the sandbox" if contract.sandbox is not None else f"stack {contract.stack}"
     if not newest:
+        ignored = f"; {elsewhere} report(s) of other stacks or the sandbox ignored" if elsewhere else ""
         return [Line("drill", "any", WARN, "never", f"PASS within {DRILL_MAX_AGE.days} d",
-                     f"no drill report in {reports}/ (run `make drill`)")]
+                     f"no drill of {target} in {reports}/{ignored}")]
     lines = []
     for scenario, found in sorted(newest.items()):
         m = found["measured"]
@@ -280,13 +292,24 @@ def drill_lines(reports: Path, now: datetime) -> list[Line]:
     return lines
 
 
+def kept_line(contract: Contract, db: Database) -> list[Line]:
+    """Copies earlier restores kept on the active side: each is as big as the database."""
+    with pg.connect(side_dsn(contract, contract.active, db, dbname="postgres", superuser=True), autocommit=True) as conn:
+        found = kept.list_kept(conn, db.db_name)
+    size = sum(k.bytes for k in found)
+    state = WARN if len(found) >= kept.WARN_AT else OK
+    detail = "drop old ones: pilotlight restore --target ... --drop-kept 7d --yes" if state == WARN else ""
+    return [Line("kept copies", db.name, state, f"{len(found)} ({size >> 20} MiB)", f"< {kept.WARN_AT}", detail)]
+
+
 def collect(contract: Contract, reports: Path, now: datetime) -> list[Line]:
     lines = guarded("backup age", "vault", "", lambda: backup_lines(contract, now))
     for db in contract.databases:
         lines += guarded("standby lag", db.name, "", lambda db=db: standby_line(contract, db, now))
         lines += guarded("fence", db.name, "none", lambda db=db: fence_lines(contract, db))
+        lines += guarded("kept copies", db.name, f"< {kept.WARN_AT}", lambda db=db: kept_line(contract, db))
         lines += guarded("dns", db.dns.record_name, f"answers {contract.active}", lambda db=db: dns_line(contract, db))
-    lines += guarded("drill", "reports", "", lambda: drill_lines(reports, now))
+    lines += guarded("drill", "reports", "", lambda: drill_lines(reports, now, contract))
     return lines
 
 
@@ -300,15 +323,15 @@ def table(lines: list[Line]) -> Iterable[str]:
 
 def parse_arguments() -> argparse.ArgumentParser:
     parser = parser_for("status", "Objectives against the present state: backups, replication, standby, DNS, drills.")
-    parser.add_argument("--reports", metavar="DIR", type=Path, default=Path("reports"),
-                        help="where drill reports are (default: reports, as `make drill` writes them)")
+    parser.add_argument("--reports", metavar="DIR", type=Path,
+                        help="where drill reports are (default: reports/ in the project root, as `make drill` writes them)")
     return parser
 
 
 def body(args: argparse.Namespace) -> Exit:
     contract = load_contract(args)
     now = utcnow().astimezone(timezone.utc)
-    lines = collect(contract, args.reports, now)
+    lines = collect(contract, args.reports or (project_root() or Path.cwd()) / "reports", now)
     failed = any(line.state == FAIL for line in lines)
     counts = {state: sum(line.state == state for line in lines) for state in (OK, WARN, FAIL)}
     result = {"stack": contract.stack, "active": contract.active, "at": iso(now), "ok": not failed,

@@ -1,13 +1,16 @@
 """`pilotlight verify [--backup ID | --all] [--test-restore] [--json]`: prove backups are usable.
 
 Flags and the report; what is checked per backup and per tier is :mod:`scripts.vault.verify`.
-Any failure: exit 1, and the report names the backup and why.
+It says what a test restore restored and checked, and never "all good" while a tier has no
+backup (`pilotlight status` would call that FAIL). Any failure: exit 1, naming the backup and why.
 """
 from __future__ import annotations
 
 from scripts.commands.parser import emit, load_contract, parser_for, run
 from scripts.common import Exit
 from scripts.postgres.dsn import parse_dsn
+from scripts.units import seconds as dur
+from scripts.units import size
 from scripts.vault.layout import validate_backup_id
 from scripts.vault.verify import verify_backups
 
@@ -19,7 +22,8 @@ def main(argv: list[str] | None = None) -> int:
     which.add_argument("--all", action="store_true", help="verify every backup (default: the newest of each tier)")
     parser.add_argument("--test-restore", action="store_true", help="also restore into a scratch database and count rows")
     parser.add_argument("--server", metavar="DSN", help="server for --test-restore (default: the stack's primary)")
-    parser.add_argument("--database", metavar="NAME", help="which protected database (default: the first)")
+    parser.add_argument("--database", metavar="NAME",
+                        help="whose backups: a protected database or a --source backup's name (default: the first)")
 
     def body(args) -> int:
         if args.backup:
@@ -34,10 +38,22 @@ def main(argv: list[str] | None = None) -> int:
             for r in report["backups"]:
                 yield f"{'ok    ' if not r['problems'] else 'FAILED'} {r['id']} ({r['tier']})"
                 yield from (f"         - {p}" for p in r["problems"])
+                trial = r.get("testRestore")
+                if trial:
+                    yield (f"         restored into {trial['database']} on {trial['server']} in {dur(trial['seconds'])}: "
+                           f"{trial['rows']} rows in {trial['tables']} tables match the manifest "
+                           f"({size(trial['dumpBytes'])} dump); scratch database dropped")
             for t, v in report["tiers"].items():
                 if v["stale"]:
-                    yield f"STALE  tier {t}: newest backup {v['ageSeconds']:.0f}s old (limit {v['limitSeconds']:.0f}s)"
-            yield "verify: all good" if report["ok"] else f"verify: {len(report['failures'])} failure(s)"
+                    yield f"STALE  tier {t}: newest backup {dur(v['ageSeconds'])} old (limit {dur(v['limitSeconds'])})"
+                if v["missing"]:
+                    yield f"NONE   tier {t}: no complete backup (status: FAIL); run `pilotlight backup --tier {t}`"
+            if not report["ok"]:
+                yield f"verify: {len(report['failures'])} failure(s)"
+            elif args.backup:
+                yield f"verify: backup {args.backup} is good (tiers not checked; `pilotlight verify` checks every tier)"
+            else:
+                yield "verify: all good — every tier has a fresh backup and the ones checked are intact"
 
         emit(args, report, human)
         return Exit.OK if report["ok"] else Exit.FAILED

@@ -8,13 +8,19 @@ is non-zero. With a report directory each drill writes JSON, Markdown and an HTM
 """
 from __future__ import annotations
 
+import getpass
+import os
+import socket
 import time
 from pathlib import Path
 from typing import Any
 
+from scripts import version
 from scripts.drills import report
 from scripts.drills import scenarios
 from scripts.common import iso, utcnow
+from scripts.drills.projection import projected_rto
+from scripts.units import seconds as human_seconds
 from scripts.contract import Contract, Database
 from scripts.steps import Steps, one_line
 
@@ -23,7 +29,8 @@ CONTROL_PLANE_FAULTS = ("refuse", "stall", "503", "up")
 
 
 def run_drill(contract: Contract, db: Database, name: str, *, echo=None, outputs: Path | None = None,
-              report_dir: Path | None = None, options: dict[str, Any] | None = None) -> dict[str, Any]:
+              report_dir: Path | None = None, options: dict[str, Any] | None = None,
+              runbook_html: str | None = None) -> dict[str, Any]:
     """Run one scenario end to end; always returns a result (a failure is a FAIL verdict, not an exception)."""
     steps = Steps(echo=echo)
     ctx = scenarios.DrillContext(contract, db, steps, outputs=outputs, options=dict(options or {}))
@@ -50,12 +57,16 @@ def run_drill(contract: Contract, db: Database, name: str, *, echo=None, outputs
         "stack": contract.stack,
         "database": db.name,
         "sandbox": contract.sandbox is not None,
+        "target": target(contract),
+        "operator": operator(),
+        "pilotlight": version.info(),
         "startedAt": iso(started),
         "finishedAt": iso(utcnow()),
         "wallSeconds": round(time.monotonic() - t0, 3),
         "verdict": "PASS" if verdict_ok else "FAIL",
         "objective": {"rtoSeconds": objective.rto_seconds, "rpoSeconds": objective.rpo_seconds},
         "measured": measured,
+        "projectedRto": projected_rto(contract, name, measured, ctx.backup),
         "checks": ctx.checks,
         "backup": ctx.backup,
         "failedStep": {"name": failed.name, "detail": failed.detail} if failed else None,
@@ -64,18 +75,33 @@ def run_drill(contract: Contract, db: Database, name: str, *, echo=None, outputs
         "notes": ctx.notes,
     }
     if report_dir is not None:
-        result["reports"] = report.write(result, report_dir)
+        result["reports"] = report.write(result, report_dir, runbook_html=runbook_html)
     return result
+
+
+def target(contract: Contract) -> str:
+    """What a drill ran against, as every report's banner says it: the sandbox or the named stack."""
+    return "sandbox" if contract.sandbox is not None else f"stack {contract.stack}"
+
+
+def operator() -> str:
+    """Who ran it: ``$PILOTLIGHT_OPERATOR`` (e.g. the CI job), else user@host."""
+    if os.environ.get("PILOTLIGHT_OPERATOR"):
+        return os.environ["PILOTLIGHT_OPERATOR"]
+    try:
+        user = getpass.getuser()
+    except (KeyError, OSError):
+        user = f"uid {os.getuid()}"
+    return f"{user}@{socket.gethostname()}"
 
 
 def verdict_line(result: dict[str, Any]) -> str:
     m, o = result["measured"], result["objective"]
-
-    def fmt(key: str) -> str:
-        return "—" if m.get(key) is None else f"{m[key]:.3f} s"
-
-    line = (f"{result['scenario']}: {result['verdict']}  RTO {fmt('rtoSeconds')} (objective {o['rtoSeconds']:.0f} s)"
-            f"  RPO {fmt('rpoSeconds')} (objective {o['rpoSeconds']:.0f} s)")
+    projected = (result.get("projectedRto") or {}).get("seconds")
+    on_aws = f", on AWS ~{human_seconds(projected)}" if projected is not None else ""
+    line = (f"{result['scenario']}: {result['verdict']}  RTO {human_seconds(m.get('rtoSeconds'))} on the "
+            f"{result.get('target', 'sandbox')}{on_aws} (objective {human_seconds(o['rtoSeconds'])})"
+            f"  RPO {human_seconds(m.get('rpoSeconds'))} (objective {human_seconds(o['rpoSeconds'])})")
     if result["failedStep"]:
         line += f"\n  failed step '{result['failedStep']['name']}': {result['failedStep']['detail']}"
     elif result["error"]:
@@ -85,3 +111,15 @@ def verdict_line(result: dict[str, Any]) -> str:
     if result.get("reports"):
         line += f"\n  report: {result['reports']['html']}"
     return line
+
+
+def plan(contract: Contract, db: Database, names: tuple[str, ...]) -> dict[str, Any]:
+    """What ``drill --dry-run`` prints: per scenario what it breaks, the objectives, the projection."""
+    drills = []
+    for name in names:
+        objective = contract.objectives[name]
+        drills.append({"scenario": name, "breaks": (scenarios.load(name).__doc__ or "").split("\n")[0].split(": ", 1)[-1],
+                       "objective": {"rtoSeconds": objective.rto_seconds, "rpoSeconds": objective.rpo_seconds},
+                       "projectedRto": projected_rto(contract, name, {}, None)})
+    needs = None if contract.sandbox is not None else f"--yes-on-stack {contract.stack}"
+    return {"dryRun": True, "target": target(contract), "database": db.name, "confirmation": needs, "drills": drills}

@@ -29,6 +29,7 @@ SCHEMA = "pilotlight_drill"
 TABLE = f"{SCHEMA}.heartbeat"
 INTERVAL = 0.1
 CONNECT_TIMEOUT = 2
+MAX_PLOTTED = 3000  # commits kept for a report's picture
 
 
 @dataclass(frozen=True)
@@ -135,14 +136,23 @@ class Heartbeat:
         if conn is not None:
             conn.close()
 
-    def summary(self) -> dict:
+    def summary(self, origin: float | None = None) -> dict:
+        """Counts, first/last; with ``origin`` (a time.monotonic() value, the drill's step clock) also
+        ``commits``: each acknowledged commit's offset from it, per side, for the report's picture."""
         by_side: dict[str, int] = {}
         for ack in self.acks:
             by_side[ack.side] = by_side.get(ack.side, 0) + 1
-        return {"acknowledged": len(self.acks), "bySide": by_side, "failedAttempts": self.failures,
-                "lastError": self.last_error,
-                "first": iso_of(self.acks[0]) if self.acks else None,
-                "last": iso_of(self.acks[-1]) if self.acks else None}
+        doc = {"acknowledged": len(self.acks), "bySide": by_side, "failedAttempts": self.failures,
+               "lastError": self.last_error,
+               "first": iso_of(self.acks[0]) if self.acks else None,
+               "last": iso_of(self.acks[-1]) if self.acks else None}
+        if origin is not None:
+            step = max(1, len(self.acks) // MAX_PLOTTED)  # a long drill keeps every n-th commit
+            commits: dict[str, list[float]] = {}
+            for ack in self.acks[::step]:
+                commits.setdefault(ack.side, []).append(round(ack.mono - origin, 3))
+            doc["commits"] = commits
+        return doc
 
 
 @dataclass

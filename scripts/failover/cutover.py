@@ -168,7 +168,7 @@ def _inspect(contract: Contract, db: Database, to: str, steps: Steps, result: di
         if not target.reachable:
             if not force:
                 s.note(f"not healthy: {target.error}", FAILED)
-                raise Refused(f"the {to} database is not healthy ({target.error}); fix it or re-run with --force")
+                raise Refused(f"the side {to} database is not healthy ({target.error}); fix it or re-run with --force")
             s.note(f"not healthy, continuing because of --force: {target.error}", WARNING)
     with steps.step(f"check {other(to)} database") as s:
         source = dbstate.state(contract, db, other(to))

@@ -6,7 +6,9 @@ appears in a process listing; the sandbox and AWS use a passfile or libpq's envi
 from __future__ import annotations
 
 import os
+import re
 import shutil
+import subprocess
 import threading
 from concurrent.futures import ThreadPoolExecutor
 from contextlib import contextmanager
@@ -49,6 +51,21 @@ def binary(name: str) -> str:
     return found
 
 
+def require_dump_client_for(server_version: str) -> None:
+    """Refuse a ``pg_dump`` older than the server: it cannot dump a newer server's catalogs reliably.
+
+    PostgreSQL's pg_dump docs: "pg_dump cannot dump from PostgreSQL servers newer than its own
+    major version". The image pins the client of the declared major (PILOTLIGHT_PG_BIN).
+    """
+    out = subprocess.run([binary("pg_dump"), "--version"], capture_output=True, text=True, check=False).stdout
+    match = re.search(r"(\d+)(?:\.\d+)?", out)
+    client = int(match.group(1)) if match else 0
+    server = int(re.match(r"\d+", server_version).group(0))
+    if client < server:
+        raise Refused(f"pg_dump {client} is older than the server ({server_version}): install "
+                      f"postgresql-client-{server} and set PILOTLIGHT_PG_BIN=/usr/lib/postgresql/{server}/bin")
+
+
 def client_args(dsn: str) -> tuple[str, dict[str, str]]:
     """(DSN without password for ``--dbname``, environment carrying the password if any)."""
     parts = conninfo_to_dict(dsn)
@@ -59,13 +76,56 @@ def client_args(dsn: str) -> tuple[str, dict[str, str]]:
     return make_conninfo(**parts), env
 
 
+# Our own sessions must not inherit what a database or role sets for the application: a short
+# statement_timeout or idle_in_transaction_session_timeout would kill the snapshot or a row count,
+# a DateStyle like 'SQL, DMY' breaks parsing timestamps, and a SQL_ASCII database hands text back
+# as bytes. Startup options outrank ALTER DATABASE/ROLE ... SET (GUC source "client").
+SESSION_OPTIONS = ("-c DateStyle=ISO -c IntervalStyle=postgres -c statement_timeout=0 -c lock_timeout=0"
+                   " -c idle_in_transaction_session_timeout=0 -c client_encoding=UTF8")
+
+
+def tool_dsn(dsn: str) -> str:
+    """``dsn`` with :data:`SESSION_OPTIONS` added to any ``options`` it already has."""
+    parts = conninfo_to_dict(dsn)
+    parts["options"] = f"{parts.get('options', '')} {SESSION_OPTIONS}".strip()
+    return make_conninfo(**parts)
+
+
 def connect(dsn: str, **kwargs) -> psycopg.Connection:
-    """psycopg connect with a one-line, password-free NETWORK error."""
+    """psycopg connect (with :data:`SESSION_OPTIONS`) with a one-line, password-free error that names the fix."""
     try:
-        return psycopg.connect(dsn, **kwargs)
+        return psycopg.connect(tool_dsn(dsn), **kwargs)
     except psycopg.OperationalError as exc:
-        reason = (str(exc).strip().splitlines() or ["connection failed"])[-1]
-        raise PilotlightError(f"cannot connect to {redact(dsn)}: {reason}", Exit.NETWORK) from None
+        reason, code = connect_failure(dsn, exc)
+        raise PilotlightError(f"cannot connect to {redact(dsn)}: {reason}", code) from None
+
+
+def connect_failure(dsn: str, exc: BaseException) -> tuple[str, Exit]:
+    """libpq's connection error as one line: host, port and the cause kept, the hint folded in.
+
+    libpq puts the cause on the first line ("connection to server at "h", port p failed:
+    Connection refused") and a tab-indented hint after it; a missing passfile only shows as
+    "no password supplied", so the passfile's path is checked and named here.
+    """
+    lines = [line.strip() for line in str(exc).strip().splitlines() if line.strip()]
+    causes = [line for line in lines if not line.startswith(("Is the server running", "HINT:"))]
+    reason = "; ".join(dict.fromkeys(causes)) or "connection failed"
+    if any(line.startswith("Is the server running") for line in lines):
+        reason += " (is the server running and accepting TCP/IP connections there?)"
+    if "no password supplied" in reason:
+        try:
+            parts = conninfo_to_dict(dsn)
+        except psycopg.ProgrammingError:
+            parts = {}
+        passfile = parts.get("passfile") or os.environ.get("PGPASSFILE")
+        where = Path(str(passfile)).expanduser() if passfile else Path.home() / ".pgpass"
+        named = "passfile= in the DSN" if parts.get("passfile") else "PGPASSFILE" if passfile else "libpq's default"
+        if not where.is_file():
+            return (f"no password: the passfile {where} ({named}) does not exist; create it (mode 0600) or point "
+                    "passfile= / PGPASSFILE at the right one", Exit.USAGE)
+        return (f"no password: the passfile {where} ({named}) has no line for this host, port, database and user",
+                Exit.USAGE)
+    return reason, Exit.NETWORK
 
 
 @dataclass

@@ -72,8 +72,10 @@ class Run:
     calls: list[str] = field(default_factory=list)
     """Provider functions the program invoked (token per call)."""
 
-    def of_type(self, typ: str) -> list[Registration]:
-        return [r for r in self.resources.values() if r.type == typ]
+    def of_type(self, typ: str, under: str | None = None) -> list[Registration]:
+        """Resources of ``typ``; with ``under``, only children of that component type (``pilotlight:dr:Jobs``)."""
+        return [r for r in self.resources.values()
+                if r.type == typ and (under is None or f"{under}::" in r.parent)]
 
     def named(self, name: str) -> Registration:
         for r in self.resources.values():

@@ -20,7 +20,7 @@ from typing import Any
 
 from scripts.sandbox import lifecycle
 from scripts.sandbox import postgres as pg
-from scripts.sandbox.state import DEFAULT_STATE_DIR, SandboxError, SandboxState
+from scripts.sandbox.state import SandboxError, SandboxState
 from stacks.vocabulary import SIDES
 from scripts.sandbox.state import load as _load
 
@@ -34,7 +34,7 @@ __all__ = ["SandboxState", "SandboxError", "load", "kill_cluster", "stop_cluster
            "set_endpoint_mode", "health", "wait_for"]
 
 
-def load(state_dir: str | Path = DEFAULT_STATE_DIR) -> SandboxState:
+def load(state_dir: str | Path | None = None) -> SandboxState:
     """The running sandbox in ``state_dir`` (with its contract); SandboxError if there is none."""
     return _load(state_dir)
 

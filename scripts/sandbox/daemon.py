@@ -36,6 +36,7 @@ from scripts.sandbox.health import HealthProber
 from scripts.sandbox.proxy import Proxy
 from scripts.sandbox.rds import RdsEmulator, Timing
 from scripts.sandbox.replicator import Replicator
+from scripts.sandbox.scheduler import JobScheduler
 from scripts.sandbox.state import DAEMON, OUTPUTS, ContractWatcher, free_port, write_json
 
 log = logging.getLogger("pilotlight.sandbox.daemon")
@@ -91,10 +92,11 @@ def _start_moto_once(logs: Path) -> tuple[subprocess.Popen, int]:
 
 
 class Daemon:
-    def __init__(self, state_dir: Path, regions: list[str], rds_timing: Timing = Timing()):
+    def __init__(self, state_dir: Path, regions: list[str], schedule_speed: float = 0, rds_timing: Timing = Timing()):
         self.state_dir = state_dir
         self.regions = regions
         self.rds_timing = rds_timing
+        self.scheduler = JobScheduler(state_dir, state_dir / OUTPUTS, schedule_speed) if schedule_speed > 0 else None
         self.stopping = asyncio.Event()
         self.moto: subprocess.Popen | None = None
 
@@ -117,6 +119,8 @@ class Daemon:
         control = await asyncio.start_server(self._control, "127.0.0.1", 0)
         self.prober.start()
         self.replicator.start()
+        if self.scheduler:
+            self.scheduler.start()
         write_json(self.state_dir / DAEMON, {
             "pid": os.getpid(),
             "motoPid": self.moto.pid,
@@ -149,6 +153,8 @@ class Daemon:
         self.stopping.set()
 
     async def _shutdown(self) -> None:
+        if self.scheduler:
+            await asyncio.to_thread(self.scheduler.stop)
         self.prober.stop()
         self.replicator.stop()
         self.rds.stop()
@@ -200,11 +206,12 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--state-dir", type=Path, required=True)
     parser.add_argument("--regions", required=True, help="comma-separated: primary,dr")
     parser.add_argument("--rds-timing", default="fast", help="fast, aws, or KEY=SECONDS,... (scripts.sandbox.rds)")
+    parser.add_argument("--schedule-speed", type=float, default=0, help="run the contract's jobs this much faster (0: off)")
     args = parser.parse_args(argv)
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
     for noisy in ("botocore", "boto3", "urllib3", "s3transfer"):
         logging.getLogger(noisy).setLevel(logging.WARNING)
-    daemon = Daemon(args.state_dir.absolute(), args.regions.split(","), Timing.parse(args.rds_timing))
+    daemon = Daemon(args.state_dir.absolute(), args.regions.split(","), args.schedule_speed, Timing.parse(args.rds_timing))
 
     async def run() -> None:
         loop = asyncio.get_running_loop()

@@ -25,8 +25,10 @@ from scripts.sandbox.emulator import failback_section, provision
 from scripts.sandbox.state import (CREDENTIALS, DAEMON, EMULATOR_CREDENTIALS, OUTPUTS, PASSFILE, RDS_STATE, REPLICATION, STATE,
                                    SandboxError, SandboxState,
                                    free_port, load, pid_alive, read_json, terminate, write_json)
+from stacks import naming
 from stacks.vocabulary import SIDES
 from stacks.config import ConfigError, StackConfig, load_stack_file
+from stacks.jobsplan import job_specs
 from stacks.outputs import outputs_document
 
 log = logging.getLogger("pilotlight.sandbox")
@@ -46,8 +48,12 @@ def load_config(path: Path) -> StackConfig:
 
 
 def up(state_dir: Path, config_path: Path = DEFAULT_CONFIG, seed_rows: int = 1000,
-       rds_timing: str = "fast") -> tuple[dict[str, Any], bool]:
-    """Start (or reuse) the sandbox; returns (contract document, reused)."""
+       schedule_speed: float = 0, rds_timing: str = "fast") -> tuple[dict[str, Any], bool]:
+    """Start (or reuse) the sandbox; returns (contract document, reused).
+
+    ``schedule_speed`` > 0 runs the contract's jobs on their schedules, that many times faster
+    than real time (scripts/sandbox/scheduler.py); 0 leaves them to the user.
+    """
     state_dir = state_dir.absolute()
     cfg = load_config(config_path)
     if (state_dir / STATE).exists():
@@ -57,13 +63,14 @@ def up(state_dir: Path, config_path: Path = DEFAULT_CONFIG, seed_rows: int = 100
         log.warning("replacing the sandbox in %s (%s)", state_dir, report["state"])
         down(state_dir)
     try:
-        return _create(state_dir, cfg, seed_rows, rds_timing), False
+        return _create(state_dir, cfg, seed_rows, schedule_speed, rds_timing), False
     except BaseException:
         down(state_dir)
         raise
 
 
-def _create(state_dir: Path, cfg: StackConfig, seed_rows: int, rds_timing: str = "fast") -> dict[str, Any]:
+def _create(state_dir: Path, cfg: StackConfig, seed_rows: int, schedule_speed: float = 0,
+            rds_timing: str = "fast") -> dict[str, Any]:
     user = pg.os_user()
     (state_dir / "logs").mkdir(parents=True, exist_ok=True)
     pgroot = _pgroot(state_dir, user)
@@ -72,7 +79,7 @@ def _create(state_dir: Path, cfg: StackConfig, seed_rows: int, rds_timing: str =
         pgroot=pgroot, clusters={side: {"port": free_port(), "dataDir": str(pgroot / side)} for side in SIDES})
     _write_state(state)
     (state_dir / DAEMON).unlink(missing_ok=True)
-    daemon = _start_daemon(state, rds_timing)
+    daemon = _start_daemon(state, schedule_speed, rds_timing)
     state.spawned_daemon_pid = daemon.pid
     _write_state(state)
     passwords = {pg.SUPERUSER: secrets.token_urlsafe(24), APP_USER: secrets.token_urlsafe(24)}
@@ -108,6 +115,8 @@ def _create(state_dir: Path, cfg: StackConfig, seed_rows: int, rds_timing: str =
     for item in doc["databases"]:
         item.setdefault("failback", failback_section(cfg, item["name"]))
         item.setdefault("promotion", {"backupRetentionDays": cfg.standby.backup_retention_days, "multiAz": False})
+    # The same job plan the program schedules on AWS; scripts/sandbox/scheduler.py runs it.
+    doc["jobs"] = [job.contract(cfg.region(job.side)) for job in job_specs(cfg, naming.base(cfg))]
     write_json(state_dir / OUTPUTS, doc, mode=0o644)
     return doc
 
@@ -171,11 +180,12 @@ def _pgroot(state_dir: Path, user: str | None) -> Path:
     return root
 
 
-def _start_daemon(state: SandboxState, rds_timing: str) -> subprocess.Popen:
+def _start_daemon(state: SandboxState, schedule_speed: float = 0, rds_timing: str = "fast") -> subprocess.Popen:
     out = open(state.state_dir / "logs" / "daemon.log", "ab")
     return subprocess.Popen(
         [sys.executable, "-m", DAEMON_MARKER, "--state-dir", str(state.state_dir),
-         "--regions", ",".join(state.regions[s] for s in SIDES), "--rds-timing", rds_timing],
+         "--regions", ",".join(state.regions[s] for s in SIDES), "--schedule-speed", str(schedule_speed),
+         "--rds-timing", rds_timing],
         cwd=PROJECT_ROOT, stdin=subprocess.DEVNULL, stdout=out, stderr=subprocess.STDOUT, start_new_session=True)
 
 

@@ -1,6 +1,6 @@
 """Where the sandbox keeps its state, and small process helpers shared by `up`, `down` and the daemon.
 
-Layout of the state directory (gitignored, default ``.pilotlight/sandbox``)::
+Layout of the state directory (gitignored; ``$PILOTLIGHT_SANDBOX_DIR``, else ``.pilotlight/sandbox`` under the project root)::
 
     outputs.json   the outputs contract (0644) - what every other command reads
     state.json     what `up` built: cluster data dirs and ports, the OS user, regions (no secrets)
@@ -26,9 +26,8 @@ from pathlib import Path
 from typing import Any
 
 from scripts.common import PilotlightError
-from scripts.contract import Contract, ContractError, load_file
+from scripts.contract import Contract, ContractError, default_sandbox_dir, load_file
 
-DEFAULT_STATE_DIR = Path(".pilotlight/sandbox")
 OUTPUTS = "outputs.json"
 STATE = "state.json"
 DAEMON = "daemon.json"
@@ -112,9 +111,9 @@ def read_json(path: Path) -> Any:
         raise SandboxError(f"sandbox state file {path} is unreadable ({exc}); run `pilotlight sandbox down`") from None
 
 
-def load(state_dir: str | Path = DEFAULT_STATE_DIR) -> SandboxState:
-    """The state of the sandbox in ``state_dir``; SandboxError if it was never brought up."""
-    state_dir = Path(state_dir).absolute()
+def load(state_dir: str | Path | None = None) -> SandboxState:
+    """The state of the sandbox in ``state_dir`` (default: where every command looks); SandboxError if none."""
+    state_dir = Path(state_dir or default_sandbox_dir()).absolute()
     doc = read_json(state_dir / STATE)
     if doc is None:
         raise SandboxError(f"no sandbox in {state_dir}; start one with `pilotlight sandbox up`")

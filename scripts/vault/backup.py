@@ -17,12 +17,13 @@ compete with pg_dump and the server for the same two cores.
 """
 from __future__ import annotations
 
+import hashlib
+import json
 import os
 import subprocess
 import threading
 from concurrent.futures import ThreadPoolExecutor
 from datetime import datetime
-from importlib.metadata import PackageNotFoundError, version
 from typing import Iterable, Iterator
 
 import zstandard
@@ -32,13 +33,16 @@ from botocore.exceptions import BotoCoreError, ClientError
 from scripts import aws, progress
 from scripts.vault import envelope
 from scripts.postgres import client as pg
+from scripts.postgres.globals import Globals, capture
 from scripts.common import Exit, PilotlightError, iso, log, utcnow
 from scripts.contract import Contract
+from scripts.version import describe
 from stacks.vocabulary import TIERS
 from scripts.postgres.dsn import parse_dsn, side_dsn
 from scripts.vault.pipeline import READ_SIZE, Digest, Reader, read_chunks, threaded, widen_pipe
-from scripts.vault.layout import (DUMP, FORMAT_VERSION, MANIFEST, Manifest, aws_error, new_backup_id, newest_complete,
-                                  object_key, write_once)
+from scripts.vault.layout import (BACKUP_ID_RE, DUMP, FORMAT_VERSION, GLOBALS, MANIFEST, Manifest, aws_error, drill_name,
+                                  filing_name, id_source_tag, id_time, new_backup_id, newest_complete, object_key,
+                                  source_tag, write_once)
 
 ZSTD_LEVEL = 1
 PART_SIZE = max(5, int(os.environ.get("PILOTLIGHT_PART_MIB", "16"))) << 20  # S3's minimum part is 5 MiB
@@ -50,10 +54,7 @@ TRANSFER.max_in_memory_upload_chunks = 3  # s3transfer's knob (default 10 x 16 M
 
 
 def tool_version() -> str:
-    try:
-        return f"pilotlight {version('pilotlight')}"
-    except PackageNotFoundError:
-        return "pilotlight (source)"
+    return describe()
 
 
 def compress(chunks: Iterable[bytes], level: int = ZSTD_LEVEL) -> Iterator[bytes]:
@@ -94,23 +95,36 @@ def sse_args(contract: Contract, side: str) -> dict:
 
 
 def perform_backup(contract: Contract, tier: str, source_dsn: str | None = None, db: str | None = None,
-                   args=None) -> Manifest:
-    """Back up one protected database into ``tier``; returns the manifest once it is stored."""
+                   args=None, drill: bool = False) -> Manifest:
+    """Back up a protected database (or ``source_dsn``'s) into ``tier``; returns the manifest once it is stored.
+
+    The backup is filed under the database it came from (scripts.vault.filing_name): ``--source``
+    naming another database never files a backup under a protected database's name. A ``drill``
+    backup is filed apart (scripts.vault.drill_name) and publishes no backup-age metric: it never
+    becomes a real restore's ``--latest`` nor hides a stale real backup.
+    """
     if tier not in TIERS:
         raise PilotlightError(f"unknown tier {tier!r}; one of {', '.join(TIERS)}", Exit.USAGE)
-    database = contract.database(db)
-    dsn = source_dsn or side_dsn(contract, contract.active, database, superuser=True)  # the side serving traffic
-    parse_dsn(dsn, "--source")
+    protected = contract.database(db)
+    dsn = source_dsn or side_dsn(contract, contract.active, protected, superuser=True)  # the side serving traffic
+    parts = parse_dsn(dsn, "--source")
+    name = filing_name(contract, parts.get("dbname") or parts.get("user") or protected.db_name)
+    name = drill_name(name) if drill else name
     started = utcnow()
-    backup_id = new_backup_id(database.name, started)
-    bucket = contract.buckets["primary"].bucket
-    key = object_key(contract, tier, database.name, backup_id, DUMP)
-    s3 = aws.client(contract, "s3", "primary")
-    log.info("backup %s of %s into s3://%s/%s", backup_id, database.name, bucket, key)
+    source = f"{parts.get('host', '')}:{parts.get('port', '')}/{parts.get('dbname', '')}"
+    backup_id = new_backup_id(name, started, source)
+    # The active side's vault, with its key: after a failover the DR vault (the primary region
+    # may be the one that is down); S3 replication carries it to the other side.
+    side = contract.active
+    bucket = contract.buckets[side].bucket
+    key = object_key(contract, tier, name, backup_id, DUMP)
+    s3 = aws.client(contract, "s3", side)
+    log.info("backup %s of %s into s3://%s/%s", backup_id, name, bucket, key)
 
     # Every put of this backup's objects is write-once (If-None-Match), as the bucket policy demands.
     with (write_once(s3, key.rsplit("/", 1)[0] + "/"),
-          pg.exported_snapshot(dsn, lock=f"pilotlight-backup:{database.name}") as snap):
+          pg.exported_snapshot(dsn, lock=f"pilotlight-backup:{name}") as snap):
+        pg.require_dump_client_for(snap.server_version)
         conninfo, env = pg.client_args(dsn)
         proc = subprocess.Popen(
             [pg.binary("pg_dump"), "-Fc", "-Z0", f"--snapshot={snap.id}", "--no-password", f"--dbname={conninfo}"],
@@ -120,18 +134,19 @@ def perform_backup(contract: Contract, tier: str, source_dsn: str | None = None,
         stderr_tail: list[str] = []
         threading.Thread(target=_drain, args=(proc.stderr, stderr_tail), daemon=True).start()
         dump, stored, sealed = Digest(), Digest(), {}
-        with ThreadPoolExecutor(max_workers=2, thread_name_prefix="pilotlight-backup") as pool:
+        with ThreadPoolExecutor(max_workers=3, thread_name_prefix="pilotlight-backup") as pool:
             counts = pool.submit(pg.count_rows, dsn, snap.tables, snap.id)
-            orphans = pool.submit(abort_orphaned_uploads, contract, database.name, started, key)
+            globals_ = pool.submit(capture, dsn, snap.id)
+            orphans = pool.submit(abort_orphaned_uploads, contract, name, started, key, source_tag(source))
             stream = threaded(dump.tap(_dump_output(proc, stderr_tail)), name="pg_dump")
             stream = threaded(compress(stream), name="zstd")
-            stream = threaded(stored.tap(_seal(stream, contract, backup_id, database.name, sealed)), name="encrypt")
+            stream = threaded(stored.tap(_seal(stream, contract, backup_id, name, sealed)), name="encrypt")
             reader = None
             try:
                 with progress.bar(args, f"backup {backup_id}") as bar:
                     reader = Reader(bar.tap(stream))
-                    s3.upload_fileobj(reader, bucket, key, ExtraArgs=sse_args(contract, "primary"), Config=TRANSFER)
-                row_counts = counts.result()
+                    s3.upload_fileobj(reader, bucket, key, ExtraArgs=sse_args(contract, side), Config=TRANSFER)
+                row_counts, captured = counts.result(), globals_.result()
             except (ClientError, BotoCoreError) as exc:
                 raise aws_error(exc, f"upload to s3://{bucket} failed (multipart upload aborted)") from None
             finally:
@@ -151,58 +166,92 @@ def perform_backup(contract: Contract, tier: str, source_dsn: str | None = None,
         raise aws_error(exc, "cannot confirm the uploaded object") from None
     if head["ContentLength"] != stored.size:
         raise PilotlightError(f"uploaded object is {head['ContentLength']} bytes, {stored.size} were sent")
+    globals_entry = store_globals(contract, s3, object_key(contract, tier, name, backup_id, GLOBALS),
+                                  backup_id, name, captured)
     doc = {
         "formatVersion": FORMAT_VERSION,
         "tool": tool_version(),
         "id": backup_id,
         "tier": tier,
-        "database": database.name,
+        "database": name,
         "times": {"started": iso(started), "snapshot": iso(snap.at), "finished": iso(utcnow())},
         "source": {"host": snap.host, "port": snap.port, "dbname": snap.dbname,
                    "serverVersion": snap.server_version, "systemIdentifier": snap.system_identifier},
         "dump": {"format": "pg_dump custom (-Fc -Z0)", "compression": f"zstd-{ZSTD_LEVEL}",
                  "bytes": dump.size, "sha256": dump.hexdigest()},
-        "object": {"bucket": bucket, "key": key, "region": contract.regions["primary"],
+        "object": {"bucket": bucket, "key": key, "region": contract.regions[side],
                    "versionId": head.get("VersionId"), "storedBytes": stored.size, "sha256": stored.hexdigest(),
                    "checksumSha256": head.get("ChecksumSHA256")},
         "encryption": {"algorithm": header["algorithm"], "chunkSize": header["chunkSize"],
                        "wrappedKeys": header["wrappedKeys"], "keyArns": header["keyArns"],
                        "regions": dict(contract.regions), "context": header["context"]},
         "rowCounts": row_counts,
+        "globals": globals_entry,
     }
     # Sealed with the backup's data key: a rewritten manifest no longer verifies (scripts/vault/envelope.py).
     manifest = Manifest({**doc, "seal": envelope.seal(doc, sealed["seal_key"])})
     try:
-        s3.put_object(Bucket=bucket, Key=object_key(contract, tier, database.name, backup_id, MANIFEST),
+        s3.put_object(Bucket=bucket, Key=object_key(contract, tier, name, backup_id, MANIFEST),
                       Body=manifest.dumps(), ContentType="application/json", IfNoneMatch="*",
-                      **sse_args(contract, "primary"))
+                      **sse_args(contract, side))
     except (ClientError, BotoCoreError) as exc:
         raise aws_error(exc, f"backup {backup_id} uploaded but its manifest could not be written; not a backup") from None
-    publish_age(contract, database.name)
+    if not drill:
+        publish_age(contract, name)
     return manifest
 
 
-def abort_orphaned_uploads(contract: Contract, database: str, before: datetime, own_key: str = "") -> int:
-    """Abort multipart uploads that a killed backup of ``database`` left behind.
+def store_globals(contract: Contract, s3, key: str, backup_id: str, database: str, captured: Globals) -> dict:
+    """Seal the database statements and roles like the dump (own data key, same context) and store them.
 
-    Runs while this run holds the database's backup lock, so any upload of ``database`` begun
-    before this run started (other than this run's own ``own_key``) belongs to a dead run (a SIGKILLed process cannot abort its own; on
-    AWS the bucket's AbortIncompleteMultipartUpload lifecycle rule is the slower backstop).
+    Returns the manifest's ``globals`` entry: where they are and how to check and unwrap them.
     """
-    s3 = aws.client(contract, "s3", "primary")
-    bucket = contract.buckets["primary"].bucket
+    data_key = envelope.generate_data_key(contract, backup_id, database)
+    header = envelope.make_header(data_key, backup_id, database)
+    body = b"".join(envelope.encrypt_stream([json.dumps(captured.to_doc()).encode()], data_key.plaintext, header))
+    try:
+        put = s3.put_object(Bucket=contract.buckets[contract.active].bucket, Key=key, Body=body, IfNoneMatch="*",
+                            ContentType="application/octet-stream", **sse_args(contract, contract.active))
+    except (ClientError, BotoCoreError) as exc:
+        raise aws_error(exc, f"backup {backup_id}: its roles and database properties could not be stored") from None
+    return {"key": key, "versionId": put.get("VersionId"), "storedBytes": len(body),
+            "sha256": hashlib.sha256(body).hexdigest(), "wrappedKeys": header["wrappedKeys"],
+            "roles": list(captured.needed_roles), "owner": captured.owner}
+
+
+def abort_orphaned_uploads(contract: Contract, database: str, before: datetime, own_key: str = "",
+                           source: str | None = None) -> int:
+    """Abort multipart uploads that a killed backup of ``database`` from the same server left behind.
+
+    Runs while this run holds the database's backup lock on its source server, so an upload of
+    ``database`` from that server (its backup id carries the server's ``source`` tag) begun
+    before this run started, other than this run's own ``own_key``, belongs to a dead run (a
+    SIGKILLed process cannot abort its own). The lock says nothing about other servers: a backup
+    read from the standby leaves the primary's running upload alone. Start times come from the
+    backup id (the client's clock), not S3's ``Initiated`` (moto reports one fixed time for every
+    upload). On AWS the bucket's AbortIncompleteMultipartUpload lifecycle rule is the backstop.
+    """
+    s3 = aws.client(contract, "s3", contract.active)
+    bucket = contract.buckets[contract.active].bucket
     prefixes = tuple(f"{tier.prefix}{database}/" for tier in contract.tiers.values())
     aborted = 0
     try:
         for page in s3.get_paginator("list_multipart_uploads").paginate(Bucket=bucket):
             for up in page.get("Uploads", []):
-                if up["Key"].startswith(prefixes) and up["Initiated"] < before and up["Key"] != own_key:
+                if up["Key"].startswith(prefixes) and up["Key"] != own_key and _orphan_of(up["Key"], before, source):
                     s3.abort_multipart_upload(Bucket=bucket, Key=up["Key"], UploadId=up["UploadId"])
                     log.warning("aborted the orphaned multipart upload of %s (an interrupted backup)", up["Key"])
                     aborted += 1
     except (ClientError, BotoCoreError) as exc:
         raise aws_error(exc, f"cannot list uploads in s3://{bucket}") from None
     return aborted
+
+
+def _orphan_of(key: str, before: datetime, source: str | None) -> bool:
+    backup_id = key.rsplit("/", 2)[-2] if key.count("/") >= 2 else ""
+    if not BACKUP_ID_RE.fullmatch(backup_id):
+        return False
+    return id_time(backup_id) < before and (source is None or id_source_tag(backup_id) == source)
 
 
 def publish_age(contract: Contract, database: str, now: datetime | None = None) -> dict[str, float]:
@@ -215,7 +264,7 @@ def publish_age(contract: Contract, database: str, now: datetime | None = None) 
     now = now or utcnow()
     ages: dict[str, float] = {}
     try:
-        for tier, e in newest_complete(contract, "primary", database).items():
+        for tier, e in newest_complete(contract, contract.active, database).items():
             ages[tier] = max(0.0, (now - e.manifest.finished_at).total_seconds())
         if ages:
             aws.client(contract, "cloudwatch", contract.active).put_metric_data(

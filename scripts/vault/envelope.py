@@ -32,6 +32,7 @@ import base64
 import hashlib
 import hmac
 import json
+import logging
 import os
 import struct
 from dataclasses import dataclass, field
@@ -54,6 +55,8 @@ TAG = 16
 _MAX_HEADER = 64 * 1024
 SEAL = "HMAC-SHA256"
 
+log = logging.getLogger(__name__)
+
 
 class IntegrityError(PilotlightError):
     """The stored bytes are not what the backup wrote (corrupt, truncated, swapped, tampered)."""
@@ -73,16 +76,29 @@ class DataKey:
     context: dict[str, str]
 
 
-def generate_data_key(contract: Contract, backup_id: str, database: str) -> DataKey:
-    """A fresh data key from the primary key, also wrapped by the DR key (same context)."""
+def generate_data_key(contract: Contract, backup_id: str, database: str, side: str | None = None) -> DataKey:
+    """A fresh data key from ``side``'s key (default: the active side), also wrapped by the other side's key.
+
+    After a failover the primary region may be down: the DR key issues the key then, and the
+    primary key wraps it for the day the backup is restored there (same context both ways).
+    """
     ctx = context(backup_id, database)
+    side = side or contract.active
+    other = "dr" if side == "primary" else "primary"
     try:
-        gen = aws.client(contract, "kms", "primary").generate_data_key(
-            KeyId=contract.keys["primary"].arn, KeySpec="AES_256", EncryptionContext=ctx
+        gen = aws.client(contract, "kms", side).generate_data_key(
+            KeyId=contract.keys[side].arn, KeySpec="AES_256", EncryptionContext=ctx
         )
-        dr = aws.client(contract, "kms", "dr").encrypt(
-            KeyId=contract.keys["dr"].arn, Plaintext=gen["Plaintext"], EncryptionContext=ctx
-        )
+        try:
+            other_blob = aws.client(contract, "kms", other).encrypt(
+                KeyId=contract.keys[other].arn, Plaintext=gen["Plaintext"], EncryptionContext=ctx
+            )["CiphertextBlob"]
+        except BotoCoreError as exc:
+            # The other region is unreachable (the outage we are backing up through). The keys are
+            # one multi-Region key: its ciphertext decrypts with the related key in either region.
+            log.warning("KMS in the %s region unreachable (%s): its copy of the data key is the %s key's ciphertext "
+                        "(multi-Region key)", other, _aws_reason(exc), side)
+            other_blob = gen["CiphertextBlob"]
     except ClientError as exc:  # disabled key, denied, wrong key: fail closed, nothing uploaded yet
         raise PilotlightError(f"KMS could not issue a data key: {_aws_reason(exc)}") from None
     except BotoCoreError as exc:
@@ -90,8 +106,8 @@ def generate_data_key(contract: Contract, backup_id: str, database: str) -> Data
     return DataKey(
         plaintext=gen["Plaintext"],
         wrapped={
-            "primary": base64.b64encode(gen["CiphertextBlob"]).decode(),
-            "dr": base64.b64encode(dr["CiphertextBlob"]).decode(),
+            side: base64.b64encode(gen["CiphertextBlob"]).decode(),
+            other: base64.b64encode(other_blob).decode(),
         },
         key_arns={"primary": contract.keys["primary"].arn, "dr": contract.keys["dr"].arn},
         context=ctx,

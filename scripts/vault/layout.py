@@ -3,6 +3,7 @@
 Layout (per bucket, the tier prefix is the contract's, so lifecycle rules own retention)::
 
     {tier prefix}{database}/{backup id}/dump            the stored object (see scripts.vault.envelope)
+    {tier prefix}{database}/{backup id}/globals         database properties and roles, sealed the same way
     {tier prefix}{database}/{backup id}/manifest.json   written LAST: no manifest, no backup
 
 This is the stable API teammates call (``status``, drills): :func:`list_backups`,
@@ -10,6 +11,7 @@ This is the stable API teammates call (``status``, drills): :func:`list_backups`
 """
 from __future__ import annotations
 
+import hashlib
 import json
 import re
 import secrets
@@ -21,7 +23,7 @@ from typing import Any, Mapping
 from botocore.exceptions import BotoCoreError, ClientError
 
 from scripts import aws
-from scripts.common import Exit, PilotlightError, Refused, UsageError, log
+from scripts.common import Exit, PilotlightError, Refused, UsageError, log, shown
 from scripts.contract import Contract
 from scripts.vault import envelope
 from scripts.vault.envelope import IntegrityError
@@ -29,19 +31,67 @@ from scripts.vault.envelope import IntegrityError
 FORMAT_VERSION = 2  # 2: the manifest carries a seal (scripts/vault/envelope.py); 1 had none and is refused
 DUMP = "dump"
 MANIFEST = "manifest.json"
+GLOBALS = "globals"  # the sealed database statements and roles (scripts.postgres.globals)
+NAME_RE = re.compile(r"[A-Za-z0-9][A-Za-z0-9_-]{0,62}")
 BACKUP_ID_RE = re.compile(r"^(?P<db>[A-Za-z0-9][A-Za-z0-9_-]{0,62})-(?P<ts>\d{8}T\d{12}Z)-(?P<rand>[0-9a-f]{6})$")
 _TS_FORMAT = "%Y%m%dT%H%M%S%fZ"
 
 
-def new_backup_id(database: str, now: datetime) -> str:
-    return f"{database}-{now.astimezone(timezone.utc).strftime(_TS_FORMAT)}-{secrets.token_hex(3)}"
+MAX_ID_LENGTH = 63 + 1 + 22 + 1 + 6
+
+
+def new_backup_id(database: str, now: datetime, source: str = "") -> str:
+    """``{database}-{UTC time to the microsecond}-{source tag (4 hex)}{random (2 hex)}``.
+
+    The source tag (see :func:`source_tag`) tells which server a backup is read from, so the
+    cleanup of interrupted uploads can leave another server's run alone.
+    """
+    return f"{database}-{now.astimezone(timezone.utc).strftime(_TS_FORMAT)}-{source_tag(source)}{secrets.token_hex(1)}"
+
+
+def source_tag(source: str) -> str:
+    """4 hex digits naming the server and database a backup reads (``host:port/dbname``)."""
+    return hashlib.sha256(source.encode()).hexdigest()[:4]
+
+
+def id_source_tag(backup_id: str) -> str:
+    return BACKUP_ID_RE.fullmatch(backup_id)["rand"][:4]
 
 
 def validate_backup_id(text: str) -> str:
     """The id itself, or a UsageError: ids become S3 keys, so nothing like ``../`` or ``/`` passes."""
     if not isinstance(text, str) or not BACKUP_ID_RE.fullmatch(text):
-        raise UsageError(f"--backup {text!r} is not a backup id (like orders-20261124T093000123456Z-a1b2c3)")
+        raise UsageError(f"--backup {shown(str(text))} is not a backup id (like orders-20261124T093000123456Z-a1b2c3; "
+                         f"at most {MAX_ID_LENGTH} characters)")
     return text
+
+
+def id_database(backup_id: str) -> str:
+    """The name a backup is filed under (its id starts with it)."""
+    return BACKUP_ID_RE.fullmatch(backup_id)["db"]
+
+
+DRILL_SUFFIX = "--drill"  # drills file their backups apart: never a real restore's --latest
+
+
+def drill_name(name: str) -> str:
+    """Where a drill files its backups of ``name``: a prefix of its own, beside the real ones."""
+    return f"{name}{DRILL_SUFFIX}"
+
+
+def filing_name(contract: Contract, dbname: str) -> str:
+    """The name backups of the PostgreSQL database ``dbname`` are filed under.
+
+    A protected database's backups are filed under its contract name; any other database's
+    (``backup --source``) under its own name, so a backup's identity is the database it came from.
+    """
+    for db in contract.databases:
+        if db.db_name == dbname:
+            return db.name
+    if not NAME_RE.fullmatch(dbname) or dbname.endswith(DRILL_SUFFIX):
+        raise UsageError(f"database {dbname!r} cannot name backups (letters, digits, '_' and '-', at most 63, "
+                         f"not ending in {DRILL_SUFFIX!r})")
+    return dbname
 
 
 def id_time(backup_id: str) -> datetime:
@@ -305,7 +355,7 @@ def select_backup(contract: Contract, side: str = "primary", db: str | None = No
     """
     if sum(x is not None and x is not False for x in (backup_id, before, latest or None)) != 1:
         raise UsageError("choose exactly one of --latest, --backup ID, --before TIMESTAMP")
-    database = db or contract.database().name
+    database = db or (id_database(backup_id) if backup_id else contract.database().name)
     entries = list_backups(contract, side, database, tier)
     bucket = contract.buckets[side].bucket
     if backup_id is not None:

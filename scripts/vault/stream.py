@@ -8,6 +8,8 @@ acts on the result (swap, report).
 """
 from __future__ import annotations
 
+import hashlib
+import json
 from typing import Iterator
 
 import zstandard
@@ -21,6 +23,7 @@ from scripts.contract import Contract
 from scripts.vault.envelope import Decryptor, IntegrityError
 from scripts.vault.pipeline import READ_SIZE, Digest, Reader, produce, read_chunks, threaded
 from scripts.vault.layout import Manifest, aws_error, object_key
+from scripts.postgres.globals import Globals
 
 DOWNLOAD = TransferConfig(multipart_threshold=16 << 20, multipart_chunksize=16 << 20, max_concurrency=3,
                           io_chunksize=1 << 20, max_io_queue=8, use_threads=True)
@@ -104,3 +107,35 @@ def check_stream(contract: Contract, side: str, manifest: Manifest, bar=None) ->
     finally:
         stream.close()
     return stream.dump.size
+
+
+def read_globals(contract: Contract, side: str, manifest: Manifest) -> Globals | None:
+    """The backup's sealed database statements and roles, checked and decrypted (None: an older backup).
+
+    Small, so read whole: SHA-256 against the manifest, then the same authenticated decryption
+    as the dump, with the data key wrapped for this object.
+    """
+    entry = manifest.doc.get("globals")
+    if not entry:
+        return None
+    s3 = aws.client(contract, "s3", side)
+    bucket = contract.buckets[side].bucket
+    extra = {"VersionId": entry["versionId"]} if side == "primary" and entry.get("versionId") else {}
+    try:
+        body = s3.get_object(Bucket=bucket, Key=entry["key"], **extra)["Body"].read()
+    except ClientError as exc:
+        if exc.response.get("Error", {}).get("Code") in ("404", "NoSuchKey", "NotFound"):
+            raise IntegrityError(f"backup {manifest.id}: its roles and database properties are missing "
+                                 f"from s3://{bucket} (not replicated yet?)") from None
+        raise aws_error(exc, f"cannot read s3://{bucket}/{entry['key']}") from None
+    except BotoCoreError as exc:
+        raise aws_error(exc, f"cannot read s3://{bucket}/{entry['key']}") from None
+    if hashlib.sha256(body).hexdigest() != entry["sha256"]:
+        raise IntegrityError(f"backup {manifest.id}: SHA-256 of its roles and database properties does not match")
+    key = envelope.unwrap(contract, side, entry["wrappedKeys"], manifest.id, manifest.database)
+    decryptor = Decryptor(manifest.id, lambda header: key)
+    plain = b"".join([*decryptor.feed(body), *decryptor.close()])
+    try:
+        return Globals.from_doc(json.loads(plain))
+    except (ValueError, KeyError, TypeError):
+        raise IntegrityError(f"backup {manifest.id}: its roles and database properties are not readable") from None

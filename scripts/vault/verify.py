@@ -23,7 +23,9 @@ from scripts.contract import Contract
 from scripts.postgres.dsn import side_dsn
 from scripts.vault.pipeline import Digest
 from scripts.vault.stream import check_stream, download
-from scripts.vault.layout import Entry, Manifest, aws_error, check_object, check_seal, list_backups, validate_backup_id
+from scripts.units import seconds as dur
+from scripts.vault.layout import (Entry, Manifest, aws_error, check_object, check_seal, id_database, list_backups,
+                                  validate_backup_id)
 from stacks.vocabulary import RTC_MINUTES
 
 PENDING_LIMIT = timedelta(minutes=RTC_MINUTES)
@@ -92,7 +94,9 @@ def verify_one(contract: Contract, entry: Entry, dr: dict[str, Entry] | None, *,
     check("dr-copy-decrypt-with-dr-key", dr_copy)
     if test_restore:
         def trial() -> None:
-            report["rowCounts"] = restore.trial_restore(contract, "primary", m, server_dsn, args)
+            trial = restore.trial_restore(contract, "primary", m, server_dsn, args)
+            report["testRestore"] = trial
+            report["rowCounts"] = trial["rowCounts"]
         check("test-restore", trial)
     return report
 
@@ -102,11 +106,12 @@ def verify_backups(contract: Contract, *, backup_id: str | None = None, all_back
                    args=None) -> dict:
     """The verification report (``ok`` false on any failure); see the module docstring."""
     now = utcnow()
-    database = contract.database(db)
-    server_dsn = server_dsn or side_dsn(contract, "primary", database, superuser=True)
-    entries = list_backups(contract, "primary", database.name)
+    protected = next((d for d in contract.databases if d.name == db), None) if db else contract.database()
+    server_dsn = server_dsn or side_dsn(contract, "primary", protected or contract.database(), superuser=True)
+    filed = id_database(validate_backup_id(backup_id)) if backup_id and db is None else db or protected.name
+    entries = list_backups(contract, "primary", filed)
     try:
-        dr = {e.id: e for e in list_backups(contract, "dr", database.name)}
+        dr = {e.id: e for e in list_backups(contract, "dr", filed)}
     except PilotlightError:
         dr = None
     if backup_id:
@@ -129,15 +134,18 @@ def verify_backups(contract: Contract, *, backup_id: str | None = None, all_back
             age = (now - newest.manifest.finished_at) if newest else None
             tiers[name] = {"newest": newest.id if newest else None,
                            "ageSeconds": round(age.total_seconds(), 1) if age is not None else None,
-                           "limitSeconds": limit.total_seconds(), "stale": age is not None and age > limit}
+                           "limitSeconds": limit.total_seconds(), "stale": age is not None and age > limit,
+                           "missing": newest is None}
     reports = [verify_one(contract, e, dr, test_restore=test_restore, server_dsn=server_dsn, now=now, args=args)
                for e in chosen]
     failures = [f"{r['id']}: {p}" for r in reports for p in r["problems"]]
-    failures += [f"tier {t}: newest backup {v['newest']} is {v['ageSeconds']:.0f}s old, over {v['limitSeconds']:.0f}s"
+    failures += [f"tier {t}: newest backup {v['newest']} is {dur(v['ageSeconds'])} old, over {dur(v['limitSeconds'])}"
                  for t, v in tiers.items() if v["stale"]]
+    failures += [f"tier {t}: no complete backup of {filed} (`pilotlight status` calls this FAIL); "
+                 f"run `pilotlight backup --tier {t}`" for t, v in tiers.items() if v["missing"]]
     if dr is None:
         failures.append(f"DR vault s3://{contract.buckets['dr'].bucket} unreachable")
     if not chosen and not failures:
-        failures.append(f"no backups of {database.name} found")
-    return {"ok": not failures, "checkedAt": iso(now), "database": database.name, "backups": reports,
+        failures.append(f"no backups of {filed} found")
+    return {"ok": not failures, "checkedAt": iso(now), "database": filed, "backups": reports,
             "tiers": tiers, "failures": failures}

@@ -90,8 +90,19 @@ def test_drift_runs_on_schedule_expects_no_changes_and_reports_an_issue():
     assert drift["permissions"]["issues"] == "write"
     fail = drift["steps"][-1]
     assert fail["if"] == "steps.preview.outcome == 'failure'" and "exit 1" in fail["run"]
-    verify = doc["jobs"]["verify"]
-    assert any("pilotlight verify --all --stack dr" in s.get("run", "") for s in verify["steps"])
+
+
+
+def test_drift_uses_oidc_and_never_restores_backups_on_the_runner():
+    """Test restores run in AWS (the stack's verification task); CI assumes a role through OIDC."""
+    doc = load("drift.yml")
+    text = (ROOT / ".github" / "workflows" / "drift.yml").read_text()
+    assert set(doc["jobs"]) == {"drift"}
+    assert "--test-restore" not in text and "aws-access-key-id" not in text and "AWS_SECRET_ACCESS_KEY" not in text
+    creds = next(s for s in doc["jobs"]["drift"]["steps"]
+                 if str(s.get("uses", "")).startswith("aws-actions/configure-aws-credentials@"))
+    assert creds["with"]["role-to-assume"].startswith("${{ vars.")
+    assert doc["jobs"]["drift"]["permissions"]["id-token"] == "write"
 
 
 def test_the_policy_pack_the_workflows_name_exists():

@@ -29,6 +29,7 @@ def by_key(result: dict) -> dict[tuple[str, str], dict]:
 def drill_report(directory: Path, verdict: str) -> None:
     directory.mkdir(exist_ok=True)
     doc = {"scenario": "regional-outage", "verdict": verdict, "startedAt": "2026-11-24T03:00:00.000000Z",
+           "stack": "dr", "sandbox": True,  # a sandbox drill: evidence for the sandbox only
            "measured": {"rtoSeconds": 6.2, "rpoSeconds": 0.3}}
     (directory / f"20261124T030000Z-regional-outage-{verdict}.json").write_text(json.dumps(doc))
 
@@ -54,7 +55,7 @@ def test_status_on_the_sandbox_before_and_after_backups_go_stale(sandbox_factory
         assert lines[("backup age", f"orders {tier}")]["state"] == "OK"
     assert lines[("RPO", "orders data-corruption")]["state"] == "OK"
     assert lines[("replication", "orders")]["state"] == "OK"
-    assert lines[("standby lag", "orders dr")]["state"] == "OK"
+    assert lines[("standby lag", "orders side dr")]["state"] == "OK"
     assert lines[("dns", "db.orders.example.com")]["state"] == "OK"
     assert lines[("dns", "db.orders.example.com")]["value"] == "primary"
     assert lines[("drill", "regional-outage")]["state"] == "OK"
@@ -69,7 +70,7 @@ def test_status_on_the_sandbox_before_and_after_backups_go_stale(sandbox_factory
     assert lines[("backup age", "orders daily")]["state"] == "OK"
     assert lines[("RPO", "orders data-corruption")]["state"] == "FAIL"
     assert lines[("RPO", "orders ransomware")]["state"] == "OK"  # 24 h RPO still met
-    assert lines[("standby lag", "orders dr")]["state"] == "OK"
+    assert lines[("standby lag", "orders side dr")]["state"] == "OK"
 
     drill_report(reports, "FAIL")  # newer than nothing: same start time, so make it clearly the newest
     newest = json.loads((reports / "20261124T030000Z-regional-outage-FAIL.json").read_text())

@@ -79,7 +79,12 @@ def test_regional_outage_with_control_plane_down_recovers_measures_and_fails_bac
     assert all(c["passed"] for c in result["checks"])
     for fmt in ("json", "md", "html"):
         assert Path(result["reports"][fmt]).stat().st_size > 0
-    assert "Timeline" in Path(result["reports"]["html"]).read_text()
+    page = Path(result["reports"]["html"]).read_text()  # the picture drawn from this drill's own heartbeat
+    assert "<svg" in page and 'data-side="primary"' in page and 'data-side="dr"' in page
+    for mark in ("failure", "detection", "promotion", "recovered"):
+        assert f'data-mark="{mark}"' in page, mark
+    assert result["projectedRto"]["seconds"] > result["measured"]["rtoSeconds"]  # AWS is slower than the sandbox
+    assert Path(result["reports"]["index"]).name == "index.html" and (tmp_path / "runbook.html").is_file()
     assert_normal_topology(module_sandbox)
 
 
@@ -101,7 +106,9 @@ def test_planned_cutover_twice_is_a_noop_then_failback_returns_the_service(modul
     c, db = module_sandbox.contract, module_sandbox.contract.database()
     with psycopg.connect(service_dsn(c, db), autocommit=True) as conn:
         conn.execute("insert into customers (name, email) values ('before cutover', 'before@example.com')")
-    assert cutover.main(["--to", "dr", "--outputs", outputs]) == Exit.REFUSED  # no --yes
+    assert cutover.main(["--to", "dr", "--outputs", outputs]) == Exit.REFUSED  # no --yes: the plan, nothing done
+    out = capsys.readouterr()
+    assert "dry run: cutover of orders to side dr would:" in out.out and "re-run with --yes" in out.err
     rc, plan, _ = run_json(capsys, cutover, ["--to", "dr", "--dry-run", "--outputs", outputs])
     assert rc == Exit.OK and plan["dryRun"] and any("UpdateHealthCheck" in p for p in plan["plan"])
     assert resolve(c, db).side == "primary" and dbstate.state(c, db, "dr").role == "replica"
@@ -128,7 +135,7 @@ def test_planned_cutover_twice_is_a_noop_then_failback_returns_the_service(modul
     assert rc == Exit.OK and second["already"] and not second["changed"]
     assert dnsrecords.fetch(c, db) == records
     assert cutover.main(["--to", "dr", "--yes", "--outputs", outputs]) == Exit.OK
-    assert "already on dr" in capsys.readouterr().out
+    assert "already on side dr" in capsys.readouterr().out
 
     rc, back, _ = run_json(capsys, failback, ["--to", "primary", "--yes", "--outputs", outputs])
     assert rc == Exit.OK and not back["already"]

@@ -41,7 +41,12 @@ def test_tool_roles_trust_only_the_account_and_live_under_the_component(example,
     role = example.named(name)
     assert role.type == "aws:iam/role:Role" and role.inputs["name"] == physical, role.urn
     trust = json.loads(role.inputs["assumeRolePolicy"])["Statement"]
-    assert trust == [{"Effect": "Allow", "Principal": {"AWS": ACCOUNT_ROOT}, "Action": "sts:AssumeRole"}], role.urn
+    # The account, and the scheduled job tasks of this account (the roles are their task roles).
+    assert trust == [
+        {"Effect": "Allow", "Principal": {"AWS": ACCOUNT_ROOT}, "Action": "sts:AssumeRole"},
+        {"Effect": "Allow", "Principal": {"Service": "ecs-tasks.amazonaws.com"}, "Action": "sts:AssumeRole",
+         "Condition": {"StringEquals": {"aws:SourceAccount": "123456789012"}}},
+    ], role.urn
     assert role.inputs["maxSessionDuration"] == 12 * 3600, role.urn
     assert role.parent.endswith("pilotlight:dr:VaultAccess::access"), role.urn
     assert role.region == "us-east-1", role.urn

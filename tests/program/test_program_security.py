@@ -47,7 +47,7 @@ def iam_policies(program) -> dict[str, dict]:
 def test_keys_and_buckets_are_protected_and_retained_on_delete(program):
     guarded = [r for r in program.resources.values() if r.type in (*KEYS, "aws:s3/bucket:Bucket")
                and "Alarms" not in r.urn]  # the alarm topics' keys hold no backup
-    assert len(guarded) == 5  # vault key + replica, two vault buckets, the audit log bucket
+    assert len(guarded) == 7  # vault key + replica, two vault buckets, the audit log bucket, the jobs key per region
     for r in guarded:
         assert r.protect and r.retain_on_delete, r.urn
 

@@ -32,7 +32,7 @@ def test_standby_network_subnets_params_and_ingress_only_from_configured_sources
     (db,) = example.of_type(INSTANCE)
     (subnets,) = example.of_type("aws:rds/subnetGroup:SubnetGroup")
     (params,) = example.of_type("aws:rds/parameterGroup:ParameterGroup")
-    (sg,) = example.of_type("aws:ec2/securityGroup:SecurityGroup")
+    (sg,) = example.of_type("aws:ec2/securityGroup:SecurityGroup", under="pilotlight:dr:StandbyNetwork")
     assert {subnets.region, params.region, sg.region} == {"us-west-2"}
     assert subnets.inputs["subnetIds"] == ["subnet-0dr000000000000a1", "subnet-0dr000000000000b2"], subnets.urn
     assert db.inputs["dbSubnetGroupName"] == subnets.inputs["name"], db.urn

@@ -80,6 +80,7 @@ def _set(values, path, value):
         ("active", "secondary", r"pilotlight:active = 'secondary': use primary .* or dr"),
         ("vault.tiers.weekly.retentionDays", 3, r"pilotlight:vault\.tiers\.weekly\.retentionDays = 3: shorter than the weekly interval"),
         ("vault.tiers.monthly.retentionDays", 29, r"retentionDays = 29: shorter than the monthly interval"),
+        ("vault.tiers.daily.prefix", "../", r"pilotlight:vault\.tiers\.daily\.prefix = '\.\./': use lowercase letters, digits"),
         ("vault.objectLock.mode", "STRICT", r"pilotlight:vault\.objectLock\.mode = 'STRICT': use GOVERNANCE"),
         ("vault.tiers.monthly.archiveClass", "TAPE", r"archiveClass = 'TAPE': use one of GLACIER_IR"),
         ("vault.tiers.monthly.archiveClass", "GLACIER", r"archiveClass = 'GLACIER': needs a RestoreObject request"),

@@ -68,6 +68,16 @@ CASES = [
      "system database", {}),
     ("bad --into-schema", restore, ["--target", DSN, "--latest", "--tables", "t", "--into-schema", "x;drop", "--yes"],
      "not a plain identifier", {}),
+    # issue 16: what used to surface as `unexpected <Type>` or slip through
+    ("--before before year 1 in UTC", restore, ["--target", DSN, "--before", "0001-01-01T00:00:00+01:00", "--yes"],
+     "is out of range", {}),
+    ("reserved --into-schema", restore, ["--target", DSN, "--latest", "--tables", "t", "--into-schema", "pg_toast", "--yes"],
+     "is reserved by PostgreSQL", {}),
+    ("tier prefix with ../", backup, ["--tier", "daily"], "is not a tier prefix", {"vault__tiers__daily__prefix": "../"}),
+    ("empty sandbox endpoints", backups, ["list"], "must be the emulator's URL", {"sandbox__awsEndpoints": {}}),
+    ("120 KB --backup", restore, ["--target", DSN, "--backup", "x" * 120_000, "--yes"], "(120000 characters)", {}),
+    ("target name over 63 bytes", restore, ["--target", f"host=127.0.0.1 dbname={'d' * 120_000}", "--latest", "--yes"],
+     "at most 63 bytes", {}),
 ]
 
 
@@ -89,3 +99,27 @@ def test_case19_missing_outputs_file_is_one_line(tmp_path, capsys, module, argv)
     assert module.main(["--outputs", str(tmp_path / "nope.json"), *argv]) == Exit.USAGE
     err = capsys.readouterr().err.strip().splitlines()
     assert len(err) == 1 and "outputs file not found" in err[0], err
+
+
+def test_a_non_ascii_database_name_is_refused_where_it_enters(tripwire, tmp_path, capsys):
+    """It would back up under an id that `backups list` and `restore` cannot read."""
+    path = Path(outputs(tmp_path, tripwire))
+    doc = json.loads(path.read_text())
+    doc["databases"][0]["name"] = "commandes-été"
+    path.write_text(json.dumps(doc))
+    assert backup.main(["--outputs", str(path), "--tier", "daily"]) == Exit.USAGE
+    err = capsys.readouterr().err.strip()
+    assert "outputs 'databases.0.name'" in err and "ASCII letters" in err and len(err.splitlines()) == 1
+
+
+def test_a_binary_outputs_file_is_bad_input_not_an_unexpected_error(tmp_path, capsys):
+    path = tmp_path / "outputs.json"
+    path.write_bytes(b"\x89PNG\r\n\x1a\n\xff\xfe\x00")
+    assert backup.main(["--outputs", str(path), "--tier", "daily"]) == Exit.USAGE
+    err = capsys.readouterr().err.strip()
+    assert "is not UTF-8 text" in err and "unexpected" not in err
+
+
+def test_long_values_are_never_echoed_in_full(tripwire, tmp_path, capsys):
+    assert restore.main(["--outputs", outputs(tmp_path, tripwire), "--target", DSN, "--backup", "y" * 120_000]) == Exit.USAGE
+    assert len(capsys.readouterr().err) < 300

@@ -129,7 +129,7 @@ def test_case14_dropped_download_is_retried_then_restores(rel, shop, proxied, ca
     made = vault_backup.perform_backup(rel.contract, "hourly", source_dsn=rel.dsn(shop))
     fault = proxied.add(Fault("truncate", match=get_object, times=1))
     target = "rel_shop_copy14"
-    rc = restore.main(rel.args_via("--target", rel.dsn(target), "--backup", made.id, "--yes", "--json"))
+    rc = restore.main(rel.args_via("--target", rel.dsn(target), "--backup", made.id, "--allow-rename", "--yes", "--json"))
     assert rc == Exit.OK, capsys.readouterr().err
     assert fault.hits == 1
     assert table_checksums(rel.dsn(target)) == table_checksums(rel.dsn(shop))
@@ -142,7 +142,7 @@ def test_case14_download_that_keeps_dropping_leaves_the_target_untouched(rel, sh
     before, dbs = table_checksums(rel.dsn(target)), rel.databases()
     proxied.add(Fault("truncate", match=get_object))
     for jobs in ("1", "2"):  # streamed, and spooled to a private file for pg_restore -j
-        rc = restore.main(rel.args_via("--target", rel.dsn(target), "--backup", made.id, "--jobs", jobs, "--yes"))
+        rc = restore.main(rel.args_via("--target", rel.dsn(target), "--backup", made.id, "--jobs", jobs, "--allow-rename", "--yes"))
         assert rc in (Exit.NETWORK, Exit.FAILED)
         assert "download of s3://" in one_line_error(capsys)
         assert table_checksums(rel.dsn(target)) == before
@@ -155,9 +155,9 @@ def test_case5_deleted_object_with_manifest_kept_is_skipped_and_named(rel, shop,
     rel.s3().delete_object(Bucket=rel.bucket(), Key=object_key(rel.contract, "hourly", gone.database, gone.id))
     assert gone.id not in rel.complete_ids() and good.id in rel.complete_ids()
     target = "rel_shop_latest5"
-    assert restore.main(rel.args("--target", rel.dsn(target), "--latest", "--yes", "--json")) == Exit.OK
-    assert json.loads(capsys.readouterr().out)["backup_id"] != gone.id
-    assert restore.main(rel.args("--target", rel.dsn(target), "--backup", gone.id, "--yes")) == Exit.REFUSED
+    assert restore.main(rel.args("--target", rel.dsn(target), "--latest", "--database", shop, "--allow-rename", "--yes", "--json")) == Exit.OK
+    assert json.loads(capsys.readouterr().out)["backupId"] != gone.id
+    assert restore.main(rel.args("--target", rel.dsn(target), "--backup", gone.id, "--allow-rename", "--yes")) == Exit.REFUSED
     assert "stored object missing" in one_line_error(capsys)
     assert verify.main(rel.args("--backup", gone.id, "--json")) == Exit.FAILED
     report = json.loads(capsys.readouterr().out)
@@ -175,7 +175,7 @@ def test_case15_locked_version_delete_refused_and_no_bypass_is_ever_sent(rel, sh
     assert run_backup(rel, shop) == Exit.OK
     rel.wait_replicated(made.id)  # verify checks the DR copy: wait for the (asynchronous) replication
     assert verify.main(rel.args_via("--backup", made.id)) == Exit.OK
-    assert restore.main(rel.args_via("--target", rel.dsn("rel_shop_copy15"), "--backup", made.id, "--yes")) == Exit.OK
+    assert restore.main(rel.args_via("--target", rel.dsn("rel_shop_copy15"), "--backup", made.id, "--allow-rename", "--yes")) == Exit.OK
     capsys.readouterr()
     assert proxied.requests
     assert not [r for r in proxied.requests if "x-amz-bypass-governance-retention" in r.headers]
@@ -202,8 +202,8 @@ def test_case8_incomplete_and_failed_backups_are_ignored_by_time_selection(rel, 
     rel.s3().put_object(Bucket=rel.bucket(), Key=manifest(failed), Body=b'{"status": "FAILED"}')
     cut = iso(failed.snapshot_at + timedelta(seconds=1))
     target = "rel_shop_before8"
-    assert restore.main(rel.args("--target", rel.dsn(target), "--before", cut, "--yes", "--json")) == Exit.OK
-    assert json.loads(capsys.readouterr().out)["backup_id"] == good.id
+    assert restore.main(rel.args("--target", rel.dsn(target), "--before", cut, "--database", shop, "--allow-rename", "--yes", "--json")) == Exit.OK
+    assert json.loads(capsys.readouterr().out)["backupId"] == good.id
     for m in (incomplete, failed):
-        assert restore.main(rel.args("--target", rel.dsn(target), "--backup", m.id, "--yes")) == Exit.REFUSED
+        assert restore.main(rel.args("--target", rel.dsn(target), "--backup", m.id, "--allow-rename", "--yes")) == Exit.REFUSED
         assert "is not usable" in one_line_error(capsys)

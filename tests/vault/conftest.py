@@ -7,12 +7,16 @@ the shared sandbox other tests read.
 from __future__ import annotations
 
 import json
+import shutil
 import subprocess
+import tempfile
 from dataclasses import dataclass
+from pathlib import Path
 
 import psycopg
 import pytest
 from psycopg import sql
+from psycopg.conninfo import make_conninfo
 
 from scripts import aws
 from scripts.postgres.dsn import side_dsn, with_dbname
@@ -102,3 +106,40 @@ def last_json(capsys) -> dict:
 
 def dsn_for(dsn: str, dbname: str) -> str:
     return with_dbname(dsn, dbname)
+
+
+@dataclass
+class EmptyServer:
+    """A second PostgreSQL 15 cluster that has never seen the sandbox's roles or extensions."""
+
+    port: int
+
+    def dsn(self, dbname: str) -> str:
+        return make_conninfo(host="127.0.0.1", port=self.port, user="postgres", dbname=dbname, connect_timeout=5)
+
+    def query(self, dbname: str, text: str) -> list[tuple]:
+        with psycopg.connect(self.dsn(dbname)) as conn:
+            return conn.execute(text).fetchall()
+
+
+@pytest.fixture(scope="module")
+def empty_server():
+    """initdb (only the bootstrap superuser, trust on loopback), started for the module, stopped after."""
+    from scripts.sandbox import postgres as sbpg
+    from scripts.sandbox.state import free_port
+
+    user = sbpg.os_user()
+    root = Path(tempfile.mkdtemp(prefix="pilotlight-empty-"))  # not under pytest's 0700 root: initdb may run as postgres
+    sbpg.chown(root, user)
+    data, port = root / "data", free_port()
+    sbpg.run(user, ["initdb", "-D", str(data), "-U", "postgres", "--auth=trust", "--no-sync", "-E", "UTF8",
+                    "--locale=C.UTF-8"])
+    with open(data / "postgresql.conf", "a") as fh:
+        fh.write(f"listen_addresses = '127.0.0.1'\nport = {port}\nunix_socket_directories = ''\n"
+                 "shared_buffers = 16MB\nmax_connections = 20\n")
+    sbpg.run(user, ["pg_ctl", "-D", str(data), "-l", str(root / "log"), "-w", "-t", "60", "start"], timeout=70)
+    try:
+        yield EmptyServer(port)
+    finally:
+        sbpg.run(user, ["pg_ctl", "-D", str(data), "-m", "immediate", "-w", "stop"], check=False)
+        shutil.rmtree(root, ignore_errors=True)

@@ -29,14 +29,14 @@ def test_restore_from_dr_with_primary_region_blocked(env, ledger, capsys):
     primary_region = env.contract.regions["primary"]
     control.block_region(env.handle.state, primary_region)
     try:
-        assert restore.main(env.args("--target", env.dsn("ledger_dr"), "--latest", "--from-region", "dr")) == 0
+        assert restore.main(env.args("--target", env.dsn("ledger_dr"), "--latest", "--database", "ledger", "--allow-rename", "--from-region", "dr")) == Exit.REFUSED
         assert "plan (nothing done" in capsys.readouterr().out
-        rc = restore.main(env.args("--target", env.dsn("ledger_dr"), "--latest", "--from-region", "dr", "--yes", "--json"))
+        rc = restore.main(env.args("--target", env.dsn("ledger_dr"), "--latest", "--database", "ledger", "--allow-rename", "--from-region", "dr", "--yes", "--json"))
         result = json.loads(capsys.readouterr().out)
-        assert rc == 0 and result["backup_id"] == m.id and result["side"] == "dr"
+        assert rc == 0 and result["backupId"] == m.id and result["side"] == "dr"
         assert table_checksums(env.dsn("ledger_dr")) == expected
         # the primary side really is gone: the same restore from it fails with one network line
-        assert restore.main(env.args("--target", env.dsn("ledger_dr"), "--latest", "--yes")) == Exit.NETWORK
+        assert restore.main(env.args("--target", env.dsn("ledger_dr"), "--latest", "--database", "ledger", "--allow-rename", "--yes")) == Exit.NETWORK
         assert "cannot list the primary vault" in one_line_error(capsys)
     finally:
         control.unblock_region(env.handle.state, primary_region)

@@ -19,6 +19,7 @@ from botocore.exceptions import ClientError
 from scripts import aws
 from scripts.commands import backup
 from scripts.vault import backup as vault_backup
+from scripts.vault import restore as vault_restore
 from scripts.vault import envelope
 from scripts.commands import restore
 from scripts.commands import verify
@@ -89,11 +90,11 @@ def test_truncated_object_is_skipped_by_latest_and_named_by_verify(env, shop, ca
     good = take(env, shop)
     bad = take(env, shop)
     put_object(env, bad, stored(env, bad)[:-500])
-    assert restore.main(restore_args(env, "shop_latest", "--latest", "--json", "--yes")) == 0
-    assert json.loads(capsys.readouterr().out)["backup_id"] == good.id
+    assert restore.main(restore_args(env, "shop_latest", "--latest", "--database", shop, "--allow-rename", "--json", "--yes")) == 0
+    assert json.loads(capsys.readouterr().out)["backupId"] == good.id
     assert restore.main(restore_args(env, shop, "--backup", bad.id, "--yes")) == Exit.REFUSED
     assert "bytes, manifest says" in one_line_error(capsys)
-    assert verify.main(env.args("--all", "--json")) == Exit.FAILED
+    assert verify.main(env.args("--all", "--database", shop, "--json")) == Exit.FAILED
     assert any(f.startswith(bad.id) for f in json.loads(capsys.readouterr().out)["failures"])
 
 
@@ -120,11 +121,11 @@ def test_before_picks_the_newest_strictly_earlier_backup(env, shop, capsys):
                     f"INSERT INTO marker VALUES ({marker})")
         made.append(take(env, shop, "daily"))
     cut = made[2].snapshot_at - timedelta(microseconds=1)
-    assert restore.main(restore_args(env, "shop_before", "--before", iso(cut), "--yes", "--json")) == 0
-    assert json.loads(capsys.readouterr().out)["backup_id"] == made[1].id
+    assert restore.main(restore_args(env, "shop_before", "--before", iso(cut), "--database", shop, "--allow-rename", "--yes", "--json")) == 0
+    assert json.loads(capsys.readouterr().out)["backupId"] == made[1].id
     assert env.query("shop_before", "SELECT n FROM marker") == [(2,)]
     oldest = min(e.time for e in list_backups(env.contract, "primary"))
-    assert restore.main(restore_args(env, "shop_before", "--before", iso(oldest), "--yes")) == Exit.FAILED
+    assert restore.main(restore_args(env, "shop_before", "--before", iso(oldest), "--database", shop, "--yes")) == Exit.FAILED
     assert "no valid backup" in one_line_error(capsys)
     assert restore.main(restore_args(env, "shop_before", "--before", "2026-11-24T10:00:00", "--yes")) == Exit.USAGE
     assert "no time zone" in one_line_error(capsys)
@@ -193,7 +194,7 @@ def test_partial_restore_into_new_schema(env, shop, capsys):
     env.execute(shop, "DELETE FROM items WHERE id > 90")
     args = restore_args(env, shop, "--backup", m.id, "--tables", "items", "--into-schema", "recovered", "--yes", "--json")
     assert restore.main(args) == 0
-    assert json.loads(capsys.readouterr().out)["row_counts"] == {"recovered.items": 100}
+    assert json.loads(capsys.readouterr().out)["rowCounts"] == {"recovered.items": 100}
     assert env.query(shop, "SELECT count(*) FROM items") == [(90,)]
     assert env.query(shop, "SELECT count(*) FROM recovered.items WHERE id > 90") == [(10,)]
     assert restore.main(args) == Exit.REFUSED  # never touches an existing schema
@@ -214,7 +215,8 @@ def test_connected_sessions_refuse_unless_terminated(env, shop, capsys):
 
 
 @pytest.mark.parametrize("argv, code, text", [
-    (["--target", "host=127.0.0.1 port=1 dbname=x user=u password=hunter2", "--latest", "--yes"], Exit.NETWORK, "cannot connect"),
+    (["--target", "host=127.0.0.1 port=1 dbname=shop user=u password=hunter2", "--latest", "--yes"], Exit.NETWORK,
+     "cannot connect"),
     (["--target", "dbname=shop", "--backup", "orders-20200101T000000000000Z-abcdef", "--yes"], Exit.USAGE, "unknown backup id"),
     (["--target", "dbname=shop", "--backup", "../../etc/passwd", "--yes"], Exit.USAGE, "is not a backup id"),
     (["--target", "not a dsn ===", "--latest"], Exit.USAGE, "not a valid PostgreSQL connection string"),
@@ -261,9 +263,9 @@ def wait_replicated(env, backup_id: str, timeout: float = 30) -> None:
 def test_manifest_written_last(env, shop):
     m = take(env, shop)
     s3 = env.s3()
-    versions = s3.list_object_versions(Bucket=env.bucket(), Prefix=f"{env.contract.tiers['hourly'].prefix}orders/{m.id}/")
+    versions = s3.list_object_versions(Bucket=env.bucket(), Prefix=f"{env.contract.tiers['hourly'].prefix}{m.database}/{m.id}/")
     by_key = {v["Key"].rsplit("/", 1)[1]: v["LastModified"] for v in versions["Versions"]}
-    assert by_key[MANIFEST] >= by_key["dump"]
+    assert by_key[MANIFEST] >= max(by_key["dump"], by_key["globals"])
 
 
 def test_pg_dump_dying_midway_publishes_nothing(env, shop, capsys):
@@ -356,3 +358,39 @@ def test_backup_objects_are_written_once(env, shop):
     with write_once(env.s3(), key.rsplit("/", 1)[0] + "/") as s3, pytest.raises(ClientError) as err:
         s3.put_object(Bucket=env.bucket(), Key=key, Body=b"{}")
     assert err.value.response["Error"]["Code"] == "PreconditionFailed"
+
+
+def test_restores_of_targets_with_a_long_shared_prefix_keep_each_others_scratch(env, capsys):
+    common = "tenant_with_a_really_quite_long_database_name_"  # 46 characters: the suffix no longer fits whole
+    mine, theirs = common + "alpha", common + "bravo"
+    env.create_db(mine, "CREATE TABLE t (n int)", "INSERT INTO t VALUES (1)")
+    made = vault_backup.perform_backup(env.contract, "hourly", source_dsn=env.dsn(mine))
+    in_flight = vault_restore.scratch_name(theirs, "_restore_20200101T000000Z")  # the other target's restore, still running
+    env.create_db(in_flight)
+    assert restore.main(restore_args(env, mine, "--backup", made.id, "--yes")) == 0, capsys.readouterr()
+    capsys.readouterr()
+    assert in_flight in env.databases()
+    env.execute("postgres", f'DROP DATABASE "{in_flight}"')
+
+
+def test_a_backup_from_another_server_leaves_its_running_upload_alone(env, shop, capsys):
+    """The backup lock is per server: an upload from the standby's run is not this run's orphan."""
+    from datetime import timedelta
+
+    from scripts.common import utcnow
+    from scripts.postgres.dsn import parse_dsn
+    from scripts.vault.layout import new_backup_id
+
+    parts = parse_dsn(env.dsn(shop))
+    here = f"{parts['host']}:{parts['port']}/{shop}"
+    earlier = utcnow() - timedelta(minutes=1)
+    s3, bucket = env.s3(), env.bucket()
+    keys = {who: object_key(env.contract, "hourly", shop, new_backup_id(shop, earlier, source))
+            for who, source in (("standby", f"standby.internal:5432/{shop}"), ("killed", here))}
+    ids = {who: s3.create_multipart_upload(Bucket=bucket, Key=key, ServerSideEncryption="aws:kms",
+                                           SSEKMSKeyId=env.contract.keys["primary"].arn)["UploadId"]
+           for who, key in keys.items()}
+    take(env, shop)
+    left = {u["Key"] for u in s3.list_multipart_uploads(Bucket=bucket).get("Uploads", [])}
+    assert keys["standby"] in left and keys["killed"] not in left
+    s3.abort_multipart_upload(Bucket=bucket, Key=keys["standby"], UploadId=ids["standby"])

@@ -10,6 +10,7 @@ from scripts.vault import backup as vault_backup
 from scripts.commands import backups
 from scripts.commands import restore
 from scripts.commands import verify
+from scripts.common import Exit
 from tests.vault.conftest import schema_dump, table_checksums
 from tests.vault.test_faults import wait_replicated
 
@@ -73,7 +74,7 @@ def test_round_trip_preserves_everything(env, awkward, capsys):
     assert rc == 0, result
     after = snapshot(env, awkward)
     assert after == before  # ...and the restore brings back exactly the snapshot
-    previous = result["kept_previous_as"]
+    previous = result["keptPreviousAs"]
     assert previous.startswith("awkward_pre_restore_") and previous in env.databases()
     assert env.query(previous, "SELECT count(*) FROM people") == [(2,)]  # the pre-restore data kept for rollback
     assert not [d for d in env.databases() if "_restore_" in d and "_pre_restore_" not in d]
@@ -88,7 +89,8 @@ def test_backups_list_and_verify_with_test_restore(env, awkward, capsys):
     rc = verify.main(env.args("--backup", newest, "--test-restore", "--json"))
     report = json.loads(capsys.readouterr().out)
     assert rc == 0, report["failures"]
-    assert report["backups"][0]["checks"] == {"primary-object": "ok", "primary-replication": "ok", "primary-sha256": "ok",
+    assert report["backups"][0]["checks"] == {"primary-object": "ok", "primary-manifest-seal": "ok",
+                                              "primary-replication": "ok", "primary-sha256": "ok",
                                               "dr-copy-decrypt-with-dr-key": "ok", "test-restore": "ok"}
     assert not [d for d in env.databases() if "_verify_" in d]
 
@@ -111,15 +113,17 @@ def test_database_settings_and_grants_survive_the_swap(env, awkward, capsys):
 def test_dry_run_and_missing_yes_only_plan(env, awkward, capsys):
     vault_backup.perform_backup(env.contract, "hourly", source_dsn=env.dsn(awkward))
     before = env.databases()
-    for extra in (["--dry-run", "--yes"], []):
-        assert restore.main(env.args("--target", env.dsn(awkward), "--latest", *extra)) == 0
-        assert "plan (nothing done" in capsys.readouterr().out
+    for extra, code in ((["--dry-run", "--yes"], Exit.OK), ([], Exit.REFUSED)):  # README: the plan-only convention
+        assert restore.main(env.args("--target", env.dsn(awkward), "--latest", *extra)) == code
+        out = capsys.readouterr()
+        assert "plan (nothing done" in out.out
+        assert ("re-run with --yes" in out.err) == (code == Exit.REFUSED)
     assert env.databases() == before
 
 
 def test_parallel_restore_from_a_private_spool(env, awkward, capsys):
     vault_backup.perform_backup(env.contract, "hourly", source_dsn=env.dsn(awkward))
     target = env.dsn("awkward_jobs")
-    assert restore.main(env.args("--target", target, "--latest", "--jobs", "2", "--yes")) == 0
+    assert restore.main(env.args("--target", target, "--latest", "--database", awkward, "--allow-rename", "--jobs", "2", "--yes")) == 0
     capsys.readouterr()
     assert table_checksums(target) == table_checksums(env.dsn(awkward))

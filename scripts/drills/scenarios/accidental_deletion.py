@@ -17,7 +17,8 @@ from psycopg import sql
 from scripts.common import utcnow
 from scripts.vault.restore import perform_restore
 from scripts.drills.scenarios import DrillContext
-from scripts.drills.scenarios.data import (TABLE, age_at, describe, dsn, fingerprint, run_data_drill, take_backup)
+from scripts.drills.scenarios.data import (TABLE, age_at, describe, drill_backups, dsn, fingerprint, run_data_drill,
+                                           take_backup)
 
 DELETE = f"delete from {TABLE} where id % 10 = 0"
 
@@ -43,7 +44,7 @@ def _drill(ctx: DrillContext, side: str, before: tuple[int, str]) -> None:
     try:
         with steps.step("partial restore into a schema") as s:
             restored = perform_restore(ctx.contract, dsn(ctx, side), before=at_fail, tables=[TABLE],
-                                       into_schema=schema, db=ctx.db.name)
+                                       into_schema=schema, db=drill_backups(ctx))
             ctx.backup = describe(manifest, restored) | {"id": restored.backup_id}
             s.note(f"{TABLE} from {restored.backup_id} is now {schema}.{table_name}")
         with steps.step("copy missing rows back") as s:

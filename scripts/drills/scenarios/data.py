@@ -22,7 +22,7 @@ from scripts.common import PilotlightError
 from scripts.postgres.dsn import side_dsn, with_dbname
 from scripts.vault.restore import RestoreResult, drop_database
 from scripts.drills.scenarios import DrillContext
-from scripts.vault.layout import Manifest
+from scripts.vault.layout import Manifest, drill_name
 
 TABLE = "public.orders"  # the sandbox's demo table (docs/drills.md: what data drills touch on a real stack)
 TIER = "hourly"
@@ -51,12 +51,17 @@ def fingerprint(target_dsn: str, table: str = TABLE) -> tuple[int, str]:
 
 
 def take_backup(ctx: DrillContext, side: str) -> Manifest:
-    return perform_backup(ctx.contract, TIER, source_dsn=dsn(ctx, side), db=ctx.db.name)
+    return perform_backup(ctx.contract, TIER, source_dsn=dsn(ctx, side), db=ctx.db.name, drill=True)
+
+
+def drill_backups(ctx: DrillContext) -> str:
+    """Where the drill's own backups are filed (what its restores read): never the real ones."""
+    return drill_name(ctx.db.name)
 
 
 def describe(manifest: Manifest, restored: RestoreResult | None = None) -> dict:
     doc = {"id": manifest.id, "tier": manifest.tier, "takenAt": manifest.doc["times"]["snapshot"],
-           "storedBytes": manifest.stored_bytes}
+           "storedBytes": manifest.stored_bytes, "dumpBytes": manifest.doc["dump"]["bytes"]}
     if restored is not None:
         doc["restoreSeconds"] = restored.seconds
     return doc
@@ -87,7 +92,7 @@ def heartbeat_running(ctx: DrillContext, side: str) -> Iterator[heartbeat.Heartb
     finally:
         beat.stop()
         gaps = [b.at - a.at for a, b in zip(beat.acks, beat.acks[1:])]
-        ctx.measured["heartbeat"] = beat.summary()
+        ctx.measured["heartbeat"] = beat.summary(origin=ctx.steps.t0)
         ctx.measured["longestWriteGapSeconds"] = round(max(gaps, default=0.0), 3)
         with ctx.steps.step("cleanup: drop heartbeat table"):
             heartbeat.drop_table(ctx.contract, ctx.db, side)

@@ -17,8 +17,8 @@ import psycopg
 from scripts.common import PilotlightError, utcnow
 from scripts.vault.restore import perform_restore
 from scripts.drills.scenarios import DrillContext
-from scripts.drills.scenarios.data import (TABLE, age_at, describe, drop_kept_database, dsn, fingerprint, run_data_drill,
-                                    take_backup)
+from scripts.drills.scenarios.data import (TABLE, age_at, describe, drill_backups, drop_kept_database, dsn, fingerprint,
+                                           run_data_drill, take_backup)
 
 CORRUPT = f"update {TABLE} set amount = -amount, token = 'corrupted' where id % 3 = 0"
 
@@ -46,7 +46,7 @@ def _drill(ctx: DrillContext, side: str, before: tuple[int, str]) -> None:
             s.note("fingerprint changed")
         with steps.step("restore newest good backup and swap") as s:
             restored = perform_restore(ctx.contract, dsn(ctx, side), before=at_fail, terminate_sessions=True,
-                                       db=ctx.db.name)
+                                       db=drill_backups(ctx))
             ctx.backup = describe(manifest, restored) | {"id": restored.backup_id}
             s.note(f"backup {restored.backup_id} restored and swapped in {restored.seconds:.2f} s")
         with steps.step("verify data") as s:

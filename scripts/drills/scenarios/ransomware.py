@@ -19,8 +19,8 @@ from scripts import aws
 from scripts.common import utcnow
 from scripts.vault.restore import perform_restore
 from scripts.drills.scenarios import DrillContext
-from scripts.drills.scenarios.data import (TABLE, age_at, describe, drop_kept_database, dsn, fingerprint, run_data_drill,
-                                    take_backup)
+from scripts.drills.scenarios.data import (TABLE, age_at, describe, drill_backups, drop_kept_database, dsn, fingerprint,
+                                           run_data_drill, take_backup)
 from scripts.vault.layout import DUMP, MANIFEST, Manifest, object_key
 from scripts.steps import FAILED
 
@@ -74,7 +74,7 @@ def _drill(ctx: DrillContext, side: str, before: tuple[int, str]) -> None:
             s.note(f"{len(refused)}/{len(outcomes)} versioned deletes refused", None if passed else FAILED)
         with steps.step("restore --before the attack and swap") as s:
             restored = perform_restore(ctx.contract, dsn(ctx, side), before=at_attack, terminate_sessions=True,
-                                       db=ctx.db.name)
+                                       db=drill_backups(ctx))
             ctx.backup = describe(clean, restored) | {"id": restored.backup_id}
             s.note(f"backup {restored.backup_id} restored and swapped in {restored.seconds:.2f} s")
         with steps.step("verify data") as s:

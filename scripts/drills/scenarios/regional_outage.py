@@ -111,7 +111,7 @@ def run(ctx: DrillContext) -> None:
                    f"acknowledged row(s) lost, heartbeat gap {ctx.measured['heartbeatGapSeconds']:.3f} s")
     finally:
         beat.stop()
-        ctx.measured["heartbeat"] = beat.summary()
+        ctx.measured["heartbeat"] = beat.summary(origin=ctx.steps.t0)
         if injected:
             _restore(ctx, outage)
         else:

@@ -121,5 +121,5 @@ def transition_problems(before: Sequence[Resource], after: Sequence[Resource]) -
 
 
 from scripts.preview.awsrules import (  # noqa: E402,F401 - arms every service's rules
-    iam, kms, rds, route53, s3,
+    ecs, iam, kms, rds, route53, s3, scheduler,
 )
