@@ -17,7 +17,6 @@ from scripts.commands.parser import emit, fail, parser_for, run
 from scripts.contract import SANDBOX_DIR_ENV, default_sandbox_dir
 from scripts.sandbox import lifecycle
 from scripts.sandbox.rds import Timing
-from scripts.sandbox.state import DEFAULT_STATE_DIR
 
 
 def parse_arguments() -> argparse.ArgumentParser:
