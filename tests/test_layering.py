@@ -25,7 +25,7 @@ COMPONENTS_IMPORTING_STACKS = {"components/dns.py", "components/standby.py"}
 # answers None anywhere else. Injecting outages is the sandbox's job; deciding what to do is the scenario's.
 SANDBOX_IMPORTERS = {"scripts/drills/scenarios/regional_outage.py"}
 # They read <contract>.sandbox only to say which environment a drill (report) ran on.
-ENVIRONMENT_NAMERS = {"scripts/commands/drill.py", "scripts/drills/engine.py"}
+ENVIRONMENT_NAMERS = {"scripts/commands/drill.py", "scripts/commands/status.py", "scripts/drills/engine.py"}
 SANDBOX_ENTRY_POINTS = {"scripts/commands/sandbox.py", "scripts/commands/make_drill.py"}
 
 
@@ -99,5 +99,6 @@ def test_the_environment_is_only_named_never_acted_on():
     for path in ENVIRONMENT_NAMERS:
         for node in ast.walk(TOOLS[path]):
             if isinstance(node, (ast.If, ast.While, ast.IfExp)) and _reads_sandbox(ast.Module([ast.Expr(node.test)], [])):
-                assert isinstance(node, ast.IfExp) and all(isinstance(v, ast.Constant) for v in (node.body, node.orelse)), (
+                assert isinstance(node, ast.IfExp) and all(isinstance(v, (ast.Constant, ast.JoinedStr))
+                                                           for v in (node.body, node.orelse)), (
                     f"{path}:{node.lineno} branches on <contract>.sandbox")

@@ -15,7 +15,7 @@ from pathlib import Path
 from scripts.commands import runbook
 from scripts.commands.parser import echo_for, emit, load_contract, parser_for, run
 from scripts.common import Exit, Refused, iso, utcnow
-from scripts.contract import Contract, Database, default_outputs_file
+from scripts.contract import Contract, Database
 from scripts.drills.engine import ALL, CONTROL_PLANE_FAULTS, plan, run_drill, target, verdict_line
 from scripts.units import seconds as human_seconds
 
@@ -68,8 +68,7 @@ def _body(args: argparse.Namespace) -> int:
 
 def runbook_html(contract: Contract, outputs: Path | None) -> str:
     """The stack's runbook as HTML, written beside the reports so they can link to it."""
-    source = f"--outputs {outputs}" if outputs else (
-        f"--stack {contract.stack}" if contract.sandbox is None else f"--outputs {default_outputs_file()}")
+    source = f"--outputs {outputs or contract.source}" if (outputs or contract.source) else f"--stack {contract.stack}"
     title = f"DR runbook — {contract.project}/{contract.stack}"
     return runbook.render_html(runbook.render_markdown(contract, source, iso(utcnow())), title)
 
