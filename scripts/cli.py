@@ -17,7 +17,7 @@ COMMANDS: dict[str, tuple[str, str]] = {
     "verify": ("scripts.commands.verify", "prove backups are present, intact, decryptable and restorable"),
     "restore": ("scripts.commands.restore", "restore a backup into a new database and swap it in safely"),
     "cutover": ("scripts.commands.cutover", "promote the DR database and point the service name at it"),
-    "failback": ("scripts.commands.failback", "re-seed the primary side and move the service back"),
+    "failback": ("scripts.commands.failback", "build a new primary from DR (RDS) and move the service back"),
     "drill": ("scripts.commands.drill", "inject a failure, recover, measure RTO/RPO against the objectives"),
     "check": ("scripts.commands.check", "credential-free preview of a stack: resources, policies, objectives"),
     "runbook": ("scripts.commands.runbook", "render this stack's DR runbook"),

@@ -17,25 +17,28 @@ Version 1 (``contractVersion: 1``), every top-level key is one ``pulumi.export``
                       tiers: {hourly|daily|weekly|monthly: {prefix, intervalSeconds, slackSeconds, retentionDays}}}
     dns              {zoneId, zoneName, ttl}
     databases        [{name, dbName, port,
-                       primary: {identifier, arn, host},
-                       standby: {identifier, arn, host},
+                       primary: {identifier, arn, host[, port]},
+                       standby: {identifier, arn, host[, port]},
                        dns: {recordName, healthCheckId, primaryTarget, drTarget,
-                             switch?: {healthCheckId, threshold: {primary: int, dr: int}},
-                             signalAlarm?: {name, region}},
-                       promotion?: {backupRetentionDays: int, multiAz: bool},
-                       failback?: {generation: int, primaryIdentifier, standbyIdentifier, standbyUrn}}]
-                     (``?``: optional, additive; the Pulumi program always exports them)
+                             [switch: {healthCheckId, threshold: {primary, dr}}],
+                             [signalAlarm: {name, region}]},
+                       [failback: {generation, primaryIdentifier, standbyIdentifier, standbyUrn}],
+                       [promotion: {backupRetentionDays, multiAz}]}]
     alarms           {topicArn, metricNamespace, backupAgeMetric}
     objectives       {scenario: {rtoSeconds, rpoSeconds}} for regional-outage, database-loss,
                       data-corruption, ransomware, accidental-deletion
     recovery         optional {detectionSeconds, healthCheck: {intervalSeconds, failureThreshold}, promotionSeconds}:
                       the stack's own failover figures, from which drill reports project the RTO on AWS
-    sandbox          optional, see :class:`Sandbox`
+    access           optional, see :class:`Access`: where the tools reach AWS, DNS and PostgreSQL when
+                     it is not the default (VPC endpoints, a resolver, a libpq passfile)
+    sandbox          optional, see :class:`Sandbox`; read only by ``scripts/sandbox/`` (and to name the
+                     environment in a report)
 
 Secrets (database passwords, keys) are never part of the contract. See docs/outputs-contract.md.
 """
 from __future__ import annotations
 
+import dataclasses
 import json
 import os
 import re
@@ -108,14 +111,15 @@ class Endpoint:
     identifier: str
     arn: str
     host: str
+    port: int | None = None  # None: the database's ``port``
 
 
 @dataclass(frozen=True)
 class Switch:
-    """The CALCULATED health check on the PRIMARY record: its threshold per active side picks the side."""
+    """The calculated Route 53 health check on the PRIMARY record: its threshold picks the active side."""
 
     health_check_id: str
-    thresholds: Mapping[str, int]
+    threshold: Mapping[str, int]
 
 
 @dataclass(frozen=True)
@@ -129,22 +133,23 @@ class ServiceDns:
     """``{name, region}``: the primary-region alarm on the primary instance that the signal check reads."""
 
 
-@dataclass(frozen=True)
-class Promotion:
-    """What PromoteReadReplica must pass so the promoted standby is what ``active: dr`` declares."""
-
-    backup_retention_days: int
-    multi_az: bool
-
 
 @dataclass(frozen=True)
 class Failback:
-    """The identifiers failback creates (docs/program.md "Failback"), as the stack will declare them."""
+    """The identifiers the next failback creates (the stack's generation g; see docs/drills.md)."""
 
     generation: int
     primary_identifier: str
     standby_identifier: str
-    standby_urn: str
+    standby_urn: str | None = None
+
+
+@dataclass(frozen=True)
+class Promotion:
+    """What a promoted standby needs from the promotion call itself (RDS keeps no backups of a replica)."""
+
+    backup_retention_days: int
+    multi_az: bool = False
 
 
 @dataclass(frozen=True)
@@ -155,14 +160,51 @@ class Database:
     primary: Endpoint
     standby: Endpoint
     dns: ServiceDns
-    promotion: Promotion | None = None
     failback: Failback | None = None
+    promotion: Promotion | None = None
+
+    def endpoint(self, side: str) -> Endpoint:
+        return self.primary if side == "primary" else self.standby
+
+    def port_of(self, side: str) -> int:
+        return self.endpoint(side).port or self.port
 
 
 @dataclass(frozen=True)
 class Objective:
     rto_seconds: float
     rpo_seconds: float
+
+
+@dataclass(frozen=True)
+class DatabaseAccess:
+    """How the tools log in: ``user``/``admin_user`` None means libpq's environment (PGUSER, PGPASSWORD)."""
+
+    user: str | None = None
+    admin_user: str | None = None
+    passfile: str | None = None
+    sslmode: str = "require"
+
+
+@dataclass(frozen=True)
+class Access:
+    """Where the tools reach AWS, DNS and the databases, when it is not AWS's public default.
+
+    A real stack may export this too (VPC interface endpoints, a Route 53 Resolver inbound
+    endpoint, a passfile on the operator's machine); the sandbox writes its emulator's.
+    ``aws_endpoints`` maps a region (or ``route53``) to an endpoint URL; ``credentials_file`` is
+    an AWS shared credentials file (never the keys themselves); ``dns_resolver`` is (host, port),
+    and the zone's authoritative servers answer on ``authoritative_port``.
+    """
+
+    aws_endpoints: Mapping[str, str]
+    credentials_file: str | None
+    dns_resolver: tuple[str, int] | None
+    authoritative_port: int
+    database: DatabaseAccess
+
+
+NO_ACCESS = Access({}, None, None, 53, DatabaseAccess())
 
 
 @dataclass(frozen=True)
@@ -230,6 +272,8 @@ class Contract:
     objectives: Mapping[str, Objective]
     sandbox: Sandbox | None
     raw: Mapping[str, Any]
+    access: Access = NO_ACCESS
+    source: Path | None = None  # the outputs file this was read from; None when read from `pulumi stack output`
     jobs: tuple["Job", ...] = ()
 
     def region(self, side: str) -> str:
@@ -246,10 +290,8 @@ class Contract:
         raise ContractError(f"unknown database {name!r}; this stack protects: {known}")
 
     def aws_endpoint(self, side: str) -> str | None:
-        """The AWS endpoint URL for a side's region: None on real AWS (boto3 picks it)."""
-        if self.sandbox is None:
-            return None
-        return self.sandbox.aws_endpoints[self.regions[side]]
+        """The AWS endpoint URL for a side's region: None for AWS's public endpoint (boto3 picks it)."""
+        return self.access.aws_endpoints.get(self.regions[side])
 
 
 def _get(doc: Mapping[str, Any], path: str) -> Any:
@@ -302,13 +344,6 @@ def _bool(doc: Mapping[str, Any], path: str) -> bool:
     return value
 
 
-def _switch(doc: Mapping[str, Any], p: str) -> Switch:
-    thresholds = {side: _int(doc, f"{p}.dns.switch.threshold.{side}") for side in SIDES}
-    if thresholds["dr"] <= thresholds["primary"]:
-        raise ContractError(f"outputs '{p}.dns.switch.threshold': dr must exceed primary, got {thresholds}")
-    return Switch(_str(doc, f"{p}.dns.switch.healthCheckId"), thresholds)
-
-
 def parse(doc: Mapping[str, Any]) -> Contract:
     """Validate an outputs document and return it typed; raises ContractError with one line."""
     if not isinstance(doc, Mapping):
@@ -352,23 +387,20 @@ def parse(doc: Mapping[str, Any]) -> Contract:
                 name=_name(wrapped, f"{p}.name"),
                 db_name=_str(wrapped, f"{p}.dbName"),
                 port=_int(wrapped, f"{p}.port"),
-                primary=Endpoint(*(_str(wrapped, f"{p}.primary.{k}") for k in ("identifier", "arn", "host"))),
-                standby=Endpoint(*(_str(wrapped, f"{p}.standby.{k}") for k in ("identifier", "arn", "host"))),
+                primary=_endpoint(wrapped, f"{p}.primary"),
+                standby=_endpoint(wrapped, f"{p}.standby"),
                 dns=ServiceDns(
                     *(
                         _str(wrapped, f"{p}.dns.{k}")
                         for k in ("recordName", "healthCheckId", "primaryTarget", "drTarget")
                     ),
-                    switch=_switch(wrapped, p) if "switch" in item.get("dns", {}) else None,
+                    switch=_switch(wrapped, f"{p}.dns.switch") if item.get("dns", {}).get("switch") else None,
                     signal_alarm={k: _str(wrapped, f"{p}.dns.signalAlarm.{k}") for k in ("name", "region")}
-                    if "signalAlarm" in item.get("dns", {}) else None,
+                    if item.get("dns", {}).get("signalAlarm") else None,
                 ),
+                failback=_failback(wrapped, f"{p}.failback") if item.get("failback") else None,
                 promotion=Promotion(_int(wrapped, f"{p}.promotion.backupRetentionDays"),
-                                    _bool(wrapped, f"{p}.promotion.multiAz")) if "promotion" in item else None,
-                failback=Failback(_int(wrapped, f"{p}.failback.generation"),
-                                  *(_str(wrapped, f"{p}.failback.{k}")
-                                    for k in ("primaryIdentifier", "standbyIdentifier", "standbyUrn")))
-                if "failback" in item else None,
+                                    bool(item["promotion"].get("multiAz"))) if item.get("promotion") else None,
             )
         )
     objectives = {
@@ -402,6 +434,47 @@ def parse(doc: Mapping[str, Any]) -> Contract:
         sandbox=_parse_sandbox(doc["sandbox"], regions.values()) if doc.get("sandbox") else None,
         raw=doc,
         jobs=_parse_jobs(doc.get("jobs") or []),
+        access=_parse_access(doc["access"]) if doc.get("access") else NO_ACCESS,
+    )
+
+
+def _endpoint(doc: Mapping[str, Any], path: str) -> Endpoint:
+    port = _int(doc, f"{path}.port") if "port" in _get(doc, path) else None
+    return Endpoint(*(_str(doc, f"{path}.{k}") for k in ("identifier", "arn", "host")), port=port)
+
+
+def _switch(doc: Mapping[str, Any], path: str) -> Switch:
+    thresholds = {side: _int(doc, f"{path}.threshold.{side}") for side in SIDES}
+    if thresholds["dr"] <= thresholds["primary"]:
+        raise ContractError(f"outputs '{path}.threshold': dr must exceed primary, got {thresholds}")
+    return Switch(_str(doc, f"{path}.healthCheckId"), thresholds)
+
+
+def _failback(doc: Mapping[str, Any], path: str) -> Failback:
+    urn = _get(doc, path).get("standbyUrn")
+    return Failback(_int(doc, f"{path}.generation"), _str(doc, f"{path}.primaryIdentifier"),
+                    _str(doc, f"{path}.standbyIdentifier"), urn if isinstance(urn, str) and urn else None)
+
+
+def _parse_access(raw: Mapping[str, Any]) -> Access:
+    doc = {"access": raw}
+    endpoints = raw.get("awsEndpoints", {})
+    if not isinstance(endpoints, Mapping) or not all(isinstance(v, str) for v in endpoints.values()):
+        raise ContractError("outputs 'access.awsEndpoints' must map region (or route53) to an endpoint URL")
+    resolver = None
+    if raw.get("dnsResolver"):
+        resolver = (_str(doc, "access.dnsResolver.host"), _int(doc, "access.dnsResolver.port"))
+    database = raw.get("database") or {}
+    if not isinstance(database, Mapping):
+        raise ContractError("outputs 'access.database' must be an object")
+    return Access(
+        aws_endpoints=dict(endpoints),
+        credentials_file=_str(doc, "access.credentialsFile") if raw.get("credentialsFile") else None,
+        dns_resolver=resolver,
+        authoritative_port=_int(doc, "access.authoritativePort") if "authoritativePort" in raw else 53,
+        database=DatabaseAccess(
+            user=database.get("user"), admin_user=database.get("adminUser"),
+            passfile=database.get("passfile"), sslmode=database.get("sslmode", "require")),
     )
 
 
@@ -474,7 +547,7 @@ def load_file(path: str | Path) -> Contract:
         doc = json.loads(text)
     except json.JSONDecodeError as exc:
         raise ContractError(f"outputs file {path} is not JSON (line {exc.lineno}: {exc.msg})") from None
-    return parse(doc)
+    return dataclasses.replace(parse(doc), source=path)
 
 
 def load_stack(stack: str) -> Contract:

@@ -7,7 +7,6 @@ done, exit 4) and the output; the steps themselves are
 from __future__ import annotations
 
 import argparse
-import json
 from typing import Any
 
 from scripts.commands.parser import (add_confirmation, echo_for, emit, load_contract, parser_for, plan_exit, plan_only,
@@ -26,8 +25,6 @@ def human(result: dict[str, Any], steps: Steps) -> list[str]:
     if result["dryRun"]:
         lines = [f"dry run: cutover of {result['database']} to side {to} would:"]
         lines += [f"  {i}. {p}" for i, p in enumerate(result["plan"], 1)]
-        if result.get("changeBatch"):
-            lines += ["change batch:", json.dumps(result["changeBatch"], indent=2)]
         return lines
     total = sum(s.seconds for s in steps.steps)
     lines = [f"cutover to side {to} complete in {dur(total)}"]

@@ -15,17 +15,15 @@ from pathlib import Path
 from scripts.commands import runbook
 from scripts.commands.parser import echo_for, emit, load_contract, parser_for, run
 from scripts.common import Exit, Refused, iso, utcnow
-from scripts.contract import Contract, Database, default_outputs_file
+from scripts.contract import Contract, Database
 from scripts.drills.engine import ALL, CONTROL_PLANE_FAULTS, plan, run_drill, target, verdict_line
 from scripts.units import seconds as human_seconds
 
 
 def confirm(contract: Contract, args: argparse.Namespace) -> None:
-    """A real stack needs its name typed out; the sandbox needs nothing."""
-    if contract.sandbox is not None:
-        return
+    """The stack's name typed out: a drill breaks things for real, on the sandbox too."""
     if args.yes_on_stack != contract.stack:
-        raise Refused(f"{contract.stack!r} is a real stack: a drill breaks things there for real "
+        raise Refused(f"a drill breaks things on stack {contract.stack!r} for real "
                       f"(docs/drills.md); re-run with --yes-on-stack {contract.stack}")
 
 
@@ -35,7 +33,7 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument("--scenario", required=True, choices=[*ALL, "all"], help="what to break")
     parser.add_argument("--report", metavar="DIR", type=Path, help="write JSON, Markdown and HTML reports here")
     parser.add_argument("--database", metavar="NAME", help="protected database (default: the first)")
-    parser.add_argument("--yes-on-stack", metavar="NAME", help="confirm a drill on the real stack NAME")
+    parser.add_argument("--yes-on-stack", metavar="NAME", help="confirm: run the drill on stack NAME")
     parser.add_argument("--dry-run", action="store_true",
                         help="print what each drill would break, its objectives and projected RTO; touch nothing")
     parser.add_argument("--control-plane", choices=CONTROL_PLANE_FAULTS, default="refuse",
@@ -70,8 +68,7 @@ def _body(args: argparse.Namespace) -> int:
 
 def runbook_html(contract: Contract, outputs: Path | None) -> str:
     """The stack's runbook as HTML, written beside the reports so they can link to it."""
-    source = f"--outputs {outputs}" if outputs else (
-        f"--stack {contract.stack}" if contract.sandbox is None else f"--outputs {default_outputs_file()}")
+    source = f"--outputs {outputs or contract.source}" if (outputs or contract.source) else f"--stack {contract.stack}"
     title = f"DR runbook — {contract.project}/{contract.stack}"
     return runbook.render_html(runbook.render_markdown(contract, source, iso(utcnow())), title)
 

@@ -23,8 +23,9 @@ def human(result: dict[str, Any], steps: Steps) -> list[str]:
         return [f"dry run: failback of {result['database']} would:"] + [
             f"  {i}. {p}" for i, p in enumerate(result["plan"], 1)]
     total = sum(s.seconds for s in steps.steps)
-    return [f"failback to side primary complete in {dur(total)}",
-            f"so the next `pulumi up --refresh` agrees: {result['pulumiConfig']}, then `pulumi up --refresh`"]
+    return [f"failback to primary complete in {dur(total)}; new primary {result['newPrimary']['identifier']}, "
+            f"new standby {result['newStandby']['identifier']}", "so the stack agrees, run:",
+            *(f"  {line}" for line in result["pulumiCommands"])]
 
 
 
@@ -33,7 +34,7 @@ def _body(args: argparse.Namespace) -> int:
     db = contract.database(args.database)
     steps = Steps(echo=echo_for(args))
     result = perform_failback(contract, db, steps, dry_run=plan_only(args), outputs=args.outputs,
-                              dns_timeout=args.dns_timeout)
+                              dns_timeout=args.dns_timeout, discard_diverged=args.discard_diverged)
     result["steps"] = steps.as_list()
     emit(args, result, lambda: human(result, steps))
     return plan_exit(args, "pilotlight failback") if result["dryRun"] else Exit.OK
@@ -43,4 +44,6 @@ def _body(args: argparse.Namespace) -> int:
 def main(argv: list[str] | None = None) -> int:
     parser = build_parser("failback", ("primary",), force=False)
     parser.description = __doc__.splitlines()[0].split(": ", 1)[1]
+    parser.add_argument("--discard-diverged", action="store_true",
+                        help="the old primary took writes DR never got: back it up into the vault, then discard it")
     return run(_body, parser, argv)

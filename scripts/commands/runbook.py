@@ -92,9 +92,8 @@ def _objectives(c: Contract) -> list[str]:
 
 
 def _drill(c: Contract) -> str:
-    """A drill breaks things for real on a real stack, so there it must name the stack (docs/drills.md)."""
-    confirm = "" if c.sandbox is not None else f" --yes-on-stack {c.stack}"
-    return f"drill --scenario regional-outage{confirm}"
+    """A drill breaks things for real, so it must name the stack (docs/drills.md)."""
+    return f"drill --scenario regional-outage --yes-on-stack {c.stack}"
 
 
 def _scenario_header(c: Contract, name: str) -> list[str]:
@@ -187,7 +186,8 @@ def _accidental_deletion(c: Contract, x: Commands, db: Database) -> list[str]:
 def _failback(c: Contract, x: Commands, db: Database) -> list[str]:
     return [
         "## Failback", "",
-        f"When `{c.region('primary')}` is healthy again: re-seed it from the serving side, switch back, record it.", "",
+        f"When `{c.region('primary')}` is healthy again: a new primary is built from the serving side (RDS "
+        "cross-region replica), switched back, a new DR replica made; run the `pulumi` commands it prints.", "",
         *_code([x.pl(f"failback --to primary --database {db.name} --dry-run"),
                 x.pl(f"failback --to primary --database {db.name} --yes"),
                 "# then the `pulumi config set` commands failback prints (new primary, generation, active side)",
@@ -295,8 +295,8 @@ def source_flag(args: argparse.Namespace, contract: Contract) -> str:
     """How the runbook's commands find this stack: the same way this run did."""
     if args.outputs is not None:
         return f"--outputs {args.outputs}"
-    if contract.sandbox is not None:
-        return "--outputs .pilotlight/sandbox/outputs.json"
+    if contract.source is not None:
+        return f"--outputs {contract.source}"
     return f"--stack {contract.stack}"
 
 

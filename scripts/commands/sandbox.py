@@ -16,6 +16,7 @@ from scripts.common import Exit, UsageError
 from scripts.commands.parser import emit, fail, parser_for, run
 from scripts.contract import SANDBOX_DIR_ENV, default_sandbox_dir
 from scripts.sandbox import lifecycle
+from scripts.sandbox.rds import Timing
 
 
 def parse_arguments() -> argparse.ArgumentParser:
@@ -26,6 +27,9 @@ def parse_arguments() -> argparse.ArgumentParser:
                              "else .pilotlight/sandbox under the project root, the directory holding Pulumi.yaml)")
     parser.add_argument("--config", type=Path, default=lifecycle.DEFAULT_CONFIG, metavar="FILE",
                         help="stack config the sandbox is built from (default: Pulumi.dr.yaml)")
+    parser.add_argument("--rds-timing", default="fast", metavar="SPEC",
+                        help="emulated RDS transition times: fast (default), aws (AWS-like minutes), "
+                             "or KEY=SECONDS,... e.g. promote=60")
     parser.add_argument("--seed-rows", type=int, default=1000, metavar="N",
                         help="demo rows per table in the sandbox database (up; default 1000)")
     parser.add_argument("--schedule-speed", type=float, default=0, metavar="N",
@@ -41,7 +45,11 @@ def body(args: argparse.Namespace) -> Exit:
     if not 0 <= args.schedule_speed <= 1_000_000:
         raise UsageError(f"--schedule-speed must be from 0 (off) to 1000000, got {args.schedule_speed:g}")
     if args.action == "up":
-        doc, reused = lifecycle.up(args.state_dir, args.config, args.seed_rows, args.schedule_speed)
+        try:
+            Timing.parse(args.rds_timing)
+        except ValueError as exc:
+            raise UsageError(f"--rds-timing: {exc}") from None
+        doc, reused = lifecycle.up(args.state_dir, args.config, args.seed_rows, args.schedule_speed, args.rds_timing)
         outputs = args.state_dir.absolute() / "outputs.json"
         emit(args, {"state": "up", "reused": reused, "outputs": str(outputs), "contract": doc},
              lambda: _up_lines(doc, outputs, reused))
@@ -77,12 +85,16 @@ def _status_lines(report: dict) -> list[str]:
     lines = [f"sandbox {report['state']} ({report['stateDir']})"]
     for name, proc in report["processes"].items():
         extra = f"  {proc['role']}" if proc.get("role") else ""
-        lines.append(f"  {name:<8} pid {proc['pid'] or '-':<8} {'alive' if proc['alive'] else 'DEAD'}{extra}")
+        extra += f"  (RDS: {proc['rdsStatus']})" if proc.get("rdsStatus") else ""
+        alive = "alive" if proc["alive"] else ("down" if proc.get("rdsStatus") else "DEAD")
+        lines.append(f"  {name:<8} pid {proc['pid'] or '-':<8} {alive}{extra}")
     daemon = report.get("daemon") or {}
     for name, proxy in (daemon.get("proxies") or {}).items():
         lines.append(f"  proxy {name:<10} :{proxy['port']}  {proxy['mode']}")
     for cid, check in (daemon.get("healthChecks") or {}).items():
-        lines.append(f"  health {cid[:8]} {check['ip']}:{check['port']}  {'healthy' if check['healthy'] else 'UNHEALTHY'}")
+        what = (f"calculated >= {check['healthThreshold']} of {len(check['children'])}" if "children" in check
+                else f"{check['ip']}:{check['port']}")
+        lines.append(f"  health {cid[:8]} {what}  {'healthy' if check['healthy'] else 'UNHEALTHY'}")
     if daemon.get("replicator"):
         rep = daemon["replicator"]
         lines.append(f"  replicator     {rep['replicated']} copied, {rep['deleteMarkers']} delete markers, "

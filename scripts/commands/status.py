@@ -7,8 +7,11 @@ Lines, each judged on its own (an unreachable source is a FAIL line, never a cra
 - RPO of the backup-based scenarios (data corruption, ransomware, accidental deletion) against
   the newest complete backup's age;
 - replication: the newest backup is in the DR vault too (WARN while inside the 15 min RTC window);
-- standby lag against the regional-outage RPO (sandbox: the standby's own replay position;
-  AWS: the ``ReplicaLag`` metric), FAIL if the standby no longer replicates while primary is active;
+- standby lag against the regional-outage RPO (the standby's own replay position in SQL, or the
+  ``ReplicaLag`` metric when the tools cannot reach it), FAIL if the standby no longer replicates
+  while primary is active, or its WAL replay is paused;
+- fence: FAIL when a side's database takes no session (a fence an interrupted cutover left behind),
+  naming the rerun that finishes the cutover or the statement that lifts it;
 - DNS: which side every authoritative server answers for, against the stack's ``active`` side;
 - the last drill of each scenario found in the reports directory (PASS, age, measured RTO/RPO).
 
@@ -31,6 +34,7 @@ from scripts.vault import layout as vault
 from scripts.common import Exit, PilotlightError, iso, parse_timestamp, utcnow
 from scripts.commands.parser import emit, load_contract, parser_for, run
 from scripts.contract import Contract, Database, project_root
+from scripts.postgres import replication
 from stacks.vocabulary import SIDES
 from scripts.postgres.dsn import side_dsn
 from scripts.postgres import kept
@@ -154,15 +158,18 @@ def standby_line(contract: Contract, db: Database, now: datetime) -> list[Line]:
     rpo = contract.objectives["regional-outage"].rpo_seconds
     objective = f"<= {duration(rpo)}"
     subject = f"{db.name} side {standby}"  # "side dr", never to be read as the stack dr
-    if contract.sandbox is None:
-        lag = _replica_lag_metric(contract, db, standby, now)
-        if lag is None:
-            return [Line("standby lag", subject, WARN, "no data", objective, "no ReplicaLag datapoint in 10 min")]
-        return [Line("standby lag", subject, OK if lag <= rpo else FAIL, f"{lag:.0f} s", objective, "ReplicaLag")]
-    return [_sandbox_lag(contract, db, standby, subject, rpo, objective)]
+    try:
+        return [_sql_lag(contract, db, standby, subject, rpo, objective)]
+    except PilotlightError as exc:  # the tools cannot reach the standby: ask CloudWatch instead
+        unreachable = _one_line(exc)
+    lag = _replica_lag_metric(contract, db, standby, now)
+    if lag is None:
+        return [Line("standby lag", subject, WARN, "no data", objective,
+                     f"standby unreachable ({unreachable}); no ReplicaLag datapoint in 10 min")]
+    return [Line("standby lag", subject, OK if lag <= rpo else FAIL, f"{lag:.0f} s", objective, "ReplicaLag")]
 
 
-def _sandbox_lag(contract: Contract, db: Database, standby: str, subject: str, rpo: float, objective: str) -> Line:
+def _sql_lag(contract: Contract, db: Database, standby: str, subject: str, rpo: float, objective: str) -> Line:
     """How long the standby takes to replay what the active side has written so far (server clocks only)."""
     try:
         with pg.connect(side_dsn(contract, contract.active, db, dbname="postgres", superuser=True)) as conn:
@@ -173,6 +180,9 @@ def _sandbox_lag(contract: Contract, db: Database, standby: str, subject: str, r
         if not conn.execute("SELECT pg_is_in_recovery()").fetchone()[0]:
             return Line("standby lag", subject, FAIL, "not replicating", objective,
                         f"the {standby} database is writable while the stack says {contract.active} is active")
+        if conn.execute("SELECT pg_get_wal_replay_pause_state() <> 'not paused'").fetchone()[0]:
+            return Line("standby lag", subject, FAIL, "replay paused", objective,
+                        f"WAL replay on {standby} is paused (pg_wal_replay_pause); resume: SELECT pg_wal_replay_resume()")
         if target is None:
             age = conn.execute("SELECT EXTRACT(EPOCH FROM now() - pg_last_xact_replay_timestamp())").fetchone()[0]
             return Line("standby lag", subject, WARN, "unknown", objective,
@@ -192,6 +202,30 @@ def _sandbox_lag(contract: Contract, db: Database, standby: str, subject: str, r
     lag = float(age) if age is not None else float("inf")
     return Line("standby lag", subject, OK if lag <= rpo else FAIL, f"{lag:.1f} s", objective,
                 f"still behind {target} after {waited:.1f} s; lag from the last replayed transaction")
+
+
+def fence_lines(contract: Contract, db: Database) -> list[Line]:
+    """A fence left behind: a side's database refuses every session (see scripts.postgres.replication).
+
+    Expected on the old side once the other is promoted (until failback); a FAIL on the side the
+    stack records as active, or while the other side has not been promoted (a cutover interrupted
+    between fence and promotion: nobody can write).
+    """
+    states = {side: replication.state(contract, db, side) for side in SIDES}
+    lines = []
+    for side, now in states.items():
+        if not (now.reachable and now.fenced):
+            continue
+        other = "dr" if side == "primary" else "primary"
+        if side != contract.active and states[other].role == "primary" and not states[other].fenced:
+            lines.append(Line("fence", f"{db.name} {side}", OK, "fenced", "old side only",
+                              f"{db.db_name} takes no session on the old {side} side (expected until failback)"))
+            continue
+        lines.append(Line("fence", f"{db.name} {side}", FAIL, "fenced", "none on the active side",
+                          f"{db.db_name} takes no session on {side} ({now.role}): a cutover was interrupted; finish it: "
+                          f"pilotlight cutover --to {other} --yes; or undo: ALTER DATABASE {db.db_name} "
+                          "ALLOW_CONNECTIONS true"))
+    return lines or [Line("fence", db.name, OK, "none", "none on the active side", "both sides accept sessions")]
 
 
 def _replica_lag_metric(contract: Contract, db: Database, side: str, now: datetime) -> float | None:
@@ -272,6 +306,7 @@ def collect(contract: Contract, reports: Path, now: datetime) -> list[Line]:
     lines = guarded("backup age", "vault", "", lambda: backup_lines(contract, now))
     for db in contract.databases:
         lines += guarded("standby lag", db.name, "", lambda db=db: standby_line(contract, db, now))
+        lines += guarded("fence", db.name, "none", lambda db=db: fence_lines(contract, db))
         lines += guarded("kept copies", db.name, f"< {kept.WARN_AT}", lambda db=db: kept_line(contract, db))
         lines += guarded("dns", db.dns.record_name, f"answers {contract.active}", lambda db=db: dns_line(contract, db))
     lines += guarded("drill", "reports", "", lambda: drill_lines(reports, now, contract))

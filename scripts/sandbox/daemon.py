@@ -8,8 +8,10 @@ stopped by `sandbox down` with SIGTERM. It runs:
 - the DNS server (:mod:`scripts.sandbox.dns_server`), the health prober (:mod:`scripts.sandbox.health`)
   and the emulated S3 replicator (:mod:`scripts.sandbox.replicator`), which all talk to moto
   directly, never through a region proxy (they stand in for AWS-internal machinery);
+- the emulated RDS control plane (:mod:`scripts.sandbox.rds`), reached through the region proxies;
 - a control socket on loopback: one JSON request line, one JSON reply line
-  (``{"op": "status"}``, ``{"op": "mode", "proxy": NAME, "mode": MODE}``), used by
+  (``{"op": "status"}``, ``{"op": "mode", "proxy": NAME, "mode": MODE}``,
+  ``{"op": "rds-register", "instances": [...]}``), used by
   :mod:`scripts.sandbox.control`.
 
 When everything listens it writes ``daemon.json`` (pids and ports), which `up` waits for.
@@ -32,6 +34,7 @@ from pathlib import Path
 from scripts.sandbox.dns_server import DnsServer, ZoneView
 from scripts.sandbox.health import HealthProber
 from scripts.sandbox.proxy import Proxy
+from scripts.sandbox.rds import RdsEmulator, Timing
 from scripts.sandbox.replicator import Replicator
 from scripts.sandbox.scheduler import JobScheduler
 from scripts.sandbox.state import DAEMON, OUTPUTS, ContractWatcher, free_port, write_json
@@ -89,9 +92,10 @@ def _start_moto_once(logs: Path) -> tuple[subprocess.Popen, int]:
 
 
 class Daemon:
-    def __init__(self, state_dir: Path, regions: list[str], schedule_speed: float = 0):
+    def __init__(self, state_dir: Path, regions: list[str], schedule_speed: float = 0, rds_timing: Timing = Timing()):
         self.state_dir = state_dir
         self.regions = regions
+        self.rds_timing = rds_timing
         self.scheduler = JobScheduler(state_dir, state_dir / OUTPUTS, schedule_speed) if schedule_speed > 0 else None
         self.stopping = asyncio.Event()
         self.moto: subprocess.Popen | None = None
@@ -100,10 +104,14 @@ class Daemon:
         logs = self.state_dir / "logs"
         self.moto, moto_port = await asyncio.to_thread(start_moto, logs)
         moto_url = f"http://127.0.0.1:{moto_port}"
-        self.proxies = {name: Proxy(name, ("127.0.0.1", moto_port)) for name in [*self.regions, ROUTE53]}
+        watcher = ContractWatcher(self.state_dir / OUTPUTS)
+        self.rds = RdsEmulator(self.state_dir, moto_url, watcher, self._region_reachable, self.rds_timing)
+        self.rds.start()
+        self.proxies = {name: Proxy(name, ("127.0.0.1", moto_port),
+                                    rds_target=("127.0.0.1", self.rds.port) if name != ROUTE53 else None)
+                        for name in [*self.regions, ROUTE53]}
         for proxy in self.proxies.values():
             await proxy.start()
-        watcher = ContractWatcher(self.state_dir / OUTPUTS)
         self.prober = HealthProber(moto_url, watcher)
         self.replicator = Replicator(moto_url, watcher, self._replication_paused)
         self.dns = DnsServer(ZoneView(moto_url, watcher, self.prober))
@@ -120,6 +128,7 @@ class Daemon:
             "motoUrl": moto_url,
             "proxies": {name: p.port for name, p in self.proxies.items()},
             "dnsPort": self.dns.port,
+            "rdsPort": self.rds.port,
             "controlPort": control.sockets[0].getsockname()[1],
         })
         log.info("sandbox daemon ready: moto %s, dns %s", moto_url, self.dns.port)
@@ -128,6 +137,10 @@ class Daemon:
         watchdog.cancel()
         control.close()
         await self._shutdown()
+
+    def _region_reachable(self, region: str) -> bool:
+        proxy = self.proxies.get(region)
+        return proxy is None or proxy.mode == "pass"
 
     def _replication_paused(self) -> bool:
         """S3 replication stops while either region is unreachable (it would on AWS too)."""
@@ -144,6 +157,7 @@ class Daemon:
             await asyncio.to_thread(self.scheduler.stop)
         self.prober.stop()
         self.replicator.stop()
+        self.rds.stop()
         self.dns.stop()
         for proxy in self.proxies.values():
             await proxy.stop()
@@ -181,6 +195,9 @@ class Daemon:
                 return {"ok": False, "error": f"unknown endpoint {name!r}; known: {', '.join(self.proxies)}"}
             await self.proxies[name].set_mode(request.get("mode", "pass"))
             return {"ok": True, "proxy": self.proxies[name].describe()}
+        if op == "rds-register":
+            self.rds.register(request.get("instances", []))
+            return {"ok": True}
         return {"ok": False, "error": f"unknown op {op!r}"}
 
 
@@ -188,12 +205,13 @@ def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="pilotlight-sandbox-daemon", allow_abbrev=False)
     parser.add_argument("--state-dir", type=Path, required=True)
     parser.add_argument("--regions", required=True, help="comma-separated: primary,dr")
+    parser.add_argument("--rds-timing", default="fast", help="fast, aws, or KEY=SECONDS,... (scripts.sandbox.rds)")
     parser.add_argument("--schedule-speed", type=float, default=0, help="run the contract's jobs this much faster (0: off)")
     args = parser.parse_args(argv)
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
     for noisy in ("botocore", "boto3", "urllib3", "s3transfer"):
         logging.getLogger(noisy).setLevel(logging.WARNING)
-    daemon = Daemon(args.state_dir.absolute(), args.regions.split(","), args.schedule_speed)
+    daemon = Daemon(args.state_dir.absolute(), args.regions.split(","), args.schedule_speed, Timing.parse(args.rds_timing))
 
     async def run() -> None:
         loop = asyncio.get_running_loop()

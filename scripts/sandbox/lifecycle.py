@@ -21,8 +21,9 @@ from typing import Any
 
 from scripts.common import UsageError
 from scripts.sandbox import postgres as pg
-from scripts.sandbox.emulator import provision
-from scripts.sandbox.state import (DAEMON, OUTPUTS, PASSFILE, REPLICATION, STATE, SandboxError, SandboxState,
+from scripts.sandbox.emulator import failback_section, provision
+from scripts.sandbox.state import (CREDENTIALS, DAEMON, EMULATOR_CREDENTIALS, OUTPUTS, PASSFILE, RDS_STATE, REPLICATION, STATE,
+                                   SandboxError, SandboxState,
                                    free_port, load, pid_alive, read_json, terminate, write_json)
 from stacks import naming
 from stacks.vocabulary import SIDES
@@ -47,7 +48,7 @@ def load_config(path: Path) -> StackConfig:
 
 
 def up(state_dir: Path, config_path: Path = DEFAULT_CONFIG, seed_rows: int = 1000,
-       schedule_speed: float = 0) -> tuple[dict[str, Any], bool]:
+       schedule_speed: float = 0, rds_timing: str = "fast") -> tuple[dict[str, Any], bool]:
     """Start (or reuse) the sandbox; returns (contract document, reused).
 
     ``schedule_speed`` > 0 runs the contract's jobs on their schedules, that many times faster
@@ -62,13 +63,14 @@ def up(state_dir: Path, config_path: Path = DEFAULT_CONFIG, seed_rows: int = 100
         log.warning("replacing the sandbox in %s (%s)", state_dir, report["state"])
         down(state_dir)
     try:
-        return _create(state_dir, cfg, seed_rows, schedule_speed), False
+        return _create(state_dir, cfg, seed_rows, schedule_speed, rds_timing), False
     except BaseException:
         down(state_dir)
         raise
 
 
-def _create(state_dir: Path, cfg: StackConfig, seed_rows: int, schedule_speed: float = 0) -> dict[str, Any]:
+def _create(state_dir: Path, cfg: StackConfig, seed_rows: int, schedule_speed: float = 0,
+            rds_timing: str = "fast") -> dict[str, Any]:
     user = pg.os_user()
     (state_dir / "logs").mkdir(parents=True, exist_ok=True)
     pgroot = _pgroot(state_dir, user)
@@ -77,7 +79,7 @@ def _create(state_dir: Path, cfg: StackConfig, seed_rows: int, schedule_speed: f
         pgroot=pgroot, clusters={side: {"port": free_port(), "dataDir": str(pgroot / side)} for side in SIDES})
     _write_state(state)
     (state_dir / DAEMON).unlink(missing_ok=True)
-    daemon = _start_daemon(state, schedule_speed)
+    daemon = _start_daemon(state, schedule_speed, rds_timing)
     state.spawned_daemon_pid = daemon.pid
     _write_state(state)
     passwords = {pg.SUPERUSER: secrets.token_urlsafe(24), APP_USER: secrets.token_urlsafe(24)}
@@ -89,9 +91,15 @@ def _create(state_dir: Path, cfg: StackConfig, seed_rows: int, schedule_speed: f
     pg.basebackup(state, "dr", "primary")
     _start_on_free_port(state, "dr")
     info = _wait_daemon(state_dir, daemon)
-    kwargs, replication = provision(cfg, info["motoUrl"], {side: state.port(side) for side in SIDES})
+    ports = {side: state.port(side) for side in SIDES}
+    kwargs, replication, instances = provision(cfg, info["motoUrl"], ports)
     write_json(state_dir / REPLICATION, replication)
+    state.daemon = info
+    request(state, {"op": "rds-register", "instances": instances})
     endpoints = {name: f"http://127.0.0.1:{port}" for name, port in info["proxies"].items()}
+    credentials = state_dir / CREDENTIALS
+    credentials.write_text("[default]\naws_access_key_id = {aws_access_key_id}\n"
+                           "aws_secret_access_key = {aws_secret_access_key}\n".format(**EMULATOR_CREDENTIALS))
     sandbox = {
         "stateDir": str(state_dir),
         "awsEndpoints": endpoints,
@@ -103,10 +111,34 @@ def _create(state_dir: Path, cfg: StackConfig, seed_rows: int, schedule_speed: f
                      for side in SIDES},
     }
     doc = outputs_document(cfg, sandbox=sandbox, **kwargs)
+    _add_access(doc, kwargs["databases"], ports, endpoints, str(credentials), info["dnsPort"], str(state_dir / PASSFILE))
+    for item in doc["databases"]:
+        item.setdefault("failback", failback_section(cfg, item["name"]))
+        item.setdefault("promotion", {"backupRetentionDays": cfg.standby.backup_retention_days, "multiAz": False})
     # The same job plan the program schedules on AWS; scripts/sandbox/scheduler.py runs it.
     doc["jobs"] = [job.contract(cfg.region(job.side)) for job in job_specs(cfg, naming.base(cfg))]
     write_json(state_dir / OUTPUTS, doc, mode=0o644)
     return doc
+
+
+def _add_access(doc: dict[str, Any], databases: list[dict[str, Any]], ports: dict[str, int], endpoints: dict[str, str],
+                credentials: str, dns_port: int, passfile: str) -> None:
+    """What the tools need to reach this stack, in the contract's own terms (a real stack may set these too).
+
+    Endpoint ports (both clusters share 127.0.0.1), the switch health check, the emulator's endpoints,
+    its credentials file, the DNS server as resolver and authoritative port, the database logins.
+    """
+    switches = {item["config"].name: item["dns"]["switch"] for item in databases}
+    for item in doc["databases"]:
+        item["primary"]["port"], item["standby"]["port"] = ports["primary"], ports["dr"]
+        item["dns"].setdefault("switch", switches[item["name"]])
+    doc["access"] = {
+        "awsEndpoints": endpoints,
+        "credentialsFile": credentials,
+        "dnsResolver": {"host": "127.0.0.1", "port": dns_port},
+        "authoritativePort": dns_port,
+        "database": {"user": APP_USER, "adminUser": pg.SUPERUSER, "passfile": passfile, "sslmode": "disable"},
+    }
 
 
 def _start_on_free_port(state: SandboxState, side: str, attempts: int = 3) -> None:
@@ -148,11 +180,12 @@ def _pgroot(state_dir: Path, user: str | None) -> Path:
     return root
 
 
-def _start_daemon(state: SandboxState, schedule_speed: float = 0) -> subprocess.Popen:
+def _start_daemon(state: SandboxState, schedule_speed: float = 0, rds_timing: str = "fast") -> subprocess.Popen:
     out = open(state.state_dir / "logs" / "daemon.log", "ab")
     return subprocess.Popen(
         [sys.executable, "-m", DAEMON_MARKER, "--state-dir", str(state.state_dir),
-         "--regions", ",".join(state.regions[s] for s in SIDES), "--schedule-speed", str(schedule_speed)],
+         "--regions", ",".join(state.regions[s] for s in SIDES), "--schedule-speed", str(schedule_speed),
+         "--rds-timing", rds_timing],
         cwd=PROJECT_ROOT, stdin=subprocess.DEVNULL, stdout=out, stderr=subprocess.STDOUT, start_new_session=True)
 
 
@@ -176,22 +209,23 @@ def down(state_dir: Path) -> dict[str, Any]:
     except SandboxError:
         return {"stopped": [], "leftRunning": [], "wasRunning": False}
     pids = _pids(state)
-    for side in SIDES:
-        if Path(state.clusters[side]["dataDir"]).exists():
-            pg.stop(state, side, mode="immediate")
+    for name in state.clusters:
+        if Path(state.clusters[name]["dataDir"]).exists():
+            pg.stop(state, name, mode="immediate")
     terminate(state.daemon_pid, DAEMON_MARKER)
     terminate(state.daemon.get("motoPid"), MOTO_MARKER)
     left = [name for name, (pid, marker) in pids.items() if pid_alive(pid, marker)]
     if left:
         raise SandboxError(f"could not stop: {', '.join(left)}; see {state_dir / 'logs'}")
     shutil.rmtree(state.pgroot, ignore_errors=True)
-    for name in (OUTPUTS, DAEMON, PASSFILE, REPLICATION, "replicator.json", STATE):
+    shutil.rmtree(state_dir / "snapshots", ignore_errors=True)
+    for name in (OUTPUTS, DAEMON, PASSFILE, REPLICATION, "replicator.json", CREDENTIALS, RDS_STATE, STATE):
         (state_dir / name).unlink(missing_ok=True)
     return {"stopped": sorted(name for name, (pid, _) in pids.items() if pid), "leftRunning": [], "wasRunning": True}
 
 
 def _pids(state: SandboxState) -> dict[str, tuple[int | None, str]]:
-    pids = {side: (pg.postmaster_pid(state, side), "postgres") for side in SIDES}
+    pids = {name: (pg.postmaster_pid(state, name), "postgres") for name in state.clusters}
     pids["daemon"] = (state.daemon_pid, DAEMON_MARKER)
     pids["moto"] = (state.daemon.get("motoPid"), MOTO_MARKER)
     return pids
@@ -205,8 +239,15 @@ def status(state_dir: Path) -> dict[str, Any]:
     except SandboxError:
         return {"state": "down", "healthy": False, "stateDir": str(state_dir), "processes": {}}
     processes = {name: {"pid": pid, "alive": pid_alive(pid, marker)} for name, (pid, marker) in _pids(state).items()}
-    for side in SIDES:
+    stopped = _stopped_clusters(state_dir)
+    serving = {state.instance_cluster(side) for side in SIDES}
+    for side in state.clusters:
         processes[side]["port"] = state.port(side)
+        if side in stopped:
+            processes[side]["rdsStatus"] = stopped[side]
+        if side not in serving:
+            stopped.setdefault(side, "retired")
+            processes[side]["rdsStatus"] = stopped[side]
         if processes[side]["alive"]:
             try:
                 processes[side]["role"] = "standby" if pg.is_in_recovery(state, side) else "primary"
@@ -218,10 +259,18 @@ def status(state_dir: Path) -> dict[str, Any]:
             daemon = request(state, {"op": "status"})
         except SandboxError as exc:
             daemon = {"ok": False, "error": str(exc)}
-    healthy = all(p["alive"] for p in processes.values()) and bool(daemon and daemon.get("ok"))
+    healthy = all(p["alive"] for n, p in processes.items() if n not in stopped) and bool(daemon and daemon.get("ok"))
     alive = any(p["alive"] for p in processes.values())
     return {"state": "up" if healthy else ("degraded" if alive else "dead"), "healthy": healthy,
             "stateDir": str(state_dir), "outputs": str(state_dir / OUTPUTS), "processes": processes, "daemon": daemon}
+
+
+def _stopped_clusters(state_dir: Path) -> dict[str, str]:
+    """Clusters that need not run: their emulated RDS instance is stopped (or going), or it is retired
+    (the contract no longer names it after a failback; a killed old primary stays down)."""
+    rds = read_json(state_dir / RDS_STATE) or {}
+    return {i["cluster"]: i["DBInstanceStatus"] for i in rds.get("instances", {}).values()
+            if i["DBInstanceStatus"] in ("stopped", "stopping", "deleting")}
 
 
 def request(state: SandboxState, payload: dict[str, Any], timeout: float = 10) -> dict[str, Any]:

@@ -73,7 +73,7 @@ def few_retries(monkeypatch):
 def proxied(rel, tmp_path):
     """A fault proxy in front of the primary region (S3 and KMS there); yields the proxy."""
     region = rel.contract.regions["primary"]
-    with FaultProxy(rel.contract.sandbox.aws_endpoints[region]) as proxy:
+    with FaultProxy(rel.contract.access.aws_endpoints[region]) as proxy:
         rel.via = str(proxied_outputs(rel.handle.outputs_path, tmp_path / "outputs-proxied.json", {region: proxy}))
         try:
             yield proxy

@@ -55,9 +55,10 @@ def passwords(passfile: Path) -> list[str]:
 
 
 @pytest.fixture
-def leak_watch(rel, monkeypatch, caplog):
+def leak_watch(rel, monkeypatch, caplog, tmp_path):
     """Distinctive AWS keys; every plaintext data key KMS returns is recorded as a secret to look for."""
-    monkeypatch.setattr(aws, "SANDBOX_CREDENTIALS", {"aws_access_key_id": ACCESS_KEY, "aws_secret_access_key": SECRET_KEY})
+    credentials = tmp_path / "aws-credentials"  # what access.credentialsFile names, with keys worth spotting
+    credentials.write_text(f"[default]\naws_access_key_id = {ACCESS_KEY}\naws_secret_access_key = {SECRET_KEY}\n")
     aws._client.cache_clear()
     keys: list[bytes] = []
 
@@ -67,9 +68,9 @@ def leak_watch(rel, monkeypatch, caplog):
 
     real_client = aws._client
 
-    def watched(*args):
-        c = real_client(*args)
-        if args[0] == "kms" and not getattr(c, "_rel_watched", False):
+    def watched(service, region, endpoint, _credentials_file, config_json):
+        c = real_client(service, region, endpoint, str(credentials), config_json)
+        if service == "kms" and not getattr(c, "_rel_watched", False):
             c.meta.events.register("after-call.kms.*", grab)
             c._rel_watched = True
         return c
@@ -111,7 +112,8 @@ def run_all(rel, proxied, tmp_path, capsys) -> list[tuple[str, int, str]]:
         ("runbook", runbook.main, rel.args("-vv", "--out", str(tmp_path / "runbook.md"))),
         ("cutover dry run", cutover.main, rel.args("-vv", "--to", "dr", "--dry-run", "--json")),
         ("cutover without --yes", cutover.main, rel.args("-vv", "--to", "dr")),
-        ("drill: vault unreachable", drill.main, rel.args_via("-vv", "--scenario", "ransomware", "--report", str(reports),
+        ("drill: vault unreachable", drill.main, rel.args_via("-vv", "--scenario", "ransomware", "--yes-on-stack", "dr",
+                                                              "--report", str(reports),
                                                               "--json")),
     ]
     proxied.add(Fault("503", match=s3_writes))

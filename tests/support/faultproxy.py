@@ -303,13 +303,13 @@ def _rst(sock: socket.socket) -> None:
 
 
 def proxied_outputs(outputs_path: Path, into: Path, proxies: dict[str, "FaultProxy"]) -> Path:
-    """A copy of an outputs contract whose sandbox endpoints for the given regions go through proxies.
+    """A copy of an outputs contract whose AWS endpoints (``access``) for the given regions go through proxies.
 
     The tools read endpoints only from the contract, so this puts the proxy in front of exactly
     the commands run with ``--outputs <copy>`` and nothing else (not the sandbox's replicator).
     """
     doc = json.loads(Path(outputs_path).read_text())
     for region, proxy in proxies.items():
-        doc["sandbox"]["awsEndpoints"][region] = proxy.url
+        doc["access"]["awsEndpoints"][region] = proxy.url
     into.write_text(json.dumps(doc, indent=2))
     return into
