@@ -29,7 +29,7 @@ def test_backup_while_active_dr_lands_in_the_dr_vault_encrypted_with_the_dr_key_
         wrapped = m.wrapped_keys
         assert set(wrapped) == {"primary", "dr"} and all(base64.b64decode(v) for v in wrapped.values())
         rc = restore.main(env.args("--target", env.dsn("after_failover_restored"), "--backup", m.id,
-                                   "--from-region", "dr", "--yes", "--json"))
+                                   "--from-region", "dr", "--allow-rename", "--yes", "--json"))
         assert rc == 0, capsys.readouterr().err
         assert json.loads(capsys.readouterr().out)["side"] == "dr"
         assert table_checksums(env.dsn("after_failover_restored")) == expected
