@@ -254,9 +254,10 @@ def check_space(admin_dsn: str, manifest: Manifest) -> str:
 def _free_bytes(admin_dsn: str) -> int | None:
     try:
         with pg.connect(admin_dsn, autocommit=True) as conn:
-            (directory,) = conn.execute("SELECT current_setting('data_directory')").fetchone()
-            host = conn.info.host
-        if host not in ("127.0.0.1", "localhost", "::1") or not os.path.isdir(directory):
+            # The server's own address, not the name dialled: a DNS name can still lead to this machine.
+            directory, address = conn.execute(
+                "SELECT current_setting('data_directory'), host(inet_server_addr())").fetchone()
+        if address not in ("127.0.0.1", "::1") or not os.path.isdir(directory):
             return None
         st = os.statvfs(directory)
     except (psycopg.Error, OSError):  # data_directory is for superusers and pg_read_all_settings only
