@@ -13,7 +13,7 @@ import argparse
 from pathlib import Path
 
 from scripts.common import Exit, UsageError, emit, parser_for, run
-from scripts.sandbox import lifecycle
+from scripts.sandbox import lifecycle, pitr
 from scripts.sandbox.state import DEFAULT_STATE_DIR
 
 
@@ -26,6 +26,9 @@ def parse_arguments() -> argparse.ArgumentParser:
                         help="stack config the sandbox is built from (default: Pulumi.dr.yaml)")
     parser.add_argument("--seed-rows", type=int, default=1000, metavar="N",
                         help="demo rows per table in the sandbox database (up; default 1000)")
+    parser.add_argument("--backup-copy-delay", type=float, default=pitr.DEFAULT_COPY_DELAY_SECONDS, metavar="SECONDS",
+                        help="delay before archived WAL and base backups reach the other region's copy of the "
+                             f"automated backups (up; default {pitr.DEFAULT_COPY_DELAY_SECONDS:g})")
     return parser
 
 
@@ -34,8 +37,10 @@ def body(args: argparse.Namespace) -> Exit:
         raise UsageError("sandbox takes --state-dir, not --outputs/--stack (it writes DIR/outputs.json)")
     if args.seed_rows < 0:
         raise UsageError(f"--seed-rows must be >= 0, got {args.seed_rows}")
+    if args.backup_copy_delay < 0:
+        raise UsageError(f"--backup-copy-delay must be >= 0 seconds, got {args.backup_copy_delay:g}")
     if args.action == "up":
-        doc, reused = lifecycle.up(args.state_dir, args.config, args.seed_rows)
+        doc, reused = lifecycle.up(args.state_dir, args.config, args.seed_rows, args.backup_copy_delay)
         outputs = args.state_dir.absolute() / "outputs.json"
         emit(args, {"state": "up", "reused": reused, "outputs": str(outputs), "contract": doc},
              lambda: _up_lines(doc, outputs, reused))
@@ -74,6 +79,10 @@ def _status_lines(report: dict) -> list[str]:
         rep = daemon["replicator"]
         lines.append(f"  replicator     {rep['replicated']} copied, {rep['deleteMarkers']} delete markers, "
                      f"{rep['failed']} failed{', PAUSED' if rep['paused'] else ''}")
+    if daemon.get("automatedBackups"):
+        ab = daemon["automatedBackups"]
+        lines.append(f"  backups        {ab['copied']} copied to the other region, {ab['baseBackups']} base backups, "
+                     f"{ab['errors']} errors{', PAUSED' if ab['paused'] else ''}")
     return lines
 
 
