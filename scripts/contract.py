@@ -19,7 +19,9 @@ Version 1 (``contractVersion: 1``), every top-level key is one ``pulumi.export``
     databases        [{name, dbName, port,
                        primary: {identifier, arn, host},
                        standby: {identifier, arn, host},
-                       dns: {recordName, healthCheckId, primaryTarget, drTarget}}]
+                       dns: {recordName, healthCheckId, primaryTarget, drTarget},
+                       restore: optional {primary|dr: {subnetGroupName, securityGroupIds, parameterGroupName,
+                                                       kmsKeyId, instanceClass, automatedBackupsArn?}}}]
     alarms           {topicArn, metricNamespace, backupAgeMetric}
     objectives       {scenario: {rtoSeconds, rpoSeconds}} for regional-outage, database-loss,
                       data-corruption, ransomware, accidental-deletion
@@ -33,7 +35,7 @@ import json
 import re
 import shutil
 import subprocess
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Mapping
 
@@ -88,6 +90,23 @@ class ServiceDns:
 
 
 @dataclass(frozen=True)
+class RestoreTarget:
+    """Where a point-in-time restore in one region lands: the stack's network, parameters and key.
+
+    ``automated_backups_arn`` names the automated backups to restore from in that region (the DR
+    region's replicated copy); ``kms_key_id`` is the key the restored instance must end up with
+    (RestoreDBInstanceToPointInTime takes no key: it keeps the backups' own).
+    """
+
+    subnet_group_name: str
+    security_group_ids: tuple[str, ...]
+    parameter_group_name: str
+    kms_key_id: str
+    instance_class: str
+    automated_backups_arn: str | None = None
+
+
+@dataclass(frozen=True)
 class Database:
     name: str
     db_name: str
@@ -95,6 +114,7 @@ class Database:
     primary: Endpoint
     standby: Endpoint
     dns: ServiceDns
+    restore: Mapping[str, RestoreTarget] = field(default_factory=dict)
 
 
 @dataclass(frozen=True)
@@ -247,6 +267,7 @@ def parse(doc: Mapping[str, Any]) -> Contract:
                         for k in ("recordName", "healthCheckId", "primaryTarget", "drTarget")
                     )
                 ),
+                restore=_parse_restore(wrapped, p, item.get("restore") if isinstance(item, Mapping) else None),
             )
         )
     objectives = {
@@ -280,6 +301,29 @@ def parse(doc: Mapping[str, Any]) -> Contract:
         sandbox=_parse_sandbox(doc["sandbox"]) if doc.get("sandbox") else None,
         raw=doc,
     )
+
+
+def _parse_restore(wrapped: Mapping[str, Any], p: str, raw: Any) -> dict[str, RestoreTarget]:
+    if raw is None:
+        return {}
+    if not isinstance(raw, Mapping) or not set(raw) <= set(SIDES):
+        raise ContractError(f"outputs '{p}.restore' must map primary/dr to restore settings")
+    out = {}
+    for side in raw:
+        q = f"{p}.restore.{side}"
+        groups = _get(wrapped, f"{q}.securityGroupIds")
+        if not isinstance(groups, list) or not groups or not all(isinstance(g, str) and g for g in groups):
+            raise ContractError(f"outputs '{q}.securityGroupIds' must be a non-empty list of security group ids")
+        arn = raw[side].get("automatedBackupsArn")
+        out[side] = RestoreTarget(
+            subnet_group_name=_str(wrapped, f"{q}.subnetGroupName"),
+            security_group_ids=tuple(groups),
+            parameter_group_name=_str(wrapped, f"{q}.parameterGroupName"),
+            kms_key_id=_str(wrapped, f"{q}.kmsKeyId"),
+            instance_class=_str(wrapped, f"{q}.instanceClass"),
+            automated_backups_arn=_str(wrapped, f"{q}.automatedBackupsArn") if arn is not None else None,
+        )
+    return out
 
 
 def _parse_sandbox(raw: Mapping[str, Any]) -> Sandbox:

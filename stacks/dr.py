@@ -19,7 +19,7 @@ from components.standby import Standby, StandbyArgs, StandbyNetwork, StandbyNetw
 from components.vault import BackupVault, BackupVaultArgs
 from stacks import naming, objectives
 from stacks.config import SIDES, DatabaseConfig, StackConfig
-from stacks.outputs import METRIC_NAMESPACE, outputs_document, primary_endpoint
+from stacks.outputs import METRIC_NAMESPACE, outputs_document, primary_endpoint, restore_target
 
 ARC_CONTROL_PLANE_REGION = "us-west-2"
 ACCESS_ROLES_OUTPUT = "accessRoles"
@@ -184,6 +184,18 @@ class DrStack:
                         "healthCheckId": self.dns.health_check_id,
                         "primaryTarget": db.primary_host,
                         "drTarget": standby.address,
+                    },
+                    # A DR-region point-in-time restore lands in the standby's network, with its
+                    # parameters and class, from the replicated automated backups (their id is the ARN).
+                    "restore": {
+                        "dr": restore_target(
+                            subnet_group_name=self.network.subnet_group_name,
+                            security_group_ids=[self.network.security_group_id],
+                            parameter_group_name=self.network.parameter_group_name,
+                            kms_key_id=self.keys.arn("dr"),
+                            instance_class=db.instance_class,
+                            automated_backups_arn=standby.backups_replication_id,
+                        )
                     },
                 }
             )

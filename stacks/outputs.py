@@ -39,7 +39,9 @@ def outputs_document(
           {"config": DatabaseConfig,
            "primary": {"identifier", "arn", "host"},
            "standby": {"identifier", "arn", "host"},
-           "dns": {"recordName", "healthCheckId", "primaryTarget", "drTarget"}}
+           "dns": {"recordName", "healthCheckId", "primaryTarget", "drTarget"},
+           "restore": optional {"dr": {"subnetGroupName", "securityGroupIds", "parameterGroupName",
+                                       "kmsKeyId", "instanceClass", "automatedBackupsArn"}}}
 
     - ``topic_arn``: the alarm topic of the active side's region.
     - ``sandbox``: the sandbox section (camelCase, as :func:`scripts.contract._parse_sandbox` reads it) or None.
@@ -90,17 +92,28 @@ def _databases(cfg: StackConfig, items: Sequence[Mapping[str, Any]]) -> list[dic
     out = []
     for db in cfg.databases:
         item = by_name[db.name]
-        out.append(
-            {
-                "name": db.name,
-                "dbName": db.db_name,
-                "port": db.port,
-                "primary": {k: item["primary"][k] for k in ("identifier", "arn", "host")},
-                "standby": {k: item["standby"][k] for k in ("identifier", "arn", "host")},
-                "dns": {k: item["dns"][k] for k in ("recordName", "healthCheckId", "primaryTarget", "drTarget")},
-            }
-        )
+        entry = {
+            "name": db.name,
+            "dbName": db.db_name,
+            "port": db.port,
+            "primary": {k: item["primary"][k] for k in ("identifier", "arn", "host")},
+            "standby": {k: item["standby"][k] for k in ("identifier", "arn", "host")},
+            "dns": {k: item["dns"][k] for k in ("recordName", "healthCheckId", "primaryTarget", "drTarget")},
+        }
+        if item.get("restore"):
+            entry["restore"] = {side: dict(target) for side, target in item["restore"].items()}
+        out.append(entry)
     return out
+
+
+def restore_target(*, subnet_group_name: Any, security_group_ids: Sequence[Any], parameter_group_name: Any,
+                   kms_key_id: Any, instance_class: str, automated_backups_arn: Any = None) -> dict[str, Any]:
+    """Where a point-in-time restore in one region lands (the contract's ``databases[].restore.<side>``)."""
+    target = {"subnetGroupName": subnet_group_name, "securityGroupIds": list(security_group_ids),
+              "parameterGroupName": parameter_group_name, "kmsKeyId": kms_key_id, "instanceClass": instance_class}
+    if automated_backups_arn is not None:
+        target["automatedBackupsArn"] = automated_backups_arn
+    return target
 
 
 def primary_endpoint(db: DatabaseConfig) -> dict[str, str]:

@@ -8,6 +8,7 @@ versioning (implied by Object Lock at creation) on both buckets before replicati
 """
 from __future__ import annotations
 
+import hashlib
 import json
 import uuid
 from typing import Any
@@ -18,6 +19,7 @@ from components import rules
 from scripts.aws import SANDBOX_CREDENTIALS, botocore_config
 from stacks import naming
 from stacks.config import SIDES, StackConfig
+from stacks.outputs import restore_target
 
 ENDPOINT_TTL = 60
 
@@ -53,6 +55,7 @@ def provision(cfg: StackConfig, moto_url: str, ports: dict[str, int]) -> tuple[d
         Name=naming.topic_name(cfg, side), Attributes={"KmsMasterKeyId": keys[side]["alias"]})["TopicArn"]
         for side in SIDES}
     zone_id, databases = _dns(cfg, aws["primary"]("route53"), ports)
+    _restore_targets(cfg, aws["dr"]("ec2"), databases, keys["dr"]["arn"])
     outputs = {"keys": keys, "buckets": buckets, "zone_id": zone_id, "databases": databases,
                "topic_arn": topics[cfg.active]}
     return outputs, replication
@@ -113,6 +116,25 @@ def _bucket(cfg: StackConfig, s3, side: str, key_arn: str) -> dict[str, str]:
         cfg.vault.object_lock_mode, cfg.vault.object_lock_days))
     s3.put_bucket_lifecycle_configuration(Bucket=name, LifecycleConfiguration={"Rules": rules.lifecycle_rules(cfg.vault)})
     return {"bucket": name, "arn": arn}
+
+
+def automated_backups_arn(cfg: StackConfig, primary_arn: str) -> str:
+    """The ARN of the primary's automated backups replicated to the DR region (``ab-`` + a stable id)."""
+    digest = hashlib.sha256(primary_arn.encode()).hexdigest()[:26]
+    return f"arn:{cfg.partition}:rds:{cfg.dr_region}:{cfg.account_id}:auto-backup:ab-{digest}"
+
+
+def _restore_targets(cfg: StackConfig, ec2, databases: list[dict[str, Any]], dr_key_arn: str) -> None:
+    """Where a DR-region point-in-time restore lands, named as the program names it; the security
+    group is a real one in moto's default VPC (the emulated RDS records what it is given)."""
+    group = ec2.create_security_group(GroupName=naming.security_group_name(cfg),
+                                      Description="Pilotlight standby databases (sandbox)")["GroupId"]
+    for item in databases:
+        item["restore"] = {"dr": restore_target(
+            subnet_group_name=naming.subnet_group_name(cfg), security_group_ids=[group],
+            parameter_group_name=naming.parameter_group_name(cfg), kms_key_id=dr_key_arn,
+            instance_class=item["config"].instance_class,
+            automated_backups_arn=automated_backups_arn(cfg, item["config"].primary_arn))}
 
 
 def _dns(cfg: StackConfig, route53, ports: dict[str, int]) -> tuple[str, list[dict[str, Any]]]:
