@@ -99,7 +99,7 @@ def _stamp(now: datetime) -> str:
     return now.strftime("%Y%m%dT%H%M%SZ")
 
 
-def _name(base: str, suffix: str) -> str:
+def scratch_name(base: str, suffix: str) -> str:
     return f"{base[: 63 - len(suffix)]}{suffix}"
 
 
@@ -113,8 +113,8 @@ def perform_restore(contract: Contract, target_dsn: str, *, backup_id: str | Non
     started = time.monotonic()
     manifest, _head = select_backup(contract, from_side, db, backup_id=backup_id, before=before, latest=latest)
     stamp = _stamp(utcnow())
-    scratch = _name(target, f"_restore_{stamp}")
-    previous = _name(target, f"_pre_restore_{stamp}")
+    scratch = scratch_name(target, f"_restore_{stamp}")
+    previous = scratch_name(target, f"_pre_restore_{stamp}")
     bucket = contract.buckets[from_side].bucket
     plan = [f"backup {manifest.id} (snapshot {manifest.doc['times']['snapshot']}) from s3://{bucket} ({from_side})",
             f"metadata checked: {manifest.stored_bytes} stored bytes, version and checksum match the manifest"]
@@ -135,9 +135,14 @@ def perform_restore(contract: Contract, target_dsn: str, *, backup_id: str | Non
         swapped = False
         try:
             if tables:
-                _copy_extensions(with_dbname(target_dsn, target), scratch_dsn)
+                copy_extensions(with_dbname(target_dsn, target), scratch_dsn)
                 _stream_restore(contract, from_side, manifest, scratch_dsn, jobs, args, tables)
-                result.row_counts = _move_tables(scratch_dsn, with_dbname(target_dsn, target), into_schema, manifest)
+                restored = pg.tables(scratch_dsn)
+                if not restored:
+                    raise PilotlightError(f"backup {manifest.id} has none of the requested tables")
+                check_counts(scratch_dsn, manifest, only=restored)
+                result.row_counts = move_tables(scratch_dsn, with_dbname(target_dsn, target), into_schema,
+                                                {n: manifest.row_counts[n] for n in restored}, f"backup {manifest.id}")
             else:
                 _stream_restore(contract, from_side, manifest, scratch_dsn, jobs, args)
                 result.row_counts = check_counts(scratch_dsn, manifest)
@@ -161,7 +166,7 @@ def perform_restore(contract: Contract, target_dsn: str, *, backup_id: str | Non
 
 def trial_restore(contract: Contract, side: str, manifest: Manifest, server_dsn: str, args=None) -> dict[str, int]:
     """Restore into a throwaway database on ``server_dsn``'s server, check it, drop it (verify --test-restore)."""
-    scratch = _name(manifest.database, f"_verify_{_stamp(utcnow())}")
+    scratch = scratch_name(manifest.database, f"_verify_{_stamp(utcnow())}")
     admin = with_dbname(server_dsn, "postgres")
     with pg.connect(admin, autocommit=True) as conn:
         conn.execute(sql.SQL("CREATE DATABASE {} TEMPLATE template0").format(sql.Identifier(scratch)))
@@ -183,7 +188,7 @@ def _prepare(conn, target_dsn: str, target: str, scratch: str, tables, into_sche
         (got,) = conn.execute("SELECT pg_try_advisory_lock(hashtext(%s))", (f"pilotlight-restore:{target}",)).fetchone()
         if not got:
             raise Refused(f"another restore of {target} is running on this server")
-        pattern = re.compile(re.escape(_name(target, "_restore_00000000T000000Z")[:-25]) + r"_restore_\d{8}T\d{6}Z")
+        pattern = re.compile(re.escape(scratch_name(target, "_restore_00000000T000000Z")[:-25]) + r"_restore_\d{8}T\d{6}Z")
         for (name,) in conn.execute("SELECT datname FROM pg_database").fetchall():
             if pattern.fullmatch(name):  # under the lock, even one named like ours (same second) is an orphan
                 log.warning("dropping %s, left by an interrupted restore", name)
@@ -303,7 +308,7 @@ def _require_new_schema(dsn: str, schema: str) -> None:
             raise Refused(f"schema {schema!r} already exists in the target; pick a new --into-schema")
 
 
-def _restore_cmd(dsn: str, jobs: int, tables: list[str] | None, source: str | None,
+def restore_cmd(dsn: str, jobs: int, tables: list[str] | None, source: str | None,
                  atomic: bool = False) -> tuple[list[str], dict]:
     """pg_restore stopping at the first error. Into a scratch database one transaction buys
     nothing (a failure drops the database) and would take a lock per large object, which
@@ -345,7 +350,7 @@ def _run_tail(stream, into: list[str]) -> None:
 
 
 def _piped(stream: BackupStream, dsn: str, tables) -> None:
-    cmd, env = _restore_cmd(dsn, 1, tables, None)
+    cmd, env = restore_cmd(dsn, 1, tables, None)
     proc = subprocess.Popen(cmd, stdin=subprocess.PIPE, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, env=env)
     widen_pipe(proc.stdin)  # each 1 MiB chunk in one hand-over
     tail: list[str] = []
@@ -363,7 +368,7 @@ def _piped(stream: BackupStream, dsn: str, tables) -> None:
                     open_pipe = False  # it has all it needs (--table); keep verifying the rest of the stream
         if proc.poll() not in (None, 0):
             reader.join(timeout=10)
-            raise PilotlightError(f"pg_restore failed (stopped at the first error): {_first_error(tail)}")
+            raise PilotlightError(f"pg_restore failed (stopped at the first error): {first_error(tail)}")
         stream.finish()
         try:
             proc.stdin.close()
@@ -376,7 +381,7 @@ def _piped(stream: BackupStream, dsn: str, tables) -> None:
         raise
     reader.join(timeout=10)
     if rc != 0:
-        raise PilotlightError(f"pg_restore failed (stopped at the first error): {_first_error(tail)}")
+        raise PilotlightError(f"pg_restore failed (stopped at the first error): {first_error(tail)}")
 
 
 def _spooled(stream: BackupStream, dsn: str, jobs: int, tables) -> None:
@@ -389,16 +394,16 @@ def _spooled(stream: BackupStream, dsn: str, jobs: int, tables) -> None:
             for chunk in stream:
                 out.write(chunk)
         stream.finish()
-        cmd, env = _restore_cmd(dsn, jobs, tables, path)
+        cmd, env = restore_cmd(dsn, jobs, tables, path)
         proc = subprocess.run(cmd, stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, env=env)
         if proc.returncode != 0:
             tail = proc.stderr.decode(errors="replace").splitlines()
-            raise PilotlightError(f"pg_restore failed (stopped at the first error): {_first_error(tail)}")
+            raise PilotlightError(f"pg_restore failed (stopped at the first error): {first_error(tail)}")
     finally:
         shutil.rmtree(spool_dir, ignore_errors=True)
 
 
-def _first_error(tail: list[str]) -> str:
+def first_error(tail: list[str]) -> str:
     errors = [line for line in tail if "error" in line.lower()]
     return (errors or tail or ["no message"])[0]
 
@@ -423,7 +428,7 @@ def check_counts(dsn: str, manifest: Manifest, only: list[str] | None = None) ->
     return actual
 
 
-def _copy_extensions(live_dsn: str, scratch_dsn: str) -> None:
+def copy_extensions(live_dsn: str, scratch_dsn: str) -> None:
     """Give the scratch database the live one's extensions before a table-only restore.
 
     ``pg_restore -t`` brings the tables but not the extensions their defaults, types or
@@ -444,12 +449,10 @@ def _copy_extensions(live_dsn: str, scratch_dsn: str) -> None:
         raise PilotlightError(f"cannot prepare the scratch database's extensions: {_pg_reason(exc)}") from None
 
 
-def _move_tables(scratch_dsn: str, live_dsn: str, schema: str, manifest: Manifest) -> dict[str, int]:
-    """Put the restored tables in ``schema`` and copy that schema into the live database."""
-    restored = pg.tables(scratch_dsn)
-    if not restored:
-        raise PilotlightError(f"backup {manifest.id} has none of the requested tables")
-    check_counts(scratch_dsn, manifest, only=restored)
+def move_tables(scratch_dsn: str, live_dsn: str, schema: str, expected: dict[str, int], source: str) -> dict[str, int]:
+    """Put the (verified) tables of the scratch database in ``schema`` and copy that schema into the
+    live database in one transaction; the copied row counts must equal ``expected`` (table -> rows)."""
+    restored = sorted(expected)
     with pg.connect(scratch_dsn, autocommit=True) as conn, conn.transaction():
         conn.execute(sql.SQL("CREATE SCHEMA {}").format(sql.Identifier(schema)))
         for name in restored:
@@ -458,38 +461,55 @@ def _move_tables(scratch_dsn: str, live_dsn: str, schema: str, manifest: Manifes
     src_info, src_env = pg.client_args(scratch_dsn)
     dump = subprocess.Popen([pg.binary("pg_dump"), "-Fc", "-Z0", "--no-password", f"--schema={schema}",
                              f"--dbname={src_info}"], stdout=subprocess.PIPE, stderr=subprocess.PIPE, env=src_env)
-    cmd, env = _restore_cmd(live_dsn, 1, None, None, atomic=True)
+    cmd, env = restore_cmd(live_dsn, 1, None, None, atomic=True)
     load = subprocess.run(cmd, stdin=dump.stdout, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, env=env)
     dump.stdout.close()
     dump_err = dump.stderr.read().decode(errors="replace").splitlines()
     if dump.wait() != 0 or load.returncode != 0:
         tail = load.stderr.decode(errors="replace").splitlines() or dump_err
-        raise PilotlightError(f"copying schema {schema} into the live database failed: {_first_error(tail)}")
-    moved = {f"{schema}.{pg.split_name(n)[2]}": manifest.row_counts[n] for n in restored}
+        raise PilotlightError(f"copying schema {schema} into the live database failed: {first_error(tail)}")
+    moved = {f"{schema}.{pg.split_name(n)[2]}": expected[n] for n in restored}
     live = pg.count_rows(live_dsn, sorted(moved))
     live.pop(pg.LARGE_OBJECTS, None)
     if live != moved:
-        raise IntegrityError(f"backup {manifest.id}: rows copied into {schema} differ from the manifest")
+        raise IntegrityError(f"{source}: rows copied into {schema} differ from the source's")
     return live
 
 
 def main(argv: list[str] | None = None) -> int:
-    parser = parser_for("restore", "Restore a backup into a new database, verify it, then swap it in.")
-    parser.add_argument("--target", required=True, metavar="DSN", help="the database to restore (its name is kept)")
+    parser = parser_for("restore", "Restore a backup into a new database, verify it, then swap it in; or restore "
+                                   "the database to a point in time into a new instance (--to-time).")
+    parser.add_argument("--target", metavar="DSN", help="the database to restore (its name is kept); with --to-time: "
+                                                        "the live database --copy-back writes to (default: the active side's)")
     which = parser.add_mutually_exclusive_group(required=True)
     which.add_argument("--latest", action="store_true", help="the newest valid backup")
     which.add_argument("--backup", metavar="ID", help="this backup id")
     which.add_argument("--before", metavar="TIMESTAMP", help="newest backup strictly before this ISO 8601 time (with offset)")
-    parser.add_argument("--from-region", choices=SIDES, default="primary", help="read only this side's bucket and key")
+    which.add_argument("--to-time", metavar="TIMESTAMP",
+                       help="point-in-time restore (RDS automated backups) to this ISO 8601 time, with offset, into a NEW instance")
+    which.add_argument("--list-restored", action="store_true", help="list the instances --to-time made, both regions")
+    which.add_argument("--cleanup", metavar="INSTANCE", help="delete an instance --to-time made (with --yes)")
+    parser.add_argument("--from-region", choices=SIDES, default="primary",
+                        help="read only this side's bucket and key; with --to-time: restore from this region's "
+                             "automated backups (dr: the replicated copy, the primary region is not called)")
     parser.add_argument("--database", metavar="NAME", help="which protected database's backups (default: the first)")
     parser.add_argument("--tables", metavar="T,...", help="partial restore: only these tables (with --into-schema)")
     parser.add_argument("--into-schema", metavar="S", help="partial restore: a NEW schema of the live database")
+    parser.add_argument("--copy-back", metavar="T,...",
+                        help="with --to-time: copy these tables' rows the live database lacks back from the restored instance")
+    parser.add_argument("--where", metavar="SQL", help="with --copy-back: only staged rows matching this condition")
     parser.add_argument("--jobs", type=int, default=1, help="pg_restore -j N (N > 1 spools to a private file)")
     parser.add_argument("--terminate-sessions", action="store_true", help="end other sessions on the target")
     parser.add_argument("--dry-run", action="store_true", help="print the plan only")
     parser.add_argument("--yes", action="store_true", help="really restore (without it: the plan only)")
 
     def body(args) -> int:
+        if args.to_time or args.list_restored or args.cleanup:
+            return _point_in_time(args)
+        if not args.target:
+            raise UsageError("--target is required (the database to restore)")
+        if args.copy_back or args.where:
+            raise UsageError("--copy-back and --where go with --to-time")
         before = parse_timestamp(args.before, "--before") if args.before else None
         tables = [t.strip() for t in args.tables.split(",") if t.strip()] if args.tables else None
         _validate(args.target, args.from_region, tables, args.into_schema, args.jobs, args.backup)
@@ -512,3 +532,55 @@ def main(argv: list[str] | None = None) -> int:
         return Exit.OK
 
     return run(body, parser, argv)
+
+
+def _point_in_time(args) -> int:
+    """--to-time / --list-restored / --cleanup: flags and output; the work is scripts.pitr.engine."""
+    from scripts.pitr import engine, rds  # noqa: PLC0415 - only point-in-time restores need RDS
+
+    if args.tables or args.jobs != 1 or args.terminate_sessions:
+        raise UsageError("--tables, --jobs and --terminate-sessions are for backup restores; use --copy-back with --to-time")
+    if args.where and not args.copy_back:
+        raise UsageError("--where goes with --copy-back")
+    if args.into_schema and not _IDENT.match(args.into_schema):
+        raise UsageError(f"--into-schema {args.into_schema!r} is not a plain identifier")
+    copy_back = [t.strip() for t in args.copy_back.split(",") if t.strip()] if args.copy_back else None
+    for t in copy_back or ():
+        if not _TABLE.match(t):
+            raise UsageError(f"--copy-back entry {t!r} is not a table name (name or schema.name)")
+    if args.target:
+        parse_dsn(args.target, "--target")
+    to_time = parse_timestamp(args.to_time, "--to-time") if args.to_time else None
+    contract = load_contract(args)
+    if args.list_restored:
+        found = engine.list_restored(contract)
+        emit(args, found, lambda: [f"{i['identifier']}  {i['side']}  {i['status']}  restore time {i['restore_time']}  "
+                                   f"{i['host'] or '-'}:{i['port'] or '-'}" for i in found] or ["no restored instances"])
+        return Exit.OK
+    if args.cleanup:
+        if not (args.yes and not args.dry_run):
+            emit(args, {"delete": args.cleanup, "executed": False},
+                 lambda: [f"plan (nothing done; pass --yes): delete {args.cleanup} in {args.from_region}'s region "
+                          "(no final snapshot)"])
+            return Exit.OK
+        rds.delete_restored(contract, args.from_region, args.cleanup)
+        emit(args, {"delete": args.cleanup, "executed": True}, lambda: [f"deleting {args.cleanup}"])
+        return Exit.OK
+    dry = args.dry_run or not args.yes
+    result = engine.restore_to_time(contract, to_time, side=args.from_region, db=args.database, copy_back_tables=copy_back,
+                                    where=args.where, into_schema=args.into_schema, target_dsn=args.target, yes=not dry)
+
+    def human():
+        yield ("plan (nothing done; pass --yes to restore):" if dry else f"restored to {result.to_time}:")
+        yield from (f"  - {step}" for step in result.plan)
+        if result.executed:
+            yield (f"  {result.instance} at {result.endpoint}: available after {result.restore_seconds:.1f}s, "
+                   f"last commit {result.last_commit or 'unknown (track_commit_timestamp off)'}")
+            if result.copy_back:
+                yield (f"  copied back {sum(result.copy_back['inserted'].values())} rows "
+                       f"({', '.join(f'{k}: {v}' for k, v in result.copy_back['inserted'].items())}); staged copy in "
+                       f"schema {result.copy_back['schema']}")
+            yield f"  remove it when done: pilotlight restore --cleanup {result.instance} --from-region {result.side} --yes"
+
+    emit(args, result.to_dict(), human)
+    return Exit.OK

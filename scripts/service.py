@@ -107,3 +107,22 @@ def service_dsn(contract: Contract, db: Database | str | None = None, dbname: st
     else:
         params["sslmode"] = "require"
     return make_conninfo(**params)
+
+
+def endpoint_dsn(contract: Contract, host: str, port: int, dbname: str, superuser: bool = False,
+                 connect_timeout: int = 5) -> str:
+    """A DSN for an instance endpoint the contract does not list (e.g. a restored instance), its name
+    resolved as the service name is (the sandbox's DNS there, the system resolver on AWS)."""
+    resolver = _resolver(contract, None, DEFAULT_TIMEOUT)
+    try:
+        address = resolver.resolve(host, "A", search=False)[0].address
+    except dns.exception.DNSException as exc:
+        raise PilotlightError(f"cannot resolve {host}: {exc}", Exit.NETWORK) from None
+    params = {"host": host, "hostaddr": address, "port": port, "dbname": dbname, "connect_timeout": connect_timeout,
+              "application_name": "pilotlight-restore"}
+    if contract.sandbox is not None:
+        user = contract.sandbox.superuser if superuser else contract.sandbox.app_user
+        params.update(user=user, passfile=contract.sandbox.passfile)
+    else:
+        params["sslmode"] = "require"
+    return make_conninfo(**params)
