@@ -4,8 +4,12 @@ Checked at preview, before anything is created, from config alone (pure, no pulu
 is a lower bound the infrastructure imposes; an objective below it can never be met, however
 well the drill goes. Rules (docs/program.md explains each):
 
-- data-corruption, accidental-deletion, ransomware: corruption and deletes replicate to the
-  standby within seconds, so recovery comes from the vault. RPO >= the finest backup tier's
+- data-corruption, accidental-deletion: corruption and deletes replicate to the standby within
+  seconds, so recovery comes from before the damage: a point-in-time restore from the RDS
+  automated backups the stack replicates to the DR region (every standby has it), whose latest
+  restorable time is typically within the last five minutes. RPO >= 5 min (the PITR granularity).
+- ransomware: recovery comes from the vault (locked backups an attacker cannot delete; PITR
+  backups live with the compromised account's instances). RPO >= the finest backup tier's
   interval (an hourly tier loses up to an hour).
 - ransomware: the recovery point must still be locked. RPO <= Object Lock retention, else the
   backup you need may already have been deleted by the attacker (or expired).
@@ -22,6 +26,13 @@ from stacks.config import NAMESPACE, SCENARIO_KEYS, ConfigError, StackConfig
 PROMOTION_SECONDS = 300
 REPLICA_LAG_GRANULARITY_SECONDS = 60
 BACKUP_SCENARIOS = ("data-corruption", "accidental-deletion", "ransomware")
+# Met by point-in-time restore (restore --to-time); the others by the vault or the standby.
+PITR_SCENARIOS = ("data-corruption", "accidental-deletion")
+# RDS "uploads transaction logs for DB instances to Amazon S3 every five minutes"; the latest restorable
+# time "is typically within the last 5 minutes" (RDS User Guide, "Restoring a DB instance to a specified
+# time", https://docs.aws.amazon.com/AmazonRDS/latest/UserGuide/USER_PIT.html; RDS FAQ "typically within
+# the last five minutes", https://aws.amazon.com/rds/faqs/).
+PITR_GRANULARITY_SECONDS = 300
 FAILOVER_SCENARIOS = ("regional-outage", "database-loss")
 _CONFIG_KEYS = {scenario: key for key, scenario in SCENARIO_KEYS.items()}
 
@@ -46,6 +57,15 @@ def failover_floor_seconds(cfg: StackConfig) -> int:
     return cfg.dns.health_check.detection_seconds + cfg.dns.ttl + PROMOTION_SECONDS
 
 
+def mechanism(scenario: str) -> str:
+    """Which recovery mechanism meets a scenario's objectives (status, the runbook and drills say it too)."""
+    if scenario in PITR_SCENARIOS:
+        return "point-in-time restore (RDS automated backups, replicated to DR)"
+    if scenario in BACKUP_SCENARIOS:
+        return "the backup vault (Object Lock)"
+    return "the standby (cross-region replica) and DNS failover"
+
+
 def problems(cfg: StackConfig) -> list[str]:
     """Every objective the stack cannot meet, one sentence each: key, value, why, fix."""
     out: list[str] = []
@@ -57,7 +77,13 @@ def problems(cfg: StackConfig) -> list[str]:
         rto, rpo = objective.rto_seconds, objective.rpo_seconds
         if rto <= 0:
             out.append(f"{_key(scenario, 'rto')} = {human(rto)}: no recovery is instantaneous; set a positive RTO")
-        if scenario in BACKUP_SCENARIOS and rpo < finest.interval_seconds:
+        if scenario in PITR_SCENARIOS and rpo < PITR_GRANULARITY_SECONDS:
+            out.append(
+                f"{_key(scenario, 'rpo')} = {human(rpo)}: point-in-time restore reaches back to the latest "
+                f"restorable time, typically up to {human(PITR_GRANULARITY_SECONDS)} old (RDS uploads transaction "
+                f"logs every 5 minutes); raise the RPO to {human(PITR_GRANULARITY_SECONDS)} or more"
+            )
+        if scenario in BACKUP_SCENARIOS and scenario not in PITR_SCENARIOS and rpo < finest.interval_seconds:
             out.append(
                 f"{_key(scenario, 'rpo')} = {human(rpo)}: the finest backup tier ({finest.name}) runs every "
                 f"{human(finest.interval_seconds)}, so up to {human(finest.interval_seconds)} can be lost; "

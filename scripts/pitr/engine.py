@@ -153,3 +153,14 @@ def list_restored(contract: Contract) -> list[dict[str, Any]]:
         except PilotlightError as exc:
             log.warning("%s", exc)
     return out
+
+
+def windows(contract: Contract, db) -> dict[str, rds.Window | str]:
+    """The restorable window of ``db`` in each region, or the one-line reason it cannot be read."""
+    out: dict[str, rds.Window | str] = {}
+    for side in contract.regions:
+        try:
+            out[side] = rds.window(contract, db, side)
+        except PilotlightError as exc:
+            out[side] = str(exc)
+    return out
