@@ -36,7 +36,7 @@ import subprocess
 import tempfile
 import threading
 import time
-from dataclasses import asdict, dataclass
+from dataclasses import asdict, dataclass, field
 from datetime import datetime, timedelta, timezone
 from pathlib import Path
 from typing import Callable
@@ -78,6 +78,7 @@ class Settings:
     copy_delay_seconds: float = DEFAULT_COPY_DELAY_SECONDS
     archive_timeout_seconds: int = DEFAULT_ARCHIVE_TIMEOUT_SECONDS
     base_backup_interval_seconds: int = DEFAULT_BASE_BACKUP_INTERVAL_SECONDS
+    clusters: dict[str, str] = field(default_factory=dict)  # clusters added later: name -> region
 
 
 @dataclass(frozen=True)
@@ -122,6 +123,12 @@ def _store(state: SandboxState, region: str, source_side: str) -> Path:
     return _root(state) / region / source_side
 
 
+def sources(state: SandboxState, cfg: "Settings | None" = None) -> dict[str, str]:
+    """Every cluster whose backups are kept, and the region it runs in."""
+    cfg = cfg or settings(state)
+    return {**dict(state.regions), **cfg.clusters}
+
+
 def settings(state: SandboxState) -> Settings:
     doc = read_json(_root(state) / "settings.json")
     if doc is None:
@@ -143,10 +150,7 @@ def configure(state: SandboxState, cfg: Settings) -> None:
                      for r in state.regions for side in state.regions for sub in ("wal", "base")]
     for path in dirs:
         path.mkdir(parents=True, exist_ok=True)
-    cases = "\n".join(f'  {side}) dest="{_store(state, state.regions[side], side) / "wal"}" ;;' for side in state.regions)
-    script = root / "archive.sh"
-    script.write_text(ARCHIVE_SCRIPT.format(cases=cases))
-    script.chmod(0o755)
+    script = _write_archive_script(state, {**dict(state.regions), **cfg.clusters})
     write_json(root / "settings.json", asdict(cfg))
     for path in [root, *root.rglob("*")]:
         pg.chown(path, state.os_user)
@@ -155,10 +159,21 @@ def configure(state: SandboxState, cfg: Settings) -> None:
                  f"archive_timeout = {cfg.archive_timeout_seconds}s\ntrack_commit_timestamp = on\n")
 
 
+def _write_archive_script(state: SandboxState, clusters: dict[str, str]) -> Path:
+    """archive.sh: the archiving cluster's data dir name picks its store (cluster -> region)."""
+    cases = "\n".join(f'  {name}) dest="{_store(state, region, name) / "wal"}" ;;' for name, region in clusters.items())
+    script = _root(state) / "archive.sh"
+    tmp = script.with_name(".archive.sh.tmp")
+    tmp.write_text(ARCHIVE_SCRIPT.format(cases=cases))
+    tmp.chmod(0o755)
+    os.replace(tmp, script)
+    return script
+
+
 def base_backup(state: SandboxState, side: str, now: Callable[[], datetime] | None = None) -> dict:
     """A base backup of a serving cluster into its own region's store (``pg_basebackup -Ft -z -X fetch``)."""
     clock = now or (lambda: datetime.now(timezone.utc))
-    region = state.regions[side]
+    region = sources(state)[side]
     start = clock()
     backup_id = start.strftime("%Y%m%dT%H%M%S%fZ")
     final = _store(state, region, side) / "base" / backup_id
@@ -231,10 +246,10 @@ def automated_backups(state: SandboxState, region: str) -> list[BackupSet]:
     """Every source whose automated backups ``region`` holds (its own, and replicated copies)."""
     cfg = settings(state)
     out = []
-    for side in state.regions:
+    for side, home in sources(state, cfg).items():
         found = window(state, region, side)
         if found:
-            out.append(BackupSet(side, state.regions[side], region, found, cfg.retention_days))
+            out.append(BackupSet(side, home, region, found, cfg.retention_days))
     return out
 
 
@@ -252,13 +267,24 @@ def restored(state: SandboxState) -> list[Restored]:
 
 def restore(state: SandboxState, region: str, source_side: str, name: str,
             target_time: datetime | None) -> Restored:
-    """A NEW cluster ``name`` recovered to ``target_time`` (None: the latest restorable time)."""
+    """A NEW cluster ``name`` (under ``<pgroot>/restored``) recovered to ``target_time`` (None: latest)."""
     if not _NAME_RE.match(name):
         raise PitrError(f"restored instance name {name!r}: use lowercase letters, digits and hyphens")
-    if target_time is not None and target_time.tzinfo is None:
-        raise PitrError("restore time needs a time zone")
     if (_restored_dir(state) / f"{name}.json").exists():
         raise PitrError(f"a restored instance named {name} already exists")
+    _restored_dir(state).mkdir(exist_ok=True)
+    pg.chown(_restored_dir(state), state.os_user)
+    port = free_port()
+    restored_to = recover(state, region, source_side, _restored_dir(state) / name, port, target_time)
+    result = Restored(name, port, str(_restored_dir(state) / name), iso(restored_to), source_side, region)
+    write_json(_restored_dir(state) / f"{name}.json", asdict(result))
+    return result
+
+
+def check_target(state: SandboxState, region: str, source_side: str, target_time: datetime | None) -> datetime:
+    """The time a restore would reach (None: the latest restorable); PitrError naming the window if outside it."""
+    if target_time is not None and target_time.tzinfo is None:
+        raise PitrError("restore time needs a time zone")
     found = window(state, region, source_side)
     if found is None:
         raise PitrError(f"{region} holds no automated backups of {source_side}")
@@ -266,30 +292,47 @@ def restore(state: SandboxState, region: str, source_side: str, name: str,
     if not found.earliest <= target <= found.latest:
         raise PitrError(f"restore time {iso(target)} is outside the restorable window of {source_side} "
                         f"in {region} ({found.describe()})")
+    return target
+
+
+def recover(state: SandboxState, region: str, source_side: str, data_dir: Path, port: int,
+            target_time: datetime | None) -> datetime:
+    """Build a cluster in ``data_dir`` listening on ``port``, recovered to ``target_time`` from ``region``'s
+    copy of ``source_side``'s backups, promoted and accepting connections; returns the time restored to.
+    On failure nothing is left in ``data_dir``."""
+    target = check_target(state, region, source_side, target_time)
+    found = window(state, region, source_side)
     store = _store(state, region, source_side)
     backup = [b for b in _base_backups(store) if b["end"] <= iso(target)][-1]
-    data_dir = _restored_dir(state) / name
-    _restored_dir(state).mkdir(exist_ok=True)
-    pg.chown(_restored_dir(state), state.os_user)
-    port = free_port()
+    log_file = data_dir.with_name(f"{data_dir.name}.log")
     try:
         _unpack(state, store / "base" / backup["id"] / "base.tar.gz", data_dir)
         _recovery_settings(state, data_dir, store, port, None if target >= found.latest else target)
         (data_dir / "recovery.signal").touch()
         pg.chown(data_dir / "recovery.signal", state.os_user)
-        log_file = _restored_dir(state) / f"{name}.log"
         proc = pg.run(state, ["pg_ctl", "-D", str(data_dir), "-l", str(log_file), "-w", "-t", str(RESTORE_SECONDS),
                               "start"], timeout=RESTORE_SECONDS + 10, check=False)
         if proc.returncode != 0:
-            raise PitrError(f"recovery of {name} failed: {_last_log_line(log_file)}")
-        _wait_promoted(state, port, name, log_file)
+            raise PitrError(f"recovery of {data_dir.name} failed: {_last_log_line(log_file)}")
+        _wait_promoted(state, port, data_dir.name, log_file)
     except BaseException:
         _stop(state, data_dir)
         shutil.rmtree(data_dir, ignore_errors=True)
         raise
-    result = Restored(name, port, str(data_dir), iso(target), source_side, region)
-    write_json(_restored_dir(state) / f"{name}.json", asdict(result))
-    return result
+    return target
+
+
+def add_cluster(state: SandboxState, cluster: str, region: str) -> None:
+    """Let a cluster made later (e.g. by the emulated RDS) archive, into ``region``'s store, once it serves."""
+    cfg = settings(state)
+    clusters = {**cfg.clusters, cluster: region}
+    write_json(_root(state) / "settings.json", asdict(Settings(**{**asdict(cfg), "clusters": clusters})))
+    _write_archive_script(state, clusters)
+    for sub in ("wal", "base"):
+        path = _store(state, region, cluster) / sub
+        path.mkdir(parents=True, exist_ok=True)
+        for p in (path.parent, path):
+            pg.chown(p, state.os_user)
 
 
 def _unpack(state: SandboxState, tarball: Path, data_dir: Path) -> None:
@@ -429,7 +472,7 @@ class BackupKeeper:
         cfg = settings(state)
         if not self.paused():
             self.copied += copy_to_other_region(state, cfg, now)
-        for side in state.regions:
+        for side in sources(state, cfg):
             if self._due(state, cfg, side, now):
                 base_backup(state, side)
                 self.base_backups += 1
@@ -437,9 +480,9 @@ class BackupKeeper:
 
     @staticmethod
     def _due(state: SandboxState, cfg: Settings, side: str, now: datetime) -> bool:
-        if pg.postmaster_pid(state, side) is None or pg.is_in_recovery(state, side):
+        if side not in state.clusters or pg.postmaster_pid(state, side) is None or pg.is_in_recovery(state, side):
             return False
-        backups = _base_backups(_store(state, state.regions[side], side))
+        backups = _base_backups(_store(state, sources(state, cfg)[side], side))
         if not backups:
             return True
         newest = datetime.fromisoformat(backups[-1]["start"].replace("Z", "+00:00"))
@@ -450,9 +493,9 @@ def copy_to_other_region(state: SandboxState, cfg: Settings, now: datetime) -> i
     """Replicate automated backups: files older than the copy delay, to the other region's store."""
     copied = 0
     cutoff = now.timestamp() - cfg.copy_delay_seconds
-    for side in state.regions:
-        source = _store(state, state.regions[side], side)
-        other = next(r for s, r in state.regions.items() if s != side)
+    for side, home in sources(state, cfg).items():
+        source = _store(state, home, side)
+        other = next(r for r in state.regions.values() if r != home)
         target = _store(state, other, side)
         for path in sorted([*(source / "wal").glob("*.gz"), *(source / "base").glob("[0-9]*/*")]):
             dest = target / path.relative_to(source)
@@ -474,7 +517,7 @@ def prune(state: SandboxState, cfg: Settings, now: datetime) -> None:
     the WAL older than the oldest base backup kept."""
     horizon = iso(now - timedelta(days=cfg.retention_days))
     for region in state.regions.values():
-        for side in state.regions:
+        for side in sources(state, cfg):
             store = _store(state, region, side)
             backups = _base_backups(store)
             for old in [b for b in backups[:-1] if b["end"] < horizon]:
