@@ -497,7 +497,10 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--into-schema", metavar="S", help="partial restore: a NEW schema of the live database")
     parser.add_argument("--copy-back", metavar="T,...",
                         help="with --to-time: copy these tables' rows the live database lacks back from the restored instance")
-    parser.add_argument("--where", metavar="SQL", help="with --copy-back: only staged rows matching this condition")
+    parser.add_argument("--where", metavar="SQL", help="with --copy-back: only staged rows matching this condition "
+                                                       "(on the staged row, alias s)")
+    parser.add_argument("--overwrite", action="store_true",
+                        help="with --copy-back: also replace live rows whose restored version differs (corruption)")
     parser.add_argument("--jobs", type=int, default=1, help="pg_restore -j N (N > 1 spools to a private file)")
     parser.add_argument("--terminate-sessions", action="store_true", help="end other sessions on the target")
     parser.add_argument("--dry-run", action="store_true", help="print the plan only")
@@ -508,8 +511,8 @@ def main(argv: list[str] | None = None) -> int:
             return _point_in_time(args)
         if not args.target:
             raise UsageError("--target is required (the database to restore)")
-        if args.copy_back or args.where:
-            raise UsageError("--copy-back and --where go with --to-time")
+        if args.copy_back or args.where or args.overwrite:
+            raise UsageError("--copy-back, --where and --overwrite go with --to-time")
         before = parse_timestamp(args.before, "--before") if args.before else None
         tables = [t.strip() for t in args.tables.split(",") if t.strip()] if args.tables else None
         _validate(args.target, args.from_region, tables, args.into_schema, args.jobs, args.backup)
@@ -540,8 +543,8 @@ def _point_in_time(args) -> int:
 
     if args.tables or args.jobs != 1 or args.terminate_sessions:
         raise UsageError("--tables, --jobs and --terminate-sessions are for backup restores; use --copy-back with --to-time")
-    if args.where and not args.copy_back:
-        raise UsageError("--where goes with --copy-back")
+    if (args.where or args.overwrite) and not args.copy_back:
+        raise UsageError("--where and --overwrite go with --copy-back")
     if args.into_schema and not _IDENT.match(args.into_schema):
         raise UsageError(f"--into-schema {args.into_schema!r} is not a plain identifier")
     copy_back = [t.strip() for t in args.copy_back.split(",") if t.strip()] if args.copy_back else None
@@ -568,7 +571,8 @@ def _point_in_time(args) -> int:
         return Exit.OK
     dry = args.dry_run or not args.yes
     result = engine.restore_to_time(contract, to_time, side=args.from_region, db=args.database, copy_back_tables=copy_back,
-                                    where=args.where, into_schema=args.into_schema, target_dsn=args.target, yes=not dry)
+                                    where=args.where, into_schema=args.into_schema, target_dsn=args.target,
+                                    overwrite=args.overwrite, yes=not dry)
 
     def human():
         yield ("plan (nothing done; pass --yes to restore):" if dry else f"restored to {result.to_time}:")

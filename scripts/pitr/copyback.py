@@ -8,8 +8,10 @@ damaged). The copy goes through the verified partial-restore path of ``scripts.r
 2. the tables are moved into a NEW schema and that schema is copied into the live database in one
    transaction (``restore.move_tables``), counts checked again;
 3. one transaction inserts, per table, the staged rows (optionally only those matching
-   ``--where``) whose primary key the live table does not have. Existing rows are never
-   updated or deleted; the staged schema is kept for comparison.
+   ``--where``, a condition on the staged row ``s``) whose primary key the live table does not
+   have; with ``overwrite`` (``--overwrite``: corrupted rows) staged rows also replace the live
+   rows with the same key that differ. Rows are never deleted, and rows the staged copy does
+   not have are never touched; the staged schema is kept for comparison.
 
 On any failure before step 3 commits the live tables are untouched (the scratch database is
 dropped; a half-copied schema is rolled back by ``pg_restore --single-transaction``).
@@ -55,7 +57,7 @@ def check_tables(live_dsn: str, tables: list[str]) -> dict[str, list[str]]:
     with pg.connect(live_dsn) as conn:
         for table in tables:
             schema, _, name = pg.split_name(table)
-            if not conn.execute("SELECT to_regclass(format('%I.%I', %s::text, %s::text))", (schema, name)).fetchone()[0]:
+            if not conn.execute("SELECT to_regclass(format('%%I.%%I', %s::text, %s::text))", (schema, name)).fetchone()[0]:
                 raise UsageError(f"--copy-back table {table} does not exist in the live database")
             keys[table] = _primary_key(conn, table)
             if not keys[table]:
@@ -64,7 +66,7 @@ def check_tables(live_dsn: str, tables: list[str]) -> dict[str, list[str]]:
 
 
 def copy_back(source_dsn: str, live_dsn: str, tables: list[str], schema: str, where: str | None,
-              stamp: str) -> CopyBack:
+              stamp: str, overwrite: bool = False) -> CopyBack:
     """Stage ``tables`` from ``source_dsn`` into ``schema`` of the live database, then insert what is missing."""
     tables = [_qualified(t) for t in tables]
     keys = check_tables(live_dsn, tables)
@@ -90,7 +92,7 @@ def copy_back(source_dsn: str, live_dsn: str, tables: list[str], schema: str, wh
         result.staged = move_tables(scratch_dsn, live_dsn, schema, expected, "restored instance")
     finally:
         drop_database(admin, scratch)
-    result.inserted = _insert_missing(live_dsn, schema, keys, where)
+    result.inserted = _insert_missing(live_dsn, schema, keys, where, overwrite)
     return result
 
 
@@ -99,7 +101,7 @@ def _dump_into(source_dsn: str, scratch_dsn: str, tables: list[str]) -> None:
     cmd = [pg.binary("pg_dump"), "-Fc", "-Z0", "--no-password", "--no-owner", f"--dbname={src_info}"]
     cmd += [f"--table={t}" for t in tables]
     dump = subprocess.Popen(cmd, stdout=subprocess.PIPE, stderr=subprocess.PIPE, env=src_env)
-    load_cmd, env = restore_cmd(scratch_dsn, 1, None, None)
+    load_cmd, env = restore_cmd(scratch_dsn, 1, tables, None)  # -t: the tables, not constraints on others
     load = subprocess.run([*load_cmd, "--no-owner"], stdin=dump.stdout, stdout=subprocess.DEVNULL,
                           stderr=subprocess.PIPE, env=env)
     dump.stdout.close()
@@ -109,25 +111,40 @@ def _dump_into(source_dsn: str, scratch_dsn: str, tables: list[str]) -> None:
         raise PilotlightError(f"copying {', '.join(tables)} from the restored instance failed: {first_error(tail)}")
 
 
-def _insert_missing(live_dsn: str, schema: str, keys: dict[str, list[str]], where: str | None) -> dict[str, int]:
-    """One transaction: the staged rows the live tables lack (by primary key), nothing else touched."""
+def _insert_missing(live_dsn: str, schema: str, keys: dict[str, list[str]], where: str | None,
+                    overwrite: bool) -> dict[str, int]:
+    """One transaction: the staged rows the live tables lack (by primary key), and with ``overwrite``
+    the staged version of rows that differ; nothing else touched. Returns rows written per table."""
     inserted = {}
     try:
         with pg.connect(live_dsn) as conn, conn.transaction():
             for table, key in keys.items():
                 live_schema, _, name = pg.split_name(table)
                 live, staged = sql.Identifier(live_schema, name), sql.Identifier(schema, name)
-                cols = [r[0] for r in conn.execute(
-                    "SELECT attname FROM pg_attribute WHERE attrelid = format('%%I.%%I', %s::text, %s::text)::regclass"
-                    " AND attnum > 0 AND NOT attisdropped AND attgenerated = '' ORDER BY attnum",
-                    (live_schema, name)).fetchall()]
-                col_list = sql.SQL(", ").join(map(sql.Identifier, cols))
-                match = sql.SQL(" AND ").join(sql.SQL("l.{k} = s.{k}").format(k=sql.Identifier(k)) for k in key)
-                query = sql.SQL("INSERT INTO {live} ({cols}) OVERRIDING SYSTEM VALUE SELECT {scols} FROM {staged} s "
-                                "WHERE NOT EXISTS (SELECT 1 FROM {live} l WHERE {match}){extra}").format(
-                    live=live, cols=col_list, staged=staged, match=match,
-                    scols=sql.SQL(", ").join(sql.SQL("s.{}").format(sql.Identifier(c)) for c in cols),
-                    extra=sql.SQL(" AND ({})").format(sql.SQL(where)) if where else sql.SQL(""))
+                cols = conn.execute(
+                    "SELECT attname, attidentity <> '' FROM pg_attribute WHERE attrelid = "
+                    "format('%%I.%%I', %s::text, %s::text)::regclass AND attnum > 0 AND NOT attisdropped "
+                    "AND attgenerated = '' ORDER BY attnum", (live_schema, name)).fetchall()
+                names = [c for c, _ in cols]
+                col_list = sql.SQL(", ").join(map(sql.Identifier, names))
+                staged_cols = sql.SQL(", ").join(sql.SQL("s.{}").format(sql.Identifier(c)) for c in names)
+                filter_ = sql.SQL(" WHERE ({})").format(sql.SQL(where)) if where else sql.SQL("")
+                if overwrite:
+                    settable = [c for c, identity in cols if c not in key and not identity]
+                    query = sql.SQL(
+                        "INSERT INTO {live} AS l ({cols}) OVERRIDING SYSTEM VALUE SELECT {scols} FROM {staged} s{filter} "
+                        "ON CONFLICT ({key}) DO UPDATE SET {sets} WHERE ({lcols}) IS DISTINCT FROM ({ecols})").format(
+                        live=live, cols=col_list, scols=staged_cols, staged=staged, filter=filter_,
+                        key=sql.SQL(", ").join(map(sql.Identifier, key)),
+                        sets=sql.SQL(", ").join(sql.SQL("{c} = EXCLUDED.{c}").format(c=sql.Identifier(c)) for c in settable),
+                        lcols=sql.SQL(", ").join(sql.SQL("l.{}").format(sql.Identifier(c)) for c in settable),
+                        ecols=sql.SQL(", ").join(sql.SQL("EXCLUDED.{}").format(sql.Identifier(c)) for c in settable))
+                else:
+                    match = sql.SQL(" AND ").join(sql.SQL("l.{k} = s.{k}").format(k=sql.Identifier(k)) for k in key)
+                    query = sql.SQL("INSERT INTO {live} ({cols}) OVERRIDING SYSTEM VALUE SELECT {scols} FROM {staged} s "
+                                    "WHERE NOT EXISTS (SELECT 1 FROM {live} l WHERE {match}){extra}").format(
+                        live=live, cols=col_list, staged=staged, match=match, scols=staged_cols,
+                        extra=sql.SQL(" AND ({})").format(sql.SQL(where)) if where else sql.SQL(""))
                 inserted[table] = conn.execute(query).rowcount
     except psycopg.Error as exc:
         first = (str(exc).strip().splitlines() or [type(exc).__name__])[0]

@@ -57,7 +57,7 @@ class PitrResult:
 def restore_to_time(contract: Contract, to_time: datetime, *, side: str = "primary", db: str | None = None,
                     copy_back_tables: list[str] | None = None, where: str | None = None,
                     into_schema: str | None = None, target_dsn: str | None = None, name: str | None = None,
-                    yes: bool = False) -> PitrResult:
+                    overwrite: bool = False, yes: bool = False) -> PitrResult:
     """Restore ``db`` to ``to_time`` into a new instance in ``side``'s region; with ``yes`` really do it."""
     started = time.monotonic()
     database = contract.database(db)
@@ -86,7 +86,8 @@ def restore_to_time(contract: Contract, to_time: datetime, *, side: str = "prima
     ]
     if copy_back_tables:
         plan.append(f"copy back {', '.join(copy_back_tables)}: stage them in new schema {schema} of the live "
-                    f"database, then insert the rows it lacks{f' matching {where}' if where else ''} (none updated)")
+                    f"database, then insert the rows it lacks{' and replace the rows that differ' if overwrite else ''}"
+                    f"{f' (staged rows matching {where})' if where else ''}; nothing deleted")
     else:
         plan.append(f"leave {name} running: copy rows back with --copy-back, or point the service at it; "
                     f"remove it with `restore --cleanup {name}`")
@@ -101,7 +102,7 @@ def restore_to_time(contract: Contract, to_time: datetime, *, side: str = "prima
         _finish(contract, result, database, side, target, to_time)
         if copy_back_tables:
             source = endpoint_dsn(contract, result.settings["host"], result.settings["port"], database.db_name)
-            done = copyback.copy_back(source, live, copy_back_tables, schema, where, stamp.lower())
+            done = copyback.copy_back(source, live, copy_back_tables, schema, where, stamp.lower(), overwrite)
             result.copy_back = asdict(done)
     except BaseException:
         log.error("restored instance %s is kept in %s: `restore --list-restored` lists it, "

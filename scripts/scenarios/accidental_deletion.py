@@ -17,7 +17,8 @@ from psycopg import sql
 from scripts.common import utcnow
 from scripts.restore import perform_restore
 from scripts.scenarios import DrillContext
-from scripts.scenarios.data import (TABLE, age_at, describe, dsn, fingerprint, run_data_drill, take_backup)
+from scripts.scenarios.data import (TABLE, age_at, describe, dsn, fingerprint, measure_rpo, run_data_drill,
+                                    scheduled_backup)
 
 DELETE = f"delete from {TABLE} where id % 10 = 0"
 
@@ -30,8 +31,8 @@ def _drill(ctx: DrillContext, side: str, before: tuple[int, str]) -> None:
     steps = ctx.steps
     schema = f"pilotlight_recovered_{int(time.time())}"
     schema_id, table_name = sql.Identifier(schema), TABLE.split(".", 1)[1]
-    with steps.step("take backup") as s:
-        manifest = take_backup(ctx, side)
+    with steps.step("newest scheduled backup") as s:
+        manifest = scheduled_backup(ctx, side)
         ctx.backup = describe(manifest)
         s.note(manifest.id)
     with steps.step("inject: delete rows") as s:
@@ -60,7 +61,7 @@ def _drill(ctx: DrillContext, side: str, before: tuple[int, str]) -> None:
             ctx.check("every deleted row is back, unchanged", after == before and copied == deleted,
                       f"{deleted} deleted, {copied} copied back, fingerprint {'matches' if after == before else 'DIFFERS'}")
             s.note(f"{after[0]} rows, fingerprint {'matches' if after == before else 'differs'}")
-        ctx.measured["rpoSeconds"] = round(age_at(manifest, at_fail), 3)
+        measure_rpo(ctx, side, age_at(manifest, at_fail), at_fail.timestamp())
     finally:
         with steps.step("cleanup: drop the recovery schema"):
             with psycopg.connect(dsn(ctx, side), autocommit=True) as conn:

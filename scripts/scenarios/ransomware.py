@@ -16,11 +16,12 @@ import psycopg
 from botocore.exceptions import ClientError
 
 from scripts import aws
+from scripts import heartbeat
 from scripts.common import utcnow
 from scripts.restore import perform_restore
 from scripts.scenarios import DrillContext
-from scripts.scenarios.data import (TABLE, age_at, describe, drop_kept_database, dsn, fingerprint, run_data_drill,
-                                    take_backup)
+from scripts.scenarios.data import (TABLE, age_at, describe, drop_kept_database, dsn, fingerprint, measure_rpo,
+                                    run_data_drill, scheduled_backup, take_backup)
 from scripts.vault import DUMP, MANIFEST, Manifest, object_key
 from scripts.steps import FAILED
 
@@ -51,8 +52,8 @@ def run(ctx: DrillContext) -> None:
 def _drill(ctx: DrillContext, side: str, before: tuple[int, str]) -> None:
     steps = ctx.steps
     restored = None
-    with steps.step("take clean backup") as s:
-        clean = take_backup(ctx, side)
+    with steps.step("newest scheduled backup (clean)") as s:
+        clean = scheduled_backup(ctx, side)
         ctx.backup = describe(clean)
         s.note(clean.id)
     with steps.step("inject: encrypt table") as s:
@@ -76,6 +77,7 @@ def _drill(ctx: DrillContext, side: str, before: tuple[int, str]) -> None:
             restored = perform_restore(ctx.contract, dsn(ctx, side), before=at_attack, terminate_sessions=True,
                                        db=ctx.db.name)
             ctx.backup = describe(clean, restored) | {"id": restored.backup_id}
+            heartbeat.create_table(ctx.contract, ctx.db, side)  # the backup may predate the heartbeat table
             s.note(f"backup {restored.backup_id} restored and swapped in {restored.seconds:.2f} s")
         with steps.step("verify data") as s:
             after = fingerprint(dsn(ctx, side))
@@ -85,7 +87,13 @@ def _drill(ctx: DrillContext, side: str, before: tuple[int, str]) -> None:
             ctx.check("the poisoned backup was not used", restored.backup_id == clean.id,
                       f"used {restored.backup_id}, poisoned {poisoned.id}")
             s.note(f"{after[0]} rows, fingerprint {'matches' if after == before else 'differs'}")
-        ctx.measured["rpoSeconds"] = round(age_at(clean, at_attack), 3)
+        measure_rpo(ctx, side, age_at(clean, at_attack), at_attack.timestamp())
+        with steps.step("fresh backup of the recovered data") as s:
+            # The poisoned backup is now the vault's newest: until the next scheduled run, a restore of
+            # the newest backup (and the next data drill) would bring the encryption back.
+            fresh = take_backup(ctx, side)
+            ctx.measured["freshBackup"] = fresh.id
+            s.note(fresh.id)
     finally:
         with steps.step("cleanup: drop the encrypted database kept for rollback"):
             drop_kept_database(ctx, side, restored)
