@@ -24,7 +24,7 @@ test: $(STAMP)
 	$(BIN)/python -m pytest -q
 
 drill: $(STAMP)
-	$(BIN)/python -m scripts.make_drill --scenarios $(SCENARIOS) --report $(REPORTS)
+	$(BIN)/python -m scripts.commands.make_drill --scenarios $(SCENARIOS) --report $(REPORTS)
 
 check: $(STAMP)
 	$(BIN)/pilotlight check --stack dr

@@ -11,8 +11,8 @@ import subprocess
 import psycopg
 from psycopg import sql
 
-from scripts import pg
-from scripts.db import with_dbname
+from scripts.postgres import client as pg
+from scripts.postgres.dsn import with_dbname
 
 ENTROPY_SQL = """
 CREATE TABLE events (

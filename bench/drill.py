@@ -1,6 +1,6 @@
 """`make drill` as the benchmark runs it: the regional-outage drill on a sandbox of its own.
 
-Runs ``python -m scripts.make_drill`` exactly as the Makefile does (sandbox up, drill, sandbox
+Runs ``python -m scripts.commands.make_drill`` exactly as the Makefile does (sandbox up, drill, sandbox
 down) in a temp state dir, times the whole command, and reads measured RTO/RPO and the drill's
 own wall time from the JSON report it writes.
 """
@@ -22,7 +22,7 @@ def measure(scenario: str = "regional-outage") -> dict:
     tmp = Path(tempfile.mkdtemp(prefix="pilotlight-bench-drill-"))
     try:
         t0 = time.perf_counter()
-        proc = subprocess.run([sys.executable, "-m", "scripts.make_drill", "--scenarios", scenario,
+        proc = subprocess.run([sys.executable, "-m", "scripts.commands.make_drill", "--scenarios", scenario,
                                "--report", str(tmp / "reports"), "--state-dir", str(tmp / "sandbox")],
                               cwd=ROOT, env={**os.environ, "PYTHONPATH": str(ROOT)}, capture_output=True, text=True,
                               timeout=900)

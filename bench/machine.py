@@ -6,7 +6,7 @@ import platform
 import subprocess
 from importlib.metadata import PackageNotFoundError, version
 
-from scripts import pg
+from scripts.postgres import client as pg
 
 PACKAGES = ("boto3", "moto", "zstandard", "cryptography", "psycopg", "pulumi", "pulumi_aws")
 

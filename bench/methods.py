@@ -20,9 +20,10 @@ from boto3.s3.transfer import TransferConfig
 
 from bench.measure import Failed, Run, run_process, timed
 from bench.sandbox import Bench
-from scripts import aws, pg
-from scripts.backup import TRANSFER, sse_args
-from scripts.stream import DOWNLOAD
+from scripts import aws
+from scripts.postgres import client as pg
+from scripts.vault.backup import TRANSFER, sse_args
+from scripts.vault.stream import DOWNLOAD
 
 PROJECT_ROOT = Path(__file__).resolve().parents[1]
 # A second source tree of Pilotlight (a proposed patch), measured side by side with the committed one.

@@ -135,7 +135,7 @@ def measure_scale(bench, scale: int, args, pgbr: PgBackRest | None, skip: set[st
 
 def tool_startup() -> dict:
     """What every Pilotlight command pays before its first byte: interpreter start and imports."""
-    runs = [run_process([sys.executable, "-c", "import scripts.backup, scripts.restore"],
+    runs = [run_process([sys.executable, "-c", "import scripts.vault.backup, scripts.vault.restore"],
                         env={**os.environ, "PYTHONPATH": str(ROOT)})[0] for _ in range(3)]
     return summary(runs)
 

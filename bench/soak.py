@@ -24,10 +24,10 @@ from psycopg import sql
 
 from bench.dataset import drop
 from bench.sandbox import bench_sandbox
-from scripts import pg
-from scripts.backup import perform_backup
+from scripts.postgres import client as pg
+from scripts.vault.backup import perform_backup
 from scripts.common import PilotlightError
-from scripts.restore import perform_restore
+from scripts.vault.restore import perform_restore
 
 SEED_ROWS = 2000
 EVENTS = "public.soak_events"

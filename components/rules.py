@@ -18,7 +18,7 @@ POLICY_VERSION = "2012-10-17"
 RTC_MINUTES = 15
 REPLICATION_RULE_ID = "vault-to-dr"
 KEY_USER_ACTIONS = ("kms:Encrypt", "kms:Decrypt", "kms:ReEncrypt*", "kms:GenerateDataKey*", "kms:DescribeKey")
-# The encryption context every direct KMS call of the tools carries (scripts/envelope.py: context()).
+# The encryption context every direct KMS call of the tools carries (scripts/vault/envelope.py: context()).
 BACKUP_CONTEXT_KEYS = ("pilotlight:backup-id", "pilotlight:database")
 
 
@@ -363,7 +363,7 @@ def backup_writer_policy(
     replication carries objects to DR. No delete, retention, bucket-policy or lock action: a
     stolen CI credential can add backups, never remove them. KMS: a data key from the primary
     key and the same key wrapped by the DR key, only under the backup context
-    (scripts/envelope.py); SSE-KMS on the bucket also needs ``GenerateDataKey``/``Decrypt``
+    (scripts/vault/envelope.py); SSE-KMS on the bucket also needs ``GenerateDataKey``/``Decrypt``
     through S3 (multipart uploads decrypt the data key per part), scoped to this bucket.
     """
     return {

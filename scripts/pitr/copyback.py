@@ -1,7 +1,7 @@
 """Copy chosen tables/rows from a restored instance back into the live database.
 
 "Row X was fine at 10:42": the restored instance has it, the live database does not (or has it
-damaged). The copy goes through the verified partial-restore path of ``scripts.restore``:
+damaged). The copy goes through the verified partial-restore path of ``scripts.vault.restore``:
 
 1. ``pg_dump`` of the chosen tables from the restored instance into a scratch database on the
    live server (with the live database's extensions), row counts checked against the source;
@@ -24,10 +24,10 @@ from dataclasses import dataclass, field
 import psycopg
 from psycopg import sql
 
-from scripts import pg
+from scripts.postgres import client as pg
 from scripts.common import PilotlightError, Refused, UsageError
-from scripts.db import with_dbname
-from scripts.restore import copy_extensions, drop_database, first_error, move_tables, restore_cmd
+from scripts.postgres.dsn import with_dbname
+from scripts.vault.restore import copy_extensions, drop_database, first_error, move_tables, restore_cmd
 
 
 @dataclass

@@ -25,12 +25,12 @@ from typing import Any
 
 import psycopg
 
-from scripts import pg
+from scripts.postgres import client as pg
 from scripts.common import Exit, PilotlightError, iso, log, utcnow
 from scripts.contract import Contract
-from scripts.db import side_dsn
+from scripts.postgres.dsn import side_dsn
 from scripts.pitr import copyback, rds
-from scripts.service import endpoint_dsn
+from scripts.failover.service import endpoint_dsn
 
 
 @dataclass

@@ -127,7 +127,7 @@ def health(state: SandboxState) -> dict[str, Any]:
     report = lifecycle.status(state.state_dir)
     report["dns"] = {}
     if state.contract is not None and report["processes"].get("daemon", {}).get("alive"):
-        from scripts.service import resolve  # noqa: PLC0415 - service imports nothing from the sandbox
+        from scripts.failover.service import resolve  # noqa: PLC0415 - service imports nothing from the sandbox
 
         for db in state.contract.databases:
             try:

@@ -13,10 +13,15 @@ from pathlib import Path
 import psycopg
 import pytest
 
-from scripts import cutover, dbstate, dnscheck, dnsrecords, drill, failback
+from scripts.failover import cutover
+from scripts.postgres import replication as dbstate
+from scripts.failover import dns as dnscheck
+from scripts.failover import records as dnsrecords
+from scripts.drills import engine as drill
+from scripts.failover import failback
 from scripts.common import Exit
 from scripts.sandbox import control
-from scripts.service import resolve, service_dsn
+from scripts.failover.service import resolve, service_dsn
 
 pytestmark = [pytest.mark.integration, pytest.mark.e2e]
 

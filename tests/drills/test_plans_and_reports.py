@@ -4,7 +4,8 @@ from pathlib import Path
 
 import pytest
 
-from scripts import dnsrecords, report
+from scripts.failover import records as dnsrecords
+from scripts.drills import report
 from scripts.common import PilotlightError
 from scripts.contract import parse
 from scripts.steps import Steps
@@ -73,7 +74,7 @@ def test_report_names_the_failed_step_and_why(tmp_path):
 
 
 def test_a_drill_on_a_real_stack_needs_the_stack_named_before_any_io(capsys):
-    from scripts import drill
+    from scripts.drills import engine as drill
 
     assert drill.main(["--scenario", "regional-outage", "--outputs", str(FIXTURE)]) == 4
     assert drill.main(["--scenario", "regional-outage", "--outputs", str(FIXTURE), "--yes-on-stack", "prod"]) == 4

@@ -8,7 +8,7 @@ import pytest
 from psycopg.conninfo import make_conninfo
 
 from scripts.common import Refused, UsageError
-from scripts.db import side_dsn
+from scripts.postgres.dsn import side_dsn
 from scripts.pitr import copyback
 from scripts.sandbox import pitr
 

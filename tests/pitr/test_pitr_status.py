@@ -5,7 +5,7 @@ import json
 from datetime import timedelta
 from pathlib import Path
 
-from scripts import status
+from scripts.commands import status
 from scripts.common import utcnow
 from scripts.contract import load_file
 from scripts.pitr import rds
@@ -36,7 +36,7 @@ def test_an_unreadable_window_is_a_warn_line_with_the_reason():
 
 def test_stale_backups_but_a_fresh_dr_window_meet_the_data_corruption_rpo_by_pitr_not_ransomware(monkeypatch):
     contract, now = load_file(FIXTURE), utcnow()
-    from scripts import vault
+    from scripts.vault import layout as vault
 
     stamp = (now - timedelta(hours=5)).strftime("%Y%m%dT%H%M%S%fZ")
     old = vault.Entry(f"orders-{stamp}-aaaaaa", "hourly", "orders", "primary")

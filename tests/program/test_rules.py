@@ -5,7 +5,7 @@ import pytest
 from stack_values import config, example_values
 
 from components import rules
-from scripts.envelope import context
+from scripts.vault.envelope import context
 
 BUCKET = "arn:aws:s3:::pilotlight-dr-vault-us-east-1"
 DEST = "arn:aws:s3:::pilotlight-dr-vault-us-west-2"

@@ -14,7 +14,7 @@ import tempfile
 import pytest
 
 from scripts import aws
-from tests.backup.conftest import Env
+from tests.vault.conftest import Env
 from tests.conftest import start_sandbox, stop_sandbox
 from tests.support.faultproxy import FaultProxy, proxied_outputs
 
@@ -31,7 +31,7 @@ class RelEnv(Env):
         return ["--outputs", self.via, *extra]
 
     def complete_ids(self, side: str = "primary") -> set[str]:
-        from scripts.vault import list_backups
+        from scripts.vault.layout import list_backups
         return {e.id for e in list_backups(self.contract, side) if e.complete}
 
     def open_uploads(self) -> list[dict]:

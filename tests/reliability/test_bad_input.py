@@ -11,7 +11,13 @@ from pathlib import Path
 
 import pytest
 
-from scripts import backup, backups, cutover, drill, failback, restore, verify
+from scripts.vault import backup
+from scripts.commands import backups
+from scripts.failover import cutover
+from scripts.drills import engine as drill
+from scripts.failover import failback
+from scripts.vault import restore
+from scripts.vault import verify
 from scripts.common import Exit
 from tests.support.faultproxy import FaultProxy
 

@@ -20,10 +20,14 @@ from datetime import timedelta
 import psycopg
 import pytest
 
-from scripts import aws, backup, pg, restore, verify
+from scripts import aws
+from scripts.vault import backup
+from scripts.postgres import client as pg
+from scripts.vault import restore
+from scripts.vault import verify
 from scripts.common import Exit, utcnow
-from scripts.vault import MANIFEST, object_key
-from tests.backup.conftest import one_line_error, table_checksums
+from scripts.vault.layout import MANIFEST, object_key
+from tests.vault.conftest import one_line_error, table_checksums
 from tests.support.faultproxy import Fault, kms
 
 pytestmark = pytest.mark.integration
@@ -151,7 +155,7 @@ def test_case9_corrupt_archive_stops_pg_restore_scratch_dropped_no_swap(rel, led
 
 KILL_AFTER_FIRST_RENAME = """
 import os, signal, sys
-from scripts import restore
+from scripts.vault import restore
 real = restore._swap
 
 class KillAfterRename:
@@ -358,7 +362,7 @@ def wait_replicated(rel, backup_id: str, timeout: float = 30) -> None:
                                                               ("PENDING", 5, "WARN")])
 def test_case16_status_reports_the_missing_dr_copy_as_an_rpo_breach(rel, ledger, replication_says, monkeypatch,
                                                                     status_said, minutes_later, state, tmp_path, capsys):
-    from scripts import status
+    from scripts.commands import status
     m = take(rel, ledger)
     wait_replicated(rel, m.id)
     for name in ("dump", MANIFEST):  # the DR copy vanishes (delete markers), as if replication never happened

@@ -13,10 +13,12 @@ import pytest
 from boto3.s3.transfer import TransferConfig
 from botocore.exceptions import ClientError
 
-from scripts import backup, restore, verify
+from scripts.vault import backup
+from scripts.vault import restore
+from scripts.vault import verify
 from scripts.common import Exit
-from scripts.vault import object_key
-from tests.backup.conftest import one_line_error, table_checksums
+from scripts.vault.layout import object_key
+from tests.vault.conftest import one_line_error, table_checksums
 from tests.support.faultproxy import Fault, complete_multipart, get_object, s3_writes, upload_part
 
 pytestmark = pytest.mark.integration
@@ -189,7 +191,7 @@ def test_case15_no_tool_can_send_a_governance_bypass():
 def test_case8_incomplete_and_failed_backups_are_ignored_by_time_selection(rel, shop, capsys):
     from datetime import timedelta
     from scripts.common import iso
-    from scripts.vault import MANIFEST
+    from scripts.vault.layout import MANIFEST
     good = backup.perform_backup(rel.contract, "hourly", source_dsn=rel.dsn(shop))
     incomplete = backup.perform_backup(rel.contract, "hourly", source_dsn=rel.dsn(shop))
     failed = backup.perform_backup(rel.contract, "hourly", source_dsn=rel.dsn(shop))

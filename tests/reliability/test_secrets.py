@@ -15,7 +15,15 @@ from pathlib import Path
 
 import pytest
 
-from scripts import aws, backup, backups, cutover, drill, restore, runbook, status, verify
+from scripts import aws
+from scripts.vault import backup
+from scripts.commands import backups
+from scripts.failover import cutover
+from scripts.drills import engine as drill
+from scripts.vault import restore
+from scripts.commands import runbook
+from scripts.commands import status
+from scripts.vault import verify
 from scripts.common import Exit
 from tests.support.faultproxy import Fault, get_object, s3_writes
 

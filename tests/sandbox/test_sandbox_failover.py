@@ -14,10 +14,10 @@ import pytest
 
 from sandbox_wait import wait_until
 from scripts.aws import client
-from scripts.db import side_dsn
+from scripts.postgres.dsn import side_dsn
 from scripts.sandbox import cli, control, lifecycle
 from scripts.sandbox.state import pid_alive
-from scripts.service import resolve, service_dsn
+from scripts.failover.service import resolve, service_dsn
 
 pytestmark = pytest.mark.integration
 

@@ -15,9 +15,9 @@ import pytest
 
 from scripts.aws import client
 from scripts.contract import parse
-from scripts.db import side_dsn
+from scripts.postgres.dsn import side_dsn
 from scripts.sandbox import cli, control
-from scripts.service import resolve, service_dsn
+from scripts.failover.service import resolve, service_dsn
 from sandbox_wait import wait_until
 
 pytestmark = pytest.mark.integration

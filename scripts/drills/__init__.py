@@ -1,0 +1,1 @@
+"""Drills: the engine, the heartbeat, the reports and the scenarios."""

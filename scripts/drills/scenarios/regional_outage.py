@@ -1,0 +1,182 @@
+"""regional-outage: the primary region goes away; the service comes back on the DR standby.
+
+Sandbox: the primary PostgreSQL cluster is SIGKILLed (postmaster and backends at once) and the
+primary region's AWS endpoint and the Route53 control plane are made unreachable for real
+(their proxies refuse connections). Nothing is told about it: the health prober notices the
+dead endpoint, the failover records answer the standby (data plane), then ``cutover`` promotes
+the standby, tries the record change (which fails: no control plane — a warning, not a
+failure) and verifies every authoritative nameserver. A heartbeat writer commits through the
+service name all along:
+
+- RTO = failure → first heartbeat committed on the new primary through the DNS name;
+- RPO = last heartbeat acknowledged by the old primary → newest of those present on the new
+  primary (0 when every acknowledged row survived); lost acknowledged rows are counted too.
+
+Afterwards the sandbox is restored by a real ``failback`` (regions unblocked, the old primary
+re-seeded from DR, switched back, DR re-seeded), so the next drill starts where this one did.
+
+Real stack: a region cannot be switched off from here. The drill fences the primary read-only
+(the application sees its writes fail, as in an outage) and runs the planned cutover through the
+Route53 control plane; it does not fail back (that is a stack change, docs/drills.md).
+"""
+from __future__ import annotations
+
+import time
+
+from scripts.postgres import replication as dbstate
+from scripts.failover import dns as dnscheck
+from scripts.drills import heartbeat
+from scripts.common import PilotlightError
+from scripts.failover.cutover import perform_cutover
+from scripts.failover.failback import perform_failback
+from scripts.drills.scenarios import DrillContext
+from scripts.steps import SKIPPED
+
+DETECT_TIMEOUT = 60.0
+RECOVER_TIMEOUT = 60.0
+BASELINE_ACKS = 10
+
+
+class SandboxOutage:
+    """Kill the primary cluster, cut the primary region (and Route53's control plane) off."""
+
+    def __init__(self, ctx: DrillContext):
+        from scripts.sandbox import control
+
+        self.control = control
+        self.state = control.load(ctx.contract.sandbox.state_dir)
+        # endpoint -> proxy mode; Route53's control plane fails as asked (refuse, stall, 503) or stays up
+        self.faults = {ctx.contract.regions["primary"]: "refuse"}
+        if ctx.options.get("control_plane", "refuse") != "up":
+            self.faults["route53"] = ctx.options.get("control_plane", "refuse")
+        self.blocked = list(self.faults)
+
+    def inject(self) -> str:
+        self.control.kill_cluster(self.state, "primary")
+        for endpoint, mode in self.faults.items():  # one proxy each, whatever region route53 lives in
+            self.control.set_endpoint_mode(self.state, endpoint, mode)
+        return "primary cluster SIGKILLed; " + ", ".join(f"{e}: {m}" for e, m in self.faults.items())
+
+    def heal(self) -> None:
+        for endpoint in self.blocked:
+            self.control.set_endpoint_mode(self.state, endpoint, "pass")
+
+
+class StackOutage:
+    """On a real stack: fence the primary's writes; recovery goes through the control plane."""
+
+    def __init__(self, ctx: DrillContext):
+        self.ctx = ctx
+
+    def inject(self) -> str:
+        ended = dbstate.fence(self.ctx.contract, self.ctx.db, "primary")
+        return f"primary fenced read-only, {ended} session(s) ended"
+
+    def heal(self) -> None:
+        """Nothing: the stack now runs on DR; failing back is a stack change."""
+
+
+def run(ctx: DrillContext) -> None:
+    contract, db, steps = ctx.contract, ctx.db, ctx.steps
+    sandbox = contract.sandbox is not None
+    with steps.step("check starting state") as s:
+        primary, dr = dbstate.state(contract, db, "primary"), dbstate.state(contract, db, "dr")
+        serving = dnscheck.answering_side(contract, db)
+        s.note(f"primary {primary.role}, dr {dr.role}, dns -> {serving}")
+        if primary.role != "primary" or dr.role != "replica" or serving != "primary":
+            raise PilotlightError("the service is not in its normal state (primary serving, dr streaming); "
+                                  "run `pilotlight failback --to primary --yes` first")
+    with steps.step("create heartbeat table"):
+        heartbeat.create_table(contract, db, "primary")
+        dbstate.wait_caught_up(contract, db, "dr", "primary", 30)
+    outage = SandboxOutage(ctx) if sandbox else StackOutage(ctx)
+    beat = heartbeat.Heartbeat(contract, db)
+    injected = False
+    try:
+        with steps.step("heartbeat baseline") as s:
+            beat.start()
+            if beat.wait_for(lambda a: len(beat.acks) >= BASELINE_ACKS, 30) is None:
+                raise PilotlightError(f"no steady heartbeat through {db.dns.record_name}: {beat.last_error}")
+            s.note(f"{len(beat.acks)} commits through {db.dns.record_name} on primary")
+        with steps.step("inject failure") as s:
+            t_fail, wall_fail = time.monotonic(), time.time()
+            injected = True
+            s.note(outage.inject())
+        ctx.measured["failureAt"] = wall_fail
+        with steps.step("detect: dns fails over") as s:
+            if sandbox:
+                dnscheck.wait_for(contract, db, "dr", DETECT_TIMEOUT)
+                ctx.measured["detectionSeconds"] = round(time.monotonic() - t_fail, 3)
+                s.note("health check failed; the failover records answer dr (no API call)")
+            else:
+                s.note("real stack: the primary is fenced, not down; the cutover moves the records", SKIPPED)
+        result = perform_cutover(contract, db, "dr", steps.child("cutover: "), outputs=ctx.outputs, dns_timeout=30)
+        ctx.check("dns answers dr on every authoritative server",
+                  all(dnscheck.side_of(db, t) == "dr" for t in result["dnsAfter"].values()),
+                  ", ".join(f"{k} -> {v}" for k, v in result["dnsAfter"].items()))
+        ctx.notes.extend(result["warnings"])
+        with steps.step("service restored through dns") as s:
+            first = beat.wait_for(lambda a: a.side == "dr" and a.mono > t_fail, RECOVER_TIMEOUT)
+            if first is None:
+                raise PilotlightError(f"no heartbeat committed on dr within {RECOVER_TIMEOUT:.0f} s: {beat.last_error}")
+            ctx.measured["rtoSeconds"] = round(first.mono - t_fail, 3)
+            s.note(f"first commit on dr {ctx.measured['rtoSeconds']:.3f} s after the failure")
+        with steps.step("measure data loss") as s:
+            beat.wait_for(lambda a: a.side == "dr" and a.mono > first.mono + 0.3, 5)
+            beat.stop()
+            _measure_rpo(ctx, beat, t_fail)
+            s.note(f"RPO {ctx.measured['rpoSeconds']:.3f} s, {ctx.measured['lostAcknowledgedRows']} "
+                   f"acknowledged row(s) lost, heartbeat gap {ctx.measured['heartbeatGapSeconds']:.3f} s")
+    finally:
+        beat.stop()
+        ctx.measured["heartbeat"] = beat.summary()
+        if injected:
+            _restore(ctx, outage, sandbox)
+        else:
+            heartbeat.drop_table(contract, db, "primary")
+
+
+def _measure_rpo(ctx: DrillContext, beat: heartbeat.Heartbeat, t_fail: float) -> None:
+    old = [a for a in beat.acks if a.side == "primary" and a.mono <= t_fail]
+    new = [a for a in beat.acks if a.side == "dr"]
+    present = heartbeat.present_ids(ctx.contract, ctx.db, "dr", [a.id for a in old])
+    lost = [a for a in old if a.id not in present]
+    survived = [a for a in old if a.id in present]
+    last_old = old[-1]
+    if not lost:
+        rpo = 0.0
+    elif survived:
+        rpo = last_old.at - survived[-1].at
+    else:
+        rpo = last_old.at - old[0].at
+    gap = new[0].at - last_old.at
+    ctx.measured.update(rpoSeconds=round(max(0.0, rpo), 3), lostAcknowledgedRows=len(lost),
+                        acknowledgedBeforeFailure=len(old), heartbeatGapSeconds=round(gap, 3),
+                        failedWriteAttempts=beat.failures)
+    ctx.check("heartbeat gap observed", gap > 0 and beat.failures > 0,
+              f"{gap:.3f} s without a commit, {beat.failures} failed attempt(s)")
+    ctx.check("every acknowledged row before the failure is accounted for", len(present) + len(lost) == len(old),
+              f"{len(present)} present on dr, {len(lost)} lost")
+
+
+def _restore(ctx: DrillContext, outage, sandbox: bool) -> None:
+    """Leave the service as it was: unblock, fail back (sandbox), drop the heartbeat table."""
+    contract, db, steps = ctx.contract, ctx.db, ctx.steps
+    with steps.step("heal: endpoints reachable again"):
+        outage.heal()
+    if not sandbox:
+        ctx.notes.append("real stack left running on dr: fail back with a stack change (docs/drills.md)")
+        with steps.step("cleanup: drop heartbeat table"):
+            heartbeat.drop_table(contract, db, "dr")
+        return
+    dr = dbstate.state(contract, db, "dr")
+    if dr.role == "primary":
+        perform_failback(contract, db, steps.child("failback: "), outputs=ctx.outputs, dns_timeout=30)
+    else:
+        with steps.step("rollback: restart primary"):
+            outage.control.start_cluster(outage.state, "primary")
+            dnscheck.wait_for(contract, db, "primary", 30)
+    with steps.step("cleanup: drop heartbeat table"):
+        heartbeat.drop_table(contract, db, "primary")
+        dbstate.wait_caught_up(contract, db, "dr", "primary", 30)
+    ctx.notes.append("sandbox restored by failback: primary serves again, dr streams from it")

@@ -1,0 +1,1 @@
+"""PostgreSQL plumbing: connection strings, client binaries, snapshots, replication state and the fence."""

@@ -1,0 +1,170 @@
+"""PostgreSQL plumbing shared by backup, verify and restore: client binaries, snapshots, row counts.
+
+A password in a user-given DSN is moved into the child's environment (PGPASSWORD) so it never
+appears in a process listing; the sandbox and AWS use a passfile or libpq's environment anyway.
+"""
+from __future__ import annotations
+
+import os
+import shutil
+import threading
+from concurrent.futures import ThreadPoolExecutor
+from contextlib import contextmanager
+from dataclasses import dataclass
+from datetime import datetime
+from pathlib import Path
+from typing import Iterator
+
+import psycopg
+from psycopg import sql
+from psycopg.conninfo import conninfo_to_dict, make_conninfo
+
+from scripts.common import Exit, PilotlightError, Refused
+from scripts.postgres.dsn import redact
+
+PG_BIN = Path(os.environ.get("PILOTLIGHT_PG_BIN", "/usr/lib/postgresql/15/bin"))
+
+# Leaf tables whose rows pg_dump writes: ordinary tables (partitions included, partitioned parents
+# have no rows of their own), not catalogs, not tables owned by an extension.
+_TABLES = """
+SELECT format('%I.%I', n.nspname, c.relname)
+FROM pg_class c JOIN pg_namespace n ON n.oid = c.relnamespace
+WHERE c.relkind = 'r'
+  AND n.nspname NOT IN ('pg_catalog', 'information_schema') AND n.nspname NOT LIKE 'pg\\_%'
+  AND NOT EXISTS (SELECT 1 FROM pg_depend d WHERE d.classid = 'pg_class'::regclass
+                  AND d.objid = c.oid AND d.deptype = 'e')
+ORDER BY 1
+"""
+LARGE_OBJECTS = "(large objects)"
+
+
+def binary(name: str) -> str:
+    """A PostgreSQL client binary: the server's major version first, then PATH."""
+    path = PG_BIN / name
+    if path.exists():
+        return str(path)
+    found = shutil.which(name)
+    if not found:
+        raise PilotlightError(f"{name} not found (set PILOTLIGHT_PG_BIN to PostgreSQL's bin directory)")
+    return found
+
+
+def client_args(dsn: str) -> tuple[str, dict[str, str]]:
+    """(DSN without password for ``--dbname``, environment carrying the password if any)."""
+    parts = conninfo_to_dict(dsn)
+    env = dict(os.environ)
+    password = parts.pop("password", None)
+    if password:
+        env["PGPASSWORD"] = str(password)
+    return make_conninfo(**parts), env
+
+
+def connect(dsn: str, **kwargs) -> psycopg.Connection:
+    """psycopg connect with a one-line, password-free NETWORK error."""
+    try:
+        return psycopg.connect(dsn, **kwargs)
+    except psycopg.OperationalError as exc:
+        reason = (str(exc).strip().splitlines() or ["connection failed"])[-1]
+        raise PilotlightError(f"cannot connect to {redact(dsn)}: {reason}", Exit.NETWORK) from None
+
+
+@dataclass
+class Snapshot:
+    id: str
+    at: datetime
+    server_version: str
+    system_identifier: str | None
+    host: str
+    port: int
+    dbname: str
+    tables: list[str]
+
+
+@contextmanager
+def exported_snapshot(dsn: str, lock: str | None = None) -> Iterator[Snapshot]:
+    """A REPEATABLE READ transaction exporting its snapshot, open for the duration of the block.
+
+    pg_dump ``--snapshot`` and the row counts both read this exact snapshot, so the manifest's
+    counts describe precisely the rows in the dump, even under concurrent writes. ``lock`` names
+    a session advisory lock held for the block (one backup per database at a time).
+    """
+    conn = connect(dsn)
+    try:
+        if lock is not None:
+            (got,) = conn.execute("SELECT pg_try_advisory_lock(hashtext(%s))", (lock,)).fetchone()
+            conn.rollback()
+            if not got:
+                raise Refused(f"another run holds {lock!r} on {redact(dsn)}; try again when it has finished")
+        conn.isolation_level = psycopg.IsolationLevel.REPEATABLE_READ
+        conn.read_only = True
+        snap_id, at, version = conn.execute(
+            "SELECT pg_export_snapshot(), statement_timestamp(), current_setting('server_version')"
+        ).fetchone()
+        (sysid,) = conn.execute(
+            "SELECT CASE WHEN has_function_privilege('pg_control_system()', 'EXECUTE')"
+            " THEN (SELECT system_identifier::text FROM pg_control_system()) END"
+        ).fetchone()  # may be NULL on managed services; identity then rests on host/port/dbname
+        tables = [r[0] for r in conn.execute(_TABLES).fetchall()]
+        info = conn.info
+        yield Snapshot(snap_id, at, version, sysid, info.host, int(info.port), info.dbname, tables)
+    finally:
+        conn.close()
+
+
+def count_rows(dsn: str, tables: list[str], snapshot: str | None = None, workers: int = 2) -> dict[str, int]:
+    """Exact row counts per table (and large objects), ``workers`` connections in parallel.
+
+    With ``snapshot`` every connection imports it first (same rows as the dump).
+    """
+    groups = [tables[i::workers] for i in range(workers)]
+    groups[0] = groups[0] + [LARGE_OBJECTS]
+    lock = threading.Lock()
+    counts: dict[str, int] = {}
+
+    def work(group: list[str]) -> None:
+        with connect(dsn) as conn:
+            conn.isolation_level = psycopg.IsolationLevel.REPEATABLE_READ
+            conn.read_only = True
+            if snapshot:
+                conn.execute(sql.SQL("SET TRANSACTION SNAPSHOT {}").format(sql.Literal(snapshot)))
+            for name in group:
+                if name == LARGE_OBJECTS:
+                    query = sql.SQL("SELECT count(*) FROM pg_catalog.pg_largeobject_metadata")
+                else:
+                    schema, _, table = split_name(name)
+                    query = sql.SQL("SELECT count(*) FROM {}").format(sql.Identifier(schema, table))
+                (n,) = conn.execute(query).fetchone()
+                with lock:
+                    counts[name] = int(n)
+            conn.rollback()
+
+    with ThreadPoolExecutor(max_workers=workers, thread_name_prefix="pilotlight-count") as pool:
+        for f in [pool.submit(work, g) for g in groups if g]:
+            f.result()
+    return dict(sorted(counts.items()))
+
+
+def tables(dsn: str) -> list[str]:
+    with connect(dsn) as conn:
+        return [r[0] for r in conn.execute(_TABLES).fetchall()]
+
+
+def split_name(name: str) -> tuple[str, str, str]:
+    """Split ``format('%I.%I')`` output back into schema and table (quotes handled)."""
+    parts, cur, quoted, i = [], "", False, 0
+    while i < len(name):
+        ch = name[i]
+        if ch == '"':
+            if quoted and i + 1 < len(name) and name[i + 1] == '"':
+                cur += '"'
+                i += 1
+            else:
+                quoted = not quoted
+        elif ch == "." and not quoted:
+            parts.append(cur)
+            cur = ""
+        else:
+            cur += ch
+        i += 1
+    parts.append(cur)
+    return parts[0], ".", parts[1]

@@ -1,0 +1,172 @@
+"""`pilotlight verify [--backup ID | --all] [--test-restore] [--json]`: prove backups are usable.
+
+Per backup: manifest and object present in both buckets with the manifest's size, the primary's
+latest version the one the backup wrote, S3 checksums equal where S3 reports them (replication
+status from the primary's ``ReplicationStatus`` where S3 reports one: FAILED, or PENDING for
+more than 15 minutes, is an RPO breach); the primary copy's SHA-256 re-computed by streaming; the
+DR copy downloaded, every chunk authenticated and decrypted with the DR key ALONE, and the dump's
+SHA-256 compared; with ``--test-restore`` a scratch database is restored, its row counts compared
+with the manifest, then dropped. Per tier: the newest complete backup must be younger than the
+tier's interval plus slack. Without --backup/--all the newest backup of each tier is checked.
+Any failure: exit 1, and the report names the backup and why.
+"""
+from __future__ import annotations
+
+from datetime import datetime, timedelta
+
+from botocore.exceptions import BotoCoreError, ClientError
+from scripts import aws, progress
+from scripts.vault import restore
+from scripts.common import Exit, PilotlightError, emit, iso, load_contract, parser_for, run, utcnow
+from scripts.contract import Contract
+from scripts.postgres.dsn import parse_dsn, side_dsn
+from scripts.vault.pipeline import Digest
+from scripts.vault.stream import check_stream, download
+from scripts.vault.layout import Entry, Manifest, aws_error, check_object, list_backups, validate_backup_id
+
+PENDING_LIMIT = timedelta(minutes=15)
+
+
+def _replication(contract: Contract, m: Manifest, now: datetime) -> str | None:
+    """A problem with the primary object's replication status, or None."""
+    head = aws.client(contract, "s3", "primary").head_object(
+        Bucket=contract.buckets["primary"].bucket, Key=m.doc["object"]["key"])
+    status = head.get("ReplicationStatus")
+    if status == "FAILED":
+        return "replication to the DR bucket FAILED"
+    if status == "PENDING" and now - m.finished_at > PENDING_LIMIT:
+        return f"replication PENDING for more than {int(PENDING_LIMIT.total_seconds() // 60)} minutes"
+    return None
+
+
+def _stored_sha(contract: Contract, side: str, m: Manifest, args) -> str | None:
+    digest = Digest()
+    with progress.bar(args, f"hash {m.id} ({side})", total=m.stored_bytes) as bar:
+        for _ in digest.tap(bar.tap(download(contract, side, m))):
+            pass
+    if digest.size != m.stored_bytes or digest.hexdigest() != m.stored_sha256:
+        return f"SHA-256 of the {side} object does not match the manifest"
+    return None
+
+
+def verify_one(contract: Contract, entry: Entry, dr: dict[str, Entry] | None, *, test_restore: bool = False,
+               server_dsn: str | None = None, now: datetime | None = None, args=None) -> dict:
+    """Every check on one backup; ``problems`` empty means it is good."""
+    now = now or utcnow()
+    report = {"id": entry.id, "tier": entry.tier, "database": entry.database, "checks": {}, "problems": list(entry.problems)}
+    m = entry.manifest
+    if m is None:
+        return report
+
+    def check(name: str, fn) -> None:
+        try:
+            problem = fn()
+        except PilotlightError as exc:
+            problem = str(exc)
+        except (ClientError, BotoCoreError) as exc:
+            problem = str(aws_error(exc, name))
+        report["checks"][name] = "ok" if problem is None else "FAILED"
+        if problem:
+            report["problems"].append(problem)
+
+    check("primary-object", lambda: check_object(contract, "primary", m) and None)
+    check("primary-replication", lambda: _replication(contract, m, now))
+    check("primary-sha256", lambda: _stored_sha(contract, "primary", m, args))
+
+    def dr_copy() -> str | None:
+        if dr is None:
+            return "DR vault unreachable"
+        twin = dr.get(entry.id)
+        if twin is None:
+            return "not in the DR bucket (not replicated)"
+        if twin.problems:
+            return "DR copy: " + "; ".join(twin.problems)
+        check_object(contract, "dr", twin.manifest)
+        check_stream(contract, "dr", twin.manifest, None)
+        return None
+
+    check("dr-copy-decrypt-with-dr-key", dr_copy)
+    if test_restore:
+        def trial() -> None:
+            report["rowCounts"] = restore.trial_restore(contract, "primary", m, server_dsn, args)
+        check("test-restore", trial)
+    return report
+
+
+def verify_backups(contract: Contract, *, backup_id: str | None = None, all_backups: bool = False,
+                   test_restore: bool = False, db: str | None = None, server_dsn: str | None = None,
+                   args=None) -> dict:
+    """The verification report (``ok`` false on any failure); see the module docstring."""
+    now = utcnow()
+    database = contract.database(db)
+    server_dsn = server_dsn or side_dsn(contract, "primary", database, superuser=True)
+    entries = list_backups(contract, "primary", database.name)
+    try:
+        dr = {e.id: e for e in list_backups(contract, "dr", database.name)}
+    except PilotlightError:
+        dr = None
+    if backup_id:
+        chosen = [e for e in entries if e.id == validate_backup_id(backup_id)]
+        if not chosen:
+            raise PilotlightError(f"unknown backup id {backup_id} (not in s3://{contract.buckets['primary'].bucket})",
+                                  Exit.USAGE)
+    elif all_backups:
+        chosen = entries
+    else:
+        chosen = []
+        for tier in contract.tiers:
+            first = next((e for e in entries if e.tier == tier and e.manifest is not None), None)
+            chosen += [first] if first else []
+    tiers = {}
+    if not backup_id:
+        for name, tier in contract.tiers.items():
+            newest = next((e for e in entries if e.tier == name and e.complete), None)
+            limit = timedelta(seconds=tier.interval_seconds + tier.slack_seconds)
+            age = (now - newest.manifest.finished_at) if newest else None
+            tiers[name] = {"newest": newest.id if newest else None,
+                           "ageSeconds": round(age.total_seconds(), 1) if age is not None else None,
+                           "limitSeconds": limit.total_seconds(), "stale": age is not None and age > limit}
+    reports = [verify_one(contract, e, dr, test_restore=test_restore, server_dsn=server_dsn, now=now, args=args)
+               for e in chosen]
+    failures = [f"{r['id']}: {p}" for r in reports for p in r["problems"]]
+    failures += [f"tier {t}: newest backup {v['newest']} is {v['ageSeconds']:.0f}s old, over {v['limitSeconds']:.0f}s"
+                 for t, v in tiers.items() if v["stale"]]
+    if dr is None:
+        failures.append(f"DR vault s3://{contract.buckets['dr'].bucket} unreachable")
+    if not chosen and not failures:
+        failures.append(f"no backups of {database.name} found")
+    return {"ok": not failures, "checkedAt": iso(now), "database": database.name, "backups": reports,
+            "tiers": tiers, "failures": failures}
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = parser_for("verify", "Prove backups are present in both regions, intact, decryptable and restorable.")
+    which = parser.add_mutually_exclusive_group()
+    which.add_argument("--backup", metavar="ID", help="verify this backup")
+    which.add_argument("--all", action="store_true", help="verify every backup (default: the newest of each tier)")
+    parser.add_argument("--test-restore", action="store_true", help="also restore into a scratch database and count rows")
+    parser.add_argument("--server", metavar="DSN", help="server for --test-restore (default: the stack's primary)")
+    parser.add_argument("--database", metavar="NAME", help="which protected database (default: the first)")
+
+    def body(args) -> int:
+        if args.backup:
+            validate_backup_id(args.backup)
+        if args.server:
+            parse_dsn(args.server, "--server")
+        contract = load_contract(args)
+        report = verify_backups(contract, backup_id=args.backup, all_backups=args.all, test_restore=args.test_restore,
+                                db=args.database, server_dsn=args.server, args=args)
+
+        def human():
+            for r in report["backups"]:
+                yield f"{'ok    ' if not r['problems'] else 'FAILED'} {r['id']} ({r['tier']})"
+                yield from (f"         - {p}" for p in r["problems"])
+            for t, v in report["tiers"].items():
+                if v["stale"]:
+                    yield f"STALE  tier {t}: newest backup {v['ageSeconds']:.0f}s old (limit {v['limitSeconds']:.0f}s)"
+            yield "verify: all good" if report["ok"] else f"verify: {len(report['failures'])} failure(s)"
+
+        emit(args, report, human)
+        return Exit.OK if report["ok"] else Exit.FAILED
+
+    return run(body, parser, argv)
