@@ -57,15 +57,6 @@ def failover_floor_seconds(cfg: StackConfig) -> int:
     return cfg.dns.health_check.detection_seconds + cfg.dns.ttl + PROMOTION_SECONDS
 
 
-def mechanism(scenario: str) -> str:
-    """Which recovery mechanism meets a scenario's objectives (status, the runbook and drills say it too)."""
-    if scenario in PITR_SCENARIOS:
-        return "point-in-time restore (RDS automated backups, replicated to DR)"
-    if scenario in BACKUP_SCENARIOS:
-        return "the backup vault (Object Lock)"
-    return "the standby (cross-region replica) and DNS failover"
-
-
 def problems(cfg: StackConfig) -> list[str]:
     """Every objective the stack cannot meet, one sentence each: key, value, why, fix."""
     out: list[str] = []
