@@ -1,6 +1,6 @@
 """Program evaluation time under Pulumi's mock runtime with 1, 10, 50 protected databases.
 
-Reuses the program tests' harness (tests/program/harness.py: the stack built by stacks.dr under
+Reuses the one mock runtime (scripts/preview/runtime.py: run_stack builds stacks.dr under
 recording mocks) and their config helper that clones the example's database N times. Each count
 runs in a fresh interpreter (``python -m bench.program N REPEAT`` prints JSON), so Pulumi's
 global runtime state and import time never leak from one measurement into another; the first,
@@ -23,17 +23,17 @@ def _evaluate(count: int, repeat: int) -> dict:
 
     warnings.filterwarnings("ignore", category=DeprecationWarning)
     sys.path.insert(0, str(ROOT / "tests" / "program"))
-    from harness import run_program  # noqa: PLC0415
+    from scripts.preview.runtime import run_stack  # noqa: PLC0415
     from stack_values import config, example_values, with_databases  # noqa: PLC0415
 
     cfg = config(with_databases(example_values(), count))
     t0 = time.perf_counter()
-    first = run_program(cfg)
+    first = run_stack(cfg)
     warm = time.perf_counter() - t0
     runs = []
     for _ in range(repeat):
         t0 = time.perf_counter()
-        run_program(cfg)
+        run_stack(cfg)
         runs.append(time.perf_counter() - t0)
     return {"databases": count, "resources": len(first.resources), "first_s": round(warm, 3), "runs_s": runs}
 

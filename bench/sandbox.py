@@ -13,7 +13,8 @@ from typing import Iterator
 from psycopg.conninfo import make_conninfo
 
 from scripts.contract import Contract, load_file
-from scripts.sandbox import cli, control
+from scripts.sandbox import control
+from scripts.commands import sandbox as cli
 from scripts.sandbox.state import SandboxState
 
 

@@ -7,15 +7,15 @@ import sys
 
 # command -> (module, one-line summary). Each module has main(argv=None) -> int.
 COMMANDS: dict[str, tuple[str, str]] = {
-    "sandbox": ("scripts.sandbox.cli", "local sandbox: up | down | status"),
-    "backup": ("scripts.vault.backup", "stream an encrypted pg_dump into the vault"),
+    "sandbox": ("scripts.commands.sandbox", "local sandbox: up | down | status"),
+    "backup": ("scripts.commands.backup", "stream an encrypted pg_dump into the vault"),
     "backups": ("scripts.commands.backups", "list backups: backups list [--region primary|dr]"),
-    "verify": ("scripts.vault.verify", "prove backups are present, intact, decryptable and restorable"),
-    "restore": ("scripts.vault.restore", "restore a backup into a new database and swap it in safely"),
-    "cutover": ("scripts.failover.cutover", "promote the DR database and point the service name at it"),
-    "failback": ("scripts.failover.failback", "re-seed the primary side and move the service back"),
-    "drill": ("scripts.drills.engine", "inject a failure, recover, measure RTO/RPO against the objectives"),
-    "check": ("scripts.preview.check", "credential-free preview of a stack: resources, policies, objectives"),
+    "verify": ("scripts.commands.verify", "prove backups are present, intact, decryptable and restorable"),
+    "restore": ("scripts.commands.restore", "restore a backup into a new database and swap it in safely"),
+    "cutover": ("scripts.commands.cutover", "promote the DR database and point the service name at it"),
+    "failback": ("scripts.commands.failback", "re-seed the primary side and move the service back"),
+    "drill": ("scripts.commands.drill", "inject a failure, recover, measure RTO/RPO against the objectives"),
+    "check": ("scripts.commands.check", "credential-free preview of a stack: resources, policies, objectives"),
     "runbook": ("scripts.commands.runbook", "render this stack's DR runbook"),
     "status": ("scripts.commands.status", "objectives against the present state"),
 }

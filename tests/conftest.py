@@ -19,7 +19,8 @@ from pathlib import Path
 import pytest
 
 from scripts.contract import Contract, load_file
-from scripts.sandbox import cli, control, lifecycle
+from scripts.sandbox import control, lifecycle
+from scripts.commands import sandbox as cli
 from scripts.sandbox.postgres import PG_BIN
 from scripts.sandbox.state import SandboxState
 

@@ -12,7 +12,8 @@ import sys
 from rich.console import Console
 from rich.table import Table
 
-from scripts.common import Exit, PilotlightError, emit, iso, load_contract, parser_for, run
+from scripts.common import Exit, PilotlightError, iso
+from scripts.commands.parser import emit, load_contract, parser_for, run
 from scripts.contract import SIDES, TIERS
 from scripts.pitr import rds
 from scripts.vault.layout import list_backups

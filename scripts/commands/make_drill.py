@@ -21,7 +21,7 @@ from rich.table import Table
 from scripts.common import Exit
 from scripts.contract import load_file
 from scripts.drills.engine import ALL, run_drill, verdict_line
-from scripts.sandbox import cli as sandbox_cli
+from scripts.commands import sandbox as sandbox_cli
 
 STATE_DIR = Path(".pilotlight/drill")
 

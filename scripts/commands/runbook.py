@@ -13,7 +13,8 @@ import argparse
 import sys
 from pathlib import Path
 
-from scripts.common import Exit, UsageError, emit, iso, load_contract, parser_for, run, utcnow
+from scripts.common import Exit, UsageError, iso, utcnow
+from scripts.commands.parser import emit, load_contract, parser_for, run
 from scripts.contract import Contract, Database
 
 TITLES = {

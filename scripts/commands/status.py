@@ -31,7 +31,8 @@ from scripts import aws
 from scripts.failover import dns as dnscheck
 from scripts.postgres import client as pg
 from scripts.vault import layout as vault
-from scripts.common import Exit, PilotlightError, emit, iso, load_contract, parser_for, parse_timestamp, run, utcnow
+from scripts.common import Exit, PilotlightError, iso, parse_timestamp, utcnow
+from scripts.commands.parser import emit, load_contract, parser_for, run
 from scripts.contract import SIDES, Contract, Database
 from scripts.postgres.dsn import side_dsn
 from scripts.pitr import engine

@@ -1,4 +1,4 @@
-"""`pilotlight cutover --to dr`: promote the DR database and make the service name answer it.
+"""Cutover: promote a side's database and make the service name answer it (`pilotlight cutover`).
 
 Data plane first (AWS Well-Architected REL11/REL13). When the primary region dies, the
 pre-created failover records and their health check already move the service name to the
@@ -17,22 +17,20 @@ it reports "already on <side>" and changes nothing.
 """
 from __future__ import annotations
 
-import argparse
 import json
 import os
 import re
-import sys
 import tempfile
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, Callable
+from typing import Any
 
 from botocore.exceptions import BotoCoreError, ClientError
 
 from scripts.postgres import replication as dbstate
 from scripts.failover import dns as dnscheck
 from scripts.failover import records as dnsrecords
-from scripts.common import Exit, Refused, emit, load_contract, parser_for, run
+from scripts.common import Refused
 from scripts.contract import DEFAULT_OUTPUTS_FILE, Contract, Database
 from scripts.failover.rds import platform_for
 from scripts.steps import FAILED, SKIPPED, WARNING, Steps
@@ -221,61 +219,3 @@ def _records_plan(rrsets: list | None, changes: list | None) -> str:
 
 def _answers_line(db: Database, seen: dict[str, str | None]) -> str:
     return ", ".join(f"{server} -> {dnscheck.side_of(db, t) or t}" for server, t in seen.items())
-
-
-def echo_for(args: argparse.Namespace) -> Callable[[str], None] | None:
-    """Step lines go to stdout for people, to stderr with --json, nowhere with -q."""
-    if getattr(args, "quiet", False):
-        return None
-    stream = sys.stderr if getattr(args, "json", False) else sys.stdout
-    return lambda line: print(line, file=stream, flush=True)
-
-
-def human(result: dict[str, Any], steps: Steps) -> list[str]:
-    to = result["to"]
-    if result["already"]:
-        lines = [f"already on {to}: the {to} database is a primary and every nameserver answers it; nothing changed"]
-        return lines + [f"warning: {w}" for w in result["warnings"]]
-    if result["dryRun"]:
-        lines = [f"dry run: cutover of {result['database']} to {to} would:"]
-        lines += [f"  {i}. {p}" for i, p in enumerate(result["plan"], 1)]
-        if result.get("changeBatch"):
-            lines += ["change batch:", json.dumps(result["changeBatch"], indent=2)]
-        return lines
-    total = sum(s.seconds for s in steps.steps)
-    lines = [f"cutover to {to} complete in {total:.2f} s"]
-    lines += [f"warning: {w}" for w in result["warnings"]]
-    lines.append(f"so the next `pulumi up` agrees: {result['pulumiConfig']}")
-    return lines
-
-
-def build_parser(prog: str = "cutover", sides: tuple[str, ...] = ("dr",), force: bool = True):
-    parser = parser_for(prog, __doc__.splitlines()[0].split(": ", 1)[1])
-    parser.add_argument("--to", required=True, choices=sides, help="the side to move the service to")
-    parser.add_argument("--database", metavar="NAME", help="protected database (default: the first)")
-    parser.add_argument("--dry-run", action="store_true", help="print the checks and the change batch; act on nothing")
-    parser.add_argument("--yes", action="store_true", help="confirm: promote and move traffic")
-    if force:
-        parser.add_argument("--force", action="store_true", help="proceed even if the target database is not healthy")
-    parser.add_argument("--dns-timeout", type=float, default=DNS_TIMEOUT, metavar="SECONDS",
-                        help=f"how long to wait for every nameserver to answer (default {DNS_TIMEOUT:.0f})")
-    return parser
-
-
-def _body(args: argparse.Namespace) -> int:
-    contract = load_contract(args)
-    db = contract.database(args.database)
-    if not (args.dry_run or args.yes):
-        raise Refused(f"cutover promotes the {args.to} database and moves {db.dns.record_name}; "
-                      "re-run with --yes (or --dry-run to see the plan)")
-    steps = Steps(echo=echo_for(args))
-    result = perform_cutover(contract, db, args.to, steps, dry_run=args.dry_run, force=args.force,
-                             outputs=args.outputs, dns_timeout=args.dns_timeout)
-    result["steps"] = steps.as_list()
-    emit(args, result, lambda: human(result, steps))
-    return Exit.OK
-
-
-def main(argv: list[str] | None = None) -> int:
-    return run(_body, build_parser(), argv)
-

@@ -1,4 +1,4 @@
-"""`pilotlight failback --to primary`: move the service back once the primary region is usable again.
+"""Failback: move the service back once the primary region is usable again (`pilotlight failback`).
 
 The old primary's data is stale (and may have diverged: it acknowledged writes the standby
 never received), so it is never reused as is. The steps, each timed:
@@ -16,7 +16,6 @@ never received), so it is never reused as is. The steps, each timed:
 """
 from __future__ import annotations
 
-import argparse
 from pathlib import Path
 from typing import Any
 
@@ -25,9 +24,9 @@ from botocore.exceptions import BotoCoreError, ClientError
 from scripts.postgres import replication as dbstate
 from scripts.failover import dns as dnscheck
 from scripts.failover import records as dnsrecords
-from scripts.common import Exit, PilotlightError, Refused, emit, load_contract, run
+from scripts.common import Exit, PilotlightError, Refused
 from scripts.contract import Contract, Database
-from scripts.failover.cutover import CATCH_UP_TIMEOUT, DNS_TIMEOUT, build_parser, echo_for, perform_cutover, pulumi_command
+from scripts.failover.cutover import CATCH_UP_TIMEOUT, DNS_TIMEOUT, perform_cutover, pulumi_command
 from scripts.failover.rds import platform_for
 from scripts.steps import SKIPPED, Steps
 
@@ -82,34 +81,3 @@ def perform_failback(contract: Contract, db: Database, steps: Steps, *, dry_run:
         s.note(f"caught up after {dbstate.wait_caught_up(contract, db, 'dr', 'primary', CATCH_UP_TIMEOUT):.2f} s")
     result["pulumiConfig"] = pulumi_command(contract, "primary")
     return result
-
-
-def human(result: dict[str, Any], steps: Steps) -> list[str]:
-    if result["already"]:
-        return ["already on primary: primary serves, dr is its replica, DNS answers primary; nothing changed"]
-    if result["dryRun"]:
-        return [f"dry run: failback of {result['database']} would:"] + [
-            f"  {i}. {p}" for i, p in enumerate(result["plan"], 1)]
-    total = sum(s.seconds for s in steps.steps)
-    return [f"failback to primary complete in {total:.2f} s",
-            f"so the next `pulumi up` agrees: {result['pulumiConfig']}"]
-
-
-def _body(args: argparse.Namespace) -> int:
-    contract = load_contract(args)
-    db = contract.database(args.database)
-    if not (args.dry_run or args.yes):
-        raise Refused("failback re-seeds the primary side from DR and moves the service back; "
-                      "re-run with --yes (or --dry-run to see the plan)")
-    steps = Steps(echo=echo_for(args))
-    result = perform_failback(contract, db, steps, dry_run=args.dry_run, outputs=args.outputs,
-                              dns_timeout=args.dns_timeout)
-    result["steps"] = steps.as_list()
-    emit(args, result, lambda: human(result, steps))
-    return Exit.OK
-
-
-def main(argv: list[str] | None = None) -> int:
-    parser = build_parser("failback", ("primary",), force=False)
-    parser.description = __doc__.splitlines()[0].split(": ", 1)[1]
-    return run(_body, parser, argv)

@@ -1,4 +1,4 @@
-"""`pilotlight check`: a credential-free preview of a stack, its DR policies and its objectives.
+"""The credential-free preview of a stack, its DR policies and its objectives (`pilotlight check`).
 
 What a user runs before `pulumi up` and what every pull request runs first. It reads the stack's
 config file (``--stack NAME`` means ``Pulumi.NAME.yaml``; no Pulumi CLI needed), runs the real
@@ -14,26 +14,17 @@ config error.
 """
 from __future__ import annotations
 
-import argparse
 from collections import Counter
 from dataclasses import asdict
 from pathlib import Path
 from typing import Any, Mapping
 
-from scripts.common import Exit, PilotlightError, UsageError, emit, parser_for, run
+from scripts.common import PilotlightError, UsageError
 from scripts.contract import ContractError, parse
-from scripts.preview.runtime import MockRun, config_values, run_program
-from scripts.commands.runbook import duration
+from scripts.preview.runtime import Run, config_values, run_program
 from stacks import config, objectives
 from stacks.config import ConfigError, load_stack_file
 from stacks.policy.policies import ADVISORY, MANDATORY, STACK_TYPE, Res, Violation, evaluate
-
-
-def config_path(args: argparse.Namespace) -> Path:
-    """``--config FILE``, or ``Pulumi.<stack>.yaml`` for ``--stack`` (default ``dr``) in the project directory."""
-    if args.config is not None:
-        return args.config
-    return Path(f"Pulumi.{args.stack or 'dr'}.yaml")
 
 
 def read_stack_file(path: Path) -> tuple[str, str, Mapping[str, Any]]:
@@ -52,7 +43,7 @@ def objective_problems(path: Path) -> list[str]:
         raise UsageError(str(exc)) from None
 
 
-def preview(path: Path) -> tuple[str, str, MockRun, list[str]]:
+def preview(path: Path) -> tuple[str, str, Run, list[str]]:
     """Run the project's program for the stack file at ``path``; its config errors become UsageError."""
     import pulumi
 
@@ -77,23 +68,22 @@ def _first_line(exc: BaseException) -> str:
     return lines[0] if lines else "(no message)"
 
 
-def resources_for_policies(result: MockRun) -> tuple[list[Res], dict[str, str]]:
+def resources_for_policies(result: Run) -> tuple[list[Res], dict[str, str]]:
     """Registered resources as policy inputs; the Stack carries its exports, as in a stack policy."""
-    resources, regions = [], {}
-    for r in result.resources:
-        props = result.outputs if r.type == STACK_TYPE else r.inputs
-        resources.append(Res(r.type, r.urn, props, r.deps))
+    resources, regions = [Res(STACK_TYPE, result.stack_urn, result.outputs, {})], {}
+    for r in result.resources.values():
+        resources.append(Res(r.type, r.urn, r.inputs, r.deps))
         if r.region:
             regions[r.urn] = r.region
     return resources, regions
 
 
-def summary(result: MockRun) -> dict[str, Any]:
+def summary(result: Run) -> dict[str, Any]:
     """Managed resources counted by region and type, components by type."""
-    custom = [r for r in result.resources if r.custom and not r.type.startswith("pulumi:providers:")]
+    custom = [r for r in result.resources.values() if r.custom and not r.type.startswith("pulumi:providers:")]
     by_region = Counter((r.region or "-", r.type) for r in custom)
-    components = Counter(r.type for r in result.resources if not r.custom and r.type != STACK_TYPE)
-    providers = sorted({r.region or "-" for r in result.resources if r.type.startswith("pulumi:providers:")})
+    components = Counter(r.type for r in result.resources.values() if not r.custom)
+    providers = sorted({r.region or "-" for r in result.resources.values() if r.type.startswith("pulumi:providers:")})
     return {
         "resources": len(custom),
         "byRegion": [{"region": reg, "type": t, "count": n} for (reg, t), n in sorted(by_region.items())],
@@ -115,67 +105,17 @@ def objectives_of(outputs: dict[str, Any]) -> dict[str, Any]:
     return dict(found) if isinstance(found, dict) else {}
 
 
-def _duration(seconds: Any) -> str:
-    return duration(seconds) if isinstance(seconds, (int, float)) else "?"
-
-
-def human(path: Path, project: str, stack: str, report: dict[str, Any], strict: bool):
-    def lines():
-        s = report["summary"]
-        if s["resources"]:
-            yield f"Stack {project}/{stack} (from {path}) would contain {s['resources']} resources:"
-        else:
-            yield f"Stack {project}/{stack} (from {path}): not previewed, its objectives cannot be met"
-        width = max([len(row["type"]) for row in s["byRegion"]] + [4])
-        for row in s["byRegion"]:
-            yield f"  {row['region']:<14} {row['type']:<{width}} {row['count']:>3}"
-        if s["components"]:
-            yield "Components: " + ", ".join(f"{t} x{n}" for t, n in s["components"].items())
-        for key in report["secureKeysSkipped"]:
-            yield f"  (secret {key} not decrypted: check runs without the Pulumi CLI)"
-        if report["objectives"]:
-            yield "Objectives (the program checked them against what it declares):"
-        for name, o in report["objectives"].items():
-            yield f"  {name:<20} RTO {_duration(o.get('rtoSeconds')):>7}   RPO {_duration(o.get('rpoSeconds')):>7}"
-        if s["resources"]:
-            yield "Outputs contract: " + (f"INVALID: {report['contract']}" if report["contract"] else "valid (version 1)")
-        violations = report["violations"]
-        mandatory = [v for v in violations if v["level"] == MANDATORY]
-        advisory = [v for v in violations if v["level"] == ADVISORY]
-        yield f"Policies: {len(mandatory)} mandatory, {len(advisory)} advisory violation(s)"
-        for v in violations:
-            yield f"  [{v['level']}] {v['policy']}: {v['message']}"
-            yield f"      at {v['urn']}"
-        yield "check: " + ("FAIL" if failed(report, strict) else "OK")
-
-    return lines
-
-
 def failed(report: dict[str, Any], strict: bool) -> bool:
     levels = {MANDATORY, ADVISORY} if strict else {MANDATORY}
     return bool(report["contract"]) or any(v["level"] in levels for v in report["violations"])
 
 
-def parse_arguments() -> argparse.ArgumentParser:
-    parser = parser_for("check", "Credential-free preview: run the program under mocks, evaluate DR policies "
-                                 "and objectives, exit non-zero on any violation.")
-    parser.add_argument("--config", metavar="FILE", type=Path,
-                        help="stack config file (default: Pulumi.<--stack>.yaml, i.e. Pulumi.dr.yaml)")
-    parser.add_argument("--strict", action="store_true", help="advisory violations fail too")
-    for action in parser._actions:
-        if "--stack" in action.option_strings:
-            action.help = "preview the stack configured in Pulumi.NAME.yaml (default: dr); no Pulumi CLI needed"
-    return parser
-
-
-def body(args: argparse.Namespace) -> Exit:
-    if args.outputs is not None:
-        raise UsageError("check previews a stack from its config: use --stack NAME or --config FILE, not --outputs")
-    path = config_path(args)
+def check(path: Path) -> dict[str, Any]:
+    """Preview the stack file at ``path`` and evaluate policies, objectives and the contract: the report."""
     project, stack, _ = read_stack_file(path)
     infeasible = objective_problems(path)
     if infeasible:  # the program would stop here too, on the first of them
-        result = MockRun((), {}, f"urn:pulumi:{stack}::{project}::pulumi:pulumi:Stack::{project}-{stack}")
+        result = Run({}, [], {}, f"urn:pulumi:{stack}::{project}::pulumi:pulumi:Stack::{project}-{stack}")
         secure: list[str] = []
         found = [Violation("objectives-feasible", MANDATORY, result.stack_urn, p) for p in infeasible]
     else:
@@ -192,10 +132,4 @@ def body(args: argparse.Namespace) -> Exit:
         "violations": [asdict(v) for v in found],
         "secureKeysSkipped": secure,
     }
-    report["ok"] = not failed(report, args.strict)
-    emit(args, report, human(path, project, stack, report, args.strict))
-    return Exit.OK if report["ok"] else Exit.FAILED
-
-
-def main(argv: list[str] | None = None) -> int:
-    return run(body, parse_arguments(), argv)
+    return report

@@ -1,4 +1,4 @@
-"""`pilotlight backup --tier T [--source DSN]`: stream an encrypted pg_dump into the vault.
+"""The backup pipeline: stream an encrypted pg_dump into the vault (`pilotlight backup`).
 
     pg_dump -Fc -Z0 --snapshot  ->  SHA-256  ->  zstd -1  ->  AES-256-GCM STREAM + SHA-256  ->  S3 multipart
 
@@ -32,7 +32,7 @@ from botocore.exceptions import BotoCoreError, ClientError
 from scripts import aws, progress
 from scripts.vault import envelope
 from scripts.postgres import client as pg
-from scripts.common import Exit, PilotlightError, emit, iso, load_contract, log, parser_for, run, utcnow
+from scripts.common import Exit, PilotlightError, iso, log, utcnow
 from scripts.contract import TIERS, Contract
 from scripts.postgres.dsn import parse_dsn, side_dsn
 from scripts.vault.pipeline import READ_SIZE, Digest, Reader, read_chunks, threaded, widen_pipe
@@ -220,23 +220,3 @@ def publish_age(contract: Contract, database: str, now: datetime | None = None) 
     except (PilotlightError, ClientError, BotoCoreError) as exc:
         log.warning("could not publish the backup-age metric: %s", str(exc).splitlines()[0])
     return ages
-
-
-def main(argv: list[str] | None = None) -> int:
-    parser = parser_for("backup", "Stream an encrypted pg_dump of a protected database into the vault.")
-    parser.add_argument("--tier", required=True, choices=TIERS, help="retention tier (the vault's lifecycle owns expiry)")
-    parser.add_argument("--source", metavar="DSN", help="database to dump (default: the stack's active side)")
-    parser.add_argument("--database", metavar="NAME", help="which protected database (default: the first)")
-
-    def body(args) -> int:
-        contract = load_contract(args)
-        if args.source:
-            parse_dsn(args.source, "--source")
-        m = perform_backup(contract, args.tier, args.source, args.database, args=args)
-        emit(args, m.doc, lambda: [
-            f"backup {m.id} complete: {m.doc['dump']['bytes']} dump bytes -> {m.stored_bytes} stored "
-            f"({m.tier}, s3://{m.doc['object']['bucket']}/{m.doc['object']['key']})"
-        ])
-        return Exit.OK
-
-    return run(body, parser, argv)

@@ -1,4 +1,4 @@
-"""`pilotlight verify [--backup ID | --all] [--test-restore] [--json]`: prove backups are usable.
+"""The verify engine: prove backups are present, intact, decryptable and restorable (`pilotlight verify`).
 
 Per backup: manifest and object present in both buckets with the manifest's size, the primary's
 latest version the one the backup wrote, S3 checksums equal where S3 reports them (replication
@@ -17,9 +17,9 @@ from datetime import datetime, timedelta
 from botocore.exceptions import BotoCoreError, ClientError
 from scripts import aws, progress
 from scripts.vault import restore
-from scripts.common import Exit, PilotlightError, emit, iso, load_contract, parser_for, run, utcnow
+from scripts.common import Exit, PilotlightError, iso, utcnow
 from scripts.contract import Contract
-from scripts.postgres.dsn import parse_dsn, side_dsn
+from scripts.postgres.dsn import side_dsn
 from scripts.vault.pipeline import Digest
 from scripts.vault.stream import check_stream, download
 from scripts.vault.layout import Entry, Manifest, aws_error, check_object, list_backups, validate_backup_id
@@ -137,36 +137,3 @@ def verify_backups(contract: Contract, *, backup_id: str | None = None, all_back
         failures.append(f"no backups of {database.name} found")
     return {"ok": not failures, "checkedAt": iso(now), "database": database.name, "backups": reports,
             "tiers": tiers, "failures": failures}
-
-
-def main(argv: list[str] | None = None) -> int:
-    parser = parser_for("verify", "Prove backups are present in both regions, intact, decryptable and restorable.")
-    which = parser.add_mutually_exclusive_group()
-    which.add_argument("--backup", metavar="ID", help="verify this backup")
-    which.add_argument("--all", action="store_true", help="verify every backup (default: the newest of each tier)")
-    parser.add_argument("--test-restore", action="store_true", help="also restore into a scratch database and count rows")
-    parser.add_argument("--server", metavar="DSN", help="server for --test-restore (default: the stack's primary)")
-    parser.add_argument("--database", metavar="NAME", help="which protected database (default: the first)")
-
-    def body(args) -> int:
-        if args.backup:
-            validate_backup_id(args.backup)
-        if args.server:
-            parse_dsn(args.server, "--server")
-        contract = load_contract(args)
-        report = verify_backups(contract, backup_id=args.backup, all_backups=args.all, test_restore=args.test_restore,
-                                db=args.database, server_dsn=args.server, args=args)
-
-        def human():
-            for r in report["backups"]:
-                yield f"{'ok    ' if not r['problems'] else 'FAILED'} {r['id']} ({r['tier']})"
-                yield from (f"         - {p}" for p in r["problems"])
-            for t, v in report["tiers"].items():
-                if v["stale"]:
-                    yield f"STALE  tier {t}: newest backup {v['ageSeconds']:.0f}s old (limit {v['limitSeconds']:.0f}s)"
-            yield "verify: all good" if report["ok"] else f"verify: {len(report['failures'])} failure(s)"
-
-        emit(args, report, human)
-        return Exit.OK if report["ok"] else Exit.FAILED
-
-    return run(body, parser, argv)

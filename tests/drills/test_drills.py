@@ -13,12 +13,12 @@ from pathlib import Path
 import psycopg
 import pytest
 
-from scripts.failover import cutover
+from scripts.commands import cutover
 from scripts.postgres import replication as dbstate
 from scripts.failover import dns as dnscheck
 from scripts.failover import records as dnsrecords
-from scripts.drills import engine as drill
-from scripts.failover import failback
+from scripts.commands import drill
+from scripts.commands import failback
 from scripts.common import Exit
 from scripts.sandbox import control
 from scripts.failover.service import resolve, service_dsn

@@ -74,7 +74,7 @@ def test_report_names_the_failed_step_and_why(tmp_path):
 
 
 def test_a_drill_on_a_real_stack_needs_the_stack_named_before_any_io(capsys):
-    from scripts.drills import engine as drill
+    from scripts.commands import drill
 
     assert drill.main(["--scenario", "regional-outage", "--outputs", str(FIXTURE)]) == 4
     assert drill.main(["--scenario", "regional-outage", "--outputs", str(FIXTURE), "--yes-on-stack", "prod"]) == 4

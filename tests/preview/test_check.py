@@ -8,7 +8,7 @@ from pathlib import Path
 import pytest
 import yaml
 
-from scripts.preview import check
+from scripts.commands import check
 from scripts.preview.runtime import config_values, run_program
 from stacks.config import ConfigError, load_stack_file
 

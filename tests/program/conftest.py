@@ -3,7 +3,7 @@
 Evaluated once per module; each run installs fresh mocks, so runs never share state.
 """
 import pytest
-from harness import run_program
+from scripts.preview.runtime import run_stack
 from stack_values import config as stack_config
 
 
@@ -15,10 +15,10 @@ def pytest_configure(config):
 @pytest.fixture(scope="module")
 def example():
     """The example stack (Pulumi.dr.yaml), active = primary."""
-    return run_program(stack_config())
+    return run_stack(stack_config())
 
 
 @pytest.fixture(scope="module")
 def failed_over():
     """The same stack after `pulumi config set pilotlight:active dr`."""
-    return run_program(stack_config(active="dr"))
+    return run_stack(stack_config(active="dr"))

@@ -4,7 +4,7 @@ from types import SimpleNamespace
 
 import pulumi
 import pytest
-from harness import run_program
+from scripts.preview.runtime import run_stack
 from stack_values import config
 
 from scripts.contract import parse
@@ -115,7 +115,7 @@ def test_access_roles_are_exported_beside_the_contract_not_inside_it(monkeypatch
         stack = build(cfg)
         return SimpleNamespace(document=dict(exports), contract=stack.document)
 
-    run = run_program(cfg, program=program)
+    run = run_stack(cfg, program=program)
     assert run.document["accessRoles"] == {"backupWriter": WRITER_ARN, "restoreReader": READER_ARN}
     contract_keys = set(run.document) - {"accessRoles"}
     assert contract_keys == set(run.stack.contract)

@@ -1,6 +1,6 @@
 """Failover DNS: health check on the primary endpoint, PRIMARY/SECONDARY records, roles follow the flag."""
 import pytest
-from harness import run_program
+from scripts.preview.runtime import run_stack
 from stack_values import config, example_values
 
 from components.dns import failover_roles, health_check_args
@@ -61,7 +61,7 @@ def test_roles_swap_after_flip(failed_over):
 def test_cloudwatch_alarm_health_check_for_private_endpoints():
     values = example_values()
     values["dns"]["healthCheck"] = {"type": "CLOUDWATCH_METRIC", "alarmName": "orders-app-unhealthy"}
-    check = run_program(config(values)).named("dns-primary")
+    check = run_stack(config(values)).named("dns-primary")
     assert check.inputs["type"] == "CLOUDWATCH_METRIC"
     assert (check.inputs["cloudwatchAlarmName"], check.inputs["cloudwatchAlarmRegion"]) == ("orders-app-unhealthy", "us-east-1")
     assert check.inputs["insufficientDataHealthStatus"] == "LastKnownStatus"
@@ -72,7 +72,7 @@ def test_routing_control_is_off_by_default_and_drives_recovery_control_checks_wh
     assert not [r for r in example.resources.values() if r.type.startswith("aws:route53recoverycontrol/")]
     values = example_values()
     values["dns"]["routingControl"] = True
-    run = run_program(config(values))
+    run = run_stack(config(values))
     controls = run.of_type("aws:route53recoverycontrol/routingControl:RoutingControl")
     assert {c.region for c in controls} == {"us-west-2"} and len(controls) == 2
     checks = {c.name: c for c in run.of_type(CHECK)}

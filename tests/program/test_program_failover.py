@@ -6,7 +6,7 @@ replacement-triggering input, and stay protected.
 """
 from dataclasses import replace
 
-from harness import run_program
+from scripts.preview.runtime import run_stack
 from pulumi.runtime import rpc
 from stack_values import config, example_values, with_databases
 
@@ -74,7 +74,7 @@ def test_dns_after_flip_is_what_an_emergency_cutover_leaves(example, failed_over
 
 
 def test_flipping_back_reverses_dns_and_alarms_but_never_demotes_the_promoted_standby(example, failed_over):
-    back = run_program(config(active="primary"))
+    back = run_stack(config(active="primary"))
     assert diff(failed_over, back) == diff(example, failed_over)
     assert diff(example, back) == {}
     for db in back.of_type(INSTANCE):
@@ -85,18 +85,18 @@ def test_flipping_back_reverses_dns_and_alarms_but_never_demotes_the_promoted_st
 
 def test_password_from_secret_config_only_applies_to_a_promoted_standby():
     cfg = replace(config(active="dr"), db_password="from-secret-config")
-    run = run_program(cfg)
+    run = run_stack(cfg)
     (db,) = run.of_type(INSTANCE)
     # Registered as a Pulumi secret (encrypted in state), never as plain text.
     assert db.inputs["password"] == {rpc._special_sig_key: rpc._special_secret_sig, "value": "from-secret-config"}
     assert "from-secret-config" not in repr(run.document)
-    (replica,) = run_program(replace(config(), db_password="from-secret-config")).of_type(INSTANCE)
+    (replica,) = run_stack(replace(config(), db_password="from-secret-config")).of_type(INSTANCE)
     assert "password" not in replica.inputs
 
 
 def test_flip_with_many_databases_touches_each_standby_once():
-    before = run_program(config(with_databases(example_values(), 5)))
-    after = run_program(config(with_databases(example_values(), 5), active="dr"))
+    before = run_stack(config(with_databases(example_values(), 5)))
+    after = run_stack(config(with_databases(example_values(), 5), active="dr"))
     changed = diff(before, after)
     instances = [u for u in changed if before.resources[u].type == INSTANCE]
     assert len(instances) == 5 and all(changed[u] == {"replicateSourceDb"} for u in instances)

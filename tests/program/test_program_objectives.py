@@ -1,6 +1,6 @@
 """Objectives as code: the preview fails with one line when the declared stack cannot meet an objective."""
 import pytest
-from harness import run_program
+from scripts.preview.runtime import run_stack
 from stack_values import config, example_values
 
 from stacks import objectives
@@ -80,4 +80,4 @@ def test_point_in_time_restore_meets_a_15_minute_data_corruption_rpo_the_hourly_
 
 def test_preview_fails_before_any_resource_is_registered():
     with pytest.raises(ObjectiveError):
-        run_program(config(with_objective("dataCorruption", rpo="1m")))
+        run_stack(config(with_objective("dataCorruption", rpo="1m")))

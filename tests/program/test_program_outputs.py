@@ -4,7 +4,7 @@ import runpy
 
 import pulumi
 import pytest
-from harness import run_program
+from scripts.preview.runtime import run_stack
 from stack_values import ROOT, config, example_values
 
 from scripts.contract import parse
@@ -62,7 +62,7 @@ def stack_config_values(values):
 def test_real_config_path_through_from_pulumi():
     cfg = config()
     settings = stack_config_values(example_values()) | {"pilotlight:dbPassword": "from-secret-config"}
-    run = run_program(cfg, config=settings, program=lambda: build(from_pulumi()))
+    run = run_stack(cfg, config=settings, program=lambda: build(from_pulumi()))
     parsed = parse(run.document)
     assert parsed.database().name == "orders" and parsed.ttl == 30
     loaded = run.stack.cfg
@@ -75,10 +75,10 @@ def test_real_config_path_through_from_pulumi():
 def test_from_pulumi_rejects_unknown_keys_and_broken_json():
     settings = stack_config_values(example_values()) | {"pilotlight:activ": "dr"}
     with pytest.raises(ConfigError, match=r"^pilotlight:activ: unknown key; did you mean 'active'\?$"):
-        run_program(config(), config=settings, program=lambda: build(from_pulumi()))
+        run_stack(config(), config=settings, program=lambda: build(from_pulumi()))
     settings = stack_config_values(example_values()) | {"pilotlight:dns": "{not json"}
     with pytest.raises(ConfigError, match=r"^pilotlight:dns = .*must be valid JSON"):
-        run_program(config(), config=settings, program=lambda: build(from_pulumi()))
+        run_stack(config(), config=settings, program=lambda: build(from_pulumi()))
 
 
 def test_entry_point_ends_a_bad_preview_with_one_line_and_no_traceback():
@@ -87,4 +87,4 @@ def test_entry_point_ends_a_bad_preview_with_one_line_and_no_traceback():
     values["drRegion"] = "us-east-1"
     settings = stack_config_values(values)
     with pytest.raises(pulumi.RunError, match=r"^pilotlight:drRegion = 'us-east-1': must differ from primaryRegion"):
-        run_program(config(), config=settings, program=lambda: runpy.run_path(str(ROOT / "__main__.py")))
+        run_stack(config(), config=settings, program=lambda: runpy.run_path(str(ROOT / "__main__.py")))

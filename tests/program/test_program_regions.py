@@ -62,3 +62,8 @@ def test_components_never_build_providers():
     """Providers are created once in stacks/ and passed in; a component building one would hide a region."""
     for path in sorted((ROOT / "components").glob("*.py")):
         assert "aws.Provider(" not in path.read_text(), path.name
+
+
+def test_the_program_invokes_no_provider_function(example, failed_over):
+    """Everything the program needs is config or another resource's output: a preview needs no credentials."""
+    assert example.calls == [] and failed_over.calls == []

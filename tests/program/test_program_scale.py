@@ -2,7 +2,7 @@
 from collections import Counter
 
 import pytest
-from harness import run_program
+from scripts.preview.runtime import run_stack
 from stack_values import config, example_values, with_databases
 
 from scripts.contract import parse
@@ -18,7 +18,7 @@ PHYSICAL = {
 
 @pytest.fixture(scope="module")
 def twenty():
-    return run_program(config(with_databases(example_values(), 20)))
+    return run_stack(config(with_databases(example_values(), 20)))
 
 
 def test_twenty_databases_evaluate_with_unique_urns_and_names(twenty):

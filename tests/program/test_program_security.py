@@ -15,7 +15,7 @@ import json
 
 import pytest
 
-from tests.program.harness import run_program
+from scripts.preview.runtime import run_stack
 from tests.program.stack_values import config
 
 pytestmark = pytest.mark.filterwarnings("ignore:.*has been deprecated in favor of:DeprecationWarning")
@@ -32,7 +32,7 @@ NEVER = ("s3:*", "s3:BypassGovernanceRetention", "s3:PutBucketPolicy", "s3:Delet
 
 @pytest.fixture(scope="module")
 def program():
-    return run_program(config())
+    return run_stack(config())
 
 
 def actions(statement: dict) -> list[str]:

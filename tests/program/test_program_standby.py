@@ -1,5 +1,5 @@
 """Standby: an encrypted cross-region read replica in the DR region, locked down, with backups replicated."""
-from harness import run_program
+from scripts.preview.runtime import run_stack
 from stack_values import config, example_values
 
 INSTANCE = "aws:rds/instance:Instance"
@@ -56,7 +56,7 @@ def test_automated_backups_replicated_into_the_dr_region(example):
 def test_optional_performance_insights_monitoring_and_security_groups():
     values = example_values()
     values["standby"].update(performanceInsights=True, monitoringIntervalSeconds=30, allowedSecurityGroupIds=["sg-0app"])
-    run = run_program(config(values))
+    run = run_stack(config(values))
     (db,) = run.of_type(INSTANCE)
     assert db.inputs["performanceInsightsEnabled"] is True
     assert db.inputs["performanceInsightsKmsKeyId"] == run.document["keys"]["dr"]["arn"]

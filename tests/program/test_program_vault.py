@@ -2,7 +2,7 @@
 import json
 
 import pytest
-from harness import run_program
+from scripts.preview.runtime import run_stack
 from stack_values import config, example_values
 
 S3 = "aws:s3/"
@@ -69,7 +69,7 @@ def test_object_lock_governance_7_days_by_default(example):
 def test_object_lock_compliance_only_when_configured():
     values = example_values()
     values["vault"]["objectLock"] = {"mode": "COMPLIANCE", "days": 30}
-    run = run_program(config(values))
+    run = run_stack(config(values))
     for lock in per_region(run, "BucketObjectLockConfiguration").values():
         assert lock.inputs["rule"] == {"defaultRetention": {"mode": "COMPLIANCE", "days": 30}}, lock.urn
     assert run.document["vault"]["objectLock"] == {"mode": "COMPLIANCE", "days": 30}

@@ -11,13 +11,13 @@ from pathlib import Path
 
 import pytest
 
-from scripts.vault import backup
+from scripts.commands import backup
 from scripts.commands import backups
-from scripts.failover import cutover
-from scripts.drills import engine as drill
-from scripts.failover import failback
-from scripts.vault import restore
-from scripts.vault import verify
+from scripts.commands import cutover
+from scripts.commands import drill
+from scripts.commands import failback
+from scripts.commands import restore
+from scripts.commands import verify
 from scripts.common import Exit
 from tests.support.faultproxy import FaultProxy
 

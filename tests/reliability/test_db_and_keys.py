@@ -21,10 +21,13 @@ import psycopg
 import pytest
 
 from scripts import aws
-from scripts.vault import backup
+from scripts.commands import backup
+from scripts.vault import backup as vault_backup
 from scripts.postgres import client as pg
-from scripts.vault import restore
-from scripts.vault import verify
+from scripts.commands import restore
+from scripts.vault import restore as vault_restore
+from scripts.commands import verify
+from scripts.vault import verify as vault_verify
 from scripts.common import Exit, utcnow
 from scripts.vault.layout import MANIFEST, object_key
 from tests.vault.conftest import one_line_error, table_checksums
@@ -43,7 +46,7 @@ def ledger(rel):
 
 
 def take(rel, db: str):
-    return backup.perform_backup(rel.contract, "hourly", source_dsn=rel.dsn(db))
+    return vault_backup.perform_backup(rel.contract, "hourly", source_dsn=rel.dsn(db))
 
 
 def target_with_marker(rel, name: str) -> dict:
@@ -135,13 +138,13 @@ def test_case9_missing_role_stops_pg_restore_scratch_dropped_no_swap(rel, capsys
 
 def test_case9_corrupt_archive_stops_pg_restore_scratch_dropped_no_swap(rel, ledger, monkeypatch, capsys):
     """An archive whose envelope and checksums are fine but which pg_restore cannot read to the end."""
-    real = backup._dump_output
+    real = vault_backup._dump_output
 
     def cut_short(proc, tail):
         whole = b"".join(real(proc, tail))
         yield whole[: len(whole) * 2 // 3]
 
-    monkeypatch.setattr(backup, "_dump_output", cut_short)
+    monkeypatch.setattr(vault_backup, "_dump_output", cut_short)
     m = take(rel, ledger)
     monkeypatch.undo()
     before = target_with_marker(rel, "rel_ledger_t9")
@@ -155,8 +158,9 @@ def test_case9_corrupt_archive_stops_pg_restore_scratch_dropped_no_swap(rel, led
 
 KILL_AFTER_FIRST_RENAME = """
 import os, signal, sys
-from scripts.vault import restore
-real = restore._swap
+from scripts.commands import restore
+from scripts.vault import restore as vault_restore
+real = vault_restore._swap
 
 class KillAfterRename:
     def __init__(self, conn):
@@ -170,7 +174,7 @@ class KillAfterRename:
             os.kill(os.getpid(), signal.SIGKILL)  # dies inside the swap transaction
         return out
 
-restore._swap = lambda conn, *a, **kw: real(KillAfterRename(conn), *a, **kw)
+vault_restore._swap = lambda conn, *a, **kw: real(KillAfterRename(conn), *a, **kw)
 sys.exit(restore.main(sys.argv[1:]))
 """
 
@@ -210,7 +214,7 @@ def test_case10_killed_between_swap_steps_the_name_always_names_a_complete_datab
     target, m, before, orphan = killed_mid_swap
     assert table_checksums(rel.dsn(target)) == before  # the transaction died with the process: old db, old name
     assert not [d for d in rel.databases() if d.startswith(f"{target}_pre_restore_")]
-    monkeypatch.setattr(restore, "utcnow", lambda: orphan_time(orphan) + timedelta(seconds=2))
+    monkeypatch.setattr(vault_restore, "utcnow", lambda: orphan_time(orphan) + timedelta(seconds=2))
     assert restore.main(restore_args(rel, target, "--backup", m.id, "--json")) == Exit.OK  # a later rerun finishes
     assert json.loads(capsys.readouterr().out)["kept_previous_as"].startswith(f"{target}_pre_restore_")
     assert table_checksums(rel.dsn(target)) == table_checksums(rel.dsn(ledger))
@@ -218,7 +222,7 @@ def test_case10_killed_between_swap_steps_the_name_always_names_a_complete_datab
 
 def test_case10_an_immediate_rerun_finishes_and_removes_the_orphaned_scratch(rel, killed_mid_swap, monkeypatch, capsys):
     target, m, _, orphan = killed_mid_swap
-    monkeypatch.setattr(restore, "utcnow", lambda: orphan_time(orphan))  # the rerun lands in the same second
+    monkeypatch.setattr(vault_restore, "utcnow", lambda: orphan_time(orphan))  # the rerun lands in the same second
     rc = restore.main(restore_args(rel, target, "--backup", m.id))
     err = capsys.readouterr().err
     assert rc == Exit.OK, err
@@ -339,7 +343,7 @@ def test_case16_replication_failed_or_pending_too_long_is_an_rpo_breach(rel, led
     wait_replicated(rel, m.id)
     replication_says["value"] = status
     later = utcnow() + timedelta(minutes=minutes_later)
-    monkeypatch.setattr(verify, "utcnow", lambda: later)
+    monkeypatch.setattr(vault_verify, "utcnow", lambda: later)
     rc = verify.main(rel.args("--backup", m.id, "--json"))
     report = json.loads(capsys.readouterr().out)
     if breach:
@@ -383,7 +387,7 @@ def test_two_restores_in_the_same_second_keep_both_previous_databases(rel, ledge
     target = "rel_ledger_same_second"
     target_with_marker(rel, target)
     m = take(rel, ledger)
-    monkeypatch.setattr(restore, "utcnow", lambda: orphan_time(f"{target}_20261124T044250Z"))
+    monkeypatch.setattr(vault_restore, "utcnow", lambda: orphan_time(f"{target}_20261124T044250Z"))
     kept = []
     for _ in range(2):
         assert restore.main(restore_args(rel, target, "--backup", m.id, "--json")) == Exit.OK

@@ -13,9 +13,10 @@ import pytest
 from boto3.s3.transfer import TransferConfig
 from botocore.exceptions import ClientError
 
-from scripts.vault import backup
-from scripts.vault import restore
-from scripts.vault import verify
+from scripts.commands import backup
+from scripts.vault import backup as vault_backup
+from scripts.commands import restore
+from scripts.commands import verify
 from scripts.common import Exit
 from scripts.vault.layout import object_key
 from tests.vault.conftest import one_line_error, table_checksums
@@ -53,7 +54,7 @@ def assert_nothing_published(rel, before: set[str]) -> None:
 
 
 def test_case1_connection_reset_mid_multipart_upload(rel, bulky, proxied, few_retries, monkeypatch, capsys):
-    monkeypatch.setattr(backup, "TRANSFER", SMALL_PARTS)
+    monkeypatch.setattr(vault_backup, "TRANSFER", SMALL_PARTS)
     before = rel.complete_ids()
     fault = proxied.add(Fault("reset", match=upload_part(2)))  # every attempt at part 2 is reset
     assert run_backup(rel, bulky) == Exit.NETWORK
@@ -68,7 +69,7 @@ def test_case1_connection_reset_mid_multipart_upload(rel, bulky, proxied, few_re
 
 
 def test_case1_single_reset_is_retried_within_the_run(rel, bulky, proxied, monkeypatch, capsys):
-    monkeypatch.setattr(backup, "TRANSFER", SMALL_PARTS)
+    monkeypatch.setattr(vault_backup, "TRANSFER", SMALL_PARTS)
     fault = proxied.add(Fault("reset", match=upload_part(2), times=1))
     assert run_backup(rel, bulky, "--json") == Exit.OK
     made = json.loads(capsys.readouterr().out)["id"]
@@ -77,7 +78,7 @@ def test_case1_single_reset_is_retried_within_the_run(rel, bulky, proxied, monke
 
 def test_case2_complete_multipart_answered_200_with_error_is_a_failure(rel, bulky, proxied, few_retries, monkeypatch,
                                                                        capsys):
-    monkeypatch.setattr(backup, "TRANSFER", SMALL_PARTS)
+    monkeypatch.setattr(vault_backup, "TRANSFER", SMALL_PARTS)
     before = rel.complete_ids()
     fault = proxied.add(Fault("error200", match=complete_multipart))
     assert run_backup(rel, bulky) != Exit.OK
@@ -125,7 +126,7 @@ def test_case13_unbounded_throttling_fails_cleanly(rel, shop, proxied, few_retri
 
 
 def test_case14_dropped_download_is_retried_then_restores(rel, shop, proxied, capsys):
-    made = backup.perform_backup(rel.contract, "hourly", source_dsn=rel.dsn(shop))
+    made = vault_backup.perform_backup(rel.contract, "hourly", source_dsn=rel.dsn(shop))
     fault = proxied.add(Fault("truncate", match=get_object, times=1))
     target = "rel_shop_copy14"
     rc = restore.main(rel.args_via("--target", rel.dsn(target), "--backup", made.id, "--yes", "--json"))
@@ -135,7 +136,7 @@ def test_case14_dropped_download_is_retried_then_restores(rel, shop, proxied, ca
 
 
 def test_case14_download_that_keeps_dropping_leaves_the_target_untouched(rel, shop, proxied, few_retries, capsys):
-    made = backup.perform_backup(rel.contract, "hourly", source_dsn=rel.dsn(shop))
+    made = vault_backup.perform_backup(rel.contract, "hourly", source_dsn=rel.dsn(shop))
     target = "rel_shop_target14"
     rel.create_db(target, "CREATE TABLE keep (n int)", "INSERT INTO keep VALUES (42)")
     before, dbs = table_checksums(rel.dsn(target)), rel.databases()
@@ -149,8 +150,8 @@ def test_case14_download_that_keeps_dropping_leaves_the_target_untouched(rel, sh
 
 
 def test_case5_deleted_object_with_manifest_kept_is_skipped_and_named(rel, shop, capsys):
-    good = backup.perform_backup(rel.contract, "hourly", source_dsn=rel.dsn(shop))
-    gone = backup.perform_backup(rel.contract, "hourly", source_dsn=rel.dsn(shop))
+    good = vault_backup.perform_backup(rel.contract, "hourly", source_dsn=rel.dsn(shop))
+    gone = vault_backup.perform_backup(rel.contract, "hourly", source_dsn=rel.dsn(shop))
     rel.s3().delete_object(Bucket=rel.bucket(), Key=object_key(rel.contract, "hourly", gone.database, gone.id))
     assert gone.id not in rel.complete_ids() and good.id in rel.complete_ids()
     target = "rel_shop_latest5"
@@ -164,7 +165,7 @@ def test_case5_deleted_object_with_manifest_kept_is_skipped_and_named(rel, shop,
 
 
 def test_case15_locked_version_delete_refused_and_no_bypass_is_ever_sent(rel, shop, proxied, capsys):
-    made = backup.perform_backup(rel.contract, "hourly", source_dsn=rel.dsn(shop))
+    made = vault_backup.perform_backup(rel.contract, "hourly", source_dsn=rel.dsn(shop))
     key = object_key(rel.contract, "hourly", made.database, made.id)
     with pytest.raises(ClientError) as refused:
         rel.s3().delete_object(Bucket=rel.bucket(), Key=key, VersionId=made.version_id)
@@ -192,9 +193,9 @@ def test_case8_incomplete_and_failed_backups_are_ignored_by_time_selection(rel, 
     from datetime import timedelta
     from scripts.common import iso
     from scripts.vault.layout import MANIFEST
-    good = backup.perform_backup(rel.contract, "hourly", source_dsn=rel.dsn(shop))
-    incomplete = backup.perform_backup(rel.contract, "hourly", source_dsn=rel.dsn(shop))
-    failed = backup.perform_backup(rel.contract, "hourly", source_dsn=rel.dsn(shop))
+    good = vault_backup.perform_backup(rel.contract, "hourly", source_dsn=rel.dsn(shop))
+    incomplete = vault_backup.perform_backup(rel.contract, "hourly", source_dsn=rel.dsn(shop))
+    failed = vault_backup.perform_backup(rel.contract, "hourly", source_dsn=rel.dsn(shop))
     manifest = lambda m: object_key(rel.contract, "hourly", m.database, m.id, MANIFEST)  # noqa: E731
     rel.s3().delete_object(Bucket=rel.bucket(), Key=manifest(incomplete))  # a delete marker: no manifest
     rel.s3().put_object(Bucket=rel.bucket(), Key=manifest(failed), Body=b'{"status": "FAILED"}')

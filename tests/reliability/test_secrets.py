@@ -16,14 +16,15 @@ from pathlib import Path
 import pytest
 
 from scripts import aws
-from scripts.vault import backup
+from scripts.commands import backup
+from scripts.vault import backup as vault_backup
 from scripts.commands import backups
-from scripts.failover import cutover
-from scripts.drills import engine as drill
-from scripts.vault import restore
+from scripts.commands import cutover
+from scripts.commands import drill
+from scripts.commands import restore
 from scripts.commands import runbook
 from scripts.commands import status
-from scripts.vault import verify
+from scripts.commands import verify
 from scripts.common import Exit
 from tests.support.faultproxy import Fault, get_object, s3_writes
 
@@ -93,7 +94,7 @@ def run_all(rel, proxied, tmp_path, capsys) -> list[tuple[str, int, str]]:
     src = rel.dsn(db.db_name)
     with_pw = f"host=127.0.0.1 port=1 dbname={db.db_name} user=postgres password={pw} connect_timeout=2"
     reports = tmp_path / "reports"
-    made = backup.perform_backup(rel.contract, "daily", source_dsn=src)
+    made = vault_backup.perform_backup(rel.contract, "daily", source_dsn=src)
     runs = [
         ("backup", backup.main, rel.args("-vv", "--tier", "daily", "--source", src, "--json")),
         ("backup: password DSN, dead port", backup.main, rel.args("-vv", "--tier", "daily", "--source", with_pw)),

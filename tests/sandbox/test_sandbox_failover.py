@@ -15,7 +15,8 @@ import pytest
 from sandbox_wait import wait_until
 from scripts.aws import client
 from scripts.postgres.dsn import side_dsn
-from scripts.sandbox import cli, control, lifecycle
+from scripts.sandbox import control, lifecycle
+from scripts.commands import sandbox as cli
 from scripts.sandbox.state import pid_alive
 from scripts.failover.service import resolve, service_dsn
 

@@ -16,7 +16,8 @@ import pytest
 from scripts.aws import client
 from scripts.contract import parse
 from scripts.postgres.dsn import side_dsn
-from scripts.sandbox import cli, control
+from scripts.sandbox import control
+from scripts.commands import sandbox as cli
 from scripts.failover.service import resolve, service_dsn
 from sandbox_wait import wait_until
 

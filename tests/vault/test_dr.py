@@ -5,8 +5,8 @@ import json
 
 import pytest
 
-from scripts.vault import backup
-from scripts.vault import restore
+from scripts.vault import backup as vault_backup
+from scripts.commands import restore
 from scripts.common import Exit
 from scripts.sandbox import control
 from tests.vault.conftest import one_line_error, table_checksums
@@ -23,7 +23,7 @@ def ledger(env):
 
 
 def test_restore_from_dr_with_primary_region_blocked(env, ledger, capsys):
-    m = backup.perform_backup(env.contract, "daily", source_dsn=env.dsn("ledger"))
+    m = vault_backup.perform_backup(env.contract, "daily", source_dsn=env.dsn("ledger"))
     wait_replicated(env, m.id)
     expected = table_checksums(env.dsn("ledger"))
     primary_region = env.contract.regions["primary"]
@@ -43,8 +43,8 @@ def test_restore_from_dr_with_primary_region_blocked(env, ledger, capsys):
 
 
 def test_backup_publishes_age_metric(env, ledger):
-    m = backup.perform_backup(env.contract, "weekly", source_dsn=env.dsn("ledger"))
-    cw = backup.aws.client(env.contract, "cloudwatch", "primary")
+    m = vault_backup.perform_backup(env.contract, "weekly", source_dsn=env.dsn("ledger"))
+    cw = vault_backup.aws.client(env.contract, "cloudwatch", "primary")
     metrics = cw.list_metrics(Namespace=env.contract.metric_namespace, MetricName=env.contract.backup_age_metric)["Metrics"]
     dims = [{d["Name"]: d["Value"] for d in x["Dimensions"]} for x in metrics]
     assert {"Database": m.database, "Tier": "weekly"} in dims

@@ -17,10 +17,11 @@ import pytest
 from botocore.exceptions import ClientError
 
 from scripts import aws
-from scripts.vault import backup
+from scripts.commands import backup
+from scripts.vault import backup as vault_backup
 from scripts.vault import envelope
-from scripts.vault import restore
-from scripts.vault import verify
+from scripts.commands import restore
+from scripts.commands import verify
 from scripts.common import Exit, iso
 from scripts.vault.stream import download
 from scripts.vault.layout import MANIFEST, list_backups, object_key
@@ -37,7 +38,7 @@ def shop(env):
 
 
 def take(env, db: str, tier: str = "hourly"):
-    return backup.perform_backup(env.contract, tier, source_dsn=env.dsn(db))
+    return vault_backup.perform_backup(env.contract, tier, source_dsn=env.dsn(db))
 
 
 def stored(env, m, side: str = "primary") -> bytes:
@@ -141,7 +142,7 @@ def noisy(env, shop):
 
 def test_failed_part_aborts_upload_and_next_run_succeeds(env, noisy, capsys, monkeypatch):
     shop = noisy
-    monkeypatch.setattr(backup, "TRANSFER", small_parts())
+    monkeypatch.setattr(vault_backup, "TRANSFER", small_parts())
     s3 = aws.client(env.contract, "s3", "primary")
     before = {e.id for e in list_backups(env.contract, "primary")}
 

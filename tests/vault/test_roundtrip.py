@@ -5,10 +5,11 @@ import json
 
 import pytest
 
-from scripts.vault import backup
+from scripts.commands import backup
+from scripts.vault import backup as vault_backup
 from scripts.commands import backups
-from scripts.vault import restore
-from scripts.vault import verify
+from scripts.commands import restore
+from scripts.commands import verify
 from tests.vault.conftest import schema_dump, table_checksums
 from tests.vault.test_faults import wait_replicated
 
@@ -79,7 +80,7 @@ def test_round_trip_preserves_everything(env, awkward, capsys):
 
 
 def test_backups_list_and_verify_with_test_restore(env, awkward, capsys):
-    wait_replicated(env, backup.perform_backup(env.contract, "hourly", source_dsn=env.dsn(awkward)).id)
+    wait_replicated(env, vault_backup.perform_backup(env.contract, "hourly", source_dsn=env.dsn(awkward)).id)
     assert backups.main(env.args("list", "--json")) == 0
     listed = json.loads(capsys.readouterr().out)["backups"]
     assert listed and all(b["complete"] for b in listed)
@@ -101,14 +102,14 @@ def test_database_settings_and_grants_survive_the_swap(env, awkward, capsys):
              "ON d.oid = s.setdatabase LEFT JOIN pg_roles r ON r.oid = s.setrole WHERE d.datname = 'awkward' ORDER BY 1")
     acl = "SELECT datacl::text FROM pg_database WHERE datname = 'awkward'"
     before = env.query("postgres", probe), env.query("postgres", acl)
-    backup.perform_backup(env.contract, "hourly", source_dsn=env.dsn(awkward))
+    vault_backup.perform_backup(env.contract, "hourly", source_dsn=env.dsn(awkward))
     assert restore.main(env.args("--target", env.dsn(awkward), "--latest", "--yes")) == 0
     capsys.readouterr()
     assert (env.query("postgres", probe), env.query("postgres", acl)) == before
 
 
 def test_dry_run_and_missing_yes_only_plan(env, awkward, capsys):
-    backup.perform_backup(env.contract, "hourly", source_dsn=env.dsn(awkward))
+    vault_backup.perform_backup(env.contract, "hourly", source_dsn=env.dsn(awkward))
     before = env.databases()
     for extra in (["--dry-run", "--yes"], []):
         assert restore.main(env.args("--target", env.dsn(awkward), "--latest", *extra)) == 0
@@ -117,7 +118,7 @@ def test_dry_run_and_missing_yes_only_plan(env, awkward, capsys):
 
 
 def test_parallel_restore_from_a_private_spool(env, awkward, capsys):
-    backup.perform_backup(env.contract, "hourly", source_dsn=env.dsn(awkward))
+    vault_backup.perform_backup(env.contract, "hourly", source_dsn=env.dsn(awkward))
     target = env.dsn("awkward_jobs")
     assert restore.main(env.args("--target", target, "--latest", "--jobs", "2", "--yes")) == 0
     capsys.readouterr()

@@ -12,7 +12,8 @@ from __future__ import annotations
 import argparse
 from pathlib import Path
 
-from scripts.common import Exit, UsageError, emit, parser_for, run
+from scripts.common import Exit, UsageError
+from scripts.commands.parser import emit, parser_for, run
 from scripts.sandbox import lifecycle, pitr
 from scripts.sandbox.state import DEFAULT_STATE_DIR
 

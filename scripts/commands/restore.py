@@ -1,0 +1,127 @@
+"""`pilotlight restore`: restore a backup into a NEW database, prove it, then swap names atomically;
+or (``--to-time``) restore the database to a point in time into a NEW instance.
+
+Flags, the ``--yes`` confirmation (without it: the plan only) and the output; the order of
+operations and why is :mod:`scripts.vault.restore` and, for ``--to-time``, :mod:`scripts.pitr.engine`.
+"""
+from __future__ import annotations
+
+from scripts.commands.parser import emit, load_contract, parser_for, run
+from scripts.common import Exit, UsageError, parse_timestamp
+from scripts.contract import SIDES
+from scripts.pitr import engine, rds
+from scripts.postgres.dsn import parse_dsn
+from scripts.vault.restore import _IDENT, _TABLE, perform_restore, validate_request
+
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = parser_for("restore", "Restore a backup into a new database, verify it, then swap it in; or restore "
+                                   "the database to a point in time into a new instance (--to-time).")
+    parser.add_argument("--target", metavar="DSN", help="the database to restore (its name is kept); with --to-time: "
+                                                        "the live database --copy-back writes to (default: the active side's)")
+    which = parser.add_mutually_exclusive_group(required=True)
+    which.add_argument("--latest", action="store_true", help="the newest valid backup")
+    which.add_argument("--backup", metavar="ID", help="this backup id")
+    which.add_argument("--before", metavar="TIMESTAMP", help="newest backup strictly before this ISO 8601 time (with offset)")
+    which.add_argument("--to-time", metavar="TIMESTAMP",
+                       help="point-in-time restore (RDS automated backups) to this ISO 8601 time, with offset, into a NEW instance")
+    which.add_argument("--list-restored", action="store_true", help="list the instances --to-time made, both regions")
+    which.add_argument("--cleanup", metavar="INSTANCE", help="delete an instance --to-time made (with --yes)")
+    parser.add_argument("--from-region", choices=SIDES, default="primary",
+                        help="read only this side's bucket and key; with --to-time: restore from this region's "
+                             "automated backups (dr: the replicated copy, the primary region is not called)")
+    parser.add_argument("--database", metavar="NAME", help="which protected database's backups (default: the first)")
+    parser.add_argument("--tables", metavar="T,...", help="partial restore: only these tables (with --into-schema)")
+    parser.add_argument("--into-schema", metavar="S", help="partial restore: a NEW schema of the live database")
+    parser.add_argument("--copy-back", metavar="T,...",
+                        help="with --to-time: copy these tables' rows the live database lacks back from the restored instance")
+    parser.add_argument("--where", metavar="SQL", help="with --copy-back: only staged rows matching this condition "
+                                                       "(on the staged row, alias s)")
+    parser.add_argument("--overwrite", action="store_true",
+                        help="with --copy-back: also replace live rows whose restored version differs (corruption)")
+    parser.add_argument("--jobs", type=int, default=1, help="pg_restore -j N (N > 1 spools to a private file)")
+    parser.add_argument("--terminate-sessions", action="store_true", help="end other sessions on the target")
+    parser.add_argument("--dry-run", action="store_true", help="print the plan only")
+    parser.add_argument("--yes", action="store_true", help="really restore (without it: the plan only)")
+
+    def body(args) -> int:
+        if args.to_time or args.list_restored or args.cleanup:
+            return _point_in_time(args)
+        if not args.target:
+            raise UsageError("--target is required (the database to restore)")
+        if args.copy_back or args.where or args.overwrite:
+            raise UsageError("--copy-back, --where and --overwrite go with --to-time")
+        before = parse_timestamp(args.before, "--before") if args.before else None
+        tables = [t.strip() for t in args.tables.split(",") if t.strip()] if args.tables else None
+        validate_request(args.target, args.from_region, tables, args.into_schema, args.jobs, args.backup)
+        contract = load_contract(args)
+        dry = args.dry_run or not args.yes
+        result = perform_restore(contract, args.target, backup_id=args.backup, before=before, latest=args.latest,
+                                 from_side=args.from_region, tables=tables, into_schema=args.into_schema,
+                                 terminate_sessions=args.terminate_sessions, jobs=args.jobs, dry_run=dry,
+                                 db=args.database, args=args)
+
+        def human():
+            yield ("plan (nothing done; pass --yes to restore):" if dry else "restored:")
+            yield from (f"  - {step}" for step in result.plan)
+            if result.executed:
+                yield f"  {len(result.row_counts)} tables match the manifest; took {result.seconds:.1f}s"
+                if result.kept_previous_as:
+                    yield f"  previous database kept as {result.kept_previous_as} (drop it when satisfied)"
+
+        emit(args, result.to_dict(), human)
+        return Exit.OK
+
+    return run(body, parser, argv)
+
+
+def _point_in_time(args) -> int:
+    """--to-time / --list-restored / --cleanup: flags and output; the work is scripts.pitr.engine."""
+    if args.tables or args.jobs != 1 or args.terminate_sessions:
+        raise UsageError("--tables, --jobs and --terminate-sessions are for backup restores; use --copy-back with --to-time")
+    if (args.where or args.overwrite) and not args.copy_back:
+        raise UsageError("--where and --overwrite go with --copy-back")
+    if args.into_schema and not _IDENT.match(args.into_schema):
+        raise UsageError(f"--into-schema {args.into_schema!r} is not a plain identifier")
+    copy_back = [t.strip() for t in args.copy_back.split(",") if t.strip()] if args.copy_back else None
+    for t in copy_back or ():
+        if not _TABLE.match(t):
+            raise UsageError(f"--copy-back entry {t!r} is not a table name (name or schema.name)")
+    if args.target:
+        parse_dsn(args.target, "--target")
+    to_time = parse_timestamp(args.to_time, "--to-time") if args.to_time else None
+    contract = load_contract(args)
+    if args.list_restored:
+        found = engine.list_restored(contract)
+        emit(args, found, lambda: [f"{i['identifier']}  {i['side']}  {i['status']}  restore time {i['restore_time']}  "
+                                   f"{i['host'] or '-'}:{i['port'] or '-'}" for i in found] or ["no restored instances"])
+        return Exit.OK
+    if args.cleanup:
+        if not (args.yes and not args.dry_run):
+            emit(args, {"delete": args.cleanup, "executed": False},
+                 lambda: [f"plan (nothing done; pass --yes): delete {args.cleanup} in {args.from_region}'s region "
+                          "(no final snapshot)"])
+            return Exit.OK
+        rds.delete_restored(contract, args.from_region, args.cleanup)
+        emit(args, {"delete": args.cleanup, "executed": True}, lambda: [f"deleting {args.cleanup}"])
+        return Exit.OK
+    dry = args.dry_run or not args.yes
+    result = engine.restore_to_time(contract, to_time, side=args.from_region, db=args.database, copy_back_tables=copy_back,
+                                    where=args.where, into_schema=args.into_schema, target_dsn=args.target,
+                                    overwrite=args.overwrite, yes=not dry)
+
+    def human():
+        yield ("plan (nothing done; pass --yes to restore):" if dry else f"restored to {result.to_time}:")
+        yield from (f"  - {step}" for step in result.plan)
+        if result.executed:
+            yield (f"  {result.instance} at {result.endpoint}: available after {result.restore_seconds:.1f}s, "
+                   f"last commit {result.last_commit or 'unknown (track_commit_timestamp off)'}")
+            if result.copy_back:
+                yield (f"  copied back {sum(result.copy_back['inserted'].values())} rows "
+                       f"({', '.join(f'{k}: {v}' for k, v in result.copy_back['inserted'].items())}); staged copy in "
+                       f"schema {result.copy_back['schema']}")
+            yield f"  remove it when done: pilotlight restore --cleanup {result.instance} --from-region {result.side} --yes"
+
+    emit(args, result.to_dict(), human)
+    return Exit.OK
