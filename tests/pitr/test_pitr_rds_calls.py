@@ -16,7 +16,7 @@ from scripts import aws
 from scripts.common import PilotlightError
 from scripts.contract import parse
 from scripts.pitr import engine, rds
-from scripts.vault.restore import main
+from scripts.commands.restore import main
 
 FIXTURE = Path(__file__).resolve().parents[1] / "fixtures" / "outputs.json"
 EARLIEST = datetime(2026, 12, 1, 8, 0, tzinfo=timezone.utc)
