@@ -160,3 +160,19 @@ def test_cleanup_deletes_only_instances_a_restore_made(contract, stubs):
     dr.add_response("describe_db_instances", listing, {})
     with pytest.raises(PilotlightError, match="is not an instance made by `restore --to-time`"):
         rds.delete_restored(contract, "dr", "pilotlight-dr-orders-standby")
+
+
+def test_an_interrupted_restore_names_the_instance_it_leaves_and_how_to_remove_it(contract, stubs, caplog, monkeypatch):
+    target = contract.database().restore["dr"]
+    dr = stubs(contract, "dr")
+    _window(dr, target.automated_backups_arn)
+    dr.add_response("restore_db_instance_to_point_in_time", {"DBInstance": {"DBInstanceIdentifier": NAME}}, None)
+
+    def interrupted(*_):
+        raise KeyboardInterrupt
+
+    monkeypatch.setattr(rds, "wait_available", interrupted)
+    with pytest.raises(KeyboardInterrupt):
+        engine.restore_to_time(contract, TO_TIME, side="dr", yes=True)
+    assert f"restored instance {NAME} is kept in us-west-2" in caplog.text
+    assert f"`restore --cleanup {NAME}` removes it" in caplog.text
