@@ -35,13 +35,19 @@ class VaultAccessArgs:
     """Region per side: scopes SSE-KMS use to S3 in the bucket's own region (``kms:ViaService``)."""
     metric_namespace: str
     """CloudWatch namespace the backup tool publishes its backup age in (the contract's ``metricNamespace``)."""
+    break_glass_role_name: str | None = None
+    """When set, also create the break-glass role of that name: the only principal the vault key
+    lets schedule its deletion or disable it; assumable only with MFA, alarmed on every use."""
+    key_arns_for_break_glass: list[pulumi.Input[str]] | None = None
+    """Keys the break-glass role may disable, delete or restore (default: ``key_arns``)."""
     max_session_seconds: int = 12 * 3600
-    """Longest session a caller may request: a large backup's upload must not outlive its credentials."""
+    """Longest session a caller may request directly (not through role chaining, which AWS caps at 1 h)."""
 
 
 class VaultAccess(pulumi.ComponentResource):
     backup_writer_role_arn: pulumi.Output[str]
     restore_reader_role_arn: pulumi.Output[str]
+    break_glass_role_arn: pulumi.Output[str] | None
 
     def __init__(self, name: str, args: VaultAccessArgs, opts: pulumi.ResourceOptions | None = None):
         super().__init__("pilotlight:dr:VaultAccess", name, None, opts)
@@ -79,21 +85,34 @@ class VaultAccess(pulumi.ComponentResource):
         )
         self.backup_writer_role_arn = writer.arn
         self.restore_reader_role_arn = reader.arn
+        self.break_glass_role_arn = None
+        if args.break_glass_role_name:
+            keys = args.key_arns_for_break_glass or list(args.key_arns.values())
+            glass = self._create_role(
+                "key-break-glass",
+                args.break_glass_role_name,
+                "Pilotlight break glass: the only principal that may disable or delete the vault key",
+                pulumi.Output.all(*keys).apply(lambda arns: rules.break_glass_policy(list(arns))),
+                trust=rules.account_trust_policy(args.partition, args.account_id, require_mfa=True),
+            )
+            self.break_glass_role_arn = glass.arn
         self.register_outputs(
             {
                 "backup_writer_role_arn": self.backup_writer_role_arn,
                 "restore_reader_role_arn": self.restore_reader_role_arn,
+                "break_glass_role_arn": self.break_glass_role_arn,
             }
         )
 
-    def _create_role(self, what: str, physical: str, description: str, policy: pulumi.Output[dict]) -> aws.iam.Role:
+    def _create_role(self, what: str, physical: str, description: str, policy: pulumi.Output[dict],
+                     trust: dict | None = None) -> aws.iam.Role:
         """A role trusted by the account, with one inline policy named after it (``<role>-policy``)."""
         a = self._args
         role = aws.iam.Role(
             f"{self._name}-{what}",
             name=physical,
             description=description,
-            assume_role_policy=json.dumps(rules.account_trust_policy(a.partition, a.account_id)),
+            assume_role_policy=json.dumps(trust or rules.account_trust_policy(a.partition, a.account_id)),
             max_session_duration=a.max_session_seconds,
             opts=pulumi.ResourceOptions(parent=self),
         )

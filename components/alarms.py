@@ -1,7 +1,10 @@
 """Alarms: KMS-encrypted SNS topics and the CloudWatch alarms that say DR is degrading.
 
 A CloudWatch alarm can only notify a topic in its own region, so there is one topic per
-region. Each alarm lives where its metric is published:
+region, each encrypted with a key of its own (never the vault key: the services that publish
+alarms must be able to use the topic's key, and nothing that publishes should be able to touch
+the backups' key). Each topic's policy lets CloudWatch and EventBridge (the vault audit rules,
+components/audit.py) publish. Each alarm lives where its metric is published:
 
 - standby ``ReplicaLag`` (DR region) above the RPO, while the standby is a replica;
 - S3 replication latency above the RTC threshold and failed replications (primary region,
@@ -16,10 +19,12 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 
+import json
+
 import pulumi
 import pulumi_aws as aws
 
-from stacks.outputs import BACKUP_AGE_METRIC, METRIC_NAMESPACE
+from components import rules
 
 SIDES = ("primary", "dr")
 BACKUP_AGE_PERIOD_SECONDS = 3600
@@ -39,8 +44,16 @@ class AlarmsArgs:
     """``<project>-<stack>``: prefix of every alarm name."""
     topic_names: dict[str, str]
     """SNS topic name per side."""
-    key_arns: dict[str, pulumi.Input[str]]
-    """KMS key per side that encrypts the topic (never the AWS-managed SNS key)."""
+    partition: str
+    account_id: str
+    """The account whose services publish to the topics (key and topic policies)."""
+    regions: dict[str, str]
+    """Region per side (the alarm keys' policies)."""
+    key_alias: str
+    """Alias of the alarm topics' own key in each region, e.g. ``alias/pilotlight-dr-alarms``."""
+    metric_namespace: str
+    backup_age_metric: str
+    """Where the backup tool publishes backup age (the contract's ``alarms`` section)."""
     active: str
     """``primary`` | ``dr``: backup-age alarms live on this side; replica-lag only while ``primary``."""
     dr_provider: pulumi.ProviderResource
@@ -58,15 +71,21 @@ class AlarmsArgs:
     """S3 Replication Time Control promises 15 minutes."""
     email: str | None = None
     """Optional email subscription on both topics (confirm it from the inbox)."""
+    trail_arn: str | None = None
+    """The vault audit trail, which encrypts its logs with the primary-region alarm key."""
+    break_glass_arn: str = ""
+    """The only principal the alarm keys let schedule their deletion or disable them."""
 
 
 class Alarms(pulumi.ComponentResource):
     topic_arns: dict[str, pulumi.Output[str]]
     active_topic_arn: pulumi.Output[str]
+    key_arns: dict[str, pulumi.Output[str]]
 
     def __init__(self, name: str, args: AlarmsArgs, opts: pulumi.ResourceOptions | None = None):
         super().__init__("pilotlight:dr:Alarms", name, None, opts)
         self._name, self._args = name, args
+        self.key_arns = {side: self._create_key(side).arn for side in SIDES}
         self.topic_arns = {side: self._create_topic(side).arn for side in SIDES}
         if args.active == "primary":
             for target in args.replica_lag_targets:
@@ -76,17 +95,40 @@ class Alarms(pulumi.ComponentResource):
             for tier, threshold in args.backup_age_thresholds.items():
                 self._create_backup_age(db, tier, threshold)
         self.active_topic_arn = self.topic_arns[args.active]
-        self.register_outputs({"topic_arns": self.topic_arns, "active_topic_arn": self.active_topic_arn})
+        self.register_outputs({"topic_arns": self.topic_arns, "active_topic_arn": self.active_topic_arn,
+                               "key_arns": self.key_arns})
 
     def _opts(self, side: str) -> pulumi.ResourceOptions:
         return pulumi.ResourceOptions(parent=self, provider=self._args.dr_provider if side == "dr" else None)
+
+    def _create_key(self, side: str) -> aws.kms.Key:
+        a = self._args
+        key = aws.kms.Key(
+            f"{self._name}-{side}-key",
+            description="Pilotlight alarm topics (CloudWatch alarms, vault audit events)",
+            enable_key_rotation=True,
+            deletion_window_in_days=30,
+            policy=json.dumps(rules.alarm_key_policy(partition=a.partition, account_id=a.account_id,
+                                                     region=a.regions[side], break_glass_arn=a.break_glass_arn,
+                                                     trail_arn=a.trail_arn if side == "primary" else None)),
+            opts=self._opts(side),
+        )
+        aws.kms.Alias(f"{self._name}-{side}-key-alias", name=a.key_alias, target_key_id=key.key_id,
+                      opts=self._opts(side))
+        return key
 
     def _create_topic(self, side: str) -> aws.sns.Topic:
         a = self._args
         topic = aws.sns.Topic(
             f"{self._name}-{side}",
             name=a.topic_names[side],
-            kms_master_key_id=a.key_arns[side],
+            kms_master_key_id=self.key_arns[side],
+            opts=self._opts(side),
+        )
+        aws.sns.TopicPolicy(
+            f"{self._name}-{side}-policy",
+            arn=topic.arn,
+            policy=topic.arn.apply(lambda arn: json.dumps(rules.topic_policy(arn, a.account_id))),
             opts=self._opts(side),
         )
         if a.email:
@@ -175,8 +217,8 @@ class Alarms(pulumi.ComponentResource):
             f"{db}-backup-age-{tier}",
             f"{a.name_prefix}-{db}-backup-age-{tier}",
             alarm_description=f"Newest {tier} backup of {db} is older than {threshold} s",
-            namespace=METRIC_NAMESPACE,
-            metric_name=BACKUP_AGE_METRIC,
+            namespace=a.metric_namespace,
+            metric_name=a.backup_age_metric,
             dimensions={"Database": db, "Tier": tier},
             statistic="Maximum",
             period=BACKUP_AGE_PERIOD_SECONDS,

@@ -31,6 +31,8 @@ class VaultKeysArgs:
     """The role ``pilotlight backup`` runs as: may wrap data keys directly (components/access.py)."""
     restore_reader_role_arn: pulumi.Input[str]
     """The role ``pilotlight restore``/``verify`` run as: may unwrap data keys directly."""
+    break_glass_arn: str
+    """The one principal the key policy lets schedule deletion of / disable the key (rules.key_policy)."""
     dr_provider: pulumi.ProviderResource
     """Provider for the DR region; the primary-region provider comes from this component's opts."""
     deletion_window_days: int = 30
@@ -103,6 +105,7 @@ class VaultKeys(pulumi.ComponentResource):
                     replication_role_arn=arns[0],
                     backup_writer_role_arn=arns[1],
                     restore_reader_role_arn=arns[2],
+                    break_glass_arn=a.break_glass_arn,
                 )
             )
         )

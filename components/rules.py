@@ -4,15 +4,16 @@ Everything here returns the shape the S3 / IAM / KMS APIs take (what boto3's
 ``put_bucket_lifecycle_configuration(LifecycleConfiguration={"Rules": ...})``,
 ``put_bucket_replication(ReplicationConfiguration=...)``, ``put_bucket_policy`` and
 ``put_object_lock_configuration`` accept), so the sandbox applies them to the emulator with
-boto3 and the components convert the same dicts to pulumi-aws arguments. No pulumi import:
+boto3 and the components convert the same dicts to pulumi-aws arguments. No pulumi import and
+nothing from ``stacks/``: the builders take plain values (:class:`VaultRules`), which
+``stacks.documents`` derives from the validated config for both the program and the sandbox, so
 the rules are unit-tested directly and can never drift between sandbox and real stack.
 """
 from __future__ import annotations
 
 import re
+from dataclasses import dataclass
 from typing import Any
-
-from stacks.config import VaultConfig
 
 POLICY_VERSION = "2012-10-17"
 RTC_MINUTES = 15
@@ -20,40 +21,82 @@ REPLICATION_RULE_ID = "vault-to-dr"
 KEY_USER_ACTIONS = ("kms:Encrypt", "kms:Decrypt", "kms:ReEncrypt*", "kms:GenerateDataKey*", "kms:DescribeKey")
 # The encryption context every direct KMS call of the tools carries (scripts/vault/envelope.py: context()).
 BACKUP_CONTEXT_KEYS = ("pilotlight:backup-id", "pilotlight:database")
+DELETE_MARKER_RULE_ID = "expired-delete-markers"
+# Key actions that make every backup (and the standby) unreadable; only the break-glass principal may call them.
+DESTRUCTIVE_KEY_ACTIONS = ("kms:ScheduleKeyDeletion", "kms:DisableKey", "kms:DeleteImportedKeyMaterial")
+# What the account (through IAM) may do to the vault key: administer it, never use it. The use
+# statements below are then the only way to encrypt or decrypt with it, so none is decorative.
+KEY_ADMIN_ACTIONS = (
+    "kms:Create*", "kms:Describe*", "kms:Enable*", "kms:List*", "kms:Put*", "kms:Update*", "kms:Revoke*",
+    "kms:Disable*", "kms:Get*", "kms:Delete*", "kms:TagResource", "kms:UntagResource", "kms:ScheduleKeyDeletion",
+    "kms:CancelKeyDeletion", "kms:ReplicateKey", "kms:RotateKeyOnDemand",
+)
 
 
-def lifecycle_rules(vault: VaultConfig) -> list[dict[str, Any]]:
-    """One rule per tier prefix: expire at retention, tier down to IA/archive, clean up leftovers.
+@dataclass(frozen=True)
+class TierLifecycle:
+    """One retention tier, as the lifecycle rules need it (plain values, no config types)."""
 
+    name: str
+    prefix: str
+    retention_days: int
+    noncurrent_days: int
+    """How long a version stays once it is no longer current (deleted or expired): never below retention."""
+    archive_after_days: int | None = None
+    archive_class: str | None = None
+
+
+@dataclass(frozen=True)
+class VaultRules:
+    """Everything the vault buckets' documents are built from."""
+
+    tiers: tuple[TierLifecycle, ...]
+    infrequent_access_after_days: int
+    abort_multipart_days: int
+    object_lock_mode: str
+    object_lock_days: int
+
+
+def lifecycle_rules(vault: VaultRules) -> list[dict[str, Any]]:
+    """One rule per tier prefix, plus one that clears delete markers left with no version behind them.
+
+    Per tier: expire at retention, tier down to IA/archive, abort leftover uploads, and keep a
+    noncurrent version ``noncurrent_days`` (at least the retention): a backup someone deleted
+    (a delete marker on top of it) stays recoverable for as long as its tier promised.
     STANDARD_IA only when the object outlives the IA threshold (S3 rejects a transition on or
     after the expiration day); the archive transition only for tiers that configure one.
+    ``ExpiredObjectDeleteMarker`` sits in a rule of its own: S3 refuses it next to ``Days``
+    (API LifecycleExpiration).
     """
     rules = []
-    for name, tier in vault.tiers.items():
+    for tier in vault.tiers:
         transitions = []
         if tier.retention_days > vault.infrequent_access_after_days:
             transitions.append({"Days": vault.infrequent_access_after_days, "StorageClass": "STANDARD_IA"})
         if tier.archive_after_days is not None and tier.archive_after_days < tier.retention_days:
             transitions.append({"Days": tier.archive_after_days, "StorageClass": tier.archive_class})
         rule: dict[str, Any] = {
-            "ID": f"tier-{name}",
+            "ID": f"tier-{tier.name}",
             "Status": "Enabled",
             "Filter": {"Prefix": tier.prefix},
             "Expiration": {"Days": tier.retention_days},
-            "NoncurrentVersionExpiration": {"NoncurrentDays": vault.noncurrent_version_days},
+            "NoncurrentVersionExpiration": {"NoncurrentDays": tier.noncurrent_days},
             "AbortIncompleteMultipartUpload": {"DaysAfterInitiation": vault.abort_multipart_days},
         }
         if transitions:
             rule["Transitions"] = transitions
         rules.append(rule)
+    rules.append({"ID": DELETE_MARKER_RULE_ID, "Status": "Enabled", "Filter": {"Prefix": ""},
+                  "Expiration": {"ExpiredObjectDeleteMarker": True}})
     return rules
 
 
 def replication_configuration(role_arn: str, destination_bucket_arn: str, replica_key_arn: str) -> dict[str, Any]:
     """Replicate the whole vault to the DR bucket, re-encrypted with the DR replica key.
 
-    Replication Time Control (15 min SLA) and its metrics make lag measurable and alarmable;
-    delete markers replicate so the DR copy mirrors the primary (locked versions survive anyway).
+    Replication Time Control (15 min SLA) and its metrics make lag measurable and alarmable.
+    Delete markers do NOT replicate: a delete in the primary region (an attacker's, or a
+    mistake) leaves the DR copy current, so the DR region still lists and restores it.
     """
     return {
         "Role": role_arn,
@@ -63,7 +106,7 @@ def replication_configuration(role_arn: str, destination_bucket_arn: str, replic
                 "Priority": 1,
                 "Status": "Enabled",
                 "Filter": {"Prefix": ""},
-                "DeleteMarkerReplication": {"Status": "Enabled"},
+                "DeleteMarkerReplication": {"Status": "Disabled"},
                 "SourceSelectionCriteria": {"SseKmsEncryptedObjects": {"Status": "Enabled"}},
                 "Destination": {
                     "Bucket": destination_bucket_arn,
@@ -89,13 +132,19 @@ def _present_and_not(condition_key: str, value: str) -> dict[str, Any]:
 
 
 def bucket_policy(bucket_arn: str, key_arn: str) -> dict[str, Any]:
-    """Deny plain-HTTP access and any put that asks for other encryption than our KMS key.
+    """Deny plain-HTTP access, any put that asks for other encryption than our KMS key, and overwrites.
 
     A put without encryption headers gets the bucket's default SSE-KMS with this very key, and
     requiring the header outright would also deny multipart ``UploadPart`` requests, which never
-    carry it (boto/botocore#471). So each deny fires only when the header is present
+    carry it (boto/botocore#471). So each encryption deny fires only when the header is present
     (``Null: false``) and names something else. Not ``StringNotEqualsIfExists``: IAM evaluates
     ``...IfExists`` as true when the key is absent, so that Deny would refuse every headerless put.
+
+    Backup objects are write-once: a ``PutObject``/``CompleteMultipartUpload`` without
+    ``If-None-Match`` is denied (``s3:if-none-match`` absent), so nobody with ``s3:PutObject`` can
+    put a new version over a backup or its manifest. ``s3:ObjectCreationOperation`` exempts the
+    multipart steps that cannot carry the header (S3 user guide, conditional-writes-enforce).
+    Replication writes replicas with ``s3:ReplicateObject``, which this does not touch.
     """
     return {
         "Version": POLICY_VERSION,
@@ -124,7 +173,35 @@ def bucket_policy(bucket_arn: str, key_arn: str) -> dict[str, Any]:
                 "Resource": f"{bucket_arn}/*",
                 "Condition": _present_and_not("s3:x-amz-server-side-encryption-aws-kms-key-id", key_arn),
             },
+            {
+                "Sid": "DenyOverwrites",
+                "Effect": "Deny",
+                "Principal": "*",
+                "Action": "s3:PutObject",
+                "Resource": f"{bucket_arn}/*",
+                "Condition": {"Null": {"s3:if-none-match": "true"}, "Bool": {"s3:ObjectCreationOperation": "true"}},
+            },
         ],
+    }
+
+
+def bucket_documents(rules: VaultRules, *, bucket_arn: str, key_arn: str) -> dict[str, dict[str, Any]]:
+    """Every configuration document of one vault bucket, in the S3 API's shape, by what it configures.
+
+    The component turns each into its pulumi-aws resource and the sandbox puts each with boto3
+    (``scripts/sandbox/emulator.py``): both read this one mapping, so they cannot drift.
+    """
+    return {
+        "versioning": {"Status": "Enabled"},
+        "encryption": {"Rules": [{"ApplyServerSideEncryptionByDefault": {"SSEAlgorithm": "aws:kms",
+                                                                         "KMSMasterKeyID": key_arn},
+                                  "BucketKeyEnabled": True}]},
+        "public_access_block": {"BlockPublicAcls": True, "IgnorePublicAcls": True, "BlockPublicPolicy": True,
+                                "RestrictPublicBuckets": True},
+        "ownership": {"Rules": [{"ObjectOwnership": "BucketOwnerEnforced"}]},
+        "object_lock": object_lock_configuration(rules.object_lock_mode, rules.object_lock_days),
+        "lifecycle": {"Rules": lifecycle_rules(rules)},
+        "policy": bucket_policy(bucket_arn, key_arn),
     }
 
 
@@ -219,11 +296,19 @@ def key_policy(
     account_id: str,
     region: str,
     replication_role_arn: str,
+    break_glass_arn: str,
     backup_writer_role_arn: str | None = None,
     restore_reader_role_arn: str | None = None,
 ) -> dict[str, Any]:
-    """Policy of the vault key in one region: the account administers it, users get one statement each.
+    """Policy of the vault key in one region: the account administers it, each user gets one statement.
 
+    - administration: the account (through IAM) gets the admin actions only, never ``kms:*``:
+      with ``kms:*`` on root every narrower statement below would be decorative. ``kms:Put*``
+      stays with the account: KMS refuses a policy that would lock the caller out of
+      ``PutKeyPolicy`` (the policy lockout safety check), so the deployer must keep it;
+    - destructive actions (``DESTRUCTIVE_KEY_ACTIONS``) are denied to every principal except the
+      named break-glass principal: a deleted or disabled key makes every backup and the standby
+      unreadable whatever Object Lock keeps. The stack alarms on each of those calls;
     - the vault: any principal of this account, only through S3 in this region;
     - replication: only the replication role, only through S3 in this region. The role is
       named by a condition on ``aws:PrincipalArn``, not as ``Principal``: KMS rejects a policy
@@ -232,11 +317,10 @@ def key_policy(
     - the backup writer (when given): direct ``GenerateDataKey``/``Encrypt`` of a backup's data key,
       the restore reader (when given): direct ``Decrypt`` of it — both named the same way and only
       under the tools' encryption context, so neither can use the key for anything else;
-    - the standby and its replicated backups: this account, only through RDS in this region;
-    - alarms: CloudWatch may encrypt notifications to the KMS-encrypted SNS topic.
+    - the standby and its replicated backups: this account, only through RDS in this region.
 
-    The tool roles are optional so the sandbox (moto does not enforce key policies) can keep
-    passing only the replication role; the program always passes both.
+    Alarm topics have a key of their own (:func:`alarm_key_policy`). The tool roles are optional
+    so the sandbox (moto does not enforce key policies) can pass only the replication role.
     """
     root = f"arn:{partition}:iam::{account_id}:root"
     tool_users = []
@@ -252,8 +336,16 @@ def key_policy(
                 "Sid": "AccountAdministers",
                 "Effect": "Allow",
                 "Principal": {"AWS": root},
-                "Action": "kms:*",
+                "Action": list(KEY_ADMIN_ACTIONS),
                 "Resource": "*",
+            },
+            {
+                "Sid": "DenyDestructiveKeyActions",
+                "Effect": "Deny",
+                "Principal": {"AWS": "*"},
+                "Action": list(DESTRUCTIVE_KEY_ACTIONS),
+                "Resource": "*",
+                "Condition": {"ArnNotEquals": {"aws:PrincipalArn": break_glass_arn}},
             },
             {
                 "Sid": "VaultUseThroughS3",
@@ -287,15 +379,121 @@ def key_policy(
                     "StringEquals": {"kms:CallerAccount": account_id, "kms:ViaService": f"rds.{region}.amazonaws.com"}
                 },
             },
-            {
-                "Sid": "AlarmNotifications",
-                "Effect": "Allow",
-                "Principal": {"Service": "cloudwatch.amazonaws.com"},
-                "Action": ["kms:Decrypt", "kms:GenerateDataKey*"],
-                "Resource": "*",
-                "Condition": {"StringEquals": {"aws:SourceAccount": account_id}},
-            },
         ],
+    }
+
+
+NOTIFYING_SERVICES = ("cloudwatch.amazonaws.com", "events.amazonaws.com")
+
+
+def alarm_key_policy(*, partition: str, account_id: str, region: str, break_glass_arn: str,
+                     trail_arn: str | None = None) -> dict[str, Any]:
+    """Policy of the alarm topics' key (one per region): the account administers and uses it.
+
+    Deleting or disabling it would silence every alarm (and make the audit logs unreadable), so
+    the same destructive actions as on the vault key are denied to all but the break-glass principal.
+
+    CloudWatch alarms and EventBridge rules publish to the KMS-encrypted topics, so both
+    services may ``GenerateDataKey``/``Decrypt`` (SNS developer guide, sns-key-management:
+    AWS services publishing to an encrypted topic need this in the key policy, or the
+    notification is dropped). With ``trail_arn`` CloudTrail may encrypt that trail's log files
+    with it (CloudTrail user guide, create-kms-key-policy-for-cloudtrail).
+    """
+    root = f"arn:{partition}:iam::{account_id}:root"
+    statements: list[dict[str, Any]] = [
+        {"Sid": "AccountAdministersAndUses", "Effect": "Allow", "Principal": {"AWS": root}, "Action": "kms:*",
+         "Resource": "*"},
+        {"Sid": "DenyDestructiveKeyActions", "Effect": "Deny", "Principal": {"AWS": "*"},
+         "Action": list(DESTRUCTIVE_KEY_ACTIONS), "Resource": "*",
+         "Condition": {"ArnNotEquals": {"aws:PrincipalArn": break_glass_arn}}},
+        {"Sid": "AlarmServicesPublish", "Effect": "Allow", "Principal": {"Service": list(NOTIFYING_SERVICES)},
+         "Action": ["kms:Decrypt", "kms:GenerateDataKey*"], "Resource": "*",
+         "Condition": {"StringEquals": {"aws:SourceAccount": account_id}}},
+    ]
+    if trail_arn:
+        statements.append({
+            "Sid": "CloudTrailEncryptsLogs", "Effect": "Allow", "Principal": {"Service": "cloudtrail.amazonaws.com"},
+            "Action": ["kms:GenerateDataKey*", "kms:DescribeKey"], "Resource": "*",
+            "Condition": {"StringEquals": {"aws:SourceArn": trail_arn},
+                          "StringLike": {"kms:EncryptionContext:aws:cloudtrail:arn":
+                                         f"arn:{partition}:cloudtrail:*:{account_id}:trail/*"}},
+        })
+    return {"Version": POLICY_VERSION, "Statement": statements}
+
+
+def topic_policy(topic_arn: str, account_id: str) -> dict[str, Any]:
+    """Who may publish to an alarm topic: the account, and CloudWatch/EventBridge on its behalf."""
+    return {
+        "Version": POLICY_VERSION,
+        "Statement": [
+            {"Sid": "AccountPublishes", "Effect": "Allow", "Principal": {"AWS": account_id},
+             "Action": ["sns:Publish", "sns:Subscribe", "sns:GetTopicAttributes", "sns:ListSubscriptionsByTopic"],
+             "Resource": topic_arn},
+            {"Sid": "AlarmServicesPublish", "Effect": "Allow", "Principal": {"Service": list(NOTIFYING_SERVICES)},
+             "Action": "sns:Publish", "Resource": topic_arn,
+             "Condition": {"StringEquals": {"aws:SourceAccount": account_id}}},
+        ],
+    }
+
+
+def trail_arn_of(partition: str, region: str, account_id: str, name: str) -> str:
+    """A trail's ARN is known before it exists: lets the alarm key's policy admit it without a cycle."""
+    return f"arn:{partition}:cloudtrail:{region}:{account_id}:trail/{name}"
+
+
+def trail_bucket_policy(bucket_arn: str, trail_arn: str, account_id: str) -> dict[str, Any]:
+    """What CloudTrail needs on its log bucket (CloudTrail user guide, create-s3-bucket-policy-for-cloudtrail).
+
+    Without ``GetBucketAcl`` and ``PutObject`` for ``cloudtrail.amazonaws.com`` (scoped to this
+    trail by ``aws:SourceArn``) CreateTrail fails with InsufficientS3BucketPolicyException.
+    """
+    return {
+        "Version": POLICY_VERSION,
+        "Statement": [
+            {"Sid": "DenyInsecureTransport", "Effect": "Deny", "Principal": "*", "Action": "s3:*",
+             "Resource": [bucket_arn, f"{bucket_arn}/*"], "Condition": {"Bool": {"aws:SecureTransport": "false"}}},
+            {"Sid": "DenyNonKmsEncryption", "Effect": "Deny", "Principal": "*", "Action": "s3:PutObject",
+             "Resource": f"{bucket_arn}/*", "Condition": _present_and_not("s3:x-amz-server-side-encryption", "aws:kms")},
+            {"Sid": "CloudTrailAclCheck", "Effect": "Allow", "Principal": {"Service": "cloudtrail.amazonaws.com"},
+             "Action": "s3:GetBucketAcl", "Resource": bucket_arn,
+             "Condition": {"StringEquals": {"aws:SourceArn": trail_arn}}},
+            {"Sid": "CloudTrailWrite", "Effect": "Allow", "Principal": {"Service": "cloudtrail.amazonaws.com"},
+             "Action": "s3:PutObject", "Resource": f"{bucket_arn}/AWSLogs/{account_id}/*",
+             "Condition": {"StringEquals": {"aws:SourceArn": trail_arn, "s3:x-amz-acl": "bucket-owner-full-control"}}},
+        ],
+    }
+
+
+# CloudTrail event names of every change that could shorten what the vault keeps, or delete it.
+VAULT_CHANGE_EVENTS = (
+    "PutBucketLifecycle", "DeleteBucketLifecycle", "PutBucketPolicy", "DeleteBucketPolicy",
+    "PutObjectLockConfiguration", "PutBucketReplication", "DeleteBucketReplication", "PutBucketVersioning",
+    "PutBucketEncryption", "DeleteBucketEncryption", "PutBucketPublicAccessBlock", "DeleteBucketPublicAccessBlock",
+    "DeleteBucket",
+)
+# Object-level (data) events: CloudTrail records them only for buckets a trail's data selector names.
+VAULT_DATA_EVENTS = ("DeleteObject", "DeleteObjects", "PutObjectRetention", "PutObjectLegalHold")
+KEY_CHANGE_EVENTS = ("ScheduleKeyDeletion", "DisableKey", "DeleteImportedKeyMaterial", "PutKeyPolicy",
+                     "CancelKeyDeletion", "DeleteAlias", "UpdateAlias")
+
+
+def vault_events_pattern(bucket_name: str) -> dict[str, Any]:
+    """EventBridge pattern: a delete, or a lifecycle/lock/policy change, on one vault bucket."""
+    return {
+        "source": ["aws.s3"],
+        "detail-type": ["AWS API Call via CloudTrail"],
+        "detail": {"eventSource": ["s3.amazonaws.com"], "eventName": [*VAULT_CHANGE_EVENTS, *VAULT_DATA_EVENTS],
+                   "requestParameters": {"bucketName": [bucket_name]}},
+    }
+
+
+def key_events_pattern(key_arn: str) -> dict[str, Any]:
+    """EventBridge pattern: a destructive or policy-changing call on one vault key."""
+    return {
+        "source": ["aws.kms"],
+        "detail-type": ["AWS API Call via CloudTrail"],
+        "detail": {"eventSource": ["kms.amazonaws.com"], "eventName": list(KEY_CHANGE_EVENTS),
+                   "resources": {"ARN": [key_arn]}},
     }
 
 
@@ -331,21 +529,30 @@ def _through_s3(region: str, bucket_arn: str) -> dict[str, Any]:
     }
 
 
-def account_trust_policy(partition: str, account_id: str) -> dict[str, Any]:
+def account_trust_policy(partition: str, account_id: str, *, require_mfa: bool = False) -> dict[str, Any]:
     """Trust the account itself: its administrators decide who may assume the role (CI runner, operators).
 
     A role trusting ``:root`` is assumable by no one until an identity policy in the account
     grants ``sts:AssumeRole`` on it, so the program never has to know the CI runner's identity.
+    ``require_mfa``: only a caller who signed in with MFA (the break-glass role).
     """
+    statement: dict[str, Any] = {
+        "Effect": "Allow",
+        "Principal": {"AWS": f"arn:{partition}:iam::{account_id}:root"},
+        "Action": "sts:AssumeRole",
+    }
+    if require_mfa:
+        statement["Condition"] = {"Bool": {"aws:MultiFactorAuthPresent": "true"}}
+    return {"Version": POLICY_VERSION, "Statement": [statement]}
+
+
+def break_glass_policy(key_arns: list[str]) -> dict[str, Any]:
+    """The break-glass role: the destructive key actions the key policy denies everyone else, and their undo."""
     return {
         "Version": POLICY_VERSION,
-        "Statement": [
-            {
-                "Effect": "Allow",
-                "Principal": {"AWS": f"arn:{partition}:iam::{account_id}:root"},
-                "Action": "sts:AssumeRole",
-            }
-        ],
+        "Statement": [{"Sid": "KeyBreakGlass", "Effect": "Allow",
+                       "Action": [*DESTRUCTIVE_KEY_ACTIONS, "kms:CancelKeyDeletion", "kms:EnableKey"],
+                       "Resource": list(key_arns)}],
     }
 
 

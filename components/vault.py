@@ -15,17 +15,26 @@ import pulumi
 import pulumi_aws as aws
 
 from components import rules
-from stacks.config import VaultConfig
 
 SIDES = ("primary", "dr")
+LEGACY_NAME_TAG = "pilotlight:legacy-bucket-name"
+
+
+def _pulumi(docs: pulumi.Output, *path: str) -> pulumi.Output:
+    """One document of ``rules.bucket_documents`` (or a field of it) in pulumi-aws argument shape."""
+    def pick(d):
+        for key in path:
+            d = d[key] if key in d else d[key[0].upper() + key[1:]]
+        return rules.as_pulumi_args(d)
+    return docs.apply(pick)
 
 
 @dataclass
 class BackupVaultArgs:
-    vault: VaultConfig
-    """Object Lock and lifecycle settings (validated config)."""
+    vault: rules.VaultRules
+    """Object Lock and lifecycle settings (plain values, see stacks/documents.py)."""
     bucket_names: dict[str, str]
-    """Physical bucket name per side (``primary``, ``dr``); unique per stack (stacks.naming)."""
+    """Physical bucket name per side (``primary``, ``dr``); globally unique (stacks.naming)."""
     key_arns: dict[str, pulumi.Input[str]]
     """KMS key per side: the multi-region key and its DR replica."""
     replication_role_name: str
@@ -37,6 +46,9 @@ class BackupVaultArgs:
     """Provider for the DR region; primary-region children inherit this component's provider."""
     force_destroy: bool = False
     """Never empty a backup vault on delete (Object Lock would refuse most of it anyway)."""
+    legacy_names: bool = False
+    """The buckets keep names from before the account suffix (they cannot be renamed): tagged so the
+    policy pack's global-uniqueness rule knows the name is already this account's."""
 
 
 class BackupVault(pulumi.ComponentResource):
@@ -78,50 +90,46 @@ class BackupVault(pulumi.ComponentResource):
             bucket=a.bucket_names[side],
             object_lock_enabled=True,  # only settable at creation
             force_destroy=a.force_destroy,
+            tags={LEGACY_NAME_TAG: "true"} if a.legacy_names else None,
             # The backups are the point of the stack: `pulumi destroy` must never take them along,
             # and dropping the bucket from the program must leave it (and its locked versions) in AWS.
             opts=self._opts(side, protect=True, retain_on_delete=True),
         )
+        docs = pulumi.Output.all(bucket.arn, key_arn).apply(
+            lambda v: rules.bucket_documents(a.vault, bucket_arn=v[0], key_arn=v[1]))
         versioning = aws.s3.BucketVersioning(
             f"{n}-versioning",
             bucket=bucket.id,
-            versioning_configuration={"status": "Enabled"},
+            versioning_configuration=_pulumi(docs, "versioning"),
             opts=self._opts(side),
         )
         aws.s3.BucketServerSideEncryptionConfiguration(
             f"{n}-encryption",
             bucket=bucket.id,
-            rules=[
-                {
-                    "apply_server_side_encryption_by_default": {"sse_algorithm": "aws:kms", "kms_master_key_id": key_arn},
-                    "bucket_key_enabled": True,
-                }
-            ],
+            rules=_pulumi(docs, "encryption", "rules"),
             opts=self._opts(side),
         )
+        block = rules.bucket_documents(a.vault, bucket_arn="", key_arn="")["public_access_block"]
         public_access = aws.s3.BucketPublicAccessBlock(
             f"{n}-public-access",
             bucket=bucket.id,
-            block_public_acls=True,
-            block_public_policy=True,
-            ignore_public_acls=True,
-            restrict_public_buckets=True,
+            **rules.as_pulumi_args(block),
             opts=self._opts(side),
         )
         ownership = aws.s3.BucketOwnershipControls(
             f"{n}-ownership",
             bucket=bucket.id,
-            rule={"object_ownership": "BucketOwnerEnforced"},
+            rule=_pulumi(docs, "ownership", "rules").apply(lambda r: r[0]),
             opts=self._opts(side),
         )
         aws.s3.BucketPolicy(
             f"{n}-policy",
             bucket=bucket.id,
-            policy=pulumi.Output.all(bucket.arn, key_arn).apply(lambda v: json.dumps(rules.bucket_policy(v[0], v[1]))),
+            policy=docs.apply(lambda d: json.dumps(d["policy"])),
             # S3 rejects concurrent bucket-level writes ("conflicting conditional operation"): policy after the blocks.
             opts=self._opts(side, depends_on=[public_access, ownership]),
         )
-        lock = rules.as_pulumi_args(rules.object_lock_configuration(a.vault.object_lock_mode, a.vault.object_lock_days))
+        lock = _pulumi(docs, "object_lock")
         aws.s3.BucketObjectLockConfiguration(
             f"{n}-object-lock",
             bucket=bucket.id,
@@ -133,7 +141,7 @@ class BackupVault(pulumi.ComponentResource):
         aws.s3.BucketLifecycleConfiguration(
             f"{n}-lifecycle",
             bucket=bucket.id,
-            rules=rules.as_pulumi_args(rules.lifecycle_rules(a.vault)),
+            rules=_pulumi(docs, "lifecycle", "rules"),
             # Noncurrent-version rules only mean something once versioning is on.
             opts=self._opts(side, depends_on=[versioning]),
         )

@@ -34,7 +34,10 @@ KNOWN_REGIONS = frozenset(
 
 TIER_INTERVALS = MappingProxyType({"hourly": 3600, "daily": 86400, "weekly": 604800, "monthly": 2592000})
 DEFAULT_RETENTION_DAYS = MappingProxyType({"hourly": 7, "daily": 30, "weekly": 90, "monthly": 365})
-ARCHIVE_CLASSES = ("GLACIER", "DEEP_ARCHIVE", "GLACIER_IR")
+# Only classes a GetObject reads at once: GLACIER and DEEP_ARCHIVE need RestoreObject first,
+# which neither the restore role nor the tools have, so verify and restore would fail on them.
+ARCHIVE_CLASSES = ("GLACIER_IR",)
+UNREADABLE_ARCHIVE_CLASSES = ("GLACIER", "DEEP_ARCHIVE")
 OBJECT_LOCK_MODES = ("GOVERNANCE", "COMPLIANCE")
 HEALTH_CHECK_TYPES = ("HTTPS", "HTTP", "TCP", "CLOUDWATCH_METRIC")
 MONITORING_INTERVALS = (0, 1, 5, 10, 15, 30, 60)
@@ -145,6 +148,8 @@ class TierConfig:
     prefix: str
     interval_seconds: int
     retention_days: int
+    noncurrent_days: int
+    """Days a deleted or expired backup version is kept: at least ``retention_days``."""
     archive_after_days: int | None = None
     archive_class: str | None = None
 
@@ -155,8 +160,11 @@ class VaultConfig:
     object_lock_days: int
     tiers: Mapping[str, TierConfig]
     infrequent_access_after_days: int
-    noncurrent_version_days: int
     abort_multipart_days: int
+    bucket_suffix: str
+    """Appended to every vault bucket name so it is unique in S3's global namespace (stacks.naming)."""
+    break_glass_arn: str | None = None
+    """The one principal allowed destructive vault-key actions; None: the role the stack creates."""
 
 
 @dataclass(frozen=True)
@@ -450,8 +458,13 @@ def _dns(top: _Section) -> DnsConfig:
 def _vault(top: _Section) -> VaultConfig:
     s = top.section(
         "vault",
-        ("objectLock", "tiers", "infrequentAccessAfterDays", "noncurrentVersionDays", "abortMultipartDays"),
+        ("objectLock", "tiers", "infrequentAccessAfterDays", "noncurrentVersionDays", "abortMultipartDays",
+         "bucketSuffix", "breakGlassPrincipalArn"),
     )
+    if s.has("noncurrentVersionDays"):
+        raise ConfigError(
+            f"{_key(s.at('noncurrentVersionDays'))}: replaced by vault.tiers.<tier>.noncurrentDays (default: the "
+            "tier's retentionDays; a shorter value would let a deleted backup vanish before its tier's promise); remove it")
     lock = s.section("objectLock", ("mode", "days"))
     mode = lock.text("mode", "GOVERNANCE").upper()
     if mode not in OBJECT_LOCK_MODES:
@@ -460,7 +473,7 @@ def _vault(top: _Section) -> VaultConfig:
     tiers_section = s.section("tiers", tuple(TIER_INTERVALS))
     tiers = {}
     for name, interval in TIER_INTERVALS.items():
-        t = tiers_section.section(name, ("prefix", "retentionDays", "archiveAfterDays", "archiveClass"))
+        t = tiers_section.section(name, ("prefix", "retentionDays", "noncurrentDays", "archiveAfterDays", "archiveClass"))
         prefix = t.text("prefix", f"{name}/")
         if not prefix.endswith("/") or prefix.startswith("/"):
             raise _fail(t.at("prefix"), prefix, f"use a key prefix ending in '/', like {name}/")
@@ -471,13 +484,22 @@ def _vault(top: _Section) -> VaultConfig:
                 retention,
                 f"shorter than the {name} interval ({interval // 86400 or 1} d): keep at least one {name} backup",
             )
+        noncurrent = t.integer("noncurrentDays", retention, 1, 36500)
+        if noncurrent < retention:
+            raise _fail(t.at("noncurrentDays"), noncurrent,
+                        f"must be at least retentionDays ({retention}): a deleted {name} backup must stay recoverable "
+                        "for as long as the tier promises")
         archive_days = archive_class = None
         if name == "monthly" and not t.has("archiveAfterDays"):
-            archive_days, archive_class = 90, "GLACIER"
+            archive_days, archive_class = 90, "GLACIER_IR"
         if t.has("archiveAfterDays"):
             archive_days = t.integer("archiveAfterDays", None, 1, 36500)
         if archive_days is not None:
-            archive_class = t.text("archiveClass", archive_class or "GLACIER").upper()
+            archive_class = t.text("archiveClass", archive_class or "GLACIER_IR").upper()
+            if archive_class in UNREADABLE_ARCHIVE_CLASSES:
+                raise _fail(t.at("archiveClass"), archive_class,
+                            "needs a RestoreObject request before every read, which pilotlight verify/restore do not "
+                            "make; use GLACIER_IR (instant retrieval)")
             if archive_class not in ARCHIVE_CLASSES:
                 raise _fail(t.at("archiveClass"), archive_class, f"use one of {', '.join(ARCHIVE_CLASSES)}")
             if archive_days >= retention:
@@ -490,17 +512,28 @@ def _vault(top: _Section) -> VaultConfig:
                 )
         elif t.has("archiveClass"):
             raise ConfigError(f"{_key(t.at('archiveAfterDays'))} is missing: archiveClass needs archiveAfterDays")
-        tiers[name] = TierConfig(name, prefix, interval, retention, archive_days, archive_class)
+        tiers[name] = TierConfig(name, prefix, interval, retention, noncurrent, archive_days, archive_class)
     prefixes = [t.prefix for t in tiers.values()]
     if len(set(prefixes)) != len(prefixes):
         raise _fail(tiers_section.path, prefixes, "every tier needs its own prefix")
+    suffix = s.raw.get("bucketSuffix", "account")
+    if not isinstance(suffix, str) or not re.fullmatch(r"account|[a-z0-9]{4,16}|none", suffix):
+        raise _fail(s.at("bucketSuffix"), suffix,
+                    "use 'account' (default: the account id), 4-16 lowercase letters/digits, or 'none' (only for a "
+                    "stack whose buckets already exist under the old names: Object-Locked buckets cannot be renamed)")
+    break_glass = s.raw.get("breakGlassPrincipalArn") or None
+    if break_glass is not None and (not isinstance(break_glass, str)
+                                    or not re.fullmatch(r"arn:aws[a-z-]*:iam::\d{12}:(role|user)/[\w+=,.@/-]+", break_glass)):
+        raise _fail(s.at("breakGlassPrincipalArn"), break_glass,
+                    "use an IAM role or user ARN, arn:aws:iam::<account>:role/<name>, or leave it out for the stack's own")
     return VaultConfig(
         object_lock_mode=mode,
         object_lock_days=lock.integer("days", 7, 1, 36500),
         tiers=MappingProxyType(tiers),
         infrequent_access_after_days=ia_days,
-        noncurrent_version_days=s.integer("noncurrentVersionDays", 30, 1, 36500),
         abort_multipart_days=s.integer("abortMultipartDays", 1, 1, 365),
+        bucket_suffix=suffix,
+        break_glass_arn=break_glass,
     )
 
 

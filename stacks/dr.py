@@ -13,13 +13,17 @@ import pulumi_aws as aws
 
 from components.access import VaultAccess, VaultAccessArgs
 from components.alarms import Alarms, AlarmsArgs, ReplicaLagTarget
+from components.audit import VaultAudit, VaultAuditArgs
+from components.rules import trail_arn_of
 from components.dns import FailoverDns, FailoverDnsArgs, FailoverRecord
 from components.keys import VaultKeys, VaultKeysArgs
 from components.standby import Standby, StandbyArgs, StandbyNetwork, StandbyNetworkArgs
 from components.vault import BackupVault, BackupVaultArgs
 from stacks import naming, objectives
 from stacks.config import SIDES, DatabaseConfig, StackConfig
-from stacks.outputs import METRIC_NAMESPACE, outputs_document, primary_endpoint, restore_target
+from stacks.documents import vault_rules
+from stacks.outputs import (BACKUP_AGE_METRIC, METRIC_NAMESPACE, outputs_document, primary_endpoint,
+                            restore_target)
 
 ARC_CONTROL_PLANE_REGION = "us-west-2"
 ACCESS_ROLES_OUTPUT = "accessRoles"
@@ -47,7 +51,8 @@ class DrStack:
             db.name: Standby(f"standby-{db.name}", self._standby_args(db, key_arns["dr"]), dr) for db in cfg.databases
         }
         self.dns = FailoverDns("dns", self._dns_args(), primary)
-        self.alarms = Alarms("alarms", self._alarms_args(key_arns), primary)
+        self.alarms = Alarms("alarms", self._alarms_args(), primary)
+        self.audit = VaultAudit("audit", self._audit_args(key_arns), primary)
         self.document = self._document()
 
     def _keys_args(self) -> VaultKeysArgs:
@@ -62,14 +67,16 @@ class DrStack:
             # ARNs from names, not from VaultAccess: the roles' policies need the keys' ARNs (no cycle).
             backup_writer_role_arn=naming.role_arn(cfg, naming.backup_writer_role_name(cfg)),
             restore_reader_role_arn=naming.role_arn(cfg, naming.restore_reader_role_name(cfg)),
+            break_glass_arn=naming.break_glass_arn(cfg),
             dr_provider=self.providers["dr"],
         )
 
     def _vault_args(self, key_arns: dict[str, pulumi.Output[str]]) -> BackupVaultArgs:
         cfg = self.cfg
         return BackupVaultArgs(
-            vault=cfg.vault,
+            vault=vault_rules(cfg),
             bucket_names={side: naming.vault_bucket_name(cfg, side) for side in SIDES},
+            legacy_names=cfg.vault.bucket_suffix == "none",
             key_arns=key_arns,
             replication_role_name=naming.replication_role_name(cfg),
             account_id=cfg.account_id,
@@ -88,6 +95,8 @@ class DrStack:
             key_arns=key_arns,
             regions={side: cfg.region(side) for side in SIDES},
             metric_namespace=METRIC_NAMESPACE,
+            # Only the stack's own break-glass role; a configured principal is the account's to manage.
+            break_glass_role_name=None if cfg.vault.break_glass_arn else naming.break_glass_role_name(cfg),
         )
 
     def _standby_args(self, db: DatabaseConfig, key_arn: pulumi.Output[str]) -> StandbyArgs:
@@ -150,13 +159,41 @@ class DrStack:
             arc_provider=arc,
         )
 
-    def _alarms_args(self, key_arns: dict[str, pulumi.Output[str]]) -> AlarmsArgs:
+    def _trail_arn(self) -> str:
+        cfg = self.cfg
+        return trail_arn_of(cfg.partition, cfg.primary_region, cfg.account_id, naming.trail_name(cfg))
+
+    def _audit_args(self, key_arns: dict[str, pulumi.Output[str]]) -> VaultAuditArgs:
+        cfg = self.cfg
+        return VaultAuditArgs(
+            trail_name=naming.trail_name(cfg),
+            trail_bucket_name=naming.trail_bucket_name(cfg),
+            partition=cfg.partition,
+            account_id=cfg.account_id,
+            primary_region=cfg.primary_region,
+            vault_bucket_names=dict(self.vault.bucket_names),
+            vault_bucket_arns=dict(self.vault.bucket_arns),
+            vault_key_arns=key_arns,
+            topic_arns=dict(self.alarms.topic_arns),
+            trail_key_arn=self.alarms.key_arns["primary"],
+            dr_provider=self.providers["dr"],
+            name_prefix=naming.base(cfg),
+        )
+
+    def _alarms_args(self) -> AlarmsArgs:
         cfg = self.cfg
         slack = cfg.alarms.backup_age_slack_seconds
         return AlarmsArgs(
             name_prefix=naming.base(cfg),
             topic_names={side: naming.topic_name(cfg, side) for side in SIDES},
-            key_arns=key_arns,
+            partition=cfg.partition,
+            account_id=cfg.account_id,
+            regions={side: cfg.region(side) for side in SIDES},
+            key_alias=naming.alarm_key_alias(cfg),
+            metric_namespace=METRIC_NAMESPACE,
+            backup_age_metric=BACKUP_AGE_METRIC,
+            trail_arn=self._trail_arn(),
+            break_glass_arn=naming.break_glass_arn(cfg),
             active=cfg.active,
             dr_provider=self.providers["dr"],
             database_names=[db.name for db in cfg.databases],

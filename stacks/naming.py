@@ -40,15 +40,60 @@ def _side(side: str) -> None:
         raise ValueError(f"side must be 'primary' or 'dr', got {side!r}")
 
 
+def bucket_suffix(cfg: StackConfig) -> str:
+    """What makes vault bucket names unique in S3's global namespace: the account id by default.
+
+    Bucket names are global across all accounts of a partition, so project + stack + region
+    alone collide with any other account deploying the same project (``BucketAlreadyExists``).
+    ``none`` keeps the old names, for stacks whose Object-Locked buckets already exist under them
+    (a protected bucket cannot be replaced, so a rename would fail the update).
+    """
+    suffix = cfg.vault.bucket_suffix
+    if suffix == "account":
+        return cfg.account_id
+    return "" if suffix == "none" else suffix
+
+
 def vault_bucket_name(cfg: StackConfig, side: str) -> str:
-    """``<project>-<stack>-vault-<region>``: a valid, globally unique-per-stack S3 bucket name."""
+    """``<project>-<stack>-vault-<region>-<account id or suffix>``: a valid, globally unique bucket name.
+
+    The suffix is kept whole: a long base is shortened (with a hash) before it, never the suffix.
+    """
     _side(side)
-    return _fit(f"{base(cfg)}-vault-{cfg.region(side)}", BUCKET_MAX)
+    suffix = bucket_suffix(cfg)
+    if not suffix:
+        return _fit(f"{base(cfg)}-vault-{cfg.region(side)}", BUCKET_MAX)
+    head = _fit(f"{base(cfg)}-vault-{cfg.region(side)}", BUCKET_MAX - len(suffix) - 1)
+    return f"{head}-{suffix}"
+
+
+def break_glass_role_name(cfg: StackConfig) -> str:
+    """The only role the vault key lets schedule its deletion or disable it (MFA required to assume)."""
+    return _fit(f"{base(cfg)}-key-break-glass", IAM_ROLE_MAX)
+
+
+def break_glass_arn(cfg: StackConfig) -> str:
+    return cfg.vault.break_glass_arn or role_arn(cfg, break_glass_role_name(cfg))
+
+
+def trail_name(cfg: StackConfig) -> str:
+    return _fit(f"{base(cfg)}-vault-audit", 128)
+
+
+def trail_bucket_name(cfg: StackConfig) -> str:
+    """The audit trail's log bucket: in the primary region, as unique as the vault buckets."""
+    suffix = bucket_suffix(cfg) or cfg.account_id
+    return f"{_fit(f'{base(cfg)}-audit-{cfg.primary_region}', BUCKET_MAX - len(suffix) - 1)}-{suffix}"
 
 
 def key_alias(cfg: StackConfig) -> str:
     """The same alias names the multi-region key and its replica (one per region)."""
     return f"alias/{base(cfg)}-vault"
+
+
+def alarm_key_alias(cfg: StackConfig) -> str:
+    """The alarm topics' own key (one per region), never the vault key."""
+    return f"alias/{base(cfg)}-alarms"
 
 
 def standby_identifier(cfg: StackConfig, db: DatabaseConfig) -> str:

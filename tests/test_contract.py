@@ -16,7 +16,7 @@ def doc():
 def test_example_outputs_parse_into_typed_contract():
     contract = parse(doc())
     assert contract.regions == {"primary": "us-east-1", "dr": "us-west-2"}
-    assert contract.buckets["dr"].bucket == "pilotlight-dr-vault-us-west-2"
+    assert contract.buckets["dr"].bucket == "pilotlight-dr-vault-us-west-2-123456789012"
     assert contract.tiers["daily"].interval_seconds == 86400
     assert contract.database().dns.record_name == "db.orders.example.com"
     assert contract.objectives["regional-outage"].rto_seconds == 900

@@ -17,11 +17,8 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parents[1]
 
 # components -> stacks imports, until components take plain values and stacks/dr.py translates config
-# (branches aws-rds, aws-vault).
-COMPONENTS_IMPORTING_STACKS = {
-    "components/alarms.py", "components/dns.py", "components/rules.py", "components/standby.py",
-    "components/vault.py",
-}
+# (branch aws-rds; the vault's, keys', access, alarms and audit components take plain values now).
+COMPONENTS_IMPORTING_STACKS = {"components/dns.py", "components/standby.py"}
 # Tools that still branch on the sandbox (branch rds-sandbox removes them: the sandbox answers the RDS API).
 SANDBOX_IMPORTERS = {"scripts/failover/rds.py", "scripts/drills/scenarios/regional_outage.py"}
 SANDBOX_BRANCHES = {

@@ -1,7 +1,10 @@
 """Provision the AWS emulator (moto) from the same stack config and pure rules the Pulumi program uses.
 
-Names come from :mod:`stacks.naming`, bucket rules and policies from :mod:`components.rules`,
-so the sandbox's vault, keys and DNS look exactly like a real stack's. What the program
+Names come from :mod:`stacks.naming`; every bucket document (versioning, encryption, public
+access block, ownership, Object Lock, lifecycle) is :func:`components.rules.bucket_documents`
+of :func:`stacks.documents.vault_rules`, and the key, topic and replication documents are the
+same ``components.rules`` functions the program declares, so the sandbox's vault, keys and
+topics are the program's (tests/sandbox/test_emulator_parity.py compares them). What the program
 creates but the sandbox does not need (the RDS standby, security groups, alarms) is left
 out: the standby is a real local PostgreSQL cluster instead. Order matters where AWS says so:
 versioning (implied by Object Lock at creation) on both buckets before replication.
@@ -19,6 +22,7 @@ from components import rules
 from scripts.aws import SANDBOX_CREDENTIALS, botocore_config
 from stacks import naming
 from stacks.config import SIDES, StackConfig
+from stacks.documents import vault_rules
 from stacks.outputs import restore_target
 
 ENDPOINT_TTL = 60
@@ -51,9 +55,7 @@ def provision(cfg: StackConfig, moto_url: str, ports: dict[str, int]) -> tuple[d
     # Replication needs versioning on both sides first (Object Lock at creation turned it on).
     replication = rules.replication_configuration(role_arn, buckets["dr"]["arn"], keys["dr"]["arn"])
     aws["primary"]("s3").put_bucket_replication(Bucket=buckets["primary"]["bucket"], ReplicationConfiguration=replication)
-    topics = {side: aws[side]("sns").create_topic(
-        Name=naming.topic_name(cfg, side), Attributes={"KmsMasterKeyId": keys[side]["alias"]})["TopicArn"]
-        for side in SIDES}
+    topics = {side: _topic(cfg, aws[side], side) for side in SIDES}
     zone_id, databases = _dns(cfg, aws["primary"]("route53"), ports)
     _restore_targets(cfg, aws["dr"]("ec2"), databases, keys["dr"]["arn"])
     outputs = {"keys": keys, "buckets": buckets, "zone_id": zone_id, "databases": databases,
@@ -66,7 +68,8 @@ def _keys(cfg: StackConfig, aws) -> dict[str, dict[str, str]]:
     alias = naming.key_alias(cfg)
     role = naming.role_arn(cfg, naming.replication_role_name(cfg))
     policy = {side: json.dumps(rules.key_policy(partition=cfg.partition, account_id=cfg.account_id,
-                                                region=cfg.region(side), replication_role_arn=role))
+                                                region=cfg.region(side), replication_role_arn=role,
+                                                break_glass_arn=naming.break_glass_arn(cfg)))
               for side in SIDES}
     primary = aws["primary"]("kms").create_key(
         MultiRegion=True, Description=f"{naming.base(cfg)} backup vault", Policy=policy["primary"],
@@ -94,27 +97,60 @@ def _replication_role(cfg: StackConfig, iam, keys: dict[str, dict[str, str]]) ->
     return arn
 
 
+def topic_documents(cfg: StackConfig, side: str) -> dict[str, Any]:
+    """The alarm topic's key policy (its own key, as components/alarms.py declares it)."""
+    return {"key_policy": rules.alarm_key_policy(partition=cfg.partition, account_id=cfg.account_id,
+                                                 region=cfg.region(side), break_glass_arn=naming.break_glass_arn(cfg),
+                                                 trail_arn=trail_arn(cfg) if side == "primary" else None)}
+
+
+def trail_arn(cfg: StackConfig) -> str:
+    """The program's audit trail ARN (the sandbox has no CloudTrail, but the key admits the same trail)."""
+    return rules.trail_arn_of(cfg.partition, cfg.primary_region, cfg.account_id, naming.trail_name(cfg))
+
+
+def _topic(cfg: StackConfig, aws, side: str) -> str:
+    """The alarm topic of one side, encrypted with its own alarm key (never the vault key)."""
+    kms = aws("kms")
+    key = kms.create_key(Description=f"{naming.base(cfg)} alarm topics",
+                         Policy=json.dumps(topic_documents(cfg, side)["key_policy"]))["KeyMetadata"]
+    kms.create_alias(AliasName=naming.alarm_key_alias(cfg), TargetKeyId=key["KeyId"])
+    sns = aws("sns")
+    arn = sns.create_topic(Name=naming.topic_name(cfg, side), Attributes={"KmsMasterKeyId": key["Arn"]})["TopicArn"]
+    sns.set_topic_attributes(TopicArn=arn, AttributeName="Policy",
+                             AttributeValue=json.dumps(rules.topic_policy(arn, cfg.account_id)))
+    return arn
+
+
+def bucket_calls(cfg: StackConfig, side: str, key_arn: str) -> list[tuple[str, dict[str, Any]]]:
+    """The boto3 calls that configure one vault bucket, from the program's own documents, in S3's order.
+
+    No bucket policy in the emulator: moto enforces bucket-policy Deny statements but ignores their
+    conditions (moto's docs: "Conditions are not taken into account"), so every conditional Deny of
+    rules.bucket_policy would deny every request. The policy is unit-tested as a pure function instead.
+    """
+    name = naming.vault_bucket_name(cfg, side)
+    docs = rules.bucket_documents(vault_rules(cfg), bucket_arn=f"arn:{cfg.partition}:s3:::{name}", key_arn=key_arn)
+    return [
+        ("put_bucket_versioning", {"Bucket": name, "VersioningConfiguration": docs["versioning"]}),
+        ("put_bucket_encryption", {"Bucket": name, "ServerSideEncryptionConfiguration": docs["encryption"]}),
+        ("put_public_access_block", {"Bucket": name, "PublicAccessBlockConfiguration": docs["public_access_block"]}),
+        ("put_bucket_ownership_controls", {"Bucket": name, "OwnershipControls": docs["ownership"]}),
+        ("put_object_lock_configuration", {"Bucket": name, "ObjectLockConfiguration": docs["object_lock"]}),
+        ("put_bucket_lifecycle_configuration", {"Bucket": name, "LifecycleConfiguration": docs["lifecycle"]}),
+    ]
+
+
 def _bucket(cfg: StackConfig, s3, side: str, key_arn: str) -> dict[str, str]:
-    """The vault bucket of one side: Object Lock (so versioning) at creation, SSE-KMS, private, rules."""
+    """The vault bucket of one side: Object Lock (so versioning) at creation, then the program's documents."""
     name = naming.vault_bucket_name(cfg, side)
     arn = f"arn:{cfg.partition}:s3:::{name}"
     create: dict[str, Any] = {"Bucket": name, "ObjectLockEnabledForBucket": True}
     if cfg.region(side) != "us-east-1":
         create["CreateBucketConfiguration"] = {"LocationConstraint": cfg.region(side)}
     s3.create_bucket(**create)
-    s3.put_bucket_versioning(Bucket=name, VersioningConfiguration={"Status": "Enabled"})
-    s3.put_bucket_encryption(Bucket=name, ServerSideEncryptionConfiguration={"Rules": [{
-        "ApplyServerSideEncryptionByDefault": {"SSEAlgorithm": "aws:kms", "KMSMasterKeyID": key_arn},
-        "BucketKeyEnabled": True}]})
-    s3.put_public_access_block(Bucket=name, PublicAccessBlockConfiguration={
-        "BlockPublicAcls": True, "IgnorePublicAcls": True, "BlockPublicPolicy": True, "RestrictPublicBuckets": True})
-    s3.put_bucket_ownership_controls(Bucket=name, OwnershipControls={"Rules": [{"ObjectOwnership": "BucketOwnerEnforced"}]})
-    # No bucket policy in the emulator: moto enforces bucket-policy Deny statements but ignores their
-    # conditions (moto's docs: "Conditions are not taken into account"), so every conditional Deny of
-    # rules.bucket_policy would deny every request. The policy is unit-tested as a pure function instead.
-    s3.put_object_lock_configuration(Bucket=name, ObjectLockConfiguration=rules.object_lock_configuration(
-        cfg.vault.object_lock_mode, cfg.vault.object_lock_days))
-    s3.put_bucket_lifecycle_configuration(Bucket=name, LifecycleConfiguration={"Rules": rules.lifecycle_rules(cfg.vault)})
+    for method, kwargs in bucket_calls(cfg, side, key_arn):
+        getattr(s3, method)(**kwargs)
     return {"bucket": name, "arn": arn}
 
 

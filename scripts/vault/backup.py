@@ -37,7 +37,7 @@ from scripts.contract import TIERS, Contract
 from scripts.postgres.dsn import parse_dsn, side_dsn
 from scripts.vault.pipeline import READ_SIZE, Digest, Reader, read_chunks, threaded, widen_pipe
 from scripts.vault.layout import (DUMP, FORMAT_VERSION, MANIFEST, Manifest, aws_error, new_backup_id, newest_complete,
-                           object_key)
+                                  object_key, write_once)
 
 ZSTD_LEVEL = 1
 PART_SIZE = max(5, int(os.environ.get("PILOTLIGHT_PART_MIB", "16"))) << 20  # S3's minimum part is 5 MiB
@@ -77,6 +77,7 @@ def _seal(chunks: Iterable[bytes], contract: Contract, backup_id: str, database:
     """The encryption stage; it asks KMS for the data key itself, so pg_dump is already running."""
     data_key = envelope.generate_data_key(contract, backup_id, database)
     out["header"] = envelope.make_header(data_key, backup_id, database)
+    out["seal_key"] = envelope.seal_key(data_key.plaintext, backup_id)
     yield from envelope.encrypt_stream(chunks, data_key.plaintext, out["header"])
 
 
@@ -106,7 +107,9 @@ def perform_backup(contract: Contract, tier: str, source_dsn: str | None = None,
     s3 = aws.client(contract, "s3", "primary")
     log.info("backup %s of %s into s3://%s/%s", backup_id, database.name, bucket, key)
 
-    with pg.exported_snapshot(dsn, lock=f"pilotlight-backup:{database.name}") as snap:
+    # Every put of this backup's objects is write-once (If-None-Match), as the bucket policy demands.
+    with (write_once(s3, key.rsplit("/", 1)[0] + "/"),
+          pg.exported_snapshot(dsn, lock=f"pilotlight-backup:{database.name}") as snap):
         conninfo, env = pg.client_args(dsn)
         proc = subprocess.Popen(
             [pg.binary("pg_dump"), "-Fc", "-Z0", f"--snapshot={snap.id}", "--no-password", f"--dbname={conninfo}"],
@@ -147,7 +150,7 @@ def perform_backup(contract: Contract, tier: str, source_dsn: str | None = None,
         raise aws_error(exc, "cannot confirm the uploaded object") from None
     if head["ContentLength"] != stored.size:
         raise PilotlightError(f"uploaded object is {head['ContentLength']} bytes, {stored.size} were sent")
-    manifest = Manifest({
+    doc = {
         "formatVersion": FORMAT_VERSION,
         "tool": tool_version(),
         "id": backup_id,
@@ -165,10 +168,13 @@ def perform_backup(contract: Contract, tier: str, source_dsn: str | None = None,
                        "wrappedKeys": header["wrappedKeys"], "keyArns": header["keyArns"],
                        "regions": dict(contract.regions), "context": header["context"]},
         "rowCounts": row_counts,
-    })
+    }
+    # Sealed with the backup's data key: a rewritten manifest no longer verifies (scripts/vault/envelope.py).
+    manifest = Manifest({**doc, "seal": envelope.seal(doc, sealed["seal_key"])})
     try:
         s3.put_object(Bucket=bucket, Key=object_key(contract, tier, database.name, backup_id, MANIFEST),
-                      Body=manifest.dumps(), ContentType="application/json", **sse_args(contract, "primary"))
+                      Body=manifest.dumps(), ContentType="application/json", IfNoneMatch="*",
+                      **sse_args(contract, "primary"))
     except (ClientError, BotoCoreError) as exc:
         raise aws_error(exc, f"backup {backup_id} uploaded but its manifest could not be written; not a backup") from None
     publish_age(contract, database.name)

@@ -17,12 +17,20 @@ AES-NI, so encryption costs <3% of the backup's CPU). The construction is the ST
   whole ciphertexts between backups all fail authentication, and no plaintext is released from a
   frame before its tag is checked.
 
+The manifest is bound to the same data key: its ``seal`` is an HMAC-SHA256, under a key derived
+from the backup's data key (HKDF, per backup id), over the whole manifest (snapshot time,
+identity, digests, wrapped keys). The writer role may generate new data keys but never unwrap an
+existing backup's, so rewriting a manifest (say, an earlier snapshot time for ``restore --before``)
+breaks the seal; a manifest re-sealed under a fresh data key names wrapped keys that differ from
+the ones in the stored object's header, which the object (write-once) still carries.
+
 The plaintext data key lives only in memory; it is never logged, printed, or put in an exception.
 """
 from __future__ import annotations
 
 import base64
 import hashlib
+import hmac
 import json
 import os
 import struct
@@ -31,7 +39,9 @@ from typing import Iterable, Iterator, Mapping
 
 from botocore.exceptions import BotoCoreError, ClientError
 from cryptography.exceptions import InvalidTag
+from cryptography.hazmat.primitives import hashes
 from cryptography.hazmat.primitives.ciphers.aead import AESGCM
+from cryptography.hazmat.primitives.kdf.hkdf import HKDF
 
 from scripts import aws
 from scripts.common import Exit, PilotlightError
@@ -42,6 +52,7 @@ ALGORITHM = "AES-256-GCM-STREAM"
 CHUNK_SIZE = 1 << 20  # 1 MiB: big enough that the 16-byte tag is noise, small enough to stay in cache
 TAG = 16
 _MAX_HEADER = 64 * 1024
+SEAL = "HMAC-SHA256"
 
 
 class IntegrityError(PilotlightError):
@@ -115,6 +126,43 @@ def _aws_reason(exc: Exception) -> str:
         err = exc.response.get("Error", {})
         return f"{err.get('Code', 'error')}: {err.get('Message', '')}".strip()
     return str(exc).splitlines()[0] if str(exc) else type(exc).__name__
+
+
+def seal_key(data_key: bytes, backup_id: str) -> bytes:
+    """The manifest-seal key of one backup: HKDF of its data key (never the data key itself)."""
+    return HKDF(algorithm=hashes.SHA256(), length=32, salt=None,
+                info=b"pilotlight manifest seal\0" + backup_id.encode()).derive(data_key)
+
+
+def _canonical(doc: Mapping) -> bytes:
+    return json.dumps({k: v for k, v in doc.items() if k != "seal"}, sort_keys=True, separators=(",", ":")).encode()
+
+
+def seal(doc: Mapping, key: bytes) -> dict:
+    """The ``seal`` field of a manifest: covers every other field."""
+    return {"algorithm": SEAL, "mac": hmac.new(key, _canonical(doc), hashlib.sha256).hexdigest()}
+
+
+def seal_matches(doc: Mapping, key: bytes) -> bool:
+    found = doc.get("seal") or {}
+    if found.get("algorithm") != SEAL or not isinstance(found.get("mac"), str):
+        return False
+    return hmac.compare_digest(found["mac"], seal(doc, key)["mac"])
+
+
+def read_header(prefix: bytes, backup_id: str) -> dict:
+    """The header of a stored object from its first bytes (at most ``_MAX_HEADER`` + 12)."""
+    fixed = len(MAGIC) + 4
+    if prefix[: len(MAGIC)] != MAGIC or len(prefix) < fixed:
+        raise IntegrityError(f"backup {backup_id}: stored object is not a Pilotlight backup (bad magic)")
+    (length,) = struct.unpack(">I", prefix[len(MAGIC):fixed])
+    try:
+        return json.loads(prefix[fixed: fixed + length])
+    except ValueError:
+        raise IntegrityError(f"backup {backup_id}: stored object header is corrupt") from None
+
+
+HEADER_PREFIX_BYTES = len(MAGIC) + 4 + _MAX_HEADER
 
 
 def _aad(backup_id: str, header_digest: bytes, index: int, final: bool) -> bytes:

@@ -13,6 +13,7 @@ from __future__ import annotations
 import json
 import re
 import secrets
+from contextlib import contextmanager
 from dataclasses import dataclass, field
 from datetime import datetime, timezone
 from typing import Any, Mapping
@@ -22,9 +23,10 @@ from botocore.exceptions import BotoCoreError, ClientError
 from scripts import aws
 from scripts.common import Exit, PilotlightError, Refused, UsageError, log
 from scripts.contract import Contract
+from scripts.vault import envelope
 from scripts.vault.envelope import IntegrityError
 
-FORMAT_VERSION = 1
+FORMAT_VERSION = 2  # 2: the manifest carries a seal (scripts/vault/envelope.py); 1 had none and is refused
 DUMP = "dump"
 MANIFEST = "manifest.json"
 BACKUP_ID_RE = re.compile(r"^(?P<db>[A-Za-z0-9][A-Za-z0-9_-]{0,62})-(?P<ts>\d{8}T\d{12}Z)-(?P<rand>[0-9a-f]{6})$")
@@ -84,10 +86,13 @@ class Manifest:
         """Validate a stored manifest; IntegrityError with one line if it is not a usable one."""
         try:
             doc = json.loads(raw)
+            if doc.get("formatVersion") == 1:
+                raise IntegrityError(f"backup {expected_id}: manifest format 1 carries no seal, so a rewrite cannot be "
+                                     "told apart; take a new backup")
             m = cls(doc)
             checks = (m.id == expected_id, doc["formatVersion"] == FORMAT_VERSION, m.stored_bytes > 0,
                       len(m.stored_sha256) == 64, len(m.dump_sha256) == 64, m.snapshot_at, m.finished_at,
-                      m.wrapped_keys, m.tier)
+                      m.wrapped_keys, m.tier, doc["seal"]["mac"])
         except (ValueError, KeyError, TypeError, AttributeError):
             raise IntegrityError(f"backup {expected_id}: manifest is not valid JSON of format {FORMAT_VERSION}") from None
         if not all(checks):
@@ -233,6 +238,63 @@ def check_object(contract: Contract, side: str, manifest: Manifest) -> dict:
     return head
 
 
+@contextmanager
+def write_once(s3, key_prefix: str):
+    """While open, every put under ``key_prefix`` (one backup) is conditional on the key not existing.
+
+    ``If-None-Match: *`` on ``PutObject`` and ``CompleteMultipartUpload`` (boto3's transfer
+    manager has no argument for the latter, hence the event hook): S3 refuses (412) a put over an
+    existing backup, and the vault's bucket policy refuses any put without the header
+    (rules.bucket_policy). Scoped to one backup's keys and to the run, as the client is shared.
+    """
+    def add(params, **_):
+        if params.get("Key", "").startswith(key_prefix):
+            params.setdefault("IfNoneMatch", "*")
+
+    events = [f"before-parameter-build.s3.{op}" for op in ("PutObject", "CompleteMultipartUpload")]
+    for event in events:
+        s3.meta.events.register(event, add)
+    try:
+        yield s3
+    finally:
+        for event in events:
+            s3.meta.events.unregister(event, add)
+
+
+def _read_prefix(s3, bucket: str, key: str, extra: dict) -> bytes:
+    """The stored object's first bytes (its header). A dropped response stream is not retried by
+    botocore (only the request is), so the read is retried here, as the transfer manager does."""
+    last: Exception | None = None
+    for _ in range(aws.MAX_ATTEMPTS):
+        try:
+            return s3.get_object(Bucket=bucket, Key=key, Range=f"bytes=0-{envelope.HEADER_PREFIX_BYTES - 1}",
+                                 **extra)["Body"].read()
+        except ClientError as exc:
+            raise aws_error(exc, f"download of s3://{bucket}/{key} failed") from None
+        except BotoCoreError as exc:
+            last = exc
+    raise aws_error(last, f"download of s3://{bucket}/{key} failed after retries") from None
+
+
+def check_seal(contract: Contract, side: str, manifest: Manifest) -> None:
+    """The manifest is the one the backup wrote: sealed by the data key of the object it describes.
+
+    The stored object's header (write-once, authenticated by every frame) must name the same
+    wrapped data keys, and the seal must verify under that data key (unwrapped with ``side``'s key).
+    """
+    s3 = aws.client(contract, "s3", side)
+    bucket = contract.buckets[side].bucket
+    key = object_key(contract, manifest.tier, manifest.database, manifest.id)
+    extra = {"VersionId": manifest.version_id} if side == "primary" and manifest.version_id else {}
+    prefix = _read_prefix(s3, bucket, key, extra)
+    header = envelope.read_header(prefix, manifest.id)
+    if header.get("wrappedKeys") != manifest.wrapped_keys:
+        raise IntegrityError(f"backup {manifest.id}: manifest names other data keys than the stored object (rewritten)")
+    data_key = envelope.unwrap(contract, side, manifest.wrapped_keys, manifest.id, manifest.database)
+    if not envelope.seal_matches(manifest.doc, envelope.seal_key(data_key, manifest.id)):
+        raise IntegrityError(f"backup {manifest.id}: manifest seal does not verify (rewritten after the backup)")
+
+
 def select_backup(contract: Contract, side: str = "primary", db: str | None = None, *,
                   backup_id: str | None = None, before: datetime | None = None, latest: bool = False,
                   tier: str | None = None) -> tuple[Manifest, dict]:
@@ -253,14 +315,18 @@ def select_backup(contract: Contract, side: str = "primary", db: str | None = No
             raise PilotlightError(f"unknown backup id {backup_id} (not in s3://{bucket})", Exit.USAGE)
         if not found[0].complete:
             raise Refused(f"backup {backup_id} is not usable: {'; '.join(found[0].problems)}")
-        return found[0].manifest, check_object(contract, side, found[0].manifest)
+        head = check_object(contract, side, found[0].manifest)
+        check_seal(contract, side, found[0].manifest)
+        return found[0].manifest, head
     candidates = [e for e in entries if before is None or e.time < before]
     for e in candidates:
         if not e.complete:
             log.warning("skipping backup %s: %s", e.id, "; ".join(e.problems))
             continue
         try:
-            return e.manifest, check_object(contract, side, e.manifest)
+            head = check_object(contract, side, e.manifest)
+            check_seal(contract, side, e.manifest)
+            return e.manifest, head
         except IntegrityError as exc:
             log.warning("skipping backup %s: %s", e.id, exc)
     when = f" before {before.isoformat()}" if before else ""

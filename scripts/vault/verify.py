@@ -1,6 +1,7 @@
 """The verify engine: prove backups are present, intact, decryptable and restorable (`pilotlight verify`).
 
-Per backup: manifest and object present in both buckets with the manifest's size, the primary's
+Per backup: manifest and object present in both buckets with the manifest's size, each copy's
+manifest sealed by the data key of the object it describes (not rewritten), the primary's
 latest version the one the backup wrote, S3 checksums equal where S3 reports them (replication
 status from the primary's ``ReplicationStatus`` where S3 reports one: FAILED, or PENDING for
 more than 15 minutes, is an RPO breach); the primary copy's SHA-256 re-computed by streaming; the
@@ -22,7 +23,7 @@ from scripts.contract import Contract
 from scripts.postgres.dsn import side_dsn
 from scripts.vault.pipeline import Digest
 from scripts.vault.stream import check_stream, download
-from scripts.vault.layout import Entry, Manifest, aws_error, check_object, list_backups, validate_backup_id
+from scripts.vault.layout import Entry, Manifest, aws_error, check_object, check_seal, list_backups, validate_backup_id
 
 PENDING_LIMIT = timedelta(minutes=15)
 
@@ -70,6 +71,7 @@ def verify_one(contract: Contract, entry: Entry, dr: dict[str, Entry] | None, *,
             report["problems"].append(problem)
 
     check("primary-object", lambda: check_object(contract, "primary", m) and None)
+    check("primary-manifest-seal", lambda: check_seal(contract, "primary", m))
     check("primary-replication", lambda: _replication(contract, m, now))
     check("primary-sha256", lambda: _stored_sha(contract, "primary", m, args))
 
@@ -82,6 +84,7 @@ def verify_one(contract: Contract, entry: Entry, dr: dict[str, Entry] | None, *,
         if twin.problems:
             return "DR copy: " + "; ".join(twin.problems)
         check_object(contract, "dr", twin.manifest)
+        check_seal(contract, "dr", twin.manifest)
         check_stream(contract, "dr", twin.manifest, None)
         return None
 

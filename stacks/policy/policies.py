@@ -18,6 +18,7 @@ and only fails `pilotlight check --strict`.
 from __future__ import annotations
 
 import json
+import re
 from dataclasses import dataclass, field
 from typing import Any, Callable, Iterable, Mapping, Sequence
 
@@ -252,10 +253,64 @@ def vault_replication(resource: Any) -> list[str]:
         if _get(rule, "sourceSelectionCriteria", "sseKmsEncryptedObjects", "status") != "Enabled":
             out.append(f"replication rule {name}: SSE-KMS objects are skipped; set source_selection_criteria."
                        "sse_kms_encrypted_objects.status='Enabled' (every backup is SSE-KMS)")
-        if _get(rule, "deleteMarkerReplication", "status") != "Enabled":
-            out.append(f"replication rule {name}: delete markers stay in the primary region; set "
-                       "delete_marker_replication.status='Enabled'")
+        if _get(rule, "deleteMarkerReplication", "status") != "Disabled":
+            out.append(f"replication rule {name}: delete markers replicate, so a delete in the primary region "
+                       "hides the DR copy too; set delete_marker_replication.status='Disabled'")
     return out
+
+
+_REGION_END = re.compile(r"-(us|eu|ap|ca|sa|me|af|il|mx)(-gov)?-[a-z]+-\d$")
+_ACCOUNT_PART = re.compile(r"(^|-)\d{12}(-|$)")
+LEGACY_NAME_TAG = "pilotlight:legacy-bucket-name"
+
+
+def bucket_name_unique(resource: Any) -> list[str]:
+    """A bucket name is global across every AWS account: project + stack + region alone is not unique.
+
+    Satisfied by the account id in the name, or any suffix after the region; a bucket that keeps
+    its pre-suffix name (it exists, Object-Locked buckets cannot be renamed) is tagged so.
+    """
+    props = props_of(resource)
+    name = props.get("bucket")
+    tags = props.get("tags") if isinstance(props.get("tags"), Mapping) else {}
+    if not isinstance(name, str) or not name or tags.get(LEGACY_NAME_TAG) == "true":
+        return []  # no name: Pulumi auto-names with a random suffix
+    if _ACCOUNT_PART.search(name) or not _REGION_END.search(name):
+        return []
+    return [f"bucket name {name!r} is project+stack+region only, which another account may already own "
+            "(BucketAlreadyExists); add the account id or a stable suffix (pilotlight:vault.bucketSuffix)"]
+
+
+_DESTRUCTIVE_KEY_ACTIONS = ("kms:ScheduleKeyDeletion", "kms:DisableKey")
+
+
+def _covers_action(statement: Mapping[str, Any], action: str) -> bool:
+    for pattern in _strings(statement.get("Action")):
+        if pattern == "*" or pattern == action or (pattern.endswith("*") and action.startswith(pattern[:-1])):
+            return True
+    return False
+
+
+def key_destruction_denied(resource: Any) -> list[str]:
+    """The vault key's policy denies ScheduleKeyDeletion/DisableKey to all but a named break-glass principal.
+
+    Object Lock keeps ciphertext, not the key: a deleted or disabled key makes every backup unreadable.
+    """
+    statements = _statements(props_of(resource).get("policy"))
+    if not statements:
+        return []  # no policy: the pack cannot judge a default key policy here; the program always sets one
+    def excludes_only_named_principals(statement: Mapping[str, Any]) -> bool:
+        condition = statement.get("Condition") or {}
+        return all(op in ("ArnNotEquals", "ArnNotLike", "StringNotEquals") and set(c) == {"aws:PrincipalArn"}
+                   for op, c in condition.items() if isinstance(c, Mapping))
+
+    missing = [action for action in _DESTRUCTIVE_KEY_ACTIONS
+               if not any(st.get("Effect") == "Deny" and _covers_action(st, action) and excludes_only_named_principals(st)
+                          for st in statements)]
+    if missing:
+        return [f"key policy does not deny {', '.join(missing)}; add a Deny of them for every principal except a named "
+                "break-glass role (Condition ArnNotEquals aws:PrincipalArn)"]
+    return []
 
 
 def standby_encrypted(resource: Any) -> list[str]:
@@ -461,8 +516,14 @@ RESOURCE_RULES: tuple[ResourceRule, ...] = (
                  MANDATORY, (BUCKET_POLICY_TYPE,), vault_tls_only),
     ResourceRule("vault-deny-unencrypted-puts", "The bucket policy denies uploads without SSE-KMS.",
                  ADVISORY, (BUCKET_POLICY_TYPE,), vault_denies_unencrypted_puts),
-    ResourceRule("vault-replication-rtc", "Cross-region replication with RTC, metrics, replica key, delete markers.",
+    ResourceRule("vault-replication-rtc",
+                 "Cross-region replication with RTC, metrics, replica key, and delete markers NOT replicated.",
                  MANDATORY, (REPLICATION_TYPE,), vault_replication),
+    ResourceRule("bucket-name-globally-unique", "Bucket names carry the account id or a stable suffix.",
+                 MANDATORY, BUCKET_TYPES, bucket_name_unique),
+    ResourceRule("vault-key-destruction-denied",
+                 "Key policies deny ScheduleKeyDeletion/DisableKey except to a named break-glass principal.",
+                 MANDATORY, ("aws:kms/key:Key", "aws:kms/replicaKey:ReplicaKey"), key_destruction_denied),
     ResourceRule("standby-encrypted-dr-key", "The standby is encrypted with a customer key of its own region.",
                  MANDATORY, (RDS_INSTANCE_TYPE,), standby_encrypted),
     ResourceRule("standby-deletion-protected", "The standby has deletion protection.",

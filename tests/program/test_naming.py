@@ -13,8 +13,8 @@ RDS_RE = re.compile(r"^[a-z](?!.*--)[a-z0-9-]{0,62}(?<!-)$")
 
 def test_names_match_the_contract_fixture():
     cfg = config()
-    assert naming.vault_bucket_name(cfg, "primary") == "pilotlight-dr-vault-us-east-1"
-    assert naming.vault_bucket_name(cfg, "dr") == "pilotlight-dr-vault-us-west-2"
+    assert naming.vault_bucket_name(cfg, "primary") == "pilotlight-dr-vault-us-east-1-123456789012"
+    assert naming.vault_bucket_name(cfg, "dr") == "pilotlight-dr-vault-us-west-2-123456789012"
     assert naming.key_alias(cfg) == "alias/pilotlight-dr-vault"
     assert naming.standby_identifier(cfg, cfg.databases[0]) == "pilotlight-dr-orders-standby"
     assert naming.topic_name(cfg) == "pilotlight-dr-alarms"

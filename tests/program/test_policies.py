@@ -13,17 +13,17 @@ KEY_DR = "arn:aws:kms:us-west-2:123456789012:key/mrk-1234"
 KEY_PRIMARY = "arn:aws:kms:us-east-1:123456789012:key/mrk-1234"
 
 SSE = {
-    "bucket": "pilotlight-dr-vault-us-east-1",
+    "bucket": "pilotlight-dr-vault-us-east-1-123456789012",
     "rules": [{"applyServerSideEncryptionByDefault": {"sseAlgorithm": "aws:kms", "kmsMasterKeyId": KEY_PRIMARY},
                "bucketKeyEnabled": True}],
 }
-BUCKET = {"bucket": "pilotlight-dr-vault-us-east-1", "objectLockEnabled": True}
-LOCK = {"bucket": "pilotlight-dr-vault-us-east-1", "objectLockEnabled": "Enabled",
+BUCKET = {"bucket": "pilotlight-dr-vault-us-east-1-123456789012", "objectLockEnabled": True}
+LOCK = {"bucket": "pilotlight-dr-vault-us-east-1-123456789012", "objectLockEnabled": "Enabled",
         "rule": {"defaultRetention": {"mode": "GOVERNANCE", "days": 7}}}
-VERSIONING = {"bucket": "pilotlight-dr-vault-us-east-1", "versioningConfiguration": {"status": "Enabled"}}
-PAB = {"bucket": "pilotlight-dr-vault-us-east-1", **{flag: True for flag in p.PUBLIC_ACCESS_FLAGS}}
+VERSIONING = {"bucket": "pilotlight-dr-vault-us-east-1-123456789012", "versioningConfiguration": {"status": "Enabled"}}
+PAB = {"bucket": "pilotlight-dr-vault-us-east-1-123456789012", **{flag: True for flag in p.PUBLIC_ACCESS_FLAGS}}
 POLICY = {
-    "bucket": "pilotlight-dr-vault-us-east-1",
+    "bucket": "pilotlight-dr-vault-us-east-1-123456789012",
     "policy": json.dumps({"Version": "2012-10-17", "Statement": [
         {"Sid": "DenyInsecureTransport", "Effect": "Deny", "Principal": "*", "Action": "s3:*",
          "Resource": ["arn:aws:s3:::b", "arn:aws:s3:::b/*"], "Condition": {"Bool": {"aws:SecureTransport": "false"}}},
@@ -33,14 +33,14 @@ POLICY = {
     ]}),
 }
 REPLICATION = {
-    "bucket": "pilotlight-dr-vault-us-east-1",
+    "bucket": "pilotlight-dr-vault-us-east-1-123456789012",
     "role": "arn:aws:iam::123456789012:role/r",
     "rules": [{
         "id": "to-dr", "status": "Enabled", "filter": {}, "priority": 1,
-        "deleteMarkerReplication": {"status": "Enabled"},
+        "deleteMarkerReplication": {"status": "Disabled"},
         "sourceSelectionCriteria": {"sseKmsEncryptedObjects": {"status": "Enabled"}},
         "destination": {
-            "bucket": "arn:aws:s3:::pilotlight-dr-vault-us-west-2",
+            "bucket": "arn:aws:s3:::pilotlight-dr-vault-us-west-2-123456789012",
             "encryptionConfiguration": {"replicaKmsKeyId": KEY_DR},
             "replicationTime": {"status": "Enabled", "time": {"minutes": 15}},
             "metrics": {"status": "Enabled", "eventThreshold": {"minutes": 15}},
@@ -56,6 +56,10 @@ RECORD = {"zoneId": "Z0123456789EXAMPLE", "name": "db.orders.example.com", "type
           "records": ["orders-prod.example"], "setIdentifier": "primary", "healthCheckId": "hc-1",
           "failoverRoutingPolicies": [{"type": "PRIMARY"}]}
 KEY = {"multiRegion": True, "enableKeyRotation": True}
+ADMIN = {"Effect": "Allow", "Principal": {"AWS": "arn:aws:iam::123456789012:root"}, "Action": "kms:*", "Resource": "*"}
+DENY = {"Effect": "Deny", "Principal": {"AWS": "*"}, "Action": ["kms:ScheduleKeyDeletion", "kms:DisableKey"],
+        "Resource": "*", "Condition": {"ArnNotEquals": {"aws:PrincipalArn": "arn:aws:iam::123456789012:role/glass"}}}
+VAULT_KEY = {"multiRegion": True, "enableKeyRotation": True, "policy": json.dumps({"Statement": [ADMIN, DENY]})}
 
 
 def mutate(props, path, value):
@@ -95,8 +99,14 @@ CASES = [
     (p.vault_replication, REPLICATION, (("rules", 0, "destination", "encryptionConfiguration"), ...),
      "replica_kms_key_id"),
     (p.vault_replication, REPLICATION, (("rules", 0, "sourceSelectionCriteria"), ...), "sse_kms_encrypted_objects"),
-    (p.vault_replication, REPLICATION, (("rules", 0, "deleteMarkerReplication", "status"), "Disabled"),
-     "delete_marker_replication"),
+    # Delete markers must NOT replicate: a delete in the primary region would hide the DR copy.
+    (p.vault_replication, REPLICATION, (("rules", 0, "deleteMarkerReplication", "status"), "Enabled"),
+     "delete_marker_replication.status='Disabled'"),
+    (p.bucket_name_unique, BUCKET, (("bucket",), "pilotlight-dr-vault-us-east-1"), "BucketAlreadyExists"),
+    (p.key_destruction_denied, VAULT_KEY, (("policy",), json.dumps({"Statement": [ADMIN]})), "kms:ScheduleKeyDeletion"),
+    (p.key_destruction_denied, VAULT_KEY, (("policy",), json.dumps({"Statement": [ADMIN, {
+        **DENY, "Condition": {"StringEquals": {"aws:PrincipalArn": "arn:aws:iam::123456789012:role/x"}}}]})),
+     "break-glass"),
     (p.standby_encrypted, STANDBY, (("kmsKeyId",), ...), "kms_key_id"),
     (p.standby_encrypted, STANDBY, (("kmsKeyId",), KEY_PRIMARY), "us-east-1"),
     (p.standby_encrypted, STANDBY, (("storageEncrypted",), False), "storage_encrypted=True"),
@@ -251,3 +261,10 @@ def test_the_pack_answers_the_analyzer_protocol_as_pulumi_launches_it():
     finally:
         proc.kill()
         proc.wait()
+
+
+def test_legacy_bucket_names_pass_only_when_tagged_as_such():
+    legacy = {"bucket": "pilotlight-dr-vault-us-east-1", "objectLockEnabled": True,
+              "tags": {"pilotlight:legacy-bucket-name": "true"}}
+    assert p.bucket_name_unique(legacy) == []
+    assert p.bucket_name_unique({"bucket": "pilotlight-dr-vault-us-east-1-team42"}) == []

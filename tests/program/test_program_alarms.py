@@ -1,4 +1,5 @@
 """Alarms: KMS-encrypted topics, replica lag above the RPO, replication health, backup age per tier."""
+import json
 ALARM = "aws:cloudwatch/metricAlarm:MetricAlarm"
 
 
@@ -8,8 +9,13 @@ def alarms(run):
 
 def test_topics_are_kms_encrypted_one_per_region(example):
     topics = {t.region: t for t in example.of_type("aws:sns/topic:Topic")}
-    assert topics["us-east-1"].inputs["kmsMasterKeyId"] == example.document["keys"]["primary"]["arn"]
-    assert topics["us-west-2"].inputs["kmsMasterKeyId"] == example.document["keys"]["dr"]["arn"]
+    keys = {k.region: k for k in example.of_type("aws:kms/key:Key") if "Alarms" in k.urn}
+    for region in ("us-east-1", "us-west-2"):
+        assert topics[region].inputs["kmsMasterKeyId"] == f"arn:aws:kms:{region}:123456789012:key/{keys[region].id}"
+    policies = {p.region: json.loads(p.inputs["policy"]) for p in example.of_type("aws:sns/topicPolicy:TopicPolicy")}
+    for region, doc in policies.items():
+        (events,) = [s for s in doc["Statement"] if s["Sid"] == "AlarmServicesPublish"]
+        assert "events.amazonaws.com" in events["Principal"]["Service"], region
     assert example.document["alarms"]["topicArn"] == "arn:aws:sns:us-east-1:123456789012:pilotlight-dr-alarms"
 
 
@@ -27,7 +33,7 @@ def test_s3_replication_alarms_in_the_source_region(example):
     found = alarms(example)
     latency = found["pilotlight-dr-vault-replication-latency"]
     failed = found["pilotlight-dr-vault-replication-failed"]
-    dims = {"SourceBucket": "pilotlight-dr-vault-us-east-1", "DestinationBucket": "pilotlight-dr-vault-us-west-2", "RuleId": "vault-to-dr"}
+    dims = {"SourceBucket": "pilotlight-dr-vault-us-east-1-123456789012", "DestinationBucket": "pilotlight-dr-vault-us-west-2-123456789012", "RuleId": "vault-to-dr"}
     for alarm in (latency, failed):
         assert alarm.region == "us-east-1" and alarm.inputs["namespace"] == "AWS/S3", alarm.urn
         assert alarm.inputs["dimensions"] == dims, alarm.urn

@@ -16,7 +16,7 @@ def test_exported_document_parses_as_the_contract(example):
     contract = parse(example.document)
     assert contract.project == "pilotlight" and contract.stack == "dr" and contract.active == "primary"
     assert contract.regions == {"primary": "us-east-1", "dr": "us-west-2"}
-    assert contract.buckets["dr"].bucket == "pilotlight-dr-vault-us-west-2"
+    assert contract.buckets["dr"].bucket == "pilotlight-dr-vault-us-west-2-123456789012"
     db = contract.database("orders")
     assert db.standby.identifier == "pilotlight-dr-orders-standby"
     assert db.standby.host.endswith(".us-west-2.rds.amazonaws.com")

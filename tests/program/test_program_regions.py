@@ -6,7 +6,7 @@ from stack_values import ROOT
 
 PRIMARY, DR = "us-east-1", "us-west-2"
 EXPECTED = {
-    "aws:kms/key:Key": {PRIMARY},
+    "aws:kms/key:Key": {PRIMARY, DR},  # the vault's multi-region key (primary), an alarm key per region
     "aws:kms/replicaKey:ReplicaKey": {DR},
     "aws:kms/alias:Alias": {PRIMARY, DR},
     "aws:s3/bucket:Bucket": {PRIMARY, DR},
@@ -19,6 +19,9 @@ EXPECTED = {
     "aws:rds/parameterGroup:ParameterGroup": {DR},
     "aws:ec2/securityGroup:SecurityGroup": {DR},
     "aws:sns/topic:Topic": {PRIMARY, DR},
+    # The audit trail is multi-region, managed from the primary; EventBridge rules sit where the calls happen.
+    "aws:cloudtrail/trail:Trail": {PRIMARY},
+    "aws:cloudwatch/eventRule:EventRule": {PRIMARY, DR},
     # Route 53 is global; its resources ride the primary provider.
     "aws:route53/healthCheck:HealthCheck": {PRIMARY},
     "aws:route53/record:Record": {PRIMARY},
@@ -47,7 +50,7 @@ def test_each_resource_type_lives_in_its_region(example):
         assert seen[typ] == regions, f"{typ}: {sorted(seen[typ])}"
     for res in example.resources.values():
         if res.type == "aws:s3/bucket:Bucket":
-            assert res.inputs["bucket"].endswith(res.region), res.urn
+            assert f"-{res.region}-" in res.inputs["bucket"], res.urn
 
 
 def test_every_child_is_parented_by_its_component_and_named_from_it(example):

@@ -41,5 +41,5 @@ def test_every_database_is_protected_and_has_its_own_standby_dns_and_alarms(twen
     assert len(contract.databases) == 20
     assert len({db.standby.identifier for db in contract.databases}) == 20
     # Shared pieces stay shared: one vault pair, one key pair, one standby network.
-    assert len(twenty.of_type("aws:s3/bucket:Bucket")) == 2
+    assert len(twenty.of_type("aws:s3/bucket:Bucket")) == 3  # two vault buckets and the audit trail's
     assert len(twenty.of_type("aws:rds/subnetGroup:SubnetGroup")) == 1

@@ -10,14 +10,16 @@ SIDES = {"us-east-1": "primary", "us-west-2": "dr"}
 
 
 def per_region(run, kind):
-    found = {r.region: r for r in run.resources.values() if r.type.startswith(S3) and r.type.endswith(f":{kind}")}
+    """The vault's resources of ``kind`` by region (the audit trail's log bucket is not part of the vault)."""
+    found = {r.region: r for r in run.resources.values() if r.type.startswith(S3) and r.type.endswith(f":{kind}")
+             and "VaultAudit" not in r.urn}
     assert set(found) == {"us-east-1", "us-west-2"}, f"{kind}: {sorted(found)}"
     return found
 
 
 def test_buckets_one_per_region_with_object_lock_and_protected(example):
     for region, bucket in per_region(example, "Bucket").items():
-        assert bucket.inputs["bucket"] == f"pilotlight-dr-vault-{region}", bucket.urn
+        assert bucket.inputs["bucket"] == f"pilotlight-dr-vault-{region}-123456789012", bucket.urn
         assert bucket.inputs["objectLockEnabled"] is True, bucket.urn
         assert bucket.inputs["forceDestroy"] is False, bucket.urn
         assert bucket.protect, bucket.urn
@@ -26,7 +28,7 @@ def test_buckets_one_per_region_with_object_lock_and_protected(example):
 def test_versioning_public_access_ownership(example):
     for region, v in per_region(example, "BucketVersioning").items():
         assert v.inputs["versioningConfiguration"] == {"status": "Enabled"}, v.urn
-        assert v.inputs["bucket"] == f"pilotlight-dr-vault-{region}", v.urn
+        assert v.inputs["bucket"] == f"pilotlight-dr-vault-{region}-123456789012", v.urn
     for pab in per_region(example, "BucketPublicAccessBlock").values():
         flags = ("blockPublicAcls", "blockPublicPolicy", "ignorePublicAcls", "restrictPublicBuckets")
         assert all(pab.inputs[f] is True for f in flags), pab.urn
@@ -46,7 +48,7 @@ def test_bucket_policy_denies_non_tls_and_foreign_encryption(example):
     keys = {side: example.document["keys"][side]["arn"] for side in ("primary", "dr")}
     for region, pol in per_region(example, "BucketPolicy").items():
         doc = json.loads(pol.inputs["policy"])
-        arn = f"arn:aws:s3:::pilotlight-dr-vault-{region}"
+        arn = f"arn:aws:s3:::pilotlight-dr-vault-{region}-123456789012"
         st = {s["Sid"]: s for s in doc["Statement"]}
         assert st["DenyInsecureTransport"]["Resource"] == [arn, f"{arn}/*"], pol.urn
         assert st["DenyInsecureTransport"]["Condition"] == {"Bool": {"aws:SecureTransport": "false"}}, pol.urn
@@ -58,6 +60,9 @@ def test_bucket_policy_denies_non_tls_and_foreign_encryption(example):
             "s3:x-amz-server-side-encryption-aws-kms-key-id": "false"
         }, pol.urn
         assert all(s["Effect"] == "Deny" for s in st.values()), pol.urn
+        # Write-once: a put (or multipart completion) without If-None-Match is refused.
+        assert st["DenyOverwrites"]["Condition"] == {"Null": {"s3:if-none-match": "true"},
+                                                     "Bool": {"s3:ObjectCreationOperation": "true"}}, pol.urn
 
 
 def test_object_lock_governance_7_days_by_default(example):
@@ -78,6 +83,8 @@ def test_object_lock_compliance_only_when_configured():
 def test_lifecycle_tiers_from_the_runbooks_on_both_buckets(example):
     for lc in per_region(example, "BucketLifecycleConfiguration").values():
         rules = {r["id"]: r for r in lc.inputs["rules"]}
+        # Delete markers with nothing left behind them are cleared by a rule of their own.
+        assert rules.pop("expired-delete-markers")["expiration"] == {"expiredObjectDeleteMarker": True}, lc.urn
         assert {k: (r["filter"]["prefix"], r["expiration"]["days"]) for k, r in rules.items()} == {
             "tier-hourly": ("hourly/", 7),
             "tier-daily": ("daily/", 30),
@@ -87,11 +94,12 @@ def test_lifecycle_tiers_from_the_runbooks_on_both_buckets(example):
         assert rules["tier-weekly"]["transitions"] == [{"days": 30, "storageClass": "STANDARD_IA"}], lc.urn
         assert rules["tier-monthly"]["transitions"] == [
             {"days": 30, "storageClass": "STANDARD_IA"},
-            {"days": 90, "storageClass": "GLACIER"},
+            {"days": 90, "storageClass": "GLACIER_IR"},
         ], lc.urn
         for rule in rules.values():
             assert rule["status"] == "Enabled"
-            assert rule["noncurrentVersionExpiration"] == {"noncurrentDays": 30}, lc.urn
+            # A deleted backup stays recoverable as long as its tier promises (not 30 days for all).
+            assert rule["noncurrentVersionExpiration"] == {"noncurrentDays": rule["expiration"]["days"]}, lc.urn
             assert rule["abortIncompleteMultipartUpload"] == {"daysAfterInitiation": 1}, lc.urn
 
 
@@ -103,14 +111,15 @@ def replication(run):
 def test_replication_primary_to_dr_with_rtc_metrics_and_replica_key(example):
     rep = replication(example)
     assert rep.region == "us-east-1", rep.urn
-    assert rep.inputs["bucket"] == "pilotlight-dr-vault-us-east-1", rep.urn
+    assert rep.inputs["bucket"] == "pilotlight-dr-vault-us-east-1-123456789012", rep.urn
     assert rep.inputs["role"] == "arn:aws:iam::123456789012:role/pilotlight-dr-vault-replication", rep.urn
     (rule,) = rep.inputs["rules"]
     assert rule["status"] == "Enabled" and rule["filter"] == {"prefix": ""}, rep.urn
-    assert rule["deleteMarkerReplication"] == {"status": "Enabled"}, rep.urn
+    # A delete in the primary region never reaches the DR copy.
+    assert rule["deleteMarkerReplication"] == {"status": "Disabled"}, rep.urn
     assert rule["sourceSelectionCriteria"] == {"sseKmsEncryptedObjects": {"status": "Enabled"}}, rep.urn
     dest = rule["destination"]
-    assert dest["bucket"] == "arn:aws:s3:::pilotlight-dr-vault-us-west-2", rep.urn
+    assert dest["bucket"] == "arn:aws:s3:::pilotlight-dr-vault-us-west-2-123456789012", rep.urn
     assert dest["encryptionConfiguration"] == {"replicaKmsKeyId": example.document["keys"]["dr"]["arn"]}, rep.urn
     assert dest["replicationTime"] == {"status": "Enabled", "time": {"minutes": 15}}, rep.urn
     assert dest["metrics"] == {"status": "Enabled", "eventThreshold": {"minutes": 15}}, rep.urn
@@ -118,7 +127,7 @@ def test_replication_primary_to_dr_with_rtc_metrics_and_replica_key(example):
 
 def test_replication_depends_on_versioning_of_both_buckets_and_the_role_policy(example):
     deps = set(replication(example).dependencies)
-    versionings = {r.urn for r in example.of_type("aws:s3/bucketVersioning:BucketVersioning")}
+    versionings = {r.urn for r in per_region(example, "BucketVersioning").values()}
     role_policy = example.named("vault-replication-policy")
     assert versionings <= deps and role_policy.urn in deps
 

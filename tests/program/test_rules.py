@@ -6,14 +6,16 @@ from stack_values import config, example_values
 
 from components import rules
 from scripts.vault.envelope import context
+from stacks.documents import vault_rules
 
-BUCKET = "arn:aws:s3:::pilotlight-dr-vault-us-east-1"
-DEST = "arn:aws:s3:::pilotlight-dr-vault-us-west-2"
+BUCKET = "arn:aws:s3:::pilotlight-dr-vault-us-east-1-123456789012"
+DEST = "arn:aws:s3:::pilotlight-dr-vault-us-west-2-123456789012"
 KEY = "arn:aws:kms:us-east-1:123456789012:key/mrk-1"
 REPLICA = "arn:aws:kms:us-west-2:123456789012:key/mrk-1"
 ROLE = "arn:aws:iam::123456789012:role/pilotlight-dr-vault-replication"
 WRITER = "arn:aws:iam::123456789012:role/pilotlight-dr-backup-writer"
 READER = "arn:aws:iam::123456789012:role/pilotlight-dr-restore-reader"
+GLASS = "arn:aws:iam::123456789012:role/pilotlight-dr-key-break-glass"
 BACKUP_CONTEXT = {
     "ForAllValues:StringEquals": {"kms:EncryptionContextKeys": ["pilotlight:backup-id", "pilotlight:database"]},
     "Null": {"kms:EncryptionContext:pilotlight:backup-id": "false", "kms:EncryptionContext:pilotlight:database": "false"},
@@ -28,46 +30,52 @@ def by_id(rule_list):
 
 
 def test_lifecycle_rules_follow_the_runbook_defaults():
-    got = by_id(rules.lifecycle_rules(config().vault))
-    assert set(got) == {"tier-hourly", "tier-daily", "tier-weekly", "tier-monthly"}
+    got = by_id(rules.lifecycle_rules(vault_rules(config())))
+    assert set(got) == {"tier-hourly", "tier-daily", "tier-weekly", "tier-monthly", "expired-delete-markers"}
+    # S3 refuses ExpiredObjectDeleteMarker next to Days: it has a rule of its own, over the whole vault.
+    assert got.pop("expired-delete-markers") == {"ID": "expired-delete-markers", "Status": "Enabled",
+                                                 "Filter": {"Prefix": ""}, "Expiration": {"ExpiredObjectDeleteMarker": True}}
     for tier, days in (("hourly", 7), ("daily", 30), ("weekly", 90), ("monthly", 365)):
         rule = got[f"tier-{tier}"]
         assert rule["Status"] == "Enabled"
         assert rule["Filter"] == {"Prefix": f"{tier}/"}
         assert rule["Expiration"] == {"Days": days}
-        assert rule["NoncurrentVersionExpiration"] == {"NoncurrentDays": 30}
+        # A deleted backup (delete marker on top) stays recoverable for as long as its tier promises.
+        assert rule["NoncurrentVersionExpiration"] == {"NoncurrentDays": days}
         assert rule["AbortIncompleteMultipartUpload"] == {"DaysAfterInitiation": 1}
     # Objects that expire on or before day 30 never move to IA (S3 refuses transition >= expiration).
     assert "Transitions" not in got["tier-hourly"] and "Transitions" not in got["tier-daily"]
     assert got["tier-weekly"]["Transitions"] == [{"Days": 30, "StorageClass": "STANDARD_IA"}]
     assert got["tier-monthly"]["Transitions"] == [
         {"Days": 30, "StorageClass": "STANDARD_IA"},
-        {"Days": 90, "StorageClass": "GLACIER"},
+        {"Days": 90, "StorageClass": "GLACIER_IR"},
     ]
 
 
 def test_lifecycle_numbers_come_from_config():
     values = example_values()
     values["vault"] = {
-        "tiers": {"daily": {"retentionDays": 45}, "monthly": {"retentionDays": 730, "archiveAfterDays": 120, "archiveClass": "DEEP_ARCHIVE"}},
+        "tiers": {"daily": {"retentionDays": 45}, "hourly": {"noncurrentDays": 10},
+                  "monthly": {"retentionDays": 730, "archiveAfterDays": 120, "archiveClass": "GLACIER_IR"}},
         "infrequentAccessAfterDays": 35,
-        "noncurrentVersionDays": 10,
         "abortMultipartDays": 2,
     }
-    got = by_id(rules.lifecycle_rules(config(values).vault))
+    got = by_id(rules.lifecycle_rules(vault_rules(config(values))))
     assert got["tier-daily"]["Expiration"] == {"Days": 45}
     assert got["tier-daily"]["Transitions"] == [{"Days": 35, "StorageClass": "STANDARD_IA"}]
-    assert got["tier-monthly"]["Transitions"][-1] == {"Days": 120, "StorageClass": "DEEP_ARCHIVE"}
+    assert got["tier-monthly"]["Transitions"][-1] == {"Days": 120, "StorageClass": "GLACIER_IR"}
+    assert got["tier-daily"]["NoncurrentVersionExpiration"] == {"NoncurrentDays": 45}
     assert got["tier-hourly"]["NoncurrentVersionExpiration"] == {"NoncurrentDays": 10}
     assert got["tier-hourly"]["AbortIncompleteMultipartUpload"] == {"DaysAfterInitiation": 2}
 
 
-def test_replication_rule_has_rtc_metrics_delete_markers_and_replica_key():
+def test_replication_rule_has_rtc_metrics_replica_key_and_no_delete_markers():
     doc = rules.replication_configuration(ROLE, DEST, REPLICA)
     assert doc["Role"] == ROLE
     (rule,) = doc["Rules"]
     assert rule["Status"] == "Enabled" and rule["Filter"] == {"Prefix": ""}
-    assert rule["DeleteMarkerReplication"] == {"Status": "Enabled"}
+    # A delete in the primary region (ransomware, a mistake) must not hide the DR copy.
+    assert rule["DeleteMarkerReplication"] == {"Status": "Disabled"}
     assert rule["SourceSelectionCriteria"] == {"SseKmsEncryptedObjects": {"Status": "Enabled"}}
     dest = rule["Destination"]
     assert dest["Bucket"] == DEST
@@ -135,10 +143,10 @@ def test_replication_role_policy_is_least_privilege():
 
 def test_key_policy_has_one_statement_per_user_scoped_by_service():
     doc = rules.key_policy(partition="aws", account_id="123456789012", region="us-west-2", replication_role_arn=ROLE,
-                           backup_writer_role_arn=WRITER, restore_reader_role_arn=READER)
+                           backup_writer_role_arn=WRITER, restore_reader_role_arn=READER, break_glass_arn=GLASS)
     st = {s["Sid"]: s for s in doc["Statement"]}
-    assert set(st) == {"AccountAdministers", "VaultUseThroughS3", "ReplicationRoleThroughS3", "BackupWriterEnvelopeKeys",
-                       "RestoreReaderEnvelopeKeys", "StandbyUseThroughRds", "AlarmNotifications"}
+    assert set(st) == {"AccountAdministers", "DenyDestructiveKeyActions", "VaultUseThroughS3", "ReplicationRoleThroughS3",
+                       "BackupWriterEnvelopeKeys", "RestoreReaderEnvelopeKeys", "StandbyUseThroughRds"}
     # The tools' direct (envelope) calls: one role each, only under the backup encryption context.
     assert st["BackupWriterEnvelopeKeys"]["Action"] == ["kms:GenerateDataKey", "kms:Encrypt"]
     assert st["BackupWriterEnvelopeKeys"]["Condition"] == {"ArnEquals": {"aws:PrincipalArn": WRITER}, **BACKUP_CONTEXT}
@@ -149,14 +157,21 @@ def test_key_policy_has_one_statement_per_user_scoped_by_service():
     assert st["ReplicationRoleThroughS3"]["Condition"]["ArnEquals"] == {"aws:PrincipalArn": ROLE}
     assert st["StandbyUseThroughRds"]["Condition"]["StringEquals"]["kms:ViaService"] == "rds.us-west-2.amazonaws.com"
     assert "kms:CreateGrant" in st["StandbyUseThroughRds"]["Action"]
-    assert st["AlarmNotifications"]["Principal"] == {"Service": "cloudwatch.amazonaws.com"}
-    users = [s for sid, s in st.items() if sid != "AccountAdministers"]
-    assert all("kms:*" not in s["Action"] for s in users)
+    # No kms:* at all: the admin statement cannot use the key, so every use statement is the only way in.
+    assert all("kms:*" not in s["Action"] for s in st.values())
+    assert not {"kms:Encrypt", "kms:Decrypt", "kms:GenerateDataKey", "kms:ReEncrypt*", "kms:CreateGrant"} & set(
+        st["AccountAdministers"]["Action"])
+    assert "kms:PutKeyPolicy" not in st["DenyDestructiveKeyActions"]["Action"]  # the lockout safety check
+    assert st["DenyDestructiveKeyActions"] == {
+        "Sid": "DenyDestructiveKeyActions", "Effect": "Deny", "Principal": {"AWS": "*"},
+        "Action": ["kms:ScheduleKeyDeletion", "kms:DisableKey", "kms:DeleteImportedKeyMaterial"], "Resource": "*",
+        "Condition": {"ArnNotEquals": {"aws:PrincipalArn": GLASS}}}
 
 
 def test_key_policy_without_tool_roles_keeps_only_the_service_users():
     """The sandbox passes only the replication role: no statement names a role it did not give."""
-    doc = rules.key_policy(partition="aws", account_id="123456789012", region="us-east-1", replication_role_arn=ROLE)
+    doc = rules.key_policy(partition="aws", account_id="123456789012", region="us-east-1", replication_role_arn=ROLE,
+                           break_glass_arn=GLASS)
     assert not {"BackupWriterEnvelopeKeys", "RestoreReaderEnvelopeKeys"} & {s["Sid"] for s in doc["Statement"]}
 
 
@@ -245,6 +260,7 @@ def test_s3_shapes_convert_to_pulumi_argument_names():
     assert rule["source_selection_criteria"] == {"sse_kms_encrypted_objects": {"status": "Enabled"}}
     assert rule["destination"]["metrics"]["event_threshold"] == {"minutes": 15}
     assert rule["id"] == "vault-to-dr"
-    lifecycle = rules.as_pulumi_args(rules.lifecycle_rules(config().vault))[3]
-    assert lifecycle["abort_incomplete_multipart_upload"] == {"days_after_initiation": 1}
-    assert lifecycle["transitions"][1] == {"days": 90, "storage_class": "GLACIER"}
+    lifecycle = rules.as_pulumi_args(rules.lifecycle_rules(vault_rules(config())))
+    assert lifecycle[3]["abort_incomplete_multipart_upload"] == {"days_after_initiation": 1}
+    assert lifecycle[3]["transitions"][1] == {"days": 90, "storage_class": "GLACIER_IR"}
+    assert lifecycle[4]["expiration"] == {"expired_object_delete_marker": True}

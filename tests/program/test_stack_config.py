@@ -18,7 +18,10 @@ def test_example_stack_file_parses_with_runbook_defaults():
         "weekly": ("weekly/", 604800, 90),
         "monthly": ("monthly/", 2592000, 365),
     }
-    assert (tiers["monthly"].archive_after_days, tiers["monthly"].archive_class) == (90, "GLACIER")
+    # Instantly readable: GLACIER/DEEP_ARCHIVE would need RestoreObject before verify or restore.
+    assert (tiers["monthly"].archive_after_days, tiers["monthly"].archive_class) == (90, "GLACIER_IR")
+    assert {n: t.noncurrent_days for n, t in tiers.items()} == {"hourly": 7, "daily": 30, "weekly": 90, "monthly": 365}
+    assert cfg.vault.bucket_suffix == "account"
     assert cfg.vault.object_lock_mode == "GOVERNANCE" and cfg.vault.object_lock_days == 7
     assert cfg.objectives["data-corruption"].rpo_seconds == 3600
     assert cfg.alarms.backup_age_slack_seconds == 7200
@@ -38,7 +41,9 @@ def test_minimal_config_gets_safe_defaults():
     assert cfg.dns.routing_control is False
     assert [t.retention_days for t in cfg.vault.tiers.values()] == [7, 30, 90, 365]
     assert cfg.vault.infrequent_access_after_days == 30
-    assert (cfg.vault.noncurrent_version_days, cfg.vault.abort_multipart_days) == (30, 1)
+    assert cfg.vault.abort_multipart_days == 1
+    assert [t.noncurrent_days for t in cfg.vault.tiers.values()] == [7, 30, 90, 365]
+    assert cfg.vault.tiers["monthly"].archive_class == "GLACIER_IR" and cfg.vault.bucket_suffix == "account"
     assert (cfg.vault.object_lock_mode, cfg.vault.object_lock_days) == ("GOVERNANCE", 7)
     db = cfg.databases[0]
     assert (db.db_name, db.port, db.record_name, db.instance_class) == ("billing", 5432, "db.billing.example.com", "db.r6g.large")
@@ -76,7 +81,13 @@ def _set(values, path, value):
         ("vault.tiers.weekly.retentionDays", 3, r"pilotlight:vault\.tiers\.weekly\.retentionDays = 3: shorter than the weekly interval"),
         ("vault.tiers.monthly.retentionDays", 29, r"retentionDays = 29: shorter than the monthly interval"),
         ("vault.objectLock.mode", "STRICT", r"pilotlight:vault\.objectLock\.mode = 'STRICT': use GOVERNANCE"),
-        ("vault.tiers.monthly.archiveClass", "TAPE", r"archiveClass = 'TAPE': use one of GLACIER"),
+        ("vault.tiers.monthly.archiveClass", "TAPE", r"archiveClass = 'TAPE': use one of GLACIER_IR"),
+        ("vault.tiers.monthly.archiveClass", "GLACIER", r"archiveClass = 'GLACIER': needs a RestoreObject request"),
+        ("vault.tiers.monthly.archiveClass", "DEEP_ARCHIVE", r"'DEEP_ARCHIVE': needs a RestoreObject request .* use GLACIER_IR"),
+        ("vault.tiers.daily.noncurrentDays", 29, r"noncurrentDays = 29: must be at least retentionDays \(30\)"),
+        ("vault.noncurrentVersionDays", 30, r"vault\.noncurrentVersionDays: replaced by vault\.tiers\.<tier>\.noncurrentDays"),
+        ("vault.bucketSuffix", "Ab", r"vault\.bucketSuffix = 'Ab': use 'account'"),
+        ("vault.breakGlassPrincipalArn", "root", r"breakGlassPrincipalArn = 'root': use an IAM role or user ARN"),
         ("vault.tiers.monthly.archiveAfterDays", 40, r"archiveAfterDays = 40: objects must stay 30 days in STANDARD_IA"),
         ("vault.infrequentAccessAfterDays", 10, r"infrequentAccessAfterDays = 10: use 30 or more"),
         ("dns.ttl", 600, r"pilotlight:dns\.ttl = 600: use 1 to 300 seconds"),

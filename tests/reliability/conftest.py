@@ -34,6 +34,15 @@ class RelEnv(Env):
         from scripts.vault.layout import list_backups
         return {e.id for e in list_backups(self.contract, side) if e.complete}
 
+    def wait_replicated(self, *backup_ids: str, timeout: float = 120.0) -> None:
+        """Until the emulated S3 replication has copied these backups (object and manifest) to DR.
+
+        Replication is asynchronous (as on S3, where RTC promises 15 minutes); under machine load
+        the sandbox's replicator takes longer than a verify that starts right after the backup.
+        """
+        from tests.sandbox.sandbox_wait import wait_until
+        wait_until(lambda: set(backup_ids) <= self.complete_ids("dr"), timeout=timeout, interval=0.5)
+
     def open_uploads(self) -> list[dict]:
         return self.s3().list_multipart_uploads(Bucket=self.bucket()).get("Uploads", [])
 

@@ -173,6 +173,7 @@ def test_case15_locked_version_delete_refused_and_no_bypass_is_ever_sent(rel, sh
     assert made.id in rel.complete_ids()
     # Every request the tools send through the proxy (backup, list, verify, restore) is recorded.
     assert run_backup(rel, shop) == Exit.OK
+    rel.wait_replicated(made.id)  # verify checks the DR copy: wait for the (asynchronous) replication
     assert verify.main(rel.args_via("--backup", made.id)) == Exit.OK
     assert restore.main(rel.args_via("--target", rel.dsn("rel_shop_copy15"), "--backup", made.id, "--yes")) == Exit.OK
     capsys.readouterr()

@@ -301,3 +301,58 @@ def test_scratch_left_by_a_killed_restore_is_dropped_by_the_next(env, shop, caps
     assert restore.main(restore_args(env, shop, "--latest", "--yes", "--terminate-sessions")) == 0
     capsys.readouterr()
     assert "shop_restore_20200101T000000Z" not in env.databases() and not scratch_left(env)
+
+
+LEDGER = ["CREATE TABLE entries (id int PRIMARY KEY, amount int)",
+          "INSERT INTO entries SELECT i, i * 10 FROM generate_series(1, 50) i"]
+
+
+def rewrite_manifest(env, m, doc: dict) -> None:
+    """What someone with the writer's rights can do: put a new version of the manifest (raw client, no If-None-Match)."""
+    env.s3().put_object(Bucket=env.bucket(), Key=object_key(env.contract, m.tier, m.database, m.id, MANIFEST),
+                        Body=json.dumps(doc).encode(), ServerSideEncryption="aws:kms",
+                        SSEKMSKeyId=env.contract.keys["primary"].arn)
+
+
+def test_rewritten_manifest_with_an_earlier_snapshot_is_refused_by_verify_and_restore_before(env, capsys):
+    env.create_db("ledger", *LEDGER)
+    m = take(env, "ledger")
+    forged = json.loads(json.dumps(m.doc))
+    earlier = m.snapshot_at - timedelta(hours=2)
+    forged["times"]["snapshot"] = iso(earlier)
+    rewrite_manifest(env, m, forged)
+
+    assert verify.main(env.args("--backup", m.id, "--json")) == Exit.FAILED
+    report = json.loads(capsys.readouterr().out)
+    (checked,) = report["backups"]
+    assert checked["checks"]["primary-manifest-seal"] == "FAILED"
+    assert any("seal does not verify" in p for p in checked["problems"]), checked["problems"]
+
+    before = iso(earlier + timedelta(minutes=30))
+    assert restore.main(restore_args(env, "ledger", "--before", before, "--yes")) == Exit.FAILED
+    assert "no valid backup of" in capsys.readouterr().err
+    assert env.query("ledger", "SELECT count(*) FROM entries") == [(50,)]  # untouched
+
+
+def test_manifest_resealed_under_a_fresh_data_key_is_refused(env, capsys):
+    """The writer may generate data keys for any backup id: a re-sealed manifest still names other keys."""
+    env.create_db("ledger2", *LEDGER)
+    m = take(env, "ledger2")
+    fresh = envelope.generate_data_key(env.contract, m.id, m.database)
+    forged = {k: v for k, v in json.loads(json.dumps(m.doc)).items() if k != "seal"}
+    forged["encryption"]["wrappedKeys"] = fresh.wrapped
+    forged["times"]["snapshot"] = iso(m.snapshot_at - timedelta(hours=2))
+    forged["seal"] = envelope.seal(forged, envelope.seal_key(fresh.plaintext, m.id))
+    rewrite_manifest(env, m, forged)
+    assert restore.main(restore_args(env, "ledger2", "--backup", m.id, "--yes")) == Exit.FAILED
+    assert "other data keys than the stored object" in one_line_error(capsys)
+
+
+def test_backup_objects_are_written_once(env, shop):
+    from scripts.vault.layout import write_once
+
+    m = take(env, shop)
+    key = object_key(env.contract, m.tier, m.database, m.id, MANIFEST)
+    with write_once(env.s3(), key.rsplit("/", 1)[0] + "/") as s3, pytest.raises(ClientError) as err:
+        s3.put_object(Bucket=env.bucket(), Key=key, Body=b"{}")
+    assert err.value.response["Error"]["Code"] == "PreconditionFailed"
