@@ -115,3 +115,27 @@ def test_retention_drops_old_base_backups_and_the_wal_before_the_oldest_kept(pit
     newest = pitr.read_json(store / "base" / after[0] / "backup.json")
     segs = sorted(seg.name for seg in (store / "wal").glob("*.gz"))
     assert all(s[8:24] >= newest["firstSegment"][8:] for s in segs), (segs, newest)
+
+
+def test_with_the_primary_region_unreachable_the_dr_copy_still_restores_to_the_second(pitr_sandbox):
+    from scripts.sandbox import control
+
+    handle, _, _ = pitr_sandbox
+    state = handle.state
+    dr_region, primary_region = state.regions["dr"], state.regions["primary"]
+    mark = _commit(state, "d-before-outage")
+    _wait_window(state, dr_region, mark)
+    control.block_region(state, primary_region)
+    try:
+        late = _commit(state, "e-during-outage")
+        time.sleep(pitr.settings(state).copy_delay_seconds + 2)
+        assert pitr.window(state, dr_region, "primary").latest < late  # the copy waits for the region
+        restored = pitr.restore(state, dr_region, "primary", "orders-pitr-outage", mark)
+        try:
+            marks = _marks(state, restored)
+            assert "d-before-outage" in marks and "e-during-outage" not in marks
+        finally:
+            pitr.remove_restored(state, restored.name)
+    finally:
+        control.unblock_region(state, primary_region)
+    assert _wait_window(state, dr_region, late).latest >= late  # and catches up once it is back
