@@ -1,10 +1,11 @@
-"""boto3 clients for a contract: the right region, the sandbox's endpoints, bounded retries.
+"""boto3 clients for a contract: the right region, the contract's endpoints, bounded retries.
 
 Every AWS call the tools make goes through :func:`client`, so retries (botocore's standard
 mode: exponential backoff with jitter on throttling, 5xx and connection errors) are set
-once, and the sandbox is just a different endpoint. Route53 is a global service whose
-control plane lives in us-east-1; the sandbox gives it its own endpoint (``route53``) so a
-drill can take it away independently of, or together with, the primary region.
+once. Endpoints and credentials come from the contract's ``access`` section when it has one
+(VPC interface endpoints, an emulator, a shared credentials file), else boto3's defaults.
+Route53 is a global service whose control plane lives in us-east-1; ``access.awsEndpoints``
+may name it on its own (``route53``), so its control plane can fail apart from the region.
 """
 from __future__ import annotations
 
@@ -15,12 +16,12 @@ from functools import lru_cache
 from typing import Any
 
 import boto3
+import botocore.session
 from botocore.config import Config
 
 from scripts.contract import Contract
 
 MAX_ATTEMPTS = int(os.environ.get("PILOTLIGHT_AWS_MAX_ATTEMPTS", "5"))
-SANDBOX_CREDENTIALS = {"aws_access_key_id": "testing", "aws_secret_access_key": "testing"}
 
 
 def botocore_config(**overrides: Any) -> Config:
@@ -35,13 +36,11 @@ def botocore_config(**overrides: Any) -> Config:
 
 
 def endpoint_for(contract: Contract, service: str, side: str) -> str | None:
-    """None on real AWS; on the sandbox the per-region (or Route53) emulator endpoint."""
-    if contract.sandbox is None:
-        return None
-    endpoints = contract.sandbox.aws_endpoints
+    """The contract's endpoint for ``service`` in ``side``'s region; None means AWS's public one."""
+    endpoints = contract.access.aws_endpoints
     if service == "route53":
-        return endpoints.get("route53") or endpoints[contract.regions["primary"]]
-    return endpoints[contract.regions[side]]
+        return endpoints.get("route53") or endpoints.get(contract.regions["primary"])
+    return endpoints.get(contract.regions[side])
 
 
 def client(contract: Contract, service: str, side: str = "primary", **config: Any):
@@ -49,23 +48,24 @@ def client(contract: Contract, service: str, side: str = "primary", **config: An
     region = contract.regions[side]
     endpoint = endpoint_for(contract, service, side)
     # JSON is the cache key: overrides may nest (retries={...}), which a tuple of items could not hash.
-    return _client(service, region, endpoint, json.dumps(config, sort_keys=True))
+    return _client(service, region, endpoint, contract.access.credentials_file, json.dumps(config, sort_keys=True))
 
 
-_SESSION: boto3.session.Session | None = None
+_SESSIONS: dict[str | None, boto3.session.Session] = {}
 _SESSION_LOCK = threading.Lock()
 
 
 @lru_cache(maxsize=64)
-def _client(service: str, region: str, endpoint: str | None, config_json: str):
+def _client(service: str, region: str, endpoint: str | None, credentials_file: str | None, config_json: str):
     kwargs: dict[str, Any] = {"region_name": region, "config": botocore_config(**json.loads(config_json))}
     if endpoint is not None:
         kwargs["endpoint_url"] = endpoint
-        kwargs.update(SANDBOX_CREDENTIALS)
-    # One Session per process: each new Session loads the service models and endpoint rules
-    # again (0.1-0.3 s per client); a Session is not thread-safe, clients made from it are.
-    global _SESSION
+    # One Session per credentials source: each new Session loads the service models and endpoint
+    # rules again (0.1-0.3 s per client); a Session is not thread-safe, clients made from it are.
     with _SESSION_LOCK:
-        if _SESSION is None:
-            _SESSION = boto3.session.Session()
-        return _SESSION.client(service, **kwargs)
+        if credentials_file not in _SESSIONS:
+            core = botocore.session.Session()
+            if credentials_file is not None:
+                core.set_config_variable("credentials_file", credentials_file)
+            _SESSIONS[credentials_file] = boto3.session.Session(botocore_session=core)
+        return _SESSIONS[credentials_file].client(service, **kwargs)

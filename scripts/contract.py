@@ -17,20 +17,26 @@ Version 1 (``contractVersion: 1``), every top-level key is one ``pulumi.export``
                       tiers: {hourly|daily|weekly|monthly: {prefix, intervalSeconds, slackSeconds, retentionDays}}}
     dns              {zoneId, zoneName, ttl}
     databases        [{name, dbName, port,
-                       primary: {identifier, arn, host},
-                       standby: {identifier, arn, host},
-                       dns: {recordName, healthCheckId, primaryTarget, drTarget},
-                       restore: optional {primary|dr: {subnetGroupName, securityGroupIds, parameterGroupName,
-                                                       kmsKeyId, instanceClass, automatedBackupsArn?}}}]
+                       primary: {identifier, arn, host[, port]},
+                       standby: {identifier, arn, host[, port]},
+                       dns: {recordName, healthCheckId, primaryTarget, drTarget,
+                             [switch: {healthCheckId, threshold: {primary, dr}}]},
+                       [failback: {generation, primaryIdentifier, standbyIdentifier, standbyUrn},
+                       [restore: {primary|dr: {subnetGroupName, securityGroupIds, parameterGroupName,
+                                               kmsKeyId, instanceClass, automatedBackupsArn?}}]}]
     alarms           {topicArn, metricNamespace, backupAgeMetric}
     objectives       {scenario: {rtoSeconds, rpoSeconds}} for regional-outage, database-loss,
                       data-corruption, ransomware, accidental-deletion
-    sandbox          optional, see :class:`Sandbox`
+    access           optional, see :class:`Access`: where the tools reach AWS, DNS and PostgreSQL when
+                     it is not the default (VPC endpoints, a resolver, a libpq passfile)
+    sandbox          optional, see :class:`Sandbox`; read only by ``scripts/sandbox/`` (and to name the
+                     environment in a report)
 
 Secrets (database passwords, keys) are never part of the contract. See docs/outputs-contract.md.
 """
 from __future__ import annotations
 
+import dataclasses
 import json
 import re
 import shutil
@@ -79,6 +85,15 @@ class Endpoint:
     identifier: str
     arn: str
     host: str
+    port: int | None = None  # None: the database's ``port``
+
+
+@dataclass(frozen=True)
+class Switch:
+    """The calculated Route 53 health check on the PRIMARY record: its threshold picks the active side."""
+
+    health_check_id: str
+    threshold: Mapping[str, int]
 
 
 @dataclass(frozen=True)
@@ -87,6 +102,17 @@ class ServiceDns:
     health_check_id: str
     primary_target: str
     dr_target: str
+    switch: Switch | None = None
+
+
+@dataclass(frozen=True)
+class Failback:
+    """The identifiers the next failback creates (the stack's generation g; see docs/drills.md)."""
+
+    generation: int
+    primary_identifier: str
+    standby_identifier: str
+    standby_urn: str | None = None
 
 
 @dataclass(frozen=True)
@@ -114,13 +140,51 @@ class Database:
     primary: Endpoint
     standby: Endpoint
     dns: ServiceDns
+    failback: Failback | None = None
     restore: Mapping[str, RestoreTarget] = field(default_factory=dict)
+
+    def endpoint(self, side: str) -> Endpoint:
+        return self.primary if side == "primary" else self.standby
+
+    def port_of(self, side: str) -> int:
+        return self.endpoint(side).port or self.port
 
 
 @dataclass(frozen=True)
 class Objective:
     rto_seconds: float
     rpo_seconds: float
+
+
+@dataclass(frozen=True)
+class DatabaseAccess:
+    """How the tools log in: ``user``/``admin_user`` None means libpq's environment (PGUSER, PGPASSWORD)."""
+
+    user: str | None = None
+    admin_user: str | None = None
+    passfile: str | None = None
+    sslmode: str = "require"
+
+
+@dataclass(frozen=True)
+class Access:
+    """Where the tools reach AWS, DNS and the databases, when it is not AWS's public default.
+
+    A real stack may export this too (VPC interface endpoints, a Route 53 Resolver inbound
+    endpoint, a passfile on the operator's machine); the sandbox writes its emulator's.
+    ``aws_endpoints`` maps a region (or ``route53``) to an endpoint URL; ``credentials_file`` is
+    an AWS shared credentials file (never the keys themselves); ``dns_resolver`` is (host, port),
+    and the zone's authoritative servers answer on ``authoritative_port``.
+    """
+
+    aws_endpoints: Mapping[str, str]
+    credentials_file: str | None
+    dns_resolver: tuple[str, int] | None
+    authoritative_port: int
+    database: DatabaseAccess
+
+
+NO_ACCESS = Access({}, None, None, 53, DatabaseAccess())
 
 
 @dataclass(frozen=True)
@@ -172,6 +236,8 @@ class Contract:
     objectives: Mapping[str, Objective]
     sandbox: Sandbox | None
     raw: Mapping[str, Any]
+    access: Access = NO_ACCESS
+    source: Path | None = None  # the outputs file this was read from; None when read from `pulumi stack output`
 
     def region(self, side: str) -> str:
         return self.regions[side]
@@ -187,10 +253,8 @@ class Contract:
         raise ContractError(f"unknown database {name!r}; this stack protects: {known}")
 
     def aws_endpoint(self, side: str) -> str | None:
-        """The AWS endpoint URL for a side's region: None on real AWS (boto3 picks it)."""
-        if self.sandbox is None:
-            return None
-        return self.sandbox.aws_endpoints[self.regions[side]]
+        """The AWS endpoint URL for a side's region: None for AWS's public endpoint (boto3 picks it)."""
+        return self.access.aws_endpoints.get(self.regions[side])
 
 
 def _get(doc: Mapping[str, Any], path: str) -> Any:
@@ -259,15 +323,17 @@ def parse(doc: Mapping[str, Any]) -> Contract:
                 name=_str(wrapped, f"{p}.name"),
                 db_name=_str(wrapped, f"{p}.dbName"),
                 port=_int(wrapped, f"{p}.port"),
-                primary=Endpoint(*(_str(wrapped, f"{p}.primary.{k}") for k in ("identifier", "arn", "host"))),
-                standby=Endpoint(*(_str(wrapped, f"{p}.standby.{k}") for k in ("identifier", "arn", "host"))),
+                primary=_endpoint(wrapped, f"{p}.primary"),
+                standby=_endpoint(wrapped, f"{p}.standby"),
                 dns=ServiceDns(
                     *(
                         _str(wrapped, f"{p}.dns.{k}")
                         for k in ("recordName", "healthCheckId", "primaryTarget", "drTarget")
-                    )
+                    ),
+                    switch=_switch(wrapped, f"{p}.dns.switch") if item.get("dns", {}).get("switch") else None,
                 ),
                 restore=_parse_restore(wrapped, p, item.get("restore") if isinstance(item, Mapping) else None),
+                failback=_failback(wrapped, f"{p}.failback") if item.get("failback") else None,
             )
         )
     objectives = {
@@ -300,6 +366,45 @@ def parse(doc: Mapping[str, Any]) -> Contract:
         objectives=objectives,
         sandbox=_parse_sandbox(doc["sandbox"]) if doc.get("sandbox") else None,
         raw=doc,
+        access=_parse_access(doc["access"]) if doc.get("access") else NO_ACCESS,
+    )
+
+
+def _endpoint(doc: Mapping[str, Any], path: str) -> Endpoint:
+    port = _int(doc, f"{path}.port") if "port" in _get(doc, path) else None
+    return Endpoint(*(_str(doc, f"{path}.{k}") for k in ("identifier", "arn", "host")), port=port)
+
+
+def _switch(doc: Mapping[str, Any], path: str) -> Switch:
+    return Switch(_str(doc, f"{path}.healthCheckId"),
+                  {side: _int(doc, f"{path}.threshold.{side}") for side in SIDES})
+
+
+def _failback(doc: Mapping[str, Any], path: str) -> Failback:
+    urn = _get(doc, path).get("standbyUrn")
+    return Failback(_int(doc, f"{path}.generation"), _str(doc, f"{path}.primaryIdentifier"),
+                    _str(doc, f"{path}.standbyIdentifier"), urn if isinstance(urn, str) and urn else None)
+
+
+def _parse_access(raw: Mapping[str, Any]) -> Access:
+    doc = {"access": raw}
+    endpoints = raw.get("awsEndpoints", {})
+    if not isinstance(endpoints, Mapping) or not all(isinstance(v, str) for v in endpoints.values()):
+        raise ContractError("outputs 'access.awsEndpoints' must map region (or route53) to an endpoint URL")
+    resolver = None
+    if raw.get("dnsResolver"):
+        resolver = (_str(doc, "access.dnsResolver.host"), _int(doc, "access.dnsResolver.port"))
+    database = raw.get("database") or {}
+    if not isinstance(database, Mapping):
+        raise ContractError("outputs 'access.database' must be an object")
+    return Access(
+        aws_endpoints=dict(endpoints),
+        credentials_file=_str(doc, "access.credentialsFile") if raw.get("credentialsFile") else None,
+        dns_resolver=resolver,
+        authoritative_port=_int(doc, "access.authoritativePort") if "authoritativePort" in raw else 53,
+        database=DatabaseAccess(
+            user=database.get("user"), admin_user=database.get("adminUser"),
+            passfile=database.get("passfile"), sslmode=database.get("sslmode", "require")),
     )
 
 
@@ -365,7 +470,7 @@ def load_file(path: str | Path) -> Contract:
         doc = json.loads(text)
     except json.JSONDecodeError as exc:
         raise ContractError(f"outputs file {path} is not JSON (line {exc.lineno}: {exc.msg})") from None
-    return parse(doc)
+    return dataclasses.replace(parse(doc), source=path)
 
 
 def load_stack(stack: str) -> Contract:

@@ -6,7 +6,6 @@ Flags, the ``--yes`` confirmation and the output; the steps themselves are
 from __future__ import annotations
 
 import argparse
-import json
 from typing import Any
 
 from scripts.commands.parser import echo_for, emit, load_contract, parser_for, run
@@ -23,8 +22,6 @@ def human(result: dict[str, Any], steps: Steps) -> list[str]:
     if result["dryRun"]:
         lines = [f"dry run: cutover of {result['database']} to {to} would:"]
         lines += [f"  {i}. {p}" for i, p in enumerate(result["plan"], 1)]
-        if result.get("changeBatch"):
-            lines += ["change batch:", json.dumps(result["changeBatch"], indent=2)]
         return lines
     total = sum(s.seconds for s in steps.steps)
     lines = [f"cutover to {to} complete in {total:.2f} s"]
@@ -37,7 +34,7 @@ def build_parser(prog: str = "cutover", sides: tuple[str, ...] = ("dr",), force:
     parser = parser_for(prog, __doc__.splitlines()[0].split(": ", 1)[1])
     parser.add_argument("--to", required=True, choices=sides, help="the side to move the service to")
     parser.add_argument("--database", metavar="NAME", help="protected database (default: the first)")
-    parser.add_argument("--dry-run", action="store_true", help="print the checks and the change batch; act on nothing")
+    parser.add_argument("--dry-run", action="store_true", help="print the checks and the plan; act on nothing")
     parser.add_argument("--yes", action="store_true", help="confirm: promote and move traffic")
     if force:
         parser.add_argument("--force", action="store_true", help="proceed even if the target database is not healthy")

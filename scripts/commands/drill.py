@@ -15,11 +15,9 @@ from scripts.drills.engine import ALL, CONTROL_PLANE_FAULTS, run_drill, verdict_
 
 
 def confirm(contract: Contract, args: argparse.Namespace) -> None:
-    """A real stack needs its name typed out; the sandbox needs nothing."""
-    if contract.sandbox is not None:
-        return
+    """The stack's name typed out: a drill breaks things for real, on the sandbox too."""
     if args.yes_on_stack != contract.stack:
-        raise Refused(f"{contract.stack!r} is a real stack: a drill breaks things there for real "
+        raise Refused(f"a drill breaks things on stack {contract.stack!r} for real "
                       f"(docs/drills.md); re-run with --yes-on-stack {contract.stack}")
 
 
@@ -28,7 +26,7 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument("--scenario", required=True, choices=[*ALL, "all"], help="what to break")
     parser.add_argument("--report", metavar="DIR", type=Path, help="write JSON, Markdown and HTML reports here")
     parser.add_argument("--database", metavar="NAME", help="protected database (default: the first)")
-    parser.add_argument("--yes-on-stack", metavar="NAME", help="confirm a drill on the real stack NAME")
+    parser.add_argument("--yes-on-stack", metavar="NAME", help="confirm: run the drill on stack NAME")
     parser.add_argument("--control-plane", choices=CONTROL_PLANE_FAULTS, default="refuse",
                         help="regional-outage on the sandbox: how Route53's control plane fails (refuse connections "
                              "[default], stall, answer 503) or stays up")
@@ -49,7 +47,7 @@ def _body(args: argparse.Namespace) -> int:
     results = []
     for name in names:
         if echo:
-            echo(f"drill {name} on {contract.stack} ({'sandbox' if contract.sandbox else 'REAL STACK'})")
+            echo(f"drill {name} on {contract.stack} ({'sandbox' if contract.sandbox else 'REAL STACK'})")  # names it only
         result = run_drill(contract, db, name, echo=echo, outputs=args.outputs, report_dir=args.report,
                            options={"control_plane": args.control_plane, "recover_with": args.recover_with,
                                     "from_region": args.from_region})

@@ -103,9 +103,8 @@ def _objectives(c: Contract) -> list[str]:
 
 
 def _drill(c: Contract) -> str:
-    """A drill breaks things for real on a real stack, so there it must name the stack (docs/drills.md)."""
-    confirm = "" if c.sandbox is not None else f" --yes-on-stack {c.stack}"
-    return f"drill --scenario regional-outage{confirm}"
+    """A drill breaks things for real, so it must name the stack (docs/drills.md)."""
+    return f"drill --scenario regional-outage --yes-on-stack {c.stack}"
 
 
 def _scenario_header(c: Contract, name: str) -> list[str]:
@@ -314,8 +313,8 @@ def source_flag(args: argparse.Namespace, contract: Contract) -> str:
     """How the runbook's commands find this stack: the same way this run did."""
     if args.outputs is not None:
         return f"--outputs {args.outputs}"
-    if contract.sandbox is not None:
-        return "--outputs .pilotlight/sandbox/outputs.json"
+    if contract.source is not None:
+        return f"--outputs {contract.source}"
     return f"--stack {contract.stack}"
 
 

@@ -15,6 +15,7 @@ from pathlib import Path
 from scripts.common import Exit, UsageError
 from scripts.commands.parser import emit, parser_for, run
 from scripts.sandbox import lifecycle, pitr
+from scripts.sandbox.rds import Timing
 from scripts.sandbox.state import DEFAULT_STATE_DIR
 
 
@@ -25,6 +26,9 @@ def parse_arguments() -> argparse.ArgumentParser:
                         help=f"where the sandbox keeps its state and writes outputs.json (default: {DEFAULT_STATE_DIR})")
     parser.add_argument("--config", type=Path, default=lifecycle.DEFAULT_CONFIG, metavar="FILE",
                         help="stack config the sandbox is built from (default: Pulumi.dr.yaml)")
+    parser.add_argument("--rds-timing", default="fast", metavar="SPEC",
+                        help="emulated RDS transition times: fast (default), aws (AWS-like minutes), "
+                             "or KEY=SECONDS,... e.g. promote=60")
     parser.add_argument("--seed-rows", type=int, default=1000, metavar="N",
                         help="demo rows per table in the sandbox database (up; default 1000)")
     parser.add_argument("--backup-copy-delay", type=float, default=pitr.DEFAULT_COPY_DELAY_SECONDS, metavar="SECONDS",
@@ -41,7 +45,12 @@ def body(args: argparse.Namespace) -> Exit:
     if args.backup_copy_delay < 0:
         raise UsageError(f"--backup-copy-delay must be >= 0 seconds, got {args.backup_copy_delay:g}")
     if args.action == "up":
-        doc, reused = lifecycle.up(args.state_dir, args.config, args.seed_rows, args.backup_copy_delay)
+        try:
+            Timing.parse(args.rds_timing)
+        except ValueError as exc:
+            raise UsageError(f"--rds-timing: {exc}") from None
+        doc, reused = lifecycle.up(args.state_dir, args.config, args.seed_rows, args.rds_timing,
+                                         args.backup_copy_delay)
         outputs = args.state_dir.absolute() / "outputs.json"
         emit(args, {"state": "up", "reused": reused, "outputs": str(outputs), "contract": doc},
              lambda: _up_lines(doc, outputs, reused))
@@ -75,7 +84,9 @@ def _status_lines(report: dict) -> list[str]:
     for name, proxy in (daemon.get("proxies") or {}).items():
         lines.append(f"  proxy {name:<10} :{proxy['port']}  {proxy['mode']}")
     for cid, check in (daemon.get("healthChecks") or {}).items():
-        lines.append(f"  health {cid[:8]} {check['ip']}:{check['port']}  {'healthy' if check['healthy'] else 'UNHEALTHY'}")
+        what = (f"calculated >= {check['healthThreshold']} of {len(check['children'])}" if "children" in check
+                else f"{check['ip']}:{check['port']}")
+        lines.append(f"  health {cid[:8]} {what}  {'healthy' if check['healthy'] else 'UNHEALTHY'}")
     if daemon.get("replicator"):
         rep = daemon["replicator"]
         lines.append(f"  replicator     {rep['replicated']} copied, {rep['deleteMarkers']} delete markers, "

@@ -10,8 +10,11 @@ Lines, each judged on its own (an unreachable source is a FAIL line, never a cra
 - the restorable window (RDS automated backups) per database and region; WARN when the DR
   region's latest restorable time lags more than the data-corruption RPO, or cannot be read;
 - replication: the newest backup is in the DR vault too (WARN while inside the 15 min RTC window);
-- standby lag against the regional-outage RPO (sandbox: the standby's own replay position;
-  AWS: the ``ReplicaLag`` metric), FAIL if the standby no longer replicates while primary is active;
+- standby lag against the regional-outage RPO (the standby's own replay position in SQL, or the
+  ``ReplicaLag`` metric when the tools cannot reach it), FAIL if the standby no longer replicates
+  while primary is active, or its WAL replay is paused;
+- fence: FAIL when a side's database takes no session (a fence an interrupted cutover left behind),
+  naming the rerun that finishes the cutover or the statement that lifts it;
 - DNS: which side every authoritative server answers for, against the stack's ``active`` side;
 - the last drill of each scenario found in the reports directory (PASS, age, measured RTO/RPO).
 
@@ -34,6 +37,7 @@ from scripts.vault import layout as vault
 from scripts.common import Exit, PilotlightError, iso, parse_timestamp, utcnow
 from scripts.commands.parser import emit, load_contract, parser_for, run
 from scripts.contract import SIDES, Contract, Database
+from scripts.postgres import replication
 from scripts.postgres.dsn import side_dsn
 from scripts.pitr import engine
 from scripts.commands.runbook import duration
@@ -186,15 +190,18 @@ def standby_line(contract: Contract, db: Database, now: datetime) -> list[Line]:
     rpo = contract.objectives["regional-outage"].rpo_seconds
     objective = f"<= {duration(rpo)}"
     subject = f"{db.name} {standby}"
-    if contract.sandbox is None:
-        lag = _replica_lag_metric(contract, db, standby, now)
-        if lag is None:
-            return [Line("standby lag", subject, WARN, "no data", objective, "no ReplicaLag datapoint in 10 min")]
-        return [Line("standby lag", subject, OK if lag <= rpo else FAIL, f"{lag:.0f} s", objective, "ReplicaLag")]
-    return [_sandbox_lag(contract, db, standby, subject, rpo, objective)]
+    try:
+        return [_sql_lag(contract, db, standby, subject, rpo, objective)]
+    except PilotlightError as exc:  # the tools cannot reach the standby: ask CloudWatch instead
+        unreachable = _one_line(exc)
+    lag = _replica_lag_metric(contract, db, standby, now)
+    if lag is None:
+        return [Line("standby lag", subject, WARN, "no data", objective,
+                     f"standby unreachable ({unreachable}); no ReplicaLag datapoint in 10 min")]
+    return [Line("standby lag", subject, OK if lag <= rpo else FAIL, f"{lag:.0f} s", objective, "ReplicaLag")]
 
 
-def _sandbox_lag(contract: Contract, db: Database, standby: str, subject: str, rpo: float, objective: str) -> Line:
+def _sql_lag(contract: Contract, db: Database, standby: str, subject: str, rpo: float, objective: str) -> Line:
     """How long the standby takes to replay what the active side has written so far (server clocks only)."""
     try:
         with pg.connect(side_dsn(contract, contract.active, db, dbname="postgres", superuser=True)) as conn:
@@ -205,6 +212,9 @@ def _sandbox_lag(contract: Contract, db: Database, standby: str, subject: str, r
         if not conn.execute("SELECT pg_is_in_recovery()").fetchone()[0]:
             return Line("standby lag", subject, FAIL, "not replicating", objective,
                         f"the {standby} database is writable while the stack says {contract.active} is active")
+        if conn.execute("SELECT pg_get_wal_replay_pause_state() <> 'not paused'").fetchone()[0]:
+            return Line("standby lag", subject, FAIL, "replay paused", objective,
+                        f"WAL replay on {standby} is paused (pg_wal_replay_pause); resume: SELECT pg_wal_replay_resume()")
         if target is None:
             age = conn.execute("SELECT EXTRACT(EPOCH FROM now() - pg_last_xact_replay_timestamp())").fetchone()[0]
             return Line("standby lag", subject, WARN, "unknown", objective,
@@ -224,6 +234,21 @@ def _sandbox_lag(contract: Contract, db: Database, standby: str, subject: str, r
     lag = float(age) if age is not None else float("inf")
     return Line("standby lag", subject, OK if lag <= rpo else FAIL, f"{lag:.1f} s", objective,
                 f"still behind {target} after {waited:.1f} s; lag from the last replayed transaction")
+
+
+def fence_lines(contract: Contract, db: Database) -> list[Line]:
+    """A fence left behind: the side's database refuses every session (see scripts.postgres.replication)."""
+    lines = []
+    for side in SIDES:
+        now = replication.state(contract, db, side)
+        if now.reachable and now.fenced:
+            other = "dr" if side == "primary" else "primary"
+            fix = (f"finish the cutover: pilotlight cutover --to {other} --yes" if now.role == "primary"
+                   else f"it came with the replication from {other}; lift it there")
+            lines.append(Line("fence", f"{db.name} {side}", FAIL, "fenced", "none",
+                              f"{db.db_name} takes no session on {side} ({now.role}): {fix}; or undo: "
+                              f"ALTER DATABASE {db.db_name} ALLOW_CONNECTIONS true"))
+    return lines or [Line("fence", db.name, OK, "none", "none", "both sides accept sessions")]
 
 
 def _replica_lag_metric(contract: Contract, db: Database, side: str, now: datetime) -> float | None:
@@ -285,6 +310,7 @@ def collect(contract: Contract, reports: Path, now: datetime) -> list[Line]:
     for db in contract.databases:
         lines += window_lines(contract, db, windows[db.name], now)
         lines += guarded("standby lag", db.name, "", lambda db=db: standby_line(contract, db, now))
+        lines += guarded("fence", db.name, "none", lambda db=db: fence_lines(contract, db))
         lines += guarded("dns", db.dns.record_name, f"answers {contract.active}", lambda db=db: dns_line(contract, db))
     lines += guarded("drill", "reports", "", lambda: drill_lines(reports, now))
     return lines

@@ -16,10 +16,12 @@ from datetime import datetime, timezone
 from dataclasses import dataclass, field
 
 import psycopg
+from psycopg import sql
 from psycopg.conninfo import make_conninfo
 
 from scripts.common import iso
 from scripts.contract import Contract, Database
+from scripts.postgres.dsn import login, side_dsn
 from scripts.postgres.replication import connect
 from scripts.failover.service import resolve
 
@@ -42,10 +44,9 @@ def create_table(contract: Contract, db: Database, side: str) -> None:
     with connect(contract, db, side) as conn:
         conn.execute(f"create schema if not exists {SCHEMA}")
         conn.execute(f"create table if not exists {TABLE} (id bigint primary key, written_at timestamptz not null)")
-        if contract.sandbox is not None:
-            user = contract.sandbox.app_user
-            conn.execute(f'grant usage on schema {SCHEMA} to "{user}"')
-            conn.execute(f'grant insert, select on {TABLE} to "{user}"')
+        user = contract.access.database.user or conn.execute("select current_user").fetchone()[0]
+        conn.execute(sql.SQL("grant usage on schema {} to {}").format(sql.Identifier(SCHEMA), sql.Identifier(user)))
+        conn.execute(sql.SQL("grant insert, select on {} to {}").format(sql.SQL(TABLE), sql.Identifier(user)))
 
 
 def drop_table(contract: Contract, db: Database, side: str) -> None:
@@ -63,13 +64,8 @@ def present_ids(contract: Contract, db: Database, side: str, ids: list[int]) -> 
 def service_conninfo(contract: Contract, db: Database) -> tuple[str, str]:
     """(side, conninfo) for the service name as DNS answers it right now."""
     found = resolve(contract, db)
-    if contract.sandbox is not None:
-        sb = contract.sandbox
-        info = make_conninfo(host=found.address, port=found.port, dbname=db.db_name, user=sb.app_user,
-                             passfile=sb.passfile, connect_timeout=CONNECT_TIMEOUT)
-    else:
-        info = make_conninfo(host=found.target, port=found.port, dbname=db.db_name,
-                             connect_timeout=CONNECT_TIMEOUT, sslmode="require")
+    info = make_conninfo(host=found.target, hostaddr=found.address, port=found.port, dbname=db.db_name,
+                         connect_timeout=CONNECT_TIMEOUT, **login(contract))
     return found.side, info
 
 
@@ -88,7 +84,7 @@ class Heartbeat:
     _next_id: int = 0
 
     def start(self) -> "Heartbeat":
-        self._next_id = int(time.time() * 1000) * 1000  # unique across drills sharing a table
+        self._next_id = self._first_id()
         self._thread = threading.Thread(target=self._run, name="heartbeat", daemon=True)
         self._thread.start()
         return self
@@ -97,6 +93,12 @@ class Heartbeat:
         self._stop.set()
         if self._thread is not None:
             self._thread.join(timeout=10)
+
+    def _first_id(self) -> int:
+        return int(time.time() * 1000) * 1000  # unique across drills sharing a table
+
+    def _conninfo(self) -> tuple[str, str]:
+        return service_conninfo(self.contract, self.db)
 
     def wait_for(self, predicate, timeout: float) -> Ack | None:
         """The first acknowledged write matching ``predicate`` (waiting up to ``timeout``)."""
@@ -118,7 +120,7 @@ class Heartbeat:
             started = time.monotonic()
             try:
                 if conn is None:
-                    side, info = service_conninfo(self.contract, self.db)
+                    side, info = self._conninfo()
                     conn = psycopg.connect(info, autocommit=True)
                 self._next_id += 1
                 conn.execute(f"insert into {TABLE} (id, written_at) values (%s, now())", (self._next_id,))
@@ -141,6 +143,30 @@ class Heartbeat:
                 "lastError": self.last_error,
                 "first": iso_of(self.acks[0]) if self.acks else None,
                 "last": iso_of(self.acks[-1]) if self.acks else None}
+
+
+@dataclass
+class StaleWriter(Heartbeat):
+    """A client the fence must stop: it keeps writing to ``side`` directly (an old connection or a cached
+    DNS answer) and overrides the read-only default per session, as pools and ORMs may
+    (``-c default_transaction_read_only=off``). Its ids start far above the heartbeat's."""
+
+    side: str = "primary"
+    superuser: bool = False
+
+    def _first_id(self) -> int:
+        return 9 * 10 ** 17 + super()._first_id() % 10 ** 15
+
+    def _conninfo(self) -> tuple[str, str]:
+        info = side_dsn(self.contract, self.side, self.db, superuser=self.superuser)
+        return self.side, f"{info} options='-c default_transaction_read_only=off' application_name=pilotlight-stale"
+
+    def lost_after(self, contract: Contract, db: Database, new_side: str) -> list[Ack]:
+        """Acknowledged writes of this writer that the new primary does not have."""
+        if not self.acks:
+            return []
+        present = present_ids(contract, db, new_side, [a.id for a in self.acks])
+        return [a for a in self.acks if a.id not in present]
 
 
 def iso_of(ack: Ack) -> str:

@@ -2,9 +2,9 @@
 
 A cutover is done when every authoritative server hands out the new target — not when a
 (possibly caching) resolver does. So we look up the zone's NS set, resolve each server,
-and query each one over UDP with recursion off. On the sandbox the same lookups go to the
-sandbox's DNS server, the zone's only authoritative server (its apex NS names itself and it
-answers from the emulator's Route53 records as Route53 would), so one code path checks both.
+and query each one over UDP with recursion off. When the contract names a resolver
+(``access.dnsResolver``) the NS lookup goes there, and the servers are asked on
+``access.authoritativePort`` (the sandbox's DNS server is its zone's only authoritative server).
 """
 from __future__ import annotations
 
@@ -36,16 +36,13 @@ class Server:
 
 
 def _bootstrap(contract: Contract) -> tuple[dns.resolver.Resolver, int]:
-    """Where to look the NS set up, and the port authoritative servers answer on.
-
-    On AWS: the system resolver, port 53. On the sandbox: its own server, which is also the
-    zone's only authoritative server (its apex NS names itself); it listens on a loopback port.
-    """
-    if contract.sandbox is None:
-        return dns.resolver.Resolver(), 53
+    """Where to look the NS set up (the contract's resolver, else the system's), and the servers' port."""
+    access = contract.access
+    if access.dns_resolver is None:
+        return dns.resolver.Resolver(), access.authoritative_port
     resolver = dns.resolver.Resolver(configure=False)
-    resolver.nameservers, resolver.port = [contract.sandbox.dns_host], contract.sandbox.dns_port
-    return resolver, contract.sandbox.dns_port
+    resolver.nameservers, resolver.port = [access.dns_resolver[0]], access.dns_resolver[1]
+    return resolver, access.authoritative_port
 
 
 def authoritative_servers(contract: Contract) -> list[Server]:

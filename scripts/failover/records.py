@@ -1,15 +1,13 @@
-"""The service's Route53 failover records: read them, plan one atomic switch, apply it.
+"""The service's Route 53 failover records and the switch that picks the active side.
 
-The stack pre-creates a failover pair for each service name: the record naming the primary
-target is ``PRIMARY`` (with the health check), the one naming the DR target ``SECONDARY``.
-While the primary is healthy Route53 answers it; when its health check fails Route53 answers
-the standby — that is the data plane, and it needs no API call. A cutover makes the switch
-permanent, independent of health, by swapping the two roles in ONE change batch: UPSERT the
-DR record as ``PRIMARY`` and the old primary's record as ``SECONDARY`` (each keeps its target,
-set identifier, TTL and health check). Route53 applies a batch all-or-nothing, so there is no
-moment with two PRIMARY records or none. This is exactly the shape the stack program builds
-with ``pilotlight:active dr``, so the next ``pulumi up`` agrees. A plain (non-failover) record
-is simply re-pointed.
+The stack declares a STATIC failover pair per service name: ``PRIMARY`` always targets the
+primary-region endpoint, ``SECONDARY`` the DR endpoint; records never change role. The
+PRIMARY record's health check is a CALCULATED check, the switch, over the real signal check:
+with its normal threshold it follows the primary's health (data-plane failover, no API call);
+with a threshold above its number of children Route 53 always considers it unhealthy, so it
+answers the SECONDARY. ``pilotlight:active dr`` declares exactly that threshold, so a cutover
+makes the one same change (``UpdateHealthCheck``) and the next ``pulumi up`` agrees.
+Failback re-points a record's value at a new instance (``upsert_target``), as the stack will.
 """
 from __future__ import annotations
 
@@ -52,41 +50,40 @@ def target_of(rrset: dict[str, Any]) -> str | None:
     return values[0].rstrip(".") if values else None
 
 
-def records_side(db: Database, rrsets: list[dict[str, Any]]) -> str | None:
-    """The side the records send traffic to regardless of health: the PRIMARY (or only) record's target."""
-    for rrset in rrsets:
-        if rrset.get("Failover", "PRIMARY") == "PRIMARY" or "SetIdentifier" not in rrset:
-            return side_of(db, target_of(rrset))
-    return None
+def switch_side(contract: Contract, db: Database) -> str | None:
+    """The side the switch sends traffic to now: its HealthThreshold read back from Route 53."""
+    switch = _switch(db)
+    r53 = aws.client(contract, "route53", **CONTROL_PLANE_CONFIG)
+    threshold = r53.get_health_check(HealthCheckId=switch.health_check_id)["HealthCheck"]["HealthCheckConfig"].get(
+        "HealthThreshold")
+    return next((side for side, value in switch.threshold.items() if value == threshold), None)
 
 
-def plan_switch(db: Database, rrsets: list[dict[str, Any]], to_side: str) -> list[dict[str, Any]]:
-    """The change list that makes ``to_side``'s target answer; empty when the records already do.
-
-    Pure: unit-tested directly and printed verbatim by ``--dry-run``.
-    """
-    if not rrsets:
-        raise PilotlightError(f"no record set found for {db.dns.record_name} in the zone")
-    if records_side(db, rrsets) == to_side:
-        return []
-    target = db.dns.dr_target if to_side == "dr" else db.dns.primary_target
-    changes = []
-    failover = [r for r in rrsets if "Failover" in r]
-    if not failover:
-        rrset = copy.deepcopy(rrsets[0])
-        rrset["ResourceRecords"] = [{"Value": target}]
-        return [{"Action": "UPSERT", "ResourceRecordSet": rrset}]
-    for rrset in failover:
-        role = "PRIMARY" if side_of(db, target_of(rrset)) == to_side else "SECONDARY"
-        if rrset["Failover"] != role:
-            changes.append({"Action": "UPSERT", "ResourceRecordSet": {**copy.deepcopy(rrset), "Failover": role}})
-    if not any(c["ResourceRecordSet"]["Failover"] == "PRIMARY" for c in changes):
-        raise PilotlightError(f"no failover record of {db.dns.record_name} names the {to_side} target {target}")
-    return changes
+def set_switch(contract: Contract, db: Database, side: str) -> int:
+    """UpdateHealthCheck of the switch to ``side``'s threshold: the one change ``pilotlight:active`` declares."""
+    switch = _switch(db)
+    r53 = aws.client(contract, "route53", **CONTROL_PLANE_CONFIG)
+    r53.update_health_check(HealthCheckId=switch.health_check_id, HealthThreshold=switch.threshold[side])
+    return switch.threshold[side]
 
 
-def change_batch(db: Database, changes: list[dict[str, Any]], to_side: str) -> dict[str, Any]:
-    return {"Comment": f"pilotlight cutover of {db.dns.record_name} to {to_side}", "Changes": changes}
+def _switch(db: Database):
+    if db.dns.switch is None:
+        raise PilotlightError(f"the stack exports no switch health check for {db.name} (databases[].dns.switch); "
+                              "upgrade the program and run `pulumi up`")
+    return db.dns.switch
+
+
+def upsert_target(contract: Contract, db: Database, set_identifier: str, target: str) -> str:
+    """Re-point one failover record (by set identifier) at ``target``, keeping everything else; waits INSYNC."""
+    for rrset in fetch(contract, db):
+        if rrset.get("SetIdentifier") == set_identifier:
+            if target_of(rrset) == target.rstrip("."):
+                return "unchanged"
+            changed = {**copy.deepcopy(rrset), "ResourceRecords": [{"Value": target}]}
+            return apply(contract, {"Comment": f"pilotlight failback: {db.dns.record_name} {set_identifier} -> {target}",
+                                    "Changes": [{"Action": "UPSERT", "ResourceRecordSet": changed}]})
+    raise PilotlightError(f"no failover record {set_identifier!r} for {db.dns.record_name}")
 
 
 def apply(contract: Contract, batch: dict[str, Any]) -> str:

@@ -2,9 +2,9 @@
 
 Drills measure RTO through this (the heartbeat writer connects via :func:`service_dsn`), so it
 asks DNS every time - no cache - and reports which side the name points at. On the sandbox it
-queries the sandbox's authoritative DNS server (``sandbox.dns``); on AWS the system resolver.
-The answer is mapped back to a side by the contract's ``dns.primaryTarget`` / ``dns.drTarget``;
-both sandbox clusters share 127.0.0.1, so there the port comes with the side.
+asks the contract's resolver (``access.dnsResolver``) when it names one, else the system resolver.
+The answer is mapped back to a side by the contract's ``dns.primaryTarget`` / ``dns.drTarget``,
+and the port is that side's endpoint port (two instances may share an address).
 """
 from __future__ import annotations
 
@@ -18,6 +18,7 @@ from psycopg.conninfo import make_conninfo
 
 from scripts.common import Exit, PilotlightError
 from scripts.contract import Contract, Database
+from scripts.postgres.dsn import login
 
 DEFAULT_TIMEOUT = 2.0
 
@@ -41,10 +42,8 @@ def _resolver(contract: Contract, nameserver: str | None, timeout: float) -> dns
     if nameserver is not None:
         host, _, port = nameserver.partition(":")
         address = (host, int(port or 53))
-    elif contract.sandbox is not None:
-        address = (contract.sandbox.dns_host, contract.sandbox.dns_port)
     else:
-        address = None
+        address = contract.access.dns_resolver
     resolver = dns.resolver.Resolver(configure=address is None)
     if address is not None:
         resolver.nameservers, resolver.port = [address[0]], address[1]
@@ -69,13 +68,7 @@ def resolve(contract: Contract, db: Database | str | None = None, nameserver: st
         raise PilotlightError(f"cannot resolve {db.dns.record_name} via {where}: {exc}", Exit.NETWORK) from None
     target = _first_target(answer, dns.name.from_text(db.dns.record_name))
     side = {_norm(db.dns.primary_target): "primary", _norm(db.dns.dr_target): "dr"}.get(_norm(target))
-    if contract.sandbox is not None:
-        if side is None:
-            raise PilotlightError(f"{db.dns.record_name} points at {target}, which is neither the primary nor "
-                                  "the DR target in the contract", Exit.FAILED)
-        port = contract.sandbox.clusters[side].port
-    else:
-        port = db.port
+    port = db.port_of(side) if side is not None else db.port
     return Resolved(side=side, target=target, address=answer[0].address, port=port)
 
 
@@ -101,28 +94,6 @@ def service_dsn(contract: Contract, db: Database | str | None = None, dbname: st
     db = _database(contract, db)
     where = resolve(contract, db)
     params = {"host": where.target, "hostaddr": where.address, "port": where.port, "dbname": dbname or db.db_name,
-              "connect_timeout": connect_timeout, "application_name": "pilotlight-service"}
-    if contract.sandbox is not None:
-        params.update(user=contract.sandbox.app_user, passfile=contract.sandbox.passfile)
-    else:
-        params["sslmode"] = "require"
+              "connect_timeout": connect_timeout, "application_name": "pilotlight-service", **login(contract)}
     return make_conninfo(**params)
 
-
-def endpoint_dsn(contract: Contract, host: str, port: int, dbname: str, superuser: bool = False,
-                 connect_timeout: int = 5) -> str:
-    """A DSN for an instance endpoint the contract does not list (e.g. a restored instance), its name
-    resolved as the service name is (the sandbox's DNS there, the system resolver on AWS)."""
-    resolver = _resolver(contract, None, DEFAULT_TIMEOUT)
-    try:
-        address = resolver.resolve(host, "A", search=False)[0].address
-    except dns.exception.DNSException as exc:
-        raise PilotlightError(f"cannot resolve {host}: {exc}", Exit.NETWORK) from None
-    params = {"host": host, "hostaddr": address, "port": port, "dbname": dbname, "connect_timeout": connect_timeout,
-              "application_name": "pilotlight-restore"}
-    if contract.sandbox is not None:
-        user = contract.sandbox.superuser if superuser else contract.sandbox.app_user
-        params.update(user=user, passfile=contract.sandbox.passfile)
-    else:
-        params["sslmode"] = "require"
-    return make_conninfo(**params)

@@ -28,9 +28,8 @@ import psycopg
 from scripts.postgres import client as pg
 from scripts.common import Exit, PilotlightError, iso, log, utcnow
 from scripts.contract import Contract
-from scripts.postgres.dsn import side_dsn
+from scripts.postgres.dsn import endpoint_dsn, side_dsn
 from scripts.pitr import copyback, rds
-from scripts.failover.service import endpoint_dsn
 
 
 @dataclass

@@ -38,42 +38,44 @@ def load(state_dir: str | Path = DEFAULT_STATE_DIR) -> SandboxState:
     return _load(state_dir)
 
 
-def _side(side: str) -> str:
+def _side(side: str, state: SandboxState | None = None) -> str:
+    """The cluster serving ``side``'s instance now (the contract names it; failback may have replaced it)."""
     if side not in SIDES:
         raise SandboxError(f"side must be 'primary' or 'dr', got {side!r}")
-    return side
+    return state.instance_cluster(side) if state is not None else side
 
 
 def kill_cluster(state: SandboxState, side: str) -> None:
     """Abrupt loss of a database: SIGKILL the postmaster and every backend at once (no checkpoint)."""
-    pg.kill(state, _side(side))
+    pg.kill(state, _side(side, state))
 
 
 def stop_cluster(state: SandboxState, side: str, mode: str = "fast") -> None:
     """Orderly stop (``pg_ctl stop -m fast``; ``immediate`` skips the shutdown checkpoint)."""
-    pg.stop(state, _side(side), mode)
+    pg.stop(state, _side(side, state), mode)
 
 
 def start_cluster(state: SandboxState, side: str) -> None:
     """Start a stopped or killed cluster (crash recovery runs if it was killed); no-op if running."""
-    if pg.postmaster_pid(state, _side(side)) is None:
-        pg.start(state, side)
+    cluster = _side(side, state)
+    if pg.postmaster_pid(state, cluster) is None:
+        pg.start(state, cluster)
 
 
 def is_running(state: SandboxState, side: str) -> bool:
-    return pg.postmaster_pid(state, _side(side)) is not None
+    return pg.postmaster_pid(state, _side(side, state)) is not None
 
 
 def is_in_recovery(state: SandboxState, side: str) -> bool:
     """True while ``side`` is a standby (``pg_is_in_recovery()``)."""
-    return pg.is_in_recovery(state, _side(side))
+    return pg.is_in_recovery(state, _side(side, state))
 
 
 def promote(state: SandboxState, side: str) -> None:
     """``pg_ctl promote`` and wait until ``side`` accepts writes; no-op if it already does."""
     if not is_in_recovery(state, side):
         return
-    pg.run(state, ["pg_ctl", "-D", str(state.data_dir(side)), "-w", "-t", str(PROMOTE_SECONDS), "promote"],
+    pg.run(state, ["pg_ctl", "-D", str(state.data_dir(_side(side, state))), "-w", "-t", str(PROMOTE_SECONDS), "promote"],
            timeout=PROMOTE_SECONDS + 10)
     wait_for(lambda: not is_in_recovery(state, side), PROMOTE_SECONDS, f"{side} to leave recovery")
 
@@ -83,7 +85,8 @@ def reseed_as_replica(state: SandboxState, side: str, source_side: str) -> None:
 
     This is how the old primary comes back after a failover (failback), since its timeline diverged.
     """
-    if _side(side) == _side(source_side):
+    side, source_side = _side(side, state), _side(source_side, state)
+    if side == source_side:
         raise SandboxError("a cluster cannot be a replica of itself")
     pg.stop(state, side, mode="immediate")
     pg.basebackup(state, side, source_side)

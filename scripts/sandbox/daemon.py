@@ -10,8 +10,10 @@ stopped by `sandbox down` with SIGTERM. It runs:
   directly, never through a region proxy (they stand in for AWS-internal machinery);
 - the automated-backups keeper (:mod:`scripts.sandbox.pitr`): DR copy of archived WAL and base
   backups after the copy delay, periodic base backups, retention;
+- the emulated RDS control plane (:mod:`scripts.sandbox.rds`), reached through the region proxies;
 - a control socket on loopback: one JSON request line, one JSON reply line
-  (``{"op": "status"}``, ``{"op": "mode", "proxy": NAME, "mode": MODE}``), used by
+  (``{"op": "status"}``, ``{"op": "mode", "proxy": NAME, "mode": MODE}``,
+  ``{"op": "rds-register", "instances": [...]}``), used by
   :mod:`scripts.sandbox.control`.
 
 When everything listens it writes ``daemon.json`` (pids and ports), which `up` waits for.
@@ -35,6 +37,7 @@ from scripts.sandbox.dns_server import DnsServer, ZoneView
 from scripts.sandbox.health import HealthProber
 from scripts.sandbox.pitr import BackupKeeper
 from scripts.sandbox.proxy import Proxy
+from scripts.sandbox.rds import RdsEmulator, Timing
 from scripts.sandbox.replicator import Replicator
 from scripts.sandbox.state import DAEMON, OUTPUTS, ContractWatcher, SandboxError, free_port, load, write_json
 
@@ -91,9 +94,10 @@ def _start_moto_once(logs: Path) -> tuple[subprocess.Popen, int]:
 
 
 class Daemon:
-    def __init__(self, state_dir: Path, regions: list[str]):
+    def __init__(self, state_dir: Path, regions: list[str], rds_timing: Timing = Timing()):
         self.state_dir = state_dir
         self.regions = regions
+        self.rds_timing = rds_timing
         self.stopping = asyncio.Event()
         self.moto: subprocess.Popen | None = None
 
@@ -101,10 +105,14 @@ class Daemon:
         logs = self.state_dir / "logs"
         self.moto, moto_port = await asyncio.to_thread(start_moto, logs)
         moto_url = f"http://127.0.0.1:{moto_port}"
-        self.proxies = {name: Proxy(name, ("127.0.0.1", moto_port)) for name in [*self.regions, ROUTE53]}
+        watcher = ContractWatcher(self.state_dir / OUTPUTS)
+        self.rds = RdsEmulator(self.state_dir, moto_url, watcher, self._region_reachable, self.rds_timing)
+        self.rds.start()
+        self.proxies = {name: Proxy(name, ("127.0.0.1", moto_port),
+                                    rds_target=("127.0.0.1", self.rds.port) if name != ROUTE53 else None)
+                        for name in [*self.regions, ROUTE53]}
         for proxy in self.proxies.values():
             await proxy.start()
-        watcher = ContractWatcher(self.state_dir / OUTPUTS)
         self.prober = HealthProber(moto_url, watcher)
         self.replicator = Replicator(moto_url, watcher, self._replication_paused)
         self.dns = DnsServer(ZoneView(moto_url, watcher, self.prober))
@@ -121,6 +129,7 @@ class Daemon:
             "motoUrl": moto_url,
             "proxies": {name: p.port for name, p in self.proxies.items()},
             "dnsPort": self.dns.port,
+            "rdsPort": self.rds.port,
             "controlPort": control.sockets[0].getsockname()[1],
         })
         log.info("sandbox daemon ready: moto %s, dns %s", moto_url, self.dns.port)
@@ -136,6 +145,9 @@ class Daemon:
             return load(self.state_dir)
         except SandboxError:
             return None
+    def _region_reachable(self, region: str) -> bool:
+        proxy = self.proxies.get(region)
+        return proxy is None or proxy.mode == "pass"
 
     def _replication_paused(self) -> bool:
         """S3 replication stops while either region is unreachable (it would on AWS too)."""
@@ -151,6 +163,7 @@ class Daemon:
         self.prober.stop()
         self.replicator.stop()
         self.keeper.stop()
+        self.rds.stop()
         self.dns.stop()
         for proxy in self.proxies.values():
             await proxy.stop()
@@ -189,6 +202,9 @@ class Daemon:
                 return {"ok": False, "error": f"unknown endpoint {name!r}; known: {', '.join(self.proxies)}"}
             await self.proxies[name].set_mode(request.get("mode", "pass"))
             return {"ok": True, "proxy": self.proxies[name].describe()}
+        if op == "rds-register":
+            self.rds.register(request.get("instances", []))
+            return {"ok": True}
         return {"ok": False, "error": f"unknown op {op!r}"}
 
 
@@ -196,11 +212,12 @@ def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="pilotlight-sandbox-daemon")
     parser.add_argument("--state-dir", type=Path, required=True)
     parser.add_argument("--regions", required=True, help="comma-separated: primary,dr")
+    parser.add_argument("--rds-timing", default="fast", help="fast, aws, or KEY=SECONDS,... (scripts.sandbox.rds)")
     args = parser.parse_args(argv)
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
     for noisy in ("botocore", "boto3", "urllib3", "s3transfer"):
         logging.getLogger(noisy).setLevel(logging.WARNING)
-    daemon = Daemon(args.state_dir.absolute(), args.regions.split(","))
+    daemon = Daemon(args.state_dir.absolute(), args.regions.split(","), Timing.parse(args.rds_timing))
 
     async def run() -> None:
         loop = asyncio.get_running_loop()

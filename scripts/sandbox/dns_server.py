@@ -37,7 +37,8 @@ import dns.rdataclass
 import dns.rdatatype
 import dns.rrset
 
-from scripts.aws import SANDBOX_CREDENTIALS, botocore_config
+from scripts.aws import botocore_config
+from scripts.sandbox.state import EMULATOR_CREDENTIALS
 from scripts.sandbox.health import HealthProber
 from scripts.sandbox.state import ContractWatcher
 
@@ -54,7 +55,7 @@ class ZoneView:
         self._route53 = boto3.session.Session().client(
             "route53", region_name="us-east-1", endpoint_url=moto_url,
             config=botocore_config(retries={"mode": "standard", "max_attempts": 2}, connect_timeout=1, read_timeout=5),
-            **SANDBOX_CREDENTIALS)
+            **EMULATOR_CREDENTIALS)
         self._watcher = watcher
         self._prober = prober
         self._lock = threading.Lock()

@@ -4,9 +4,10 @@ Names come from :mod:`stacks.naming`; every bucket document (versioning, encrypt
 access block, ownership, Object Lock, lifecycle) is :func:`components.rules.bucket_documents`
 of :func:`stacks.documents.vault_rules`, and the key, topic and replication documents are the
 same ``components.rules`` functions the program declares, so the sandbox's vault, keys and
-topics are the program's (tests/sandbox/test_emulator_parity.py compares them). What the program
-creates but the sandbox does not need (the RDS standby, security groups, alarms) is left
-out: the standby is a real local PostgreSQL cluster instead. Order matters where AWS says so:
+topics are the program's (tests/sandbox/test_emulator_parity.py compares them). The two RDS instances
+(production and its cross-region replica) are described by :func:`rds_instances` for the
+emulated RDS API (:mod:`scripts.sandbox.rds`), on the real local clusters. What the program
+creates but the sandbox does not need (alarms) is left out. Order matters where AWS says so:
 versioning (implied by Object Lock at creation) on both buckets before replication.
 """
 from __future__ import annotations
@@ -19,7 +20,8 @@ from typing import Any
 import boto3
 
 from components import rules
-from scripts.aws import SANDBOX_CREDENTIALS, botocore_config
+from scripts.aws import botocore_config
+from scripts.sandbox.state import EMULATOR_CREDENTIALS
 from stacks import naming
 from stacks.config import SIDES, StackConfig
 from stacks.documents import vault_rules
@@ -33,7 +35,7 @@ def _clients(moto_url: str, region: str):
 
     def make(service: str):
         return session.client(service, region_name=region, endpoint_url=moto_url, config=botocore_config(),
-                              **SANDBOX_CREDENTIALS)
+                              **EMULATOR_CREDENTIALS)
     return make
 
 
@@ -42,11 +44,12 @@ def endpoint_host(cfg: StackConfig, identifier: str, side: str) -> str:
     return f"{identifier}.{cfg.region(side)}.{cfg.dns.zone_name}"
 
 
-def provision(cfg: StackConfig, moto_url: str, ports: dict[str, int]) -> tuple[dict[str, Any], dict[str, Any]]:
+def provision(cfg: StackConfig, moto_url: str, ports: dict[str, int]) -> tuple[dict[str, Any], dict[str, Any], list]:
     """Create keys, vault buckets, topic, zone, records and health checks.
 
-    Returns the ``outputs_document`` keyword arguments and the replication configuration applied
-    (the replicator needs it: moto's GetBucketReplication drops some of it, see replicator.py).
+    Returns the ``outputs_document`` keyword arguments, the replication configuration applied
+    (the replicator needs it: moto's GetBucketReplication drops some of it, see replicator.py)
+    and the RDS instances to register with the emulated RDS API.
     """
     aws = {side: _clients(moto_url, cfg.region(side)) for side in SIDES}
     keys = _keys(cfg, aws)
@@ -60,7 +63,7 @@ def provision(cfg: StackConfig, moto_url: str, ports: dict[str, int]) -> tuple[d
     _restore_targets(cfg, aws["dr"]("ec2"), databases, keys["dr"]["arn"])
     outputs = {"keys": keys, "buckets": buckets, "zone_id": zone_id, "databases": databases,
                "topic_arn": topics[cfg.active]}
-    return outputs, replication
+    return outputs, replication, rds_instances(cfg, databases, keys, ports)
 
 
 def _keys(cfg: StackConfig, aws) -> dict[str, dict[str, str]]:
@@ -181,7 +184,7 @@ def _dns(cfg: StackConfig, route53, ports: dict[str, int]) -> tuple[str, list[di
     zone_id = route53.create_hosted_zone(Name=cfg.dns.zone_name, CallerReference=str(uuid.uuid4()),
                                          HostedZoneConfig={"Comment": f"{naming.base(cfg)} sandbox"})["HostedZone"]["Id"]
     zone_id = zone_id.rsplit("/", 1)[-1]
-    roles = {cfg.active: "PRIMARY", cfg.passive: "SECONDARY"}
+    roles = {"primary": "PRIMARY", "dr": "SECONDARY"}  # static: the switch picks the side, never a role swap
     changes, databases = [], []
     for db in cfg.databases:
         standby_id = naming.standby_identifier(cfg, db)
@@ -191,24 +194,74 @@ def _dns(cfg: StackConfig, route53, ports: dict[str, int]) -> tuple[str, list[di
             "dr": {"identifier": standby_id, "host": endpoint_host(cfg, standby_id, "dr"),
                    "arn": f"arn:{cfg.partition}:rds:{cfg.dr_region}:{cfg.account_id}:db:{standby_id}"},
         }
-        checks = {side: route53.create_health_check(CallerReference=str(uuid.uuid4()), HealthCheckConfig={
-            "Type": "TCP", "IPAddress": "127.0.0.1", "Port": ports[side], "RequestInterval": 10,
-            "FailureThreshold": cfg.dns.health_check.failure_threshold})["HealthCheck"]["Id"] for side in SIDES}
+        signal = route53.create_health_check(CallerReference=str(uuid.uuid4()), HealthCheckConfig={
+            "Type": "TCP", "IPAddress": "127.0.0.1", "Port": ports["primary"], "RequestInterval": 10,
+            "FailureThreshold": cfg.dns.health_check.failure_threshold})["HealthCheck"]["Id"]
+        threshold = switch_thresholds(1)
+        switch = route53.create_health_check(CallerReference=str(uuid.uuid4()), HealthCheckConfig={
+            "Type": "CALCULATED", "ChildHealthChecks": [signal],
+            "HealthThreshold": threshold[cfg.active]})["HealthCheck"]["Id"]
+        for check, what in ((signal, f"{db.name}-primary"), (switch, f"{db.name}-switch")):
+            route53.change_tags_for_resource(ResourceType="healthcheck", ResourceId=check, AddTags=[
+                {"Key": "Name", "Value": naming.health_check_name(cfg, what)}])
         for side in SIDES:
-            route53.change_tags_for_resource(ResourceType="healthcheck", ResourceId=checks[side], AddTags=[
-                {"Key": "Name", "Value": naming.health_check_name(cfg, f"{db.name}-{side}")}])
             changes.append(_upsert({"Name": endpoints[side]["host"], "Type": "A", "TTL": ENDPOINT_TTL,
                                     "ResourceRecords": [{"Value": "127.0.0.1"}]}))
-            changes.append(_upsert({"Name": db.record_name, "Type": "CNAME", "TTL": cfg.dns.ttl,
-                                    "SetIdentifier": naming.set_identifier(side), "Failover": roles[side],
-                                    "HealthCheckId": checks[side],
-                                    "ResourceRecords": [{"Value": endpoints[side]["host"]}]}))
+            record = {"Name": db.record_name, "Type": "CNAME", "TTL": cfg.dns.ttl,
+                      "SetIdentifier": naming.set_identifier(side), "Failover": roles[side],
+                      "ResourceRecords": [{"Value": endpoints[side]["host"]}]}
+            if side == "primary":
+                record["HealthCheckId"] = switch
+            changes.append(_upsert(record))
         databases.append({"config": db, "primary": endpoints["primary"], "standby": endpoints["dr"],
-                          "dns": {"recordName": db.record_name, "healthCheckId": checks["primary"],
-                                  "primaryTarget": endpoints["primary"]["host"], "drTarget": endpoints["dr"]["host"]}})
+                          "dns": {"recordName": db.record_name, "healthCheckId": signal,
+                                  "primaryTarget": endpoints["primary"]["host"], "drTarget": endpoints["dr"]["host"],
+                                  "switch": {"healthCheckId": switch, "threshold": threshold}}})
     route53.change_resource_record_sets(HostedZoneId=zone_id, ChangeBatch={
         "Comment": "pilotlight sandbox failover records", "Changes": changes})
     return zone_id, databases
+
+
+def failback_section(cfg: StackConfig, name: str, generation: int = 0) -> dict[str, Any]:
+    """The contract's ``failback`` of a database at ``generation`` (identifiers as the program names them)."""
+    base = naming.base(cfg)
+    return {"generation": generation, "primaryIdentifier": f"{base}-{name}-primary-g{generation + 1}",
+            "standbyIdentifier": f"{base}-{name}-standby-g{generation + 1}"}
+
+
+def switch_thresholds(children: int) -> dict[str, int]:
+    """The switch's HealthThreshold per active side: all children (normal), or one more (always unhealthy)."""
+    return {"primary": children, "dr": children + 1}
+
+
+def rds_instances(cfg: StackConfig, databases: list[dict[str, Any]], keys: dict[str, dict[str, str]],
+                  ports: dict[str, int]) -> list[dict[str, Any]]:
+    """The instances as the program declares them: production, and its encrypted cross-region replica.
+
+    Production is referenced by the program, not created, so its KMS key is the stack's primary-region
+    key here; the replica is encrypted with the DR-region key, in the stack's subnet and parameter groups.
+    """
+    out = []
+    for item in databases:
+        db, primary, standby = item["config"], item["primary"], item["standby"]
+        common = {"DBInstanceClass": db.instance_class, "MultiAZ": False, "BackupRetentionPeriod": 7}
+        replica_of = cfg.dr_region != cfg.primary_region
+        out.append({**common, "DBInstanceIdentifier": primary["identifier"], "DBInstanceArn": primary["arn"],
+                    "Region": cfg.primary_region, "cluster": "primary", "KmsKeyId": keys["primary"]["arn"],
+                    "Endpoint": {"Address": primary["host"], "Port": ports["primary"]},
+                    "DBSubnetGroup": {"DBSubnetGroupName": "default"}, "DeletionProtection": True,
+                    "DBParameterGroups": [{"DBParameterGroupName": "default.postgres15",
+                                           "ParameterApplyStatus": "in-sync"}],
+                    "ReadReplicaDBInstanceIdentifiers": [standby["arn"] if replica_of else standby["identifier"]]})
+        out.append({**common, "DBInstanceIdentifier": standby["identifier"], "DBInstanceArn": standby["arn"],
+                    "Region": cfg.dr_region, "cluster": "dr", "KmsKeyId": keys["dr"]["arn"],
+                    "Endpoint": {"Address": standby["host"], "Port": ports["dr"]},
+                    "DBSubnetGroup": {"DBSubnetGroupName": naming.subnet_group_name(cfg)},
+                    "DeletionProtection": cfg.standby.deletion_protection,
+                    "DBParameterGroups": [{"DBParameterGroupName": naming.parameter_group_name(cfg),
+                                           "ParameterApplyStatus": "in-sync"}],
+                    "ReadReplicaSourceDBInstanceIdentifier": primary["arn"] if replica_of else primary["identifier"]})
+    return out
 
 
 def _upsert(record: dict[str, Any]) -> dict[str, Any]:

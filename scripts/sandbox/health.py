@@ -12,6 +12,12 @@ proxy: Route53 health checkers are a global data plane) and probes each one's
   successes (Route53's rule), so with the example config (3) detection takes ~1.5 s.
 
 A new health check starts healthy, as on Route53.
+
+CALCULATED checks (the stack's "switch" on the PRIMARY record) are evaluated as Route 53 does:
+healthy while at least ``HealthThreshold`` of ``ChildHealthChecks`` are healthy, so a threshold
+above the number of children is always unhealthy (that is how ``active: dr`` forces the
+failover), and ``Inverted`` flips the result. moto 5.2.5's UpdateHealthCheck forgets the
+children when the call does not repeat them (AWS keeps them), so the last children seen are kept.
 """
 from __future__ import annotations
 
@@ -24,13 +30,14 @@ from typing import Any
 
 import boto3
 
-from scripts.aws import SANDBOX_CREDENTIALS, botocore_config
+from scripts.aws import botocore_config
+from scripts.sandbox.state import EMULATOR_CREDENTIALS
 from scripts.sandbox.state import ContractWatcher
 
 log = logging.getLogger("pilotlight.sandbox.health")
 PROBE_INTERVAL = 0.5
 PROBE_TIMEOUT = 0.4
-REFRESH_INTERVAL = 2.0
+REFRESH_INTERVAL = 1.0
 _SSL_REQUEST = struct.pack("!ii", 8, 80877103)
 
 
@@ -52,7 +59,7 @@ class HealthProber:
         self._route53 = boto3.session.Session().client(
             "route53", region_name="us-east-1", endpoint_url=moto_url,
             config=botocore_config(retries={"mode": "standard", "max_attempts": 2}, connect_timeout=1, read_timeout=5),
-            **SANDBOX_CREDENTIALS)
+            **EMULATOR_CREDENTIALS)
         self._watcher = watcher
         self._checks: dict[str, dict[str, Any]] = {}
         self._lock = threading.Lock()
@@ -70,12 +77,21 @@ class HealthProber:
     def healthy(self, check_id: str) -> bool:
         """Route53's view: unknown checks count as healthy (moto would say so too)."""
         with self._lock:
-            check = self._checks.get(check_id)
-            return True if check is None else check["healthy"]
+            return self._healthy(check_id, 0)
+
+    def _healthy(self, check_id: str, depth: int) -> bool:
+        check = self._checks.get(check_id)
+        if check is None:
+            return True
+        if "children" not in check:
+            return check["healthy"]
+        up = sum(self._healthy(child, depth + 1) for child in check["children"]) if depth < 3 else 0
+        return (up >= check["healthThreshold"]) != check["inverted"]
 
     def snapshot(self) -> dict[str, dict[str, Any]]:
         with self._lock:
-            return {cid: {k: v for k, v in c.items() if k != "threshold"} for cid, c in self._checks.items()}
+            return {cid: {**{k: v for k, v in c.items() if k != "threshold"}, "healthy": self._healthy(cid, 0)}
+                    for cid, c in self._checks.items()}
 
     def _run(self) -> None:
         while not self._stop.is_set():
@@ -91,15 +107,21 @@ class HealthProber:
     def _refresh(self) -> None:
         if self._watcher.get() is None:
             return
-        found = {}
+        found, calculated = {}, {}
         for page in self._route53.get_paginator("list_health_checks").paginate():
             for hc in page["HealthChecks"]:
                 cfg = hc["HealthCheckConfig"]
-                if cfg.get("IPAddress") and cfg.get("Port"):
+                if cfg.get("Type") == "CALCULATED":
+                    calculated[hc["Id"]] = cfg
+                elif cfg.get("IPAddress") and cfg.get("Port"):
                     found[hc["Id"]] = (cfg["IPAddress"], int(cfg["Port"]), int(cfg.get("FailureThreshold", 3)))
         with self._lock:
-            for cid in set(self._checks) - set(found):
+            for cid in set(self._checks) - set(found) - set(calculated):
                 del self._checks[cid]
+            for cid, cfg in calculated.items():
+                check = self._checks.setdefault(cid, {"children": [], "changedAt": time.time()})
+                check.update(children=cfg.get("ChildHealthChecks") or check["children"],
+                             healthThreshold=int(cfg.get("HealthThreshold", 1)), inverted=bool(cfg.get("Inverted")))
             for cid, (ip, port, threshold) in found.items():
                 check = self._checks.setdefault(cid, {"healthy": True, "failures": 0, "successes": 0,
                                                       "changedAt": time.time()})
@@ -108,7 +130,7 @@ class HealthProber:
 
     def _probe_all(self) -> None:
         with self._lock:
-            targets = [(cid, c["ip"], c["port"]) for cid, c in self._checks.items()]
+            targets = [(cid, c["ip"], c["port"]) for cid, c in self._checks.items() if "children" not in c]
         for cid, ip, port in targets:
             ok = probe(ip, port)
             with self._lock:

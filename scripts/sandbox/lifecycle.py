@@ -22,8 +22,8 @@ from typing import Any
 from scripts.common import UsageError
 from scripts.sandbox import pitr
 from scripts.sandbox import postgres as pg
-from scripts.sandbox.emulator import provision
-from scripts.sandbox.state import (DAEMON, OUTPUTS, PASSFILE, REPLICATION, SIDES, STATE, SandboxError, SandboxState,
+from scripts.sandbox.emulator import failback_section, provision
+from scripts.sandbox.state import (CREDENTIALS, DAEMON, OUTPUTS, PASSFILE, RDS_STATE, REPLICATION, SIDES, STATE, EMULATOR_CREDENTIALS, SandboxError, SandboxState,
                                    free_port, load, pid_alive, read_json, terminate, write_json)
 from stacks.config import ConfigError, StackConfig, load_stack_file
 from stacks.outputs import outputs_document
@@ -45,7 +45,7 @@ def load_config(path: Path) -> StackConfig:
 
 
 def up(state_dir: Path, config_path: Path = DEFAULT_CONFIG, seed_rows: int = 1000,
-       backup_copy_delay: float = pitr.DEFAULT_COPY_DELAY_SECONDS) -> tuple[dict[str, Any], bool]:
+       rds_timing: str = "fast", backup_copy_delay: float = pitr.DEFAULT_COPY_DELAY_SECONDS) -> tuple[dict[str, Any], bool]:
     """Start (or reuse) the sandbox; returns (contract document, reused).
 
     ``backup_copy_delay``: seconds before an archived WAL segment or base backup reaches the other
@@ -60,13 +60,14 @@ def up(state_dir: Path, config_path: Path = DEFAULT_CONFIG, seed_rows: int = 100
         log.warning("replacing the sandbox in %s (%s)", state_dir, report["state"])
         down(state_dir)
     try:
-        return _create(state_dir, cfg, seed_rows, backup_copy_delay), False
+        return _create(state_dir, cfg, seed_rows, rds_timing, backup_copy_delay), False
     except BaseException:
         down(state_dir)
         raise
 
 
-def _create(state_dir: Path, cfg: StackConfig, seed_rows: int, backup_copy_delay: float) -> dict[str, Any]:
+def _create(state_dir: Path, cfg: StackConfig, seed_rows: int, rds_timing: str = "fast",
+            backup_copy_delay: float = pitr.DEFAULT_COPY_DELAY_SECONDS) -> dict[str, Any]:
     user = pg.os_user()
     (state_dir / "logs").mkdir(parents=True, exist_ok=True)
     pgroot = _pgroot(state_dir, user)
@@ -75,7 +76,7 @@ def _create(state_dir: Path, cfg: StackConfig, seed_rows: int, backup_copy_delay
         pgroot=pgroot, clusters={side: {"port": free_port(), "dataDir": str(pgroot / side)} for side in SIDES})
     _write_state(state)
     (state_dir / DAEMON).unlink(missing_ok=True)
-    daemon = _start_daemon(state)
+    daemon = _start_daemon(state, rds_timing)
     state.spawned_daemon_pid = daemon.pid
     _write_state(state)
     passwords = {pg.SUPERUSER: secrets.token_urlsafe(24), APP_USER: secrets.token_urlsafe(24)}
@@ -90,9 +91,15 @@ def _create(state_dir: Path, cfg: StackConfig, seed_rows: int, backup_copy_delay
     pg.basebackup(state, "dr", "primary")
     _start_on_free_port(state, "dr")
     info = _wait_daemon(state_dir, daemon)
-    kwargs, replication = provision(cfg, info["motoUrl"], {side: state.port(side) for side in SIDES})
+    ports = {side: state.port(side) for side in SIDES}
+    kwargs, replication, instances = provision(cfg, info["motoUrl"], ports)
     write_json(state_dir / REPLICATION, replication)
+    state.daemon = info
+    request(state, {"op": "rds-register", "instances": instances})
     endpoints = {name: f"http://127.0.0.1:{port}" for name, port in info["proxies"].items()}
+    credentials = state_dir / CREDENTIALS
+    credentials.write_text("[default]\naws_access_key_id = {aws_access_key_id}\n"
+                           "aws_secret_access_key = {aws_secret_access_key}\n".format(**EMULATOR_CREDENTIALS))
     sandbox = {
         "stateDir": str(state_dir),
         "awsEndpoints": endpoints,
@@ -104,8 +111,31 @@ def _create(state_dir: Path, cfg: StackConfig, seed_rows: int, backup_copy_delay
                      for side in SIDES},
     }
     doc = outputs_document(cfg, sandbox=sandbox, **kwargs)
+    _add_access(doc, kwargs["databases"], ports, endpoints, str(credentials), info["dnsPort"], str(state_dir / PASSFILE))
+    for item in doc["databases"]:
+        item.setdefault("failback", failback_section(cfg, item["name"]))
     write_json(state_dir / OUTPUTS, doc, mode=0o644)
     return doc
+
+
+def _add_access(doc: dict[str, Any], databases: list[dict[str, Any]], ports: dict[str, int], endpoints: dict[str, str],
+                credentials: str, dns_port: int, passfile: str) -> None:
+    """What the tools need to reach this stack, in the contract's own terms (a real stack may set these too).
+
+    Endpoint ports (both clusters share 127.0.0.1), the switch health check, the emulator's endpoints,
+    its credentials file, the DNS server as resolver and authoritative port, the database logins.
+    """
+    switches = {item["config"].name: item["dns"]["switch"] for item in databases}
+    for item in doc["databases"]:
+        item["primary"]["port"], item["standby"]["port"] = ports["primary"], ports["dr"]
+        item["dns"].setdefault("switch", switches[item["name"]])
+    doc["access"] = {
+        "awsEndpoints": endpoints,
+        "credentialsFile": credentials,
+        "dnsResolver": {"host": "127.0.0.1", "port": dns_port},
+        "authoritativePort": dns_port,
+        "database": {"user": APP_USER, "adminUser": pg.SUPERUSER, "passfile": passfile, "sslmode": "disable"},
+    }
 
 
 def _start_on_free_port(state: SandboxState, side: str, attempts: int = 3) -> None:
@@ -147,11 +177,11 @@ def _pgroot(state_dir: Path, user: str | None) -> Path:
     return root
 
 
-def _start_daemon(state: SandboxState) -> subprocess.Popen:
+def _start_daemon(state: SandboxState, rds_timing: str) -> subprocess.Popen:
     out = open(state.state_dir / "logs" / "daemon.log", "ab")
     return subprocess.Popen(
         [sys.executable, "-m", DAEMON_MARKER, "--state-dir", str(state.state_dir),
-         "--regions", ",".join(state.regions[s] for s in SIDES)],
+         "--regions", ",".join(state.regions[s] for s in SIDES), "--rds-timing", rds_timing],
         cwd=PROJECT_ROOT, stdin=subprocess.DEVNULL, stdout=out, stderr=subprocess.STDOUT, start_new_session=True)
 
 
@@ -176,22 +206,23 @@ def down(state_dir: Path) -> dict[str, Any]:
         return {"stopped": [], "leftRunning": [], "wasRunning": False}
     pids = _pids(state)
     pitr.stop_all_restored(state)
-    for side in SIDES:
-        if Path(state.clusters[side]["dataDir"]).exists():
-            pg.stop(state, side, mode="immediate")
+    for name in state.clusters:
+        if Path(state.clusters[name]["dataDir"]).exists():
+            pg.stop(state, name, mode="immediate")
     terminate(state.daemon_pid, DAEMON_MARKER)
     terminate(state.daemon.get("motoPid"), MOTO_MARKER)
     left = [name for name, (pid, marker) in pids.items() if pid_alive(pid, marker)]
     if left:
         raise SandboxError(f"could not stop: {', '.join(left)}; see {state_dir / 'logs'}")
     shutil.rmtree(state.pgroot, ignore_errors=True)
-    for name in (OUTPUTS, DAEMON, PASSFILE, REPLICATION, "replicator.json", STATE):
+    shutil.rmtree(state_dir / "snapshots", ignore_errors=True)
+    for name in (OUTPUTS, DAEMON, PASSFILE, REPLICATION, "replicator.json", CREDENTIALS, RDS_STATE, STATE):
         (state_dir / name).unlink(missing_ok=True)
     return {"stopped": sorted(name for name, (pid, _) in pids.items() if pid), "leftRunning": [], "wasRunning": True}
 
 
 def _pids(state: SandboxState) -> dict[str, tuple[int | None, str]]:
-    pids = {side: (pg.postmaster_pid(state, side), "postgres") for side in SIDES}
+    pids = {name: (pg.postmaster_pid(state, name), "postgres") for name in state.clusters}
     pids["daemon"] = (state.daemon_pid, DAEMON_MARKER)
     pids["moto"] = (state.daemon.get("motoPid"), MOTO_MARKER)
     return pids
@@ -205,8 +236,11 @@ def status(state_dir: Path) -> dict[str, Any]:
     except SandboxError:
         return {"state": "down", "healthy": False, "stateDir": str(state_dir), "processes": {}}
     processes = {name: {"pid": pid, "alive": pid_alive(pid, marker)} for name, (pid, marker) in _pids(state).items()}
-    for side in SIDES:
+    stopped = _stopped_clusters(state_dir)
+    for side in state.clusters:
         processes[side]["port"] = state.port(side)
+        if side in stopped:
+            processes[side]["rdsStatus"] = stopped[side]
         if processes[side]["alive"]:
             try:
                 processes[side]["role"] = "standby" if pg.is_in_recovery(state, side) else "primary"
@@ -218,10 +252,17 @@ def status(state_dir: Path) -> dict[str, Any]:
             daemon = request(state, {"op": "status"})
         except SandboxError as exc:
             daemon = {"ok": False, "error": str(exc)}
-    healthy = all(p["alive"] for p in processes.values()) and bool(daemon and daemon.get("ok"))
+    healthy = all(p["alive"] for n, p in processes.items() if n not in stopped) and bool(daemon and daemon.get("ok"))
     alive = any(p["alive"] for p in processes.values())
     return {"state": "up" if healthy else ("degraded" if alive else "dead"), "healthy": healthy,
             "stateDir": str(state_dir), "outputs": str(state_dir / OUTPUTS), "processes": processes, "daemon": daemon}
+
+
+def _stopped_clusters(state_dir: Path) -> dict[str, str]:
+    """Clusters whose emulated RDS instance is stopped (or going): not running is their normal state."""
+    rds = read_json(state_dir / RDS_STATE) or {}
+    return {i["cluster"]: i["DBInstanceStatus"] for i in rds.get("instances", {}).values()
+            if i["DBInstanceStatus"] in ("stopped", "stopping", "deleting")}
 
 
 def request(state: SandboxState, payload: dict[str, Any], timeout: float = 10) -> dict[str, Any]:

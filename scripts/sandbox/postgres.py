@@ -194,7 +194,7 @@ def _clear_stale_pid(data_dir: Path) -> None:
 def basebackup(state: SandboxState, side: str, source_side: str) -> None:
     """Make ``side`` a streaming replica of ``source_side``: fresh pg_basebackup -R with its own slot."""
     data_dir = state.data_dir(side)
-    slot = f"pilotlight_{side}"
+    slot = "pilotlight_" + re.sub(r"[^a-z0-9_]", "_", side.lower())
     with connect(state, source_side) as conn:
         conn.execute("SELECT pg_drop_replication_slot(slot_name) FROM pg_replication_slots "
                      "WHERE slot_name = %s AND NOT active", (slot,))

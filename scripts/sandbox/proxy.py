@@ -10,7 +10,10 @@ one moto server. Its ``mode`` decides what a client sees:
 - ``503``    answer every request with ``HTTP/1.1 503 Service Unavailable`` (throttled/unavailable service)
 
 Runs on an asyncio loop (the daemon's); :meth:`set_mode` is a coroutine so callers know the
-mode is in force when it returns. Built to be reused by a reliability suite for fault injection.
+mode is in force when it returns. A connection whose first request is signed for RDS
+(SigV4 scope ``…/rds/aws4_request``) goes to ``rds_target`` (the emulated RDS control plane,
+:mod:`scripts.sandbox.rds`) instead of moto: boto3 keeps one connection pool per client, so a
+connection carries one service. Either way it passes this proxy, so its fault modes apply. Built to be reused by a reliability suite for fault injection.
 """
 from __future__ import annotations
 
@@ -19,6 +22,7 @@ import contextlib
 import socket
 import struct
 
+RDS_SCOPE = b"/rds/aws4_request"
 MODES = ("pass", "refuse", "reset", "stall", "503")
 CHUNK = 256 * 1024
 _503 = (b"HTTP/1.1 503 Service Unavailable\r\nContent-Type: text/xml\r\nContent-Length: 118\r\n"
@@ -29,9 +33,10 @@ _503 = (b"HTTP/1.1 503 Service Unavailable\r\nContent-Type: text/xml\r\nContent-
 class Proxy:
     """Forward 127.0.0.1:``port`` to ``target``; ``port`` 0 picks a free one and keeps it across modes."""
 
-    def __init__(self, name: str, target: tuple[str, int], port: int = 0):
+    def __init__(self, name: str, target: tuple[str, int], port: int = 0, rds_target: tuple[str, int] | None = None):
         self.name = name
         self.target = target
+        self.rds_target = rds_target
         self.port = port
         self.mode = "pass"
         self.connections = 0
@@ -100,12 +105,21 @@ class Proxy:
             _close(writer)
 
     async def _forward(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+        head, target = b"", self.target
+        if self.rds_target is not None:
+            try:
+                head = await reader.readuntil(b"\r\n\r\n")
+            except asyncio.LimitOverrunError:
+                head = b""  # headers beyond the reader's limit: not a boto3 RDS request
+            if RDS_SCOPE in head:
+                target = self.rds_target
         try:
-            up_reader, up_writer = await asyncio.open_connection(*self.target)
+            up_reader, up_writer = await asyncio.open_connection(*target)
         except OSError:
             _abort(writer)
             return
         self._open.add(up_writer)
+        up_writer.write(head)
         try:
             await asyncio.gather(_pump(reader, up_writer), _pump(up_reader, writer))
         finally:

@@ -46,7 +46,8 @@ from typing import Any, Callable
 import boto3
 from botocore.exceptions import BotoCoreError, ClientError
 
-from scripts.aws import SANDBOX_CREDENTIALS, botocore_config
+from scripts.aws import botocore_config
+from scripts.sandbox.state import EMULATOR_CREDENTIALS
 from scripts.contract import Contract
 from scripts.sandbox.state import REPLICATION, ContractWatcher, write_json
 
@@ -94,7 +95,7 @@ class Replicator:
 
     def _client(self, region: str):
         return boto3.session.Session().client("s3", region_name=region, endpoint_url=self._moto_url,
-                                              config=botocore_config(), **SANDBOX_CREDENTIALS)
+                                              config=botocore_config(), **EMULATOR_CREDENTIALS)
 
     def _run(self) -> None:
         clients: dict[str, Any] = {}

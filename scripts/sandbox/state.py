@@ -8,6 +8,8 @@ Layout of the state directory (gitignored, default ``.pilotlight/sandbox``)::
     pgpass         libpq password file for the invoking user (0600)
     replication.json  the S3 replication configuration `up` applied (read by the replicator)
     replicator.json   what the replicator has copied (so a restart does not copy twice)
+    aws-credentials   an AWS shared credentials file for the emulator (its fixed test keys)
+    rds.json       the emulated RDS instances (scripts/sandbox/rds.py), rewritten on every change
     logs/          daemon.log, moto.log
 The PostgreSQL clusters live in ``pgroot`` (``state_dir/pg`` when the postgres OS user can reach it,
 else a private temp dir), owned by that user, with their own logs and passfile.
@@ -32,7 +34,11 @@ STATE = "state.json"
 DAEMON = "daemon.json"
 PASSFILE = "pgpass"
 REPLICATION = "replication.json"
+CREDENTIALS = "aws-credentials"
+RDS_STATE = "rds.json"
 SIDES = ("primary", "dr")
+# moto accepts any keys; the tools get them from an AWS shared credentials file (access.credentialsFile).
+EMULATOR_CREDENTIALS = {"aws_access_key_id": "testing", "aws_secret_access_key": "testing"}
 
 
 class SandboxError(PilotlightError):
@@ -65,6 +71,20 @@ class SandboxState:
     def internal_passfile(self) -> Path:
         """The passfile the postgres OS user's tools (pg_basebackup, walreceiver) read."""
         return self.pgroot / "pgpass"
+
+    def instance_cluster(self, side: str) -> str:
+        """The cluster serving the contract's ``primary`` or ``standby`` instance of the first database now.
+
+        After a failback the contract names new instances (on clusters the RDS emulator made); before,
+        the two clusters `up` made are the sides themselves.
+        """
+        rds = read_json(self.state_dir / RDS_STATE) or {}
+        if self.contract is not None and rds.get("instances"):
+            endpoint = self.contract.databases[0].endpoint(side)
+            inst = rds["instances"].get(endpoint.identifier)
+            if inst is not None:
+                return inst["cluster"]
+        return side
 
     def data_dir(self, side: str) -> Path:
         return Path(self.clusters[side]["dataDir"])
@@ -105,12 +125,14 @@ def load(state_dir: str | Path = DEFAULT_STATE_DIR) -> SandboxState:
             contract = load_file(state_dir / OUTPUTS)
         except ContractError:
             contract = None
+    # Clusters the emulated RDS API created (new replicas) live in rds.json, beside the two `up` made.
+    clusters = {**doc["clusters"], **((read_json(state_dir / RDS_STATE) or {}).get("clusters") or {})}
     return SandboxState(
         state_dir=state_dir,
         regions=doc["regions"],
         os_user=doc.get("osUser"),
         pgroot=Path(doc["pgroot"]),
-        clusters=doc["clusters"],
+        clusters=clusters,
         daemon=read_json(state_dir / DAEMON) or {},
         contract=contract,
         spawned_daemon_pid=doc.get("daemonPid"),

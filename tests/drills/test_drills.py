@@ -22,8 +22,12 @@ from scripts.commands import failback
 from scripts.common import Exit
 from scripts.sandbox import control
 from scripts.failover.service import resolve, service_dsn
+from scripts.failover.rds import RdsPlatform
 
 pytestmark = [pytest.mark.integration, pytest.mark.e2e]
+
+
+DRILL = ["--yes-on-stack", "dr"]  # a drill names the stack it breaks, the sandbox's too
 
 
 def run_json(capsys, module, argv):
@@ -38,8 +42,13 @@ def assert_normal_topology(sb):
     assert dbstate.state(c, db, "primary").role == "primary"
     assert dbstate.state(c, db, "dr").role == "replica"
     assert resolve(c, db).side == "primary"
-    assert dnsrecords.records_side(db, dnsrecords.fetch(c, db)) == "primary"
+    assert dnsrecords.switch_side(c, db) == "primary"
     assert c.active == "primary"
+    rds = RdsPlatform(c)  # what AWS would show: the primary standalone, the standby its replica
+    primary, standby = rds.describe("primary", db.primary.identifier), rds.describe("dr", db.standby.identifier)
+    assert "ReadReplicaSourceDBInstanceIdentifier" not in primary and primary["DBInstanceStatus"] == "available"
+    assert standby["ReadReplicaSourceDBInstanceIdentifier"] == db.primary.arn
+    assert primary["ReadReplicaDBInstanceIdentifiers"] == [db.standby.arn]
     with psycopg.connect(service_dsn(c, db), autocommit=True) as conn:  # the application can write again
         conn.execute("insert into customers (name, email) values ('after drill', %s)", (f"{uuid.uuid4()}@example.com",))
         assert conn.execute("select to_regnamespace('pilotlight_drill')").fetchone()[0] is None  # cleaned up
@@ -47,7 +56,7 @@ def assert_normal_topology(sb):
 
 def test_regional_outage_with_control_plane_down_recovers_measures_and_fails_back(module_sandbox, tmp_path, capsys):
     rc, result, _ = run_json(capsys, drill, ["--scenario", "regional-outage", "--outputs", str(module_sandbox.outputs_path),
-                                             "--report", str(tmp_path)])
+                                             "--report", str(tmp_path), *DRILL])
     assert rc == Exit.OK, result["failedStep"] or result["error"]
     m = result["measured"]
     assert result["verdict"] == "PASS"
@@ -57,9 +66,13 @@ def test_regional_outage_with_control_plane_down_recovers_measures_and_fails_bac
     assert m["heartbeatGapSeconds"] > 0 and m["failedWriteAttempts"] > 0  # the outage was really felt
     assert m["heartbeat"]["bySide"]["primary"] >= 10 and m["heartbeat"]["bySide"]["dr"] >= 1
     steps = {s["name"]: s for s in result["steps"]}
-    # Route53's control plane was down: the record change failed, recovery did not depend on it.
-    assert steps["cutover: change dns records"]["status"] == "warning"
-    assert "control plane unavailable" in steps["cutover: change dns records"]["detail"]
+    # Route53's control plane was down: setting the switch failed, recovery did not depend on it.
+    assert steps["cutover: set the switch"]["status"] == "warning"
+    assert "control plane unavailable" in steps["cutover: set the switch"]["detail"]
+    assert "PromoteReadReplica" in steps["cutover: promote dr"]["detail"]
+    # the failback went through the RDS API: new primary and standby, the retired ones stopped
+    assert m["staleWriterAcknowledged"] > 0 and m["staleWriterLost"] == 0  # the fence stopped a PGOPTIONS writer
+    assert any(n.startswith("failback: create ") and n.endswith("-primary-g1") for n in steps)
     assert steps["cutover: verify dns"]["status"] == "ok" and "-> dr" in steps["cutover: verify dns"]["detail"]
     assert all(c["passed"] for c in result["checks"])
     for fmt in ("json", "md", "html"):
@@ -71,11 +84,11 @@ def test_regional_outage_with_control_plane_down_recovers_measures_and_fails_bac
 def test_a_stalled_control_plane_does_not_delay_promotion(module_sandbox, capsys):
     """Route53's API accepts connections and never answers: the calls time out after promotion, not before."""
     rc, result, _ = run_json(capsys, drill, ["--scenario", "regional-outage", "--outputs", str(module_sandbox.outputs_path),
-                                             "--control-plane", "stall"])
+                                             "--control-plane", "stall", *DRILL])
     assert rc == Exit.OK, result["failedStep"] or result["error"]
     steps = [s["name"] for s in result["steps"]]
-    assert "cutover: read dns records" not in steps  # an emergency promotes first
-    change = next(s for s in result["steps"] if s["name"] == "cutover: change dns records")
+    assert "cutover: read switch" not in steps  # an emergency promotes first
+    change = next(s for s in result["steps"] if s["name"] == "cutover: set the switch")
     assert change["status"] == "warning" and "Timeout" in change["detail"]
     assert result["measured"]["rtoSeconds"] < change["seconds"]  # the service was back long before the API gave up
     assert_normal_topology(module_sandbox)
@@ -88,13 +101,18 @@ def test_planned_cutover_twice_is_a_noop_then_failback_returns_the_service(modul
         conn.execute("insert into customers (name, email) values ('before cutover', 'before@example.com')")
     assert cutover.main(["--to", "dr", "--outputs", outputs]) == Exit.REFUSED  # no --yes
     rc, plan, _ = run_json(capsys, cutover, ["--to", "dr", "--dry-run", "--outputs", outputs])
-    assert rc == Exit.OK and plan["dryRun"] and len(plan["changeBatch"]["Changes"]) == 2
+    assert rc == Exit.OK and plan["dryRun"] and any("UpdateHealthCheck" in p for p in plan["plan"])
     assert resolve(c, db).side == "primary" and dbstate.state(c, db, "dr").role == "replica"
-    assert dnsrecords.records_side(db, dnsrecords.fetch(c, db)) == "primary"
+    assert dnsrecords.switch_side(c, db) == "primary"
+    records = dnsrecords.fetch(c, db)
 
     rc, first, _ = run_json(capsys, cutover, ["--to", "dr", "--yes", "--outputs", outputs])
     assert rc == Exit.OK and first["changed"] and not first["already"]
-    assert first["changeBatch"]["Changes"] and first["pulumiConfig"] == "pulumi config set pilotlight:active dr --stack dr"
+    assert first["pulumiConfig"] == "pulumi config set pilotlight:active dr --stack dr"
+    assert dnsrecords.fetch(c, db) == records  # static records: only the switch moved
+    assert dnsrecords.switch_side(c, db) == "dr"
+    promoted = RdsPlatform(c).describe("dr", db.standby.identifier)
+    assert "ReadReplicaSourceDBInstanceIdentifier" not in promoted  # RDS: no longer a replica
     assert all(dnscheck.side_of(db, t) == "dr" for t in first["dnsAfter"].values())
     assert dbstate.state(c, db, "dr").role == "primary"
     assert module_sandbox.reload().active == "dr"
@@ -111,16 +129,24 @@ def test_planned_cutover_twice_is_a_noop_then_failback_returns_the_service(modul
 
     rc, back, _ = run_json(capsys, failback, ["--to", "primary", "--yes", "--outputs", outputs])
     assert rc == Exit.OK and not back["already"]
-    assert [s["name"] for s in back["steps"] if s["name"].startswith("re-seed")] == [
-        "re-seed primary from dr", "re-seed dr from primary"]
+    fb = db.failback
+    assert [s["name"] for s in back["steps"] if s["name"].startswith("create ")] == [
+        f"create {fb.primary_identifier}", f"create {fb.standby_identifier}"]
     assert all(s["seconds"] >= 0 for s in back["steps"])
+    assert back["pulumiCommands"][-1] == "pulumi up --refresh --stack dr"
+    assert f"databases[0].primaryArn' {back['newPrimary']['arn']}" in back["pulumiCommands"][0]
     assert_normal_topology(module_sandbox)
-    with psycopg.connect(service_dsn(c, db), autocommit=True) as conn:
+    c = module_sandbox.contract
+    assert c.database().primary.identifier == fb.primary_identifier
+    rds = RdsPlatform(c)
+    assert rds.describe("dr", db.standby.identifier)["DBInstanceStatus"] in ("stopping", "stopped")  # retired
+    with psycopg.connect(service_dsn(c, c.database()), autocommit=True) as conn:
         assert conn.execute("select count(*) from customers where email = 'on-dr@example.com'").fetchone()[0] == 1
 
 
 def test_ransomware_delete_is_refused_and_the_clean_backup_restored(module_sandbox, capsys):
-    rc, result, _ = run_json(capsys, drill, ["--scenario", "ransomware", "--outputs", str(module_sandbox.outputs_path)])
+    rc, result, _ = run_json(capsys, drill, ["--scenario", "ransomware", "--outputs", str(module_sandbox.outputs_path),
+                                             *DRILL])
     assert rc == Exit.OK, result["failedStep"] or result["error"]
     checks = {c["name"]: c for c in result["checks"]}
     assert checks["Object Lock refused every delete of the clean backup"]["passed"]
@@ -132,7 +158,8 @@ def test_ransomware_delete_is_refused_and_the_clean_backup_restored(module_sandb
 
 @pytest.mark.parametrize("scenario", ["data-corruption", "accidental-deletion"])
 def test_data_drills_bring_the_data_back_and_clean_up(module_sandbox, scenario, capsys):
-    rc, result, _ = run_json(capsys, drill, ["--scenario", scenario, "--outputs", str(module_sandbox.outputs_path)])
+    rc, result, _ = run_json(capsys, drill, ["--scenario", scenario, "--outputs", str(module_sandbox.outputs_path),
+                                             *DRILL])
     assert rc == Exit.OK, result["failedStep"] or result["error"]
     assert all(c["passed"] for c in result["checks"]) and result["backup"]["id"]
     assert 0 <= result["measured"]["rpoSeconds"] < 600 and result["measured"]["rtoSeconds"] > 0
@@ -140,7 +167,7 @@ def test_data_drills_bring_the_data_back_and_clean_up(module_sandbox, scenario, 
     # the recovery point is the vault's newest backup, not one taken for the drill: writes acknowledged
     # after it and before the damage are counted as lost (the heartbeat table is in the same database)
     assert result["measured"]["acknowledgedRowsLost"] >= 0
-    c = module_sandbox.contract
+    c = module_sandbox.reload()
     with psycopg.connect(service_dsn(c), autocommit=True) as conn:
         leftovers = conn.execute("select count(*) from pg_namespace where nspname like 'pilotlight%'").fetchone()[0]
         databases = conn.execute("select count(*) from pg_database where datname like %s", (c.database().db_name + "_%",))
@@ -157,13 +184,13 @@ def test_unhealthy_dr_cutover_refused_and_drill_fails_at_a_named_step(module_san
         assert rc == Exit.REFUSED
         assert "dr database is not healthy" in err and "--force" in err and "Traceback" not in err
         assert resolve(c, db).side == "primary"
-        assert dnsrecords.records_side(db, dnsrecords.fetch(c, db)) == "primary"
+        assert dnsrecords.switch_side(c, db) == "primary"
         with psycopg.connect(service_dsn(c, db), autocommit=True) as conn:  # the primary was not fenced
             conn.execute("insert into customers (name, email) values ('still writable', %s)", (f"{uuid.uuid4()}@example.com",))
         assert module_sandbox.reload().active == "primary"
 
         rc, result, _ = run_json(capsys, drill, ["--scenario", "regional-outage", "--outputs", outputs,
-                                                 "--report", str(tmp_path)])
+                                                 "--report", str(tmp_path), *DRILL])
         assert rc == Exit.FAILED and result["verdict"] == "FAIL"
         assert result["failedStep"]["name"] == "check starting state"
         assert "dr streaming" in result["failedStep"]["detail"]

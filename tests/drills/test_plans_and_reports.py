@@ -1,4 +1,5 @@
-"""Pure parts of cutover and drills: the change batch, the reports, the real-stack confirmation (no services)."""
+"""Pure parts of cutover and drills: the switch, the reports, the stack confirmation (no services)."""
+import dataclasses
 import json
 from pathlib import Path
 
@@ -8,49 +9,20 @@ from scripts.failover import records as dnsrecords
 from scripts.drills import report
 from scripts.common import PilotlightError
 from scripts.contract import parse
+from scripts.sandbox.emulator import switch_thresholds
 from scripts.steps import Steps
 
 FIXTURE = Path(__file__).parent.parent / "fixtures" / "outputs.json"
 DB = parse(json.loads(FIXTURE.read_text())).database()
 
 
-def failover_pair(primary_role="PRIMARY"):
-    dr_role = "SECONDARY" if primary_role == "PRIMARY" else "PRIMARY"
-    return [
-        {"Name": "db.orders.example.com.", "Type": "CNAME", "SetIdentifier": "primary", "Failover": primary_role,
-         "TTL": 30, "HealthCheckId": "hc-p", "ResourceRecords": [{"Value": DB.dns.primary_target}]},
-        {"Name": "db.orders.example.com.", "Type": "CNAME", "SetIdentifier": "dr", "Failover": dr_role,
-         "TTL": 30, "HealthCheckId": "hc-d", "ResourceRecords": [{"Value": DB.dns.dr_target}]},
-    ]
+def test_a_cutover_without_a_switch_in_the_contract_is_an_error_naming_the_fix():
+    with pytest.raises(PilotlightError, match="no switch health check.*pulumi up"):
+        dnsrecords._switch(dataclasses.replace(DB, dns=dataclasses.replace(DB.dns, switch=None)))
 
 
-def test_cutover_swaps_failover_roles_in_one_batch_keeping_targets_and_health_checks():
-    changes = dnsrecords.plan_switch(DB, failover_pair(), "dr")
-    assert [c["Action"] for c in changes] == ["UPSERT", "UPSERT"]
-    by_id = {c["ResourceRecordSet"]["SetIdentifier"]: c["ResourceRecordSet"] for c in changes}
-    assert by_id["dr"]["Failover"] == "PRIMARY" and by_id["primary"]["Failover"] == "SECONDARY"
-    assert by_id["dr"]["ResourceRecords"] == [{"Value": DB.dns.dr_target}]
-    assert by_id["primary"]["HealthCheckId"] == "hc-p" and by_id["dr"]["HealthCheckId"] == "hc-d"
-
-
-def test_records_already_on_the_target_side_need_no_change():
-    assert dnsrecords.plan_switch(DB, failover_pair("SECONDARY"), "dr") == []
-    assert dnsrecords.records_side(DB, failover_pair("SECONDARY")) == "dr"
-    assert len(dnsrecords.plan_switch(DB, failover_pair("SECONDARY"), "primary")) == 2
-
-
-def test_a_plain_record_is_repointed():
-    plain = [{"Name": "db.orders.example.com.", "Type": "CNAME", "TTL": 30,
-              "ResourceRecords": [{"Value": DB.dns.primary_target}]}]
-    (change,) = dnsrecords.plan_switch(DB, plain, "dr")
-    assert change["ResourceRecordSet"]["ResourceRecords"] == [{"Value": DB.dns.dr_target}]
-
-
-def test_records_not_naming_the_target_are_an_error_not_a_guess():
-    other = failover_pair()
-    other[1]["ResourceRecords"] = [{"Value": "somewhere.else.example.com"}]
-    with pytest.raises(PilotlightError, match="names the dr target"):
-        dnsrecords.plan_switch(DB, other, "dr")
+def test_the_switch_threshold_forces_dr_with_one_more_than_its_children():
+    assert switch_thresholds(1) == {"primary": 1, "dr": 2}
 
 
 def test_report_names_the_failed_step_and_why(tmp_path):

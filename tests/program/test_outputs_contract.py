@@ -78,7 +78,18 @@ def test_sandbox_section_is_passed_through_and_parses():
         "clusters": {s: {"host": "127.0.0.1", "port": p, "dataDir": f"/tmp/s/{s}"} for s, p in (("primary", 5433), ("dr", 5434))},
     }
     contract = parse(plain_document(config(), sandbox=sandbox))
-    assert contract.aws_endpoint("dr") == "http://127.0.0.1:5002"
+    assert contract.sandbox.aws_endpoints["us-west-2"] == "http://127.0.0.1:5002"
+    assert contract.aws_endpoint("dr") is None  # the tools read endpoints from `access`, never from `sandbox`
+
+
+def test_access_section_gives_the_tools_endpoints_resolver_and_logins():
+    doc = plain_document(config())
+    doc["access"] = {"awsEndpoints": {"us-west-2": "https://vpce.example"}, "credentialsFile": "/creds",
+                     "dnsResolver": {"host": "127.0.0.1", "port": 5353}, "authoritativePort": 5353,
+                     "database": {"user": "app", "adminUser": "master", "passfile": "/pgpass", "sslmode": "verify-full"}}
+    contract = parse(doc)
+    assert contract.aws_endpoint("dr") == "https://vpce.example" and contract.aws_endpoint("primary") is None
+    assert contract.access.dns_resolver == ("127.0.0.1", 5353) and contract.access.database.admin_user == "master"
 
 
 def test_active_side_is_reported():

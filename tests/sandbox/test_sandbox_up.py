@@ -67,7 +67,8 @@ def test_emulator_has_the_vault_keys_and_zone(sandbox):
     db = c.database()
     assert failover["PRIMARY"]["ResourceRecords"][0]["Value"] == db.dns.primary_target
     assert failover["SECONDARY"]["ResourceRecords"][0]["Value"] == db.dns.dr_target
-    assert failover["PRIMARY"]["HealthCheckId"] == db.dns.health_check_id
+    assert failover["PRIMARY"]["HealthCheckId"] == db.dns.switch.health_check_id  # the calculated switch
+    assert "HealthCheckId" not in failover["SECONDARY"]
 
 
 def test_standby_is_a_streaming_replica(sandbox):

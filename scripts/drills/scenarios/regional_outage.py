@@ -12,12 +12,14 @@ service name all along:
 - RPO = last heartbeat acknowledged by the old primary → newest of those present on the new
   primary (0 when every acknowledged row survived); lost acknowledged rows are counted too.
 
-Afterwards the sandbox is restored by a real ``failback`` (regions unblocked, the old primary
-re-seeded from DR, switched back, DR re-seeded), so the next drill starts where this one did.
+Afterwards the service is restored by a real ``failback`` (regions unblocked, a new primary
+built from DR, switched back, a new DR replica), so the next drill starts where this one did.
 
-Real stack: a region cannot be switched off from here. The drill fences the primary read-only
-(the application sees its writes fail, as in an outage) and runs the planned cutover through the
-Route53 control plane; it does not fail back (that is a stack change, docs/drills.md).
+Real stack: a region cannot be switched off from here. The drill fences the primary (the
+application sees its writes fail, as in an outage) and runs the planned cutover through the
+Route53 control plane. Both then fail back through the RDS API (new primary and standby
+instances, docs/drills.md), with a writer that keeps writing to DR directly and overrides the
+read-only default: every write it got acknowledged must be on the new primary.
 """
 from __future__ import annotations
 
@@ -28,7 +30,8 @@ from scripts.failover import dns as dnscheck
 from scripts.drills import heartbeat
 from scripts.common import PilotlightError
 from scripts.failover.cutover import perform_cutover
-from scripts.failover.failback import perform_failback
+from scripts.failover.failback import moved_database, perform_failback
+from scripts.sandbox import faults
 from scripts.drills.scenarios import DrillContext
 from scripts.steps import SKIPPED
 
@@ -37,48 +40,27 @@ RECOVER_TIMEOUT = 60.0
 BASELINE_ACKS = 10
 
 
-class SandboxOutage:
-    """Kill the primary cluster, cut the primary region (and Route53's control plane) off."""
-
-    def __init__(self, ctx: DrillContext):
-        from scripts.sandbox import control
-
-        self.control = control
-        self.state = control.load(ctx.contract.sandbox.state_dir)
-        # endpoint -> proxy mode; Route53's control plane fails as asked (refuse, stall, 503) or stays up
-        self.faults = {ctx.contract.regions["primary"]: "refuse"}
-        if ctx.options.get("control_plane", "refuse") != "up":
-            self.faults["route53"] = ctx.options.get("control_plane", "refuse")
-        self.blocked = list(self.faults)
-
-    def inject(self) -> str:
-        self.control.kill_cluster(self.state, "primary")
-        for endpoint, mode in self.faults.items():  # one proxy each, whatever region route53 lives in
-            self.control.set_endpoint_mode(self.state, endpoint, mode)
-        return "primary cluster SIGKILLed; " + ", ".join(f"{e}: {m}" for e, m in self.faults.items())
-
-    def heal(self) -> None:
-        for endpoint in self.blocked:
-            self.control.set_endpoint_mode(self.state, endpoint, "pass")
-
-
 class StackOutage:
-    """On a real stack: fence the primary's writes; recovery goes through the control plane."""
+    """On a real stack: fence the primary (no session, no new connection); recovery goes through the control plane."""
+
+    kills_primary = False
 
     def __init__(self, ctx: DrillContext):
         self.ctx = ctx
 
     def inject(self) -> str:
         ended = dbstate.fence(self.ctx.contract, self.ctx.db, "primary")
-        return f"primary fenced read-only, {ended} session(s) ended"
+        return f"primary fenced, {ended} session(s) ended"
 
     def heal(self) -> None:
-        """Nothing: the stack now runs on DR; failing back is a stack change."""
+        """Nothing: the service now runs on DR until the failback."""
+
+    def rollback(self) -> None:
+        dbstate.unfence(self.ctx.contract, self.ctx.db, "primary")
 
 
 def run(ctx: DrillContext) -> None:
     contract, db, steps = ctx.contract, ctx.db, ctx.steps
-    sandbox = contract.sandbox is not None
     with steps.step("check starting state") as s:
         primary, dr = dbstate.state(contract, db, "primary"), dbstate.state(contract, db, "dr")
         serving = dnscheck.answering_side(contract, db)
@@ -89,7 +71,7 @@ def run(ctx: DrillContext) -> None:
     with steps.step("create heartbeat table"):
         heartbeat.create_table(contract, db, "primary")
         dbstate.wait_caught_up(contract, db, "dr", "primary", 30)
-    outage = SandboxOutage(ctx) if sandbox else StackOutage(ctx)
+    outage = faults.regional_outage(contract, ctx.options) or StackOutage(ctx)
     beat = heartbeat.Heartbeat(contract, db)
     injected = False
     try:
@@ -104,12 +86,12 @@ def run(ctx: DrillContext) -> None:
             s.note(outage.inject())
         ctx.measured["failureAt"] = wall_fail
         with steps.step("detect: dns fails over") as s:
-            if sandbox:
+            if outage.kills_primary:
                 dnscheck.wait_for(contract, db, "dr", DETECT_TIMEOUT)
                 ctx.measured["detectionSeconds"] = round(time.monotonic() - t_fail, 3)
                 s.note("health check failed; the failover records answer dr (no API call)")
             else:
-                s.note("real stack: the primary is fenced, not down; the cutover moves the records", SKIPPED)
+                s.note("the primary is fenced, not down: the cutover sets the switch", SKIPPED)
         result = perform_cutover(contract, db, "dr", steps.child("cutover: "), outputs=ctx.outputs, dns_timeout=30)
         ctx.check("dns answers dr on every authoritative server",
                   all(dnscheck.side_of(db, t) == "dr" for t in result["dnsAfter"].values()),
@@ -131,7 +113,7 @@ def run(ctx: DrillContext) -> None:
         beat.stop()
         ctx.measured["heartbeat"] = beat.summary()
         if injected:
-            _restore(ctx, outage, sandbox)
+            _restore(ctx, outage)
         else:
             heartbeat.drop_table(contract, db, "primary")
 
@@ -159,24 +141,32 @@ def _measure_rpo(ctx: DrillContext, beat: heartbeat.Heartbeat, t_fail: float) ->
               f"{len(present)} present on dr, {len(lost)} lost")
 
 
-def _restore(ctx: DrillContext, outage, sandbox: bool) -> None:
-    """Leave the service as it was: unblock, fail back (sandbox), drop the heartbeat table."""
+def _restore(ctx: DrillContext, outage) -> None:
+    """Leave the service as it was: heal, fail back (with a stale writer on DR the fence must stop), clean up."""
     contract, db, steps = ctx.contract, ctx.db, ctx.steps
     with steps.step("heal: endpoints reachable again"):
         outage.heal()
-    if not sandbox:
-        ctx.notes.append("real stack left running on dr: fail back with a stack change (docs/drills.md)")
-        with steps.step("cleanup: drop heartbeat table"):
-            heartbeat.drop_table(contract, db, "dr")
-        return
     dr = dbstate.state(contract, db, "dr")
-    if dr.role == "primary":
-        perform_failback(contract, db, steps.child("failback: "), outputs=ctx.outputs, dns_timeout=30)
-    else:
-        with steps.step("rollback: restart primary"):
-            outage.control.start_cluster(outage.state, "primary")
+    if dr.role != "primary":
+        with steps.step("rollback: bring the primary back"):
+            outage.rollback()
             dnscheck.wait_for(contract, db, "primary", 30)
+        with steps.step("cleanup: drop heartbeat table"):
+            heartbeat.drop_table(contract, db, "primary")
+        return
+    stale = heartbeat.StaleWriter(contract, db, side="dr").start()
+    try:
+        result = perform_failback(contract, db, steps.child("failback: "), outputs=ctx.outputs, dns_timeout=30)
+    finally:
+        stale.stop()
+    db = moved_database(db, result)
+    lost = stale.lost_after(contract, db, "primary")
+    ctx.measured.update(staleWriterAcknowledged=len(stale.acks), staleWriterLost=len(lost),
+                        staleWriterFailedAttempts=stale.failures)
+    ctx.check("no acknowledged write lost to a client overriding the read-only default",
+              not lost and result["switchover"].get("fenceHeld", True),
+              f"{len(stale.acks)} acknowledged on dr by a PGOPTIONS writer, {len(lost)} missing on the new primary")
     with steps.step("cleanup: drop heartbeat table"):
         heartbeat.drop_table(contract, db, "primary")
         dbstate.wait_caught_up(contract, db, "dr", "primary", 30)
-    ctx.notes.append("sandbox restored by failback: primary serves again, dr streams from it")
+    ctx.notes.append(f"restored by failback: {db.primary.identifier} serves, {db.standby.identifier} streams from it")
