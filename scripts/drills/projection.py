@@ -27,8 +27,10 @@ def projected_rto(contract: Contract, scenario: str, measured: dict[str, Any], b
             return {"seconds": None, "basis": "the stack's outputs carry no recovery figures (re-run `pulumi up`)"}
         hc = recovery.get("healthCheck") or {}
         detection = float(recovery["detectionSeconds"])
-        how = (f"{hc['intervalSeconds']} s x {hc['failureThreshold']}" if {"intervalSeconds", "failureThreshold"} <= set(hc)
-               else human_seconds(detection))
+        # Interval x threshold explains the detection only for an endpoint check; an alarm-based
+        # signal (the DATABASE default) detects in its alarm's periods, which the figure already holds.
+        counted = {"intervalSeconds", "failureThreshold"} <= set(hc) and hc["intervalSeconds"] * hc["failureThreshold"] == detection
+        how = f"{hc['intervalSeconds']} s x {hc['failureThreshold']}" if counted else human_seconds(detection)
         total = detection + contract.ttl + float(recovery["promotionSeconds"])
         return {"seconds": total,
                 "basis": f"health-check detection {how} + DNS TTL {contract.ttl} s + promotion budget "

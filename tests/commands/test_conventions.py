@@ -109,10 +109,11 @@ def test_drill_dry_run_plans_every_scenario_and_touches_nothing(capsys):
     assert doc["dryRun"] is True and doc["target"] == "stack dr" and doc["confirmation"] == "--yes-on-stack dr"
     by_name = {d["scenario"]: d for d in doc["drills"]}
     assert list(by_name) == list(drill.ALL)
-    assert by_name["regional-outage"]["projectedRto"]["seconds"] == 360
+    # detection 180 s (the DATABASE signal alarm: 3 one-minute periods) + TTL 30 s + promotion budget 300 s
+    assert by_name["regional-outage"]["projectedRto"]["seconds"] == 180 + 30 + 300
     assert drill.main(["--outputs", str(FIXTURE), "--scenario", "regional-outage", "--dry-run"]) == Exit.OK
     out = capsys.readouterr().out
-    assert out.startswith("dry run: nothing touched. On the stack dr") and "RTO on AWS ~6 min" in out
+    assert out.startswith("dry run: nothing touched. On the stack dr") and "RTO on AWS ~8 min 30 s (health-check detection 3 min + DNS TTL 30 s" in out
 
 
 def _keys(doc):

@@ -57,7 +57,7 @@ def test_verify_test_restore_says_what_it_restored_and_never_all_good_with_a_tie
     wait_replicated(sandbox, made.id)
     assert verify.main(args(sandbox, "--backup", made.id, "--test-restore")) == Exit.OK
     out = capsys.readouterr().out
-    assert re.search(r"restored into orders_verify_\w+ on 127\.0\.0\.1:\d+ in [\d.]+ s: \d+ rows in \d+ tables match "
+    assert re.search(r"restored into orders_verify_\w+ on [\w.-]+:\d+ in [\d.]+ s: \d+ rows in \d+ tables match "
                      r"the manifest \([\d.]+ (KiB|MiB) dump\); scratch database dropped", out), out
     assert f"verify: backup {made.id} is good (tiers not checked" in out and "all good" not in out
     rc = verify.main(args(sandbox))  # the shared sandbox has no monthly backup: status would FAIL that tier

@@ -92,10 +92,11 @@ def page_of(result: dict, directory: Path) -> str:
 
 def test_the_projected_rto_on_aws_comes_from_the_stacks_own_figures(tmp_path):
     result = outage_result()
-    assert result["projectedRto"]["seconds"] == 10 * 3 + 30 + 300  # interval x threshold + TTL + promotion budget
+    # the stack's detection (its DATABASE signal alarm: 3 one-minute periods) + TTL + promotion budget
+    assert result["projectedRto"]["seconds"] == 180 + 30 + 300
     text = Tree(page_of(result, tmp_path)).visible
-    assert "RTO 15 min 1.7 s 6 min met" in text
-    assert "health-check detection 10 s x 3 + DNS TTL 30 s + promotion budget 5 min" in text
+    assert "RTO 15 min 1.7 s 8 min 30 s met" in text
+    assert "health-check detection 3 min + DNS TTL 30 s + promotion budget 5 min" in text
 
 
 def test_the_picture_shows_commits_by_side_the_marks_and_the_rto_window(tmp_path):
