@@ -20,10 +20,12 @@ Version 1 (``contractVersion: 1``), every top-level key is one ``pulumi.export``
                        primary: {identifier, arn, host[, port]},
                        standby: {identifier, arn, host[, port]},
                        dns: {recordName, healthCheckId, primaryTarget, drTarget,
-                             [switch: {healthCheckId, threshold: {primary, dr}}],
-                             [signalAlarm: {name, region}]},
-                       [failback: {generation, primaryIdentifier, standbyIdentifier, standbyUrn}],
-                       [promotion: {backupRetentionDays, multiAz}]}]
+                              [switch: {healthCheckId, threshold: {primary, dr}}],
+                              [signalAlarm: {name, region}]},
+                        [failback: {generation, primaryIdentifier, standbyIdentifier, standbyUrn}],
+                        [promotion: {backupRetentionDays, multiAz}],
+                        [restore: {primary|dr: {subnetGroupName, securityGroupIds, parameterGroupName,
+                                                kmsKeyId, instanceClass, automatedBackupsArn?}}]}]
     alarms           {topicArn, metricNamespace, backupAgeMetric}
     objectives       {scenario: {rtoSeconds, rpoSeconds}} for regional-outage, database-loss,
                       data-corruption, ransomware, accidental-deletion
@@ -44,7 +46,7 @@ import os
 import re
 import shutil
 import subprocess
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Mapping
 
@@ -153,6 +155,23 @@ class Promotion:
 
 
 @dataclass(frozen=True)
+class RestoreTarget:
+    """Where a point-in-time restore in one region lands: the stack's network, parameters and key.
+
+    ``automated_backups_arn`` names the automated backups to restore from in that region (the DR
+    region's replicated copy); ``kms_key_id`` is the key the restored instance must end up with
+    (RestoreDBInstanceToPointInTime takes no key: it keeps the backups' own).
+    """
+
+    subnet_group_name: str
+    security_group_ids: tuple[str, ...]
+    parameter_group_name: str
+    kms_key_id: str
+    instance_class: str
+    automated_backups_arn: str | None = None
+
+
+@dataclass(frozen=True)
 class Database:
     name: str
     db_name: str
@@ -162,6 +181,7 @@ class Database:
     dns: ServiceDns
     failback: Failback | None = None
     promotion: Promotion | None = None
+    restore: Mapping[str, RestoreTarget] = field(default_factory=dict)
 
     def endpoint(self, side: str) -> Endpoint:
         return self.primary if side == "primary" else self.standby
@@ -398,6 +418,7 @@ def parse(doc: Mapping[str, Any]) -> Contract:
                     signal_alarm={k: _str(wrapped, f"{p}.dns.signalAlarm.{k}") for k in ("name", "region")}
                     if item.get("dns", {}).get("signalAlarm") else None,
                 ),
+                restore=_parse_restore(wrapped, p, item.get("restore") if isinstance(item, Mapping) else None),
                 failback=_failback(wrapped, f"{p}.failback") if item.get("failback") else None,
                 promotion=Promotion(_int(wrapped, f"{p}.promotion.backupRetentionDays"),
                                     bool(item["promotion"].get("multiAz"))) if item.get("promotion") else None,
@@ -496,6 +517,29 @@ def _parse_jobs(raw: Any) -> tuple[Job, ...]:
             command=tuple(command), environment=dict(env),
         ))
     return tuple(jobs)
+
+
+def _parse_restore(wrapped: Mapping[str, Any], p: str, raw: Any) -> dict[str, RestoreTarget]:
+    if raw is None:
+        return {}
+    if not isinstance(raw, Mapping) or not set(raw) <= set(SIDES):
+        raise ContractError(f"outputs '{p}.restore' must map primary/dr to restore settings")
+    out = {}
+    for side in raw:
+        q = f"{p}.restore.{side}"
+        groups = _get(wrapped, f"{q}.securityGroupIds")
+        if not isinstance(groups, list) or not groups or not all(isinstance(g, str) and g for g in groups):
+            raise ContractError(f"outputs '{q}.securityGroupIds' must be a non-empty list of security group ids")
+        arn = raw[side].get("automatedBackupsArn")
+        out[side] = RestoreTarget(
+            subnet_group_name=_str(wrapped, f"{q}.subnetGroupName"),
+            security_group_ids=tuple(groups),
+            parameter_group_name=_str(wrapped, f"{q}.parameterGroupName"),
+            kms_key_id=_str(wrapped, f"{q}.kmsKeyId"),
+            instance_class=_str(wrapped, f"{q}.instanceClass"),
+            automated_backups_arn=_str(wrapped, f"{q}.automatedBackupsArn") if arn is not None else None,
+        )
+    return out
 
 
 def _parse_sandbox(raw: Mapping[str, Any], regions) -> Sandbox:

@@ -25,7 +25,7 @@ from stacks import naming, objectives
 from stacks.jobsplan import job_specs
 from stacks.config import DatabaseConfig, StackConfig
 from stacks.documents import vault_rules
-from stacks.outputs import outputs_document, primary_endpoint, promotion_document
+from stacks.outputs import outputs_document, primary_endpoint, promotion_document, restore_target
 from stacks.vocabulary import BACKUP_AGE_METRIC, IDLE_REPLICA_LAG_SECONDS, METRIC_NAMESPACE, SIDES
 
 ARC_CONTROL_PLANE_REGION = "us-west-2"
@@ -287,6 +287,18 @@ class DrStack:
                         "primaryIdentifier": naming.failback_primary_identifier(cfg, db),
                         "standbyIdentifier": naming.standby_identifier(cfg, db, db.generation + 1),
                         "standbyUrn": standby.instance_urn,
+                    },
+                    # A DR-region point-in-time restore lands in the standby's network, with its
+                    # parameters and class, from the replicated automated backups (their id is the ARN).
+                    "restore": {
+                        "dr": restore_target(
+                            subnet_group_name=self.network.subnet_group_name,
+                            security_group_ids=[self.network.security_group_id],
+                            parameter_group_name=self.network.parameter_group_name,
+                            kms_key_id=self.keys.arn("dr"),
+                            instance_class=db.instance_class,
+                            automated_backups_arn=standby.backups_replication_id,
+                        )
                     },
                 }
             )

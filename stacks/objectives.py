@@ -4,8 +4,12 @@ Checked at preview, before anything is created, from config alone (pure, no pulu
 is a lower bound the infrastructure imposes; an objective below it can never be met, however
 well the drill goes. Rules (docs/program.md explains each):
 
-- data-corruption, accidental-deletion, ransomware: corruption and deletes replicate to the
-  standby within seconds, so recovery comes from the vault. RPO >= the finest backup tier's
+- data-corruption, accidental-deletion: corruption and deletes replicate to the standby within
+  seconds, so recovery comes from before the damage: a point-in-time restore from the RDS
+  automated backups the stack replicates to the DR region (every standby has it), whose latest
+  restorable time is typically within the last five minutes. RPO >= 5 min (the PITR granularity).
+- ransomware: recovery comes from the vault (locked backups an attacker cannot delete; PITR
+  backups live with the compromised account's instances). RPO >= the finest backup tier's
   interval (an hourly tier loses up to an hour).
 - ransomware: the recovery point must still be locked. RPO <= Object Lock retention, else the
   backup you need may already have been deleted by the attacker (or expired).
@@ -18,11 +22,16 @@ well the drill goes. Rules (docs/program.md explains each):
 from __future__ import annotations
 
 from stacks.config import NAMESPACE, SCENARIO_KEYS, ConfigError, StackConfig
-from stacks.vocabulary import BACKUP_SCENARIOS, FAILOVER_SCENARIOS, IDLE_REPLICA_LAG_SECONDS
+from stacks.vocabulary import BACKUP_SCENARIOS, FAILOVER_SCENARIOS, IDLE_REPLICA_LAG_SECONDS, PITR_SCENARIOS
 
 # RDS promotes a cross-region replica in "a few minutes"; budget 5 so the check stays honest.
 PROMOTION_SECONDS = 300
 REPLICA_LAG_FLOOR_SECONDS = IDLE_REPLICA_LAG_SECONDS
+# RDS "uploads transaction logs for DB instances to Amazon S3 every five minutes"; the latest restorable
+# time "is typically within the last 5 minutes" (RDS User Guide, "Restoring a DB instance to a specified
+# time", https://docs.aws.amazon.com/AmazonRDS/latest/UserGuide/USER_PIT.html; RDS FAQ "typically within
+# the last five minutes", https://aws.amazon.com/rds/faqs/).
+PITR_GRANULARITY_SECONDS = 300
 _CONFIG_KEYS = {scenario: key for key, scenario in SCENARIO_KEYS.items()}
 
 
@@ -57,7 +66,13 @@ def problems(cfg: StackConfig) -> list[str]:
         rto, rpo = objective.rto_seconds, objective.rpo_seconds
         if rto <= 0:
             out.append(f"{_key(scenario, 'rto')} = {human(rto)}: no recovery is instantaneous; set a positive RTO")
-        if scenario in BACKUP_SCENARIOS and rpo < finest.interval_seconds:
+        if scenario in PITR_SCENARIOS and rpo < PITR_GRANULARITY_SECONDS:
+            out.append(
+                f"{_key(scenario, 'rpo')} = {human(rpo)}: point-in-time restore reaches back to the latest "
+                f"restorable time, typically up to {human(PITR_GRANULARITY_SECONDS)} old (RDS uploads transaction "
+                f"logs every 5 minutes); raise the RPO to {human(PITR_GRANULARITY_SECONDS)} or more"
+            )
+        if scenario in BACKUP_SCENARIOS and scenario not in PITR_SCENARIOS and rpo < finest.interval_seconds:
             out.append(
                 f"{_key(scenario, 'rpo')} = {human(rpo)}: the finest backup tier ({finest.name}) runs every "
                 f"{human(finest.interval_seconds)}, so up to {human(finest.interval_seconds)} can be lost; "

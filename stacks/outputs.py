@@ -46,7 +46,9 @@ def outputs_document(
                    "switch": {"healthCheckId", "threshold": {"primary", "dr"}},      # optional
                    "signalAlarm": {"name", "region"}},                               # optional (DATABASE signal)
            "promotion": {"backupRetentionDays", "multiAz"},                          # optional
-           "failback": {"generation", "primaryIdentifier", "standbyIdentifier", "standbyUrn"}}  # optional
+           "failback": {"generation", "primaryIdentifier", "standbyIdentifier", "standbyUrn"},  # optional
+           "restore": {"dr": {"subnetGroupName", "securityGroupIds", "parameterGroupName",  # optional
+                              "kmsKeyId", "instanceClass", "automatedBackupsArn"}}}
 
     - ``topic_arn``: the alarm topic of the active side's region.
     - ``sandbox``: the sandbox section (camelCase, as :func:`scripts.contract._parse_sandbox` reads it) or None.
@@ -113,6 +115,8 @@ def _databases(cfg: StackConfig, items: Sequence[Mapping[str, Any]]) -> list[dic
                 "standby": {k: item["standby"][k] for k in ("identifier", "arn", "host")},
                 "dns": {k: item["dns"][k] for k in DNS_KEYS}
                 | {k: item["dns"][k] for k in OPTIONAL_DNS_KEYS if k in item["dns"]},
+                **({"restore": {side: dict(target) for side, target in item["restore"].items()}}
+                   if item.get("restore") else {}),
                 **{k: item[k] for k in OPTIONAL_DATABASE_KEYS if k in item},
             }
         )
@@ -126,6 +130,16 @@ def promotion_document(cfg: StackConfig) -> dict[str, Any]:
     (RDS keeps no automated backups of a PostgreSQL replica, so retention starts at promotion).
     """
     return {"backupRetentionDays": cfg.standby.backup_retention_days, "multiAz": cfg.standby.multi_az_when_promoted}
+
+
+def restore_target(*, subnet_group_name: Any, security_group_ids: Sequence[Any], parameter_group_name: Any,
+                   kms_key_id: Any, instance_class: str, automated_backups_arn: Any = None) -> dict[str, Any]:
+    """Where a point-in-time restore in one region lands (the contract's ``databases[].restore.<side>``)."""
+    target = {"subnetGroupName": subnet_group_name, "securityGroupIds": list(security_group_ids),
+              "parameterGroupName": parameter_group_name, "kmsKeyId": kms_key_id, "instanceClass": instance_class}
+    if automated_backups_arn is not None:
+        target["automatedBackupsArn"] = automated_backups_arn
+    return target
 
 
 def primary_endpoint(db: DatabaseConfig) -> dict[str, str]:

@@ -20,6 +20,9 @@ SCENARIOS = ("regional-outage", "database-loss", "data-corruption", "ransomware"
 FAILOVER_SCENARIOS = ("regional-outage", "database-loss")
 BACKUP_SCENARIOS = ("data-corruption", "ransomware", "accidental-deletion")
 """Scenarios recovered from the vault, in the order of :data:`SCENARIOS`."""
+PITR_SCENARIOS = ("data-corruption", "accidental-deletion")
+"""Backup scenarios a point-in-time restore (``restore --to-time``) recovers to the second; ransomware
+stays on the vault (Object Lock: PITR backups live with the compromised account's instances)."""
 
 METRIC_NAMESPACE = "Pilotlight"
 BACKUP_AGE_METRIC = "NewestBackupAgeSeconds"

@@ -2,7 +2,8 @@
 
 Every backup under the tier prefixes, newest first; ones without a valid manifest or whose
 stored object is missing or has the wrong size are listed as INCOMPLETE with the reason, so an
-interrupted run is visible but never mistaken for a backup.
+interrupted run is visible but never mistaken for a backup. Above them, the restorable window of
+each database's RDS automated backups in that region (what `restore --to-time` can reach).
 """
 from __future__ import annotations
 
@@ -11,11 +12,21 @@ import sys
 from rich.console import Console
 from rich.table import Table
 
-from scripts.common import Exit
+from scripts.common import Exit, PilotlightError, iso
 from scripts.commands.parser import emit, load_contract, parser_for, run
 from stacks.vocabulary import SIDES, TIERS
+from scripts.pitr import rds
 from scripts.units import size
 from scripts.vault.layout import list_backups
+
+
+def _window(contract, db, side: str) -> dict[str, str]:
+    """Earliest/latest restorable time, or why it could not be read (the vault listing still shows)."""
+    try:
+        found = rds.window(contract, db, side)
+    except PilotlightError as exc:
+        return {"error": str(exc)}
+    return {"earliest": iso(found.earliest), "latest": iso(found.latest)}
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -31,9 +42,15 @@ def main(argv: list[str] | None = None) -> int:
             contract.database(args.database)
         entries = list_backups(contract, args.region, args.database, args.tier)
         rows = [e.summary() for e in entries]
+        windows = {db.name: _window(contract, db, args.region) for db in contract.databases
+                   if args.database in (None, db.name)}
         if args.json:
-            emit(args, {"region": args.region, "bucket": contract.buckets[args.region].bucket, "backups": rows})
+            emit(args, {"region": args.region, "bucket": contract.buckets[args.region].bucket,
+                        "restorableWindows": windows, "backups": rows})
             return Exit.OK
+        for name, found in windows.items():
+            print(f"restorable window of {name} in {contract.regions[args.region]} ({args.region}): "
+                  + (f"{found['earliest']} .. {found['latest']}" if "latest" in found else f"unknown ({found['error']})"))
         table = Table(title=f"backups in s3://{contract.buckets[args.region].bucket} ({args.region})")
         for col in ("id", "tier", "snapshot (UTC)", "dump", "stored", "state"):
             table.add_column(col, no_wrap=col in ("id", "snapshot (UTC)"))

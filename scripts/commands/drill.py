@@ -39,6 +39,11 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument("--control-plane", choices=CONTROL_PLANE_FAULTS, default="refuse",
                         help="regional-outage on the sandbox: how Route53's control plane fails (refuse connections "
                              "[default], stall, answer 503) or stays up")
+    parser.add_argument("--recover-with", choices=("backup", "pitr"), default="backup",
+                        help="data-corruption: recover from the newest backup [default] or by point-in-time restore "
+                             "(RDS automated backups, --from-region) to just before the damage")
+    parser.add_argument("--from-region", choices=("primary", "dr"), default="dr",
+                        help="with --recover-with pitr: which region's automated backups (default dr, the replicated copy)")
     return parser
 
 
@@ -56,7 +61,8 @@ def _body(args: argparse.Namespace) -> int:
         if echo:
             echo(f"drill {name} on the {target(contract)}" + ("" if contract.sandbox else " (REAL STACK)"))
         result = run_drill(contract, db, name, echo=echo, outputs=args.outputs, report_dir=args.report,
-                           options={"control_plane": args.control_plane},
+                           options={"control_plane": args.control_plane, "recover_with": args.recover_with,
+                                    "from_region": args.from_region},
                            runbook_html=runbook_html(contract, args.outputs) if args.report else None)
         results.append(result)
         if echo:

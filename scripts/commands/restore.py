@@ -1,15 +1,19 @@
-"""`pilotlight restore`: restore a backup into a NEW database, prove it, then swap names atomically.
+"""`pilotlight restore`: restore a backup into a NEW database, prove it, then swap names atomically;
+or (``--to-time``) restore the database to a point in time into a NEW instance.
 
 Flags, the ``--yes`` confirmation (without it: the plan only) and the output; the order of
-operations and why is :mod:`scripts.vault.restore`.
+operations and why is :mod:`scripts.vault.restore` and, for ``--to-time``, :mod:`scripts.pitr.engine`.
 """
 from __future__ import annotations
 
 from scripts.commands.parser import add_confirmation, emit, load_contract, parser_for, plan_exit, plan_only, run
-from scripts.common import Exit, log, parse_timestamp, utcnow
+from scripts.common import Exit, UsageError, log, parse_timestamp, utcnow
+from scripts.pitr import engine, rds
+from scripts.postgres.dsn import parse_dsn
 from scripts.units import seconds as dur
 from stacks.vocabulary import SIDES
-from scripts.vault.restore import drop_kept, kept_copies, parse_age, perform_restore, rollback, validate_request
+from scripts.vault.restore import (_IDENT, _TABLE, drop_kept, kept_copies, parse_age, perform_restore, rollback,
+                                   validate_request)
 
 
 def _kept_command(args) -> int:
@@ -34,8 +38,10 @@ def _kept_command(args) -> int:
 
 
 def main(argv: list[str] | None = None) -> int:
-    parser = parser_for("restore", "Restore a backup into a new database, verify it, then swap it in.")
-    parser.add_argument("--target", required=True, metavar="DSN", help="the database to restore (its name is kept)")
+    parser = parser_for("restore", "Restore a backup into a new database, verify it, then swap it in; or restore "
+                                   "the database to a point in time into a new instance (--to-time).")
+    parser.add_argument("--target", metavar="DSN", help="the database to restore (its name is kept); with --to-time: "
+                                                        "the live database --copy-back writes to (default: the active side's)")
     which = parser.add_mutually_exclusive_group(required=True)
     which.add_argument("--latest", action="store_true", help="the newest valid backup")
     which.add_argument("--backup", metavar="ID", help="this backup id")
@@ -43,14 +49,26 @@ def main(argv: list[str] | None = None) -> int:
     which.add_argument("--rollback", action="store_true", help="swap the newest kept copy back in (undo a restore)")
     which.add_argument("--list-kept", action="store_true", help="list the copies earlier restores kept")
     which.add_argument("--drop-kept", metavar="OLDER", help="drop kept copies older than this (7d, 12h, 30m)")
-    parser.add_argument("--from-region", choices=SIDES, default="primary", help="read only this side's bucket and key")
+    which.add_argument("--to-time", metavar="TIMESTAMP",
+                       help="point-in-time restore (RDS automated backups) to this ISO 8601 time, with offset, into a NEW instance")
+    which.add_argument("--list-restored", action="store_true", help="list the instances --to-time made, both regions")
+    which.add_argument("--cleanup", metavar="INSTANCE", help="delete an instance --to-time made (with --yes)")
+    parser.add_argument("--from-region", choices=SIDES, default="primary",
+                        help="read only this side's bucket and key; with --to-time: restore from this region's "
+                             "automated backups (dr: the replicated copy, the primary region is not called)")
     parser.add_argument("--database", metavar="NAME",
                         help="whose backups: a protected database or the name a --source backup was filed under "
-                             "(default: the target's own)")
+                             "(default: the target's own; with --to-time: the first protected database)")
     parser.add_argument("--allow-rename", action="store_true",
                         help="restore a backup into a database of another name than the one it came from")
     parser.add_argument("--tables", metavar="T,...", help="partial restore: only these tables (with --into-schema)")
     parser.add_argument("--into-schema", metavar="S", help="partial restore: a NEW schema of the live database")
+    parser.add_argument("--copy-back", metavar="T,...",
+                        help="with --to-time: copy these tables' rows the live database lacks back from the restored instance")
+    parser.add_argument("--where", metavar="SQL", help="with --copy-back: only staged rows matching this condition "
+                                                       "(on the staged row, alias s)")
+    parser.add_argument("--overwrite", action="store_true",
+                        help="with --copy-back: also replace live rows whose restored version differs (corruption)")
     parser.add_argument("--jobs", type=int, default=1, help="pg_restore -j N (N > 1 spools to a private file)")
     parser.add_argument("--no-owner", action="store_true",
                         help="into another environment: objects owned by the restoring user, no grants, no roles created")
@@ -58,6 +76,12 @@ def main(argv: list[str] | None = None) -> int:
     add_confirmation(parser, "restore and swap the database in")
 
     def body(args) -> int:
+        if args.to_time or args.list_restored or args.cleanup:
+            return _point_in_time(args)
+        if not args.target:
+            raise UsageError("--target is required (the database to restore)")
+        if args.copy_back or args.where or args.overwrite:
+            raise UsageError("--copy-back, --where and --overwrite go with --to-time")
         if args.rollback or args.list_kept or args.drop_kept:
             return _kept_command(args)
         before = parse_timestamp(args.before, "--before") if args.before else None
@@ -92,3 +116,55 @@ def main(argv: list[str] | None = None) -> int:
         return plan_exit(args, "pilotlight restore") if dry else Exit.OK
 
     return run(body, parser, argv)
+
+
+def _point_in_time(args) -> int:
+    """--to-time / --list-restored / --cleanup: flags and output; the work is scripts.pitr.engine."""
+    if args.tables or args.jobs != 1 or args.terminate_sessions or args.no_owner or args.allow_rename:
+        raise UsageError("--tables, --jobs, --terminate-sessions, --no-owner and --allow-rename are for backup restores; "
+                         "use --copy-back with --to-time")
+    if (args.where or args.overwrite) and not args.copy_back:
+        raise UsageError("--where and --overwrite go with --copy-back")
+    if args.into_schema and not _IDENT.match(args.into_schema):
+        raise UsageError(f"--into-schema {args.into_schema!r} is not a plain identifier")
+    copy_back = [t.strip() for t in args.copy_back.split(",") if t.strip()] if args.copy_back else None
+    for t in copy_back or ():
+        if not _TABLE.match(t):
+            raise UsageError(f"--copy-back entry {t!r} is not a table name (name or schema.name)")
+    if args.target:
+        parse_dsn(args.target, "--target")
+    to_time = parse_timestamp(args.to_time, "--to-time") if args.to_time else None
+    contract = load_contract(args)
+    if args.list_restored:
+        found = engine.list_restored(contract)
+        emit(args, found, lambda: [f"{i['identifier']}  {i['side']}  {i['status']}  restore time {i['restore_time']}  "
+                                   f"{i['host'] or '-'}:{i['port'] or '-'}" for i in found] or ["no restored instances"])
+        return Exit.OK
+    if args.cleanup:
+        if plan_only(args):
+            emit(args, {"delete": args.cleanup, "executed": False},
+                 lambda: [f"plan (nothing done; pass --yes): delete {args.cleanup} in {args.from_region}'s region "
+                          "(no final snapshot)"])
+            return plan_exit(args, "pilotlight restore")
+        rds.delete_restored(contract, args.from_region, args.cleanup)
+        emit(args, {"delete": args.cleanup, "executed": True}, lambda: [f"deleting {args.cleanup}"])
+        return Exit.OK
+    dry = plan_only(args)
+    result = engine.restore_to_time(contract, to_time, side=args.from_region, db=args.database, copy_back_tables=copy_back,
+                                    where=args.where, into_schema=args.into_schema, target_dsn=args.target,
+                                    overwrite=args.overwrite, yes=not dry)
+
+    def human():
+        yield ("plan (nothing done; pass --yes to restore):" if dry else f"restored to {result.to_time}:")
+        yield from (f"  - {step}" for step in result.plan)
+        if result.executed:
+            yield (f"  {result.instance} at {result.endpoint}: available after {result.restore_seconds:.1f}s, "
+                   f"last commit {result.last_commit or 'unknown (track_commit_timestamp off)'}")
+            if result.copy_back:
+                yield (f"  copied back {sum(result.copy_back['inserted'].values())} rows "
+                       f"({', '.join(f'{k}: {v}' for k, v in result.copy_back['inserted'].items())}); staged copy in "
+                       f"schema {result.copy_back['schema']}")
+            yield f"  remove it when done: pilotlight restore --cleanup {result.instance} --from-region {result.side} --yes"
+
+    emit(args, result.to_dict(), human)
+    return plan_exit(args, "pilotlight restore") if dry else Exit.OK

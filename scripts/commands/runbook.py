@@ -26,6 +26,16 @@ TITLES = {
 }
 
 
+# Which recovery mechanism meets each scenario's objectives (stacks/objectives.py checks the floors).
+MECHANISMS = {
+    "regional-outage": "standby promotion + DNS failover (RPO = replica lag)",
+    "database-loss": "standby promotion + DNS failover (RPO = replica lag)",
+    "data-corruption": "point-in-time restore, DR region (RPO = PITR granularity, ~5 min on RDS); newest backup otherwise",
+    "ransomware": "locked backups in the DR vault (RPO = backup age)",
+    "accidental-deletion": "point-in-time restore + copy-back (RPO = PITR granularity); partial backup restore otherwise",
+}
+
+
 def duration(seconds: float) -> str:
     """A readable objective: 60 s, 15 min, 4 h, 2 d."""
     seconds = int(seconds)
@@ -86,8 +96,9 @@ def _names(c: Contract) -> list[str]:
 
 
 def _objectives(c: Contract) -> list[str]:
-    rows = [f"| {TITLES[name]} | {duration(o.rto_seconds)} | {duration(o.rpo_seconds)} |" for name, o in c.objectives.items()]
-    return ["## Objectives", "", "| scenario | RTO | RPO |", "|---|---|---|", *rows, "",
+    rows = [f"| {TITLES[name]} | {duration(o.rto_seconds)} | {duration(o.rpo_seconds)} | {MECHANISMS[name]} |"
+            for name, o in c.objectives.items()]
+    return ["## Objectives", "", "| scenario | RTO | RPO | met by |", "|---|---|---|---|", *rows, "",
             "Measured against these by `pilotlight drill`; `pilotlight status` shows where the stack stands now.", ""]
 
 
@@ -144,11 +155,34 @@ def _database_loss(c: Contract, x: Commands, db: Database) -> list[str]:
     ]
 
 
+def _pitr(c: Contract, x: Commands, db: Database, copy: str) -> list[str]:
+    """Point-in-time restore from the DR region's replicated automated backups into a NEW instance."""
+    when = "2026-01-01T10:41:59Z"
+    return [
+        "1. Find the last good second (ISO 8601 with zone) and check it is restorable (both regions):", "",
+        *_code([x.pl(f"backups list --region dr --database {db.name}"), x.pl("status")]),
+        "2. Restore to it into a new instance (the stack's subnet group, security group, parameter group, class; "
+        "the DR key), from the DR copy so it works with the primary region gone; plan first:", "",
+        *_code([x.pl(f"restore --database {db.name} --to-time {when} --from-region dr {copy}"),
+                x.pl(f"restore --database {db.name} --to-time {when} --from-region dr {copy} --yes")]),
+        "3. Check the rows, then remove the restored instance:", "",
+        *_code([x.pl("restore --list-restored"),
+                x.pl(f"restore --cleanup {naming_hint(c, db)} --from-region dr --yes")]),
+    ]
+
+
+def naming_hint(c: Contract, db: Database) -> str:
+    return f"{c.project}-{c.stack}-{db.name}-pitr-YYYYmmddHHMMSS"
+
+
 def _data_corruption(c: Contract, x: Commands, db: Database) -> list[str]:
     return [
         *_scenario_header(c, "data-corruption"),
-        "Find when the damage started, then restore the newest backup from before it. Restore never overwrites: "
-        "the damaged database is kept as `<name>_pre_restore_<timestamp>`.", "",
+        f"Met by {MECHANISMS['data-corruption']}. Find when the damage started; restore to the second before it "
+        "and write the table back over the corrupted rows (rows the restore does not have are never touched):", "",
+        *_pitr(c, x, db, "--copy-back public.orders --overwrite"),
+        "Without automated backups (or beyond their retention): restore the newest backup from before the damage. "
+        "Restore never overwrites: the damaged database is kept as `<name>_pre_restore_<timestamp>`.", "",
         *_code([x.pl("backups list"),
                 x.pl(f"restore --database {db.name} --target {x.dsn(db, c.active)} --before 2026-01-01T00:00:00Z --dry-run"),
                 x.pl(f"restore --database {db.name} --target {x.dsn(db, c.active)} --before 2026-01-01T00:00:00Z --yes")]),
@@ -175,7 +209,10 @@ def _ransomware(c: Contract, x: Commands, db: Database) -> list[str]:
 def _accidental_deletion(c: Contract, x: Commands, db: Database) -> list[str]:
     return [
         *_scenario_header(c, "accidental-deletion"),
-        "Restore just the affected tables into a side schema of the live database, then copy the rows back.", "",
+        f"Met by {MECHANISMS['accidental-deletion']}. Restore to the second before the delete and copy the missing "
+        "rows back (rows still present are not touched; `--where` narrows it, e.g. `--where \"s.id = 42\"`):", "",
+        *_pitr(c, x, db, "--copy-back public.orders"),
+        "Or from the newest backup: restore just the affected tables into a side schema, then copy the rows back.", "",
         *_code([x.pl(f"restore --database {db.name} --target {x.dsn(db, c.active)} --latest "
                      "--tables public.orders --into-schema recovered --yes"),
                 f"psql {x.dsn(db, c.active)} -c 'INSERT INTO public.orders SELECT * FROM recovered.orders "

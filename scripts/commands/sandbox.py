@@ -15,7 +15,7 @@ from pathlib import Path
 from scripts.common import Exit, UsageError
 from scripts.commands.parser import emit, fail, parser_for, run
 from scripts.contract import SANDBOX_DIR_ENV, default_sandbox_dir
-from scripts.sandbox import lifecycle
+from scripts.sandbox import lifecycle, pitr
 from scripts.sandbox.rds import Timing
 
 
@@ -35,6 +35,9 @@ def parse_arguments() -> argparse.ArgumentParser:
     parser.add_argument("--schedule-speed", type=float, default=0, metavar="N",
                         help="run the stack's scheduled jobs (backups, verification), N times faster than real "
                              "time (up; default 0: off)")
+    parser.add_argument("--backup-copy-delay", type=float, default=pitr.DEFAULT_COPY_DELAY_SECONDS, metavar="SECONDS",
+                        help="delay before archived WAL and base backups reach the other region's copy of the "
+                             f"automated backups (up; default {pitr.DEFAULT_COPY_DELAY_SECONDS:g})")
     return parser
 
 
@@ -44,12 +47,15 @@ def body(args: argparse.Namespace) -> Exit:
         raise UsageError(f"--seed-rows must be >= 0, got {args.seed_rows}")
     if not 0 <= args.schedule_speed <= 1_000_000:
         raise UsageError(f"--schedule-speed must be from 0 (off) to 1000000, got {args.schedule_speed:g}")
+    if args.backup_copy_delay < 0:
+        raise UsageError(f"--backup-copy-delay must be >= 0 seconds, got {args.backup_copy_delay:g}")
     if args.action == "up":
         try:
             Timing.parse(args.rds_timing)
         except ValueError as exc:
             raise UsageError(f"--rds-timing: {exc}") from None
-        doc, reused = lifecycle.up(args.state_dir, args.config, args.seed_rows, args.schedule_speed, args.rds_timing)
+        doc, reused = lifecycle.up(args.state_dir, args.config, args.seed_rows, args.schedule_speed, args.rds_timing,
+                                   args.backup_copy_delay)
         outputs = args.state_dir.absolute() / "outputs.json"
         emit(args, {"state": "up", "reused": reused, "outputs": str(outputs), "contract": doc},
              lambda: _up_lines(doc, outputs, reused))
@@ -99,6 +105,10 @@ def _status_lines(report: dict) -> list[str]:
         rep = daemon["replicator"]
         lines.append(f"  replicator     {rep['replicated']} copied, {rep['deleteMarkers']} delete markers, "
                      f"{rep['failed']} failed{', PAUSED' if rep['paused'] else ''}")
+    if daemon.get("automatedBackups"):
+        ab = daemon["automatedBackups"]
+        lines.append(f"  backups        {ab['copied']} copied to the other region, {ab['baseBackups']} base backups, "
+                     f"{ab['errors']} errors{', PAUSED' if ab['paused'] else ''}")
     return lines
 
 

@@ -5,7 +5,10 @@ Lines, each judged on its own (an unreachable source is a FAIL line, never a cra
 - backup age per database and tier: OK within the tier's interval, WARN within interval + slack
   (a backup is due; the backup-age alarm fires past it), FAIL beyond or when there is none;
 - RPO of the backup-based scenarios (data corruption, ransomware, accidental deletion) against
-  the newest complete backup's age;
+  the newest complete backup's age — or, for data corruption and accidental deletion, against the
+  DR region's point-in-time restore lag when that is smaller (the line says which mechanism meets it);
+- the restorable window (RDS automated backups) per database and region; WARN when the DR
+  region's latest restorable time lags more than the data-corruption RPO, or cannot be read;
 - replication: the newest backup is in the DR vault too (WARN while inside the 15 min RTC window);
 - standby lag against the regional-outage RPO (the standby's own replay position in SQL, or the
   ``ReplicaLag`` metric when the tools cannot reach it), FAIL if the standby no longer replicates
@@ -38,8 +41,9 @@ from scripts.postgres import replication
 from stacks.vocabulary import SIDES
 from scripts.postgres.dsn import side_dsn
 from scripts.postgres import kept
+from scripts.pitr import engine
 from scripts.commands.runbook import duration
-from stacks.vocabulary import BACKUP_SCENARIOS, RTC_MINUTES
+from stacks.vocabulary import BACKUP_SCENARIOS, PITR_SCENARIOS, RTC_MINUTES
 
 OK, WARN, FAIL = "OK", "WARN", "FAIL"
 RTC_SECONDS = RTC_MINUTES * 60
@@ -86,7 +90,30 @@ def _age(now: datetime, then: datetime) -> float:
     return max(0.0, (now - then).total_seconds())
 
 
-def backup_lines(contract: Contract, now: datetime) -> list[Line]:
+def pitr_lag(windows: dict[str, Any], now: datetime) -> float | None:
+    """Seconds the DR region's latest restorable time is behind now (None: no DR window)."""
+    found = windows.get("dr")
+    return None if isinstance(found, str) or found is None else _age(now, found.latest)
+
+
+def window_lines(contract: Contract, db: Database, windows: dict[str, Any], now: datetime) -> list[Line]:
+    rpo = contract.objectives["data-corruption"].rpo_seconds
+    lines = []
+    for side in SIDES:
+        found = windows.get(side)
+        subject = f"{db.name} {side} ({contract.regions[side]})"
+        objective = f"latest <= {duration(rpo)} ago" if side == "dr" else "restorable"
+        if isinstance(found, str) or found is None:
+            lines.append(Line("restorable window", subject, WARN, "unknown", objective, found or "not read"))
+            continue
+        lag = _age(now, found.latest)
+        state = WARN if side == "dr" and lag > rpo else OK
+        lines.append(Line("restorable window", subject, state, f"latest {age_text(lag)} ago", objective,
+                          f"{iso(found.earliest)} .. {iso(found.latest)}"))
+    return lines
+
+
+def backup_lines(contract: Contract, now: datetime, windows: dict[str, dict[str, Any]] | None = None) -> list[Line]:
     listings: dict[str, list[vault.Entry]] = {}
     lines: list[Line] = []
     for side in SIDES:
@@ -105,8 +132,13 @@ def backup_lines(contract: Contract, now: datetime) -> list[Line]:
         for tier in contract.tiers.values():
             lines.append(_tier_line(db, tier, [e for e in mine if e.tier == tier.name], now, source))
         newest_age = _age(now, mine[0].time) if mine else None
+        lag = pitr_lag((windows or {}).get(db.name, {}), now)
         for scenario in BACKUP_SCENARIOS:
             rpo = contract.objectives[scenario].rpo_seconds
+            if scenario in PITR_SCENARIOS and lag is not None and (newest_age is None or lag < newest_age):
+                lines.append(Line("RPO", f"{db.name} {scenario}", OK if lag <= rpo else FAIL, age_text(lag),
+                                  f"<= {duration(rpo)}", "point-in-time restore from the DR region's automated backups"))
+                continue
             state = FAIL if newest_age is None or newest_age > rpo else OK
             value = "no backup" if newest_age is None else age_text(newest_age)
             lines.append(Line("RPO", f"{db.name} {scenario}", state, value, f"<= {duration(rpo)}",
@@ -303,8 +335,10 @@ def kept_line(contract: Contract, db: Database) -> list[Line]:
 
 
 def collect(contract: Contract, reports: Path, now: datetime) -> list[Line]:
-    lines = guarded("backup age", "vault", "", lambda: backup_lines(contract, now))
+    windows = {db.name: engine.windows(contract, db) for db in contract.databases}
+    lines = guarded("backup age", "vault", "", lambda: backup_lines(contract, now, windows))
     for db in contract.databases:
+        lines += window_lines(contract, db, windows[db.name], now)
         lines += guarded("standby lag", db.name, "", lambda db=db: standby_line(contract, db, now))
         lines += guarded("fence", db.name, "none", lambda db=db: fence_lines(contract, db))
         lines += guarded("kept copies", db.name, f"< {kept.WARN_AT}", lambda db=db: kept_line(contract, db))

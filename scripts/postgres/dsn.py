@@ -44,6 +44,12 @@ def side_dsn(contract: Contract, side: str, db: Database | None = None, dbname: 
                          connect_timeout=10, **resolved(contract, host), **login(contract, superuser))
 
 
+def endpoint_dsn(contract: Contract, host: str, port: int, dbname: str, superuser: bool = False) -> str:
+    """A DSN for an instance endpoint the contract does not list (e.g. a restored instance)."""
+    return make_conninfo(host=host, port=port, dbname=dbname, connect_timeout=10, application_name="pilotlight-restore",
+                         **resolved(contract, host), **login(contract, superuser))
+
+
 def resolved(contract: Contract, host: str) -> dict[str, str]:
     """``hostaddr`` for ``host`` from the contract's resolver (``access.dnsResolver``), if it names one.
 

@@ -8,6 +8,8 @@ stopped by `sandbox down` with SIGTERM. It runs:
 - the DNS server (:mod:`scripts.sandbox.dns_server`), the health prober (:mod:`scripts.sandbox.health`)
   and the emulated S3 replicator (:mod:`scripts.sandbox.replicator`), which all talk to moto
   directly, never through a region proxy (they stand in for AWS-internal machinery);
+- the automated-backups keeper (:mod:`scripts.sandbox.pitr`): DR copy of archived WAL and base
+  backups after the copy delay, periodic base backups, retention;
 - the emulated RDS control plane (:mod:`scripts.sandbox.rds`), reached through the region proxies;
 - a control socket on loopback: one JSON request line, one JSON reply line
   (``{"op": "status"}``, ``{"op": "mode", "proxy": NAME, "mode": MODE}``,
@@ -33,11 +35,12 @@ from pathlib import Path
 
 from scripts.sandbox.dns_server import DnsServer, ZoneView
 from scripts.sandbox.health import HealthProber
+from scripts.sandbox.pitr import BackupKeeper
 from scripts.sandbox.proxy import Proxy
 from scripts.sandbox.rds import RdsEmulator, Timing
 from scripts.sandbox.replicator import Replicator
 from scripts.sandbox.scheduler import JobScheduler
-from scripts.sandbox.state import DAEMON, OUTPUTS, ContractWatcher, free_port, write_json
+from scripts.sandbox.state import DAEMON, OUTPUTS, ContractWatcher, SandboxError, free_port, load, write_json
 
 log = logging.getLogger("pilotlight.sandbox.daemon")
 ROUTE53 = "route53"
@@ -115,12 +118,14 @@ class Daemon:
         self.prober = HealthProber(moto_url, watcher)
         self.replicator = Replicator(moto_url, watcher, self._replication_paused)
         self.dns = DnsServer(ZoneView(moto_url, watcher, self.prober))
+        self.keeper = BackupKeeper(self._state, self._replication_paused)
         await self.dns.start()
         control = await asyncio.start_server(self._control, "127.0.0.1", 0)
         self.prober.start()
         self.replicator.start()
         if self.scheduler:
             self.scheduler.start()
+        self.keeper.start()
         write_json(self.state_dir / DAEMON, {
             "pid": os.getpid(),
             "motoPid": self.moto.pid,
@@ -138,6 +143,12 @@ class Daemon:
         control.close()
         await self._shutdown()
 
+    def _state(self):
+        """The sandbox's state for the backup keeper; None until `up` has written it."""
+        try:
+            return load(self.state_dir)
+        except SandboxError:
+            return None
     def _region_reachable(self, region: str) -> bool:
         proxy = self.proxies.get(region)
         return proxy is None or proxy.mode == "pass"
@@ -157,6 +168,7 @@ class Daemon:
             await asyncio.to_thread(self.scheduler.stop)
         self.prober.stop()
         self.replicator.stop()
+        self.keeper.stop()
         self.rds.stop()
         self.dns.stop()
         for proxy in self.proxies.values():
@@ -188,6 +200,7 @@ class Daemon:
             return {"ok": True, "pid": os.getpid(), "motoAlive": self.moto.poll() is None,
                     "proxies": {n: p.describe() for n, p in self.proxies.items()},
                     "healthChecks": self.prober.snapshot(), "replicator": self.replicator.snapshot(),
+                    "automatedBackups": self.keeper.snapshot(),
                     "dns": {"port": self.dns.port, "queries": self.dns.queries}}
         if op == "mode":
             name = request.get("proxy")

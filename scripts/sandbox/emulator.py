@@ -4,14 +4,15 @@ Names come from :mod:`stacks.naming`; every bucket document (versioning, encrypt
 access block, ownership, Object Lock, lifecycle) is :func:`components.rules.bucket_documents`
 of :func:`stacks.documents.vault_rules`, and the key, topic and replication documents are the
 same ``components.rules`` functions the program declares, so the sandbox's vault, keys and
-topics are the program's (tests/sandbox/test_emulator_parity.py compares them). The two RDS
-instances (production and its cross-region replica) are described by :func:`rds_instances` for
-the emulated RDS API (:mod:`scripts.sandbox.rds`), on the real local clusters. What the program
-creates but the sandbox does not need (security groups, alarms) is left out. Order matters where AWS says so:
+topics are the program's (tests/sandbox/test_emulator_parity.py compares them). The two RDS instances
+(production and its cross-region replica) are described by :func:`rds_instances` for the
+emulated RDS API (:mod:`scripts.sandbox.rds`), on the real local clusters. What the program
+creates but the sandbox does not need (alarms) is left out. Order matters where AWS says so:
 versioning (implied by Object Lock at creation) on both buckets before replication.
 """
 from __future__ import annotations
 
+import hashlib
 import json
 import uuid
 from typing import Any
@@ -25,6 +26,7 @@ from stacks import naming
 from stacks.config import StackConfig
 from stacks.documents import vault_rules
 from stacks.vocabulary import SIDES
+from stacks.outputs import restore_target
 
 ENDPOINT_TTL = 60
 
@@ -59,6 +61,7 @@ def provision(cfg: StackConfig, moto_url: str, ports: dict[str, int]) -> tuple[d
     aws["primary"]("s3").put_bucket_replication(Bucket=buckets["primary"]["bucket"], ReplicationConfiguration=replication)
     topics = {side: _topic(cfg, aws[side], side) for side in SIDES}
     zone_id, databases = _dns(cfg, aws["primary"]("route53"), ports)
+    _restore_targets(cfg, aws["dr"]("ec2"), databases, keys["dr"]["arn"])
     outputs = {"keys": keys, "buckets": buckets, "zone_id": zone_id, "databases": databases,
                "topic_arn": topics[cfg.active]}
     return outputs, replication, rds_instances(cfg, databases, keys, ports)
@@ -153,6 +156,25 @@ def _bucket(cfg: StackConfig, s3, side: str, key_arn: str) -> dict[str, str]:
     for method, kwargs in bucket_calls(cfg, side, key_arn):
         getattr(s3, method)(**kwargs)
     return {"bucket": name, "arn": arn}
+
+
+def automated_backups_arn(cfg: StackConfig, primary_arn: str) -> str:
+    """The ARN of the primary's automated backups replicated to the DR region (``ab-`` + a stable id)."""
+    digest = hashlib.sha256(primary_arn.encode()).hexdigest()[:26]
+    return f"arn:{cfg.partition}:rds:{cfg.dr_region}:{cfg.account_id}:auto-backup:ab-{digest}"
+
+
+def _restore_targets(cfg: StackConfig, ec2, databases: list[dict[str, Any]], dr_key_arn: str) -> None:
+    """Where a DR-region point-in-time restore lands, named as the program names it; the security
+    group is a real one in moto's default VPC (the emulated RDS records what it is given)."""
+    group = ec2.create_security_group(GroupName=naming.security_group_name(cfg),
+                                      Description="Pilotlight standby databases (sandbox)")["GroupId"]
+    for item in databases:
+        item["restore"] = {"dr": restore_target(
+            subnet_group_name=naming.subnet_group_name(cfg), security_group_ids=[group],
+            parameter_group_name=naming.parameter_group_name(cfg), kms_key_id=dr_key_arn,
+            instance_class=item["config"].instance_class,
+            automated_backups_arn=automated_backups_arn(cfg, item["config"].primary_arn))}
 
 
 def _dns(cfg: StackConfig, route53, ports: dict[str, int]) -> tuple[str, list[dict[str, Any]]]:

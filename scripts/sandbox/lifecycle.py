@@ -20,6 +20,7 @@ from pathlib import Path
 from typing import Any
 
 from scripts.common import UsageError
+from scripts.sandbox import pitr
 from scripts.sandbox import postgres as pg
 from scripts.sandbox.emulator import failback_section, provision
 from scripts.sandbox.state import (CREDENTIALS, DAEMON, EMULATOR_CREDENTIALS, OUTPUTS, PASSFILE, RDS_STATE, REPLICATION, STATE,
@@ -48,11 +49,14 @@ def load_config(path: Path) -> StackConfig:
 
 
 def up(state_dir: Path, config_path: Path = DEFAULT_CONFIG, seed_rows: int = 1000,
-       schedule_speed: float = 0, rds_timing: str = "fast") -> tuple[dict[str, Any], bool]:
+       schedule_speed: float = 0, rds_timing: str = "fast",
+       backup_copy_delay: float = pitr.DEFAULT_COPY_DELAY_SECONDS) -> tuple[dict[str, Any], bool]:
     """Start (or reuse) the sandbox; returns (contract document, reused).
 
     ``schedule_speed`` > 0 runs the contract's jobs on their schedules, that many times faster
     than real time (scripts/sandbox/scheduler.py); 0 leaves them to the user.
+    ``backup_copy_delay``: seconds before an archived WAL segment or base backup reaches the other
+    region's copy of the automated backups (AWS replicates them asynchronously).
     """
     state_dir = state_dir.absolute()
     cfg = load_config(config_path)
@@ -63,14 +67,14 @@ def up(state_dir: Path, config_path: Path = DEFAULT_CONFIG, seed_rows: int = 100
         log.warning("replacing the sandbox in %s (%s)", state_dir, report["state"])
         down(state_dir)
     try:
-        return _create(state_dir, cfg, seed_rows, schedule_speed, rds_timing), False
+        return _create(state_dir, cfg, seed_rows, schedule_speed, rds_timing, backup_copy_delay), False
     except BaseException:
         down(state_dir)
         raise
 
 
 def _create(state_dir: Path, cfg: StackConfig, seed_rows: int, schedule_speed: float = 0,
-            rds_timing: str = "fast") -> dict[str, Any]:
+            rds_timing: str = "fast", backup_copy_delay: float = pitr.DEFAULT_COPY_DELAY_SECONDS) -> dict[str, Any]:
     user = pg.os_user()
     (state_dir / "logs").mkdir(parents=True, exist_ok=True)
     pgroot = _pgroot(state_dir, user)
@@ -86,8 +90,11 @@ def _create(state_dir: Path, cfg: StackConfig, seed_rows: int, schedule_speed: f
     pg.write_passfile(state_dir / PASSFILE, passwords, owner=None)
     pg.write_passfile(state.internal_passfile, passwords, owner=user)
     pg.init_primary(state, passwords[pg.SUPERUSER])
+    pitr.configure(state, pitr.Settings(regions=dict(state.regions), retention_days=cfg.standby.backup_retention_days,
+                                        copy_delay_seconds=backup_copy_delay))
     _start_on_free_port(state, "primary")
     pg.create_app(state, [db.db_name for db in cfg.databases], APP_USER, passwords[APP_USER], seed_rows)
+    pitr.base_backup(state, "primary")
     pg.basebackup(state, "dr", "primary")
     _start_on_free_port(state, "dr")
     info = _wait_daemon(state_dir, daemon)
@@ -209,6 +216,7 @@ def down(state_dir: Path) -> dict[str, Any]:
     except SandboxError:
         return {"stopped": [], "leftRunning": [], "wasRunning": False}
     pids = _pids(state)
+    pitr.stop_all_restored(state)
     for name in state.clusters:
         if Path(state.clusters[name]["dataDir"]).exists():
             pg.stop(state, name, mode="immediate")

@@ -16,6 +16,11 @@ DeleteDBInstance               ``deleting`` → cluster stopped and removed → 
 RebootDBInstance               ``rebooting`` → restart → ``available``
 StopDBInstance/StartDBInstance ``stopping`` → ``stopped`` / ``starting`` → ``available`` (RDS refuses to
                                stop a replica or an instance with replicas; so does this)
+RestoreDBInstanceToPoint...    ``creating`` → a NEW cluster recovered to ``RestoreTime`` from that region's copy of the
+  InTime                       automated backups (:mod:`scripts.sandbox.pitr`: real WAL archive, base backups,
+                               ``recovery_target_time``) → ``available``; the settings passed are recorded
+DescribeDBInstance...          the real restorable window of the source's automated backups held in the region
+  AutomatedBackups             called (its own, or the replicated copy by ``DBInstanceAutomatedBackupsArn``)
 ModifyDBInstance               ``DeletionProtection``, ``BackupRetentionPeriod``, ``DBParameterGroupName``
                                (``modifying`` → ``available``)
 =============================  ==========================================================================
@@ -26,14 +31,14 @@ region comes from that scope. Responses are serialized from botocore's own RDS m
 parses them and its waiters (``db_instance_available``, ``db_instance_deleted``) work unchanged.
 Durations: each transition takes the real work plus ``Timing`` seconds (``fast`` adds nothing,
 ``aws`` adds AWS-like minutes). Anything else is answered ``InvalidAction`` naming this module:
-``CreateDBInstance`` and ``RestoreDBInstanceToPointInTime`` are added to ``ACTIONS`` (a method
-each, as below) when point-in-time restore needs them.
+``CreateDBInstance`` is added to ``ACTIONS`` (a method, as below) when a tool needs it.
 
 State lives in ``rds.json`` (instances, the clusters created for new ones, final snapshot names),
 rewritten on every change so ``sandbox down`` stops every cluster this module started.
 """
 from __future__ import annotations
 
+import hashlib
 import logging
 import re
 import shutil
@@ -52,6 +57,7 @@ import boto3
 import botocore.session
 
 from scripts.aws import botocore_config
+from scripts.sandbox import pitr
 from scripts.sandbox import postgres as pg
 from scripts.sandbox.state import (EMULATOR_CREDENTIALS, RDS_STATE, ContractWatcher, SandboxState, free_port,
                                    load, read_json, write_json)
@@ -338,6 +344,104 @@ class RdsEmulator:
                                               "ParameterApplyStatus": "pending-reboot"}]
         return {"DBInstance": self._transition(inst, lambda: None, self.timing.modify)}
 
+    # --- point-in-time restore (scripts.sandbox.pitr: real WAL archive, base backups, recovery) -------
+    def _backup_source(self, region: str, params: dict[str, str]) -> tuple[dict[str, Any], str]:
+        """(source instance, region whose copy of its automated backups is used) for a PITR call."""
+        arn = params.get("SourceDBInstanceAutomatedBackupsArn") or params.get("DBInstanceAutomatedBackupsArn")
+        if arn:
+            contract = self._watcher.get()
+            for db in (contract.databases if contract else ()):
+                target = db.restore.get("dr")
+                if target and target.automated_backups_arn == arn and arn.split(":")[3] == region:
+                    return self._find(db.primary.identifier, db.primary.arn.split(":")[3]), region
+                if arn == _own_backups_arn(db.primary.arn) and arn.split(":")[3] == region:
+                    return self._find(db.primary.identifier, region), region
+            raise RdsError("DBInstanceAutomatedBackupNotFound", f"automated backup {arn} not found.", 404)
+        ident = params.get("SourceDBInstanceIdentifier") or params.get("DBInstanceIdentifier", "")
+        return self._get(region, ident), region
+
+    def describe_automated_backups(self, region: str, params: dict[str, str]) -> dict[str, Any]:
+        with self._lock:
+            if not (params.get("DBInstanceIdentifier") or params.get("DBInstanceAutomatedBackupsArn")):
+                raise RdsError("InvalidParameterCombination", "the sandbox answers DescribeDBInstanceAutomatedBackups "
+                                                              "for one instance or ARN")
+            source, where = self._backup_source(region, params)
+        found = pitr.window(self._pg(), where, source["cluster"])
+        if found is None:
+            return {"DBInstanceAutomatedBackups": []}
+        contract = self._watcher.get()
+        own = where == source["Region"]
+        arn = _own_backups_arn(source["DBInstanceArn"]) if own else next(
+            (db.restore["dr"].automated_backups_arn for db in (contract.databases if contract else ())
+             if db.primary.identifier == source["DBInstanceIdentifier"] and "dr" in db.restore), "")
+        return {"DBInstanceAutomatedBackups": [{
+            "DBInstanceArn": source["DBInstanceArn"], "DbiResourceId": source["DbiResourceId"],
+            "Region": source["Region"], "DBInstanceIdentifier": source["DBInstanceIdentifier"],
+            "DBInstanceAutomatedBackupsArn": arn, "Status": "active" if own else "replicating",
+            "RestoreWindow": {"EarliestTime": pitr.iso(found.earliest), "LatestTime": pitr.iso(found.latest)},
+            "BackupRetentionPeriod": pitr.settings(self._pg()).retention_days, "Engine": "postgres",
+            "Encrypted": True, "KmsKeyId": self._backup_key(source, where)}]}
+
+    def _backup_key(self, source: dict[str, Any], where: str) -> str | None:
+        """The source's own key in its region; in the other region the key the replication encrypts with."""
+        if where == source["Region"]:
+            return source.get("KmsKeyId")
+        contract = self._watcher.get()
+        for db in (contract.databases if contract else ()):
+            if db.primary.identifier == source["DBInstanceIdentifier"] and "dr" in db.restore:
+                return db.restore["dr"].kms_key_id
+        return None
+
+    def restore_to_time(self, region: str, params: dict[str, str]) -> dict[str, Any]:
+        ident = params.get("TargetDBInstanceIdentifier", "")
+        with self._lock:
+            if ident in self.instances:
+                raise RdsError("DBInstanceAlreadyExists", "DB instance already exists")
+            source, where = self._backup_source(region, params)
+            latest = params.get("UseLatestRestorableTime") == "true"
+            if latest == bool(params.get("RestoreTime")):
+                raise RdsError("InvalidParameterCombination", "give exactly one of RestoreTime and UseLatestRestorableTime")
+            target = None if latest else datetime.fromisoformat(params["RestoreTime"].replace("Z", "+00:00"))
+            try:
+                pitr.check_target(self._pg(), where, source["cluster"], target)
+            except pitr.PitrError as exc:
+                raise RdsError("InvalidRestoreFault", str(exc)) from None
+            contract = self._watcher.get()
+            key = ident
+            self.clusters[key] = {"port": free_port(), "dataDir": str(self._pgroot() / key)}
+            arn = source["DBInstanceArn"].split(":")
+            arn[3], arn[6] = region, ident
+            groups = _members(params, "VpcSecurityGroupIds.VpcSecurityGroupId")
+            tags = [{"Key": params[f"Tags.Tag.{n}.Key"], "Value": params.get(f"Tags.Tag.{n}.Value", "")}
+                    for n in range(1, 51) if f"Tags.Tag.{n}.Key" in params]
+            inst = {
+                "DBInstanceIdentifier": ident, "Region": region, "cluster": key, "DBInstanceArn": ":".join(arn),
+                "DBInstanceClass": params.get("DBInstanceClass", source.get("DBInstanceClass")),
+                "Endpoint": {"Address": f"{ident}.{region}.{contract.zone_name if contract else 'sandbox'}",
+                             "Port": self.clusters[key]["port"]},
+                "KmsKeyId": self._backup_key(source, where),
+                "DBSubnetGroup": {"DBSubnetGroupName": params.get("DBSubnetGroupName", "default")},
+                "VpcSecurityGroups": [{"VpcSecurityGroupId": g, "Status": "active"} for g in groups],
+                "DBParameterGroups": [{"DBParameterGroupName": params.get("DBParameterGroupName", "default.postgres15"),
+                                       "ParameterApplyStatus": "in-sync"}],
+                "MultiAZ": params.get("MultiAZ", "false") == "true",
+                "PubliclyAccessible": params.get("PubliclyAccessible", "false") == "true",
+                "DeletionProtection": params.get("DeletionProtection", "false") == "true",
+                "BackupRetentionPeriod": source.get("BackupRetentionPeriod", 7), "TagList": tags,
+            }
+            self.register([inst])
+            inst = self.instances[ident]
+            inst["DBInstanceStatus"] = "creating"
+            self._save()
+
+        def work() -> None:
+            state = self._pg()
+            # archive_mode is off on a restored cluster (as the sandbox keeps no backups of it)
+            pitr.recover(state, where, source["cluster"], Path(self.clusters[key]["dataDir"]),
+                         self.clusters[key]["port"], target)
+            self._endpoint_record(inst["Endpoint"]["Address"])
+        return {"DBInstance": self._transition(inst, work, self.timing.create)}
+
     # --- helpers -------------------------------------------------------------------------------
     def clusters_all(self) -> dict[str, dict[str, Any]]:
         return self._pg().clusters
@@ -423,6 +527,8 @@ class RdsEmulator:
 
 
 ACTIONS = {
+    "RestoreDBInstanceToPointInTime": "restore_to_time",
+    "DescribeDBInstanceAutomatedBackups": "describe_automated_backups",
     "DescribeDBInstances": "describe",
     "PromoteReadReplica": "promote",
     "CreateDBInstanceReadReplica": "create_replica",
@@ -432,6 +538,18 @@ ACTIONS = {
     "StartDBInstance": "start_instance",
     "ModifyDBInstance": "modify",
 }
+
+
+def _members(params: dict[str, str], prefix: str) -> list[str]:
+    """A Query-protocol list (``Prefix.1``, ``Prefix.2``, ...) in order."""
+    return [params[f"{prefix}.{n}"] for n in range(1, 101) if f"{prefix}.{n}" in params]
+
+
+def _own_backups_arn(instance_arn: str) -> str:
+    """The ARN of an instance's automated backups in its own region (``ab-`` + a stable id)."""
+    parts = instance_arn.split(":")
+    digest = hashlib.sha256(f"own:{instance_arn}".encode()).hexdigest()[:26]
+    return ":".join([*parts[:5], "auto-backup", f"ab-{digest}"])
 
 
 def _now() -> str:

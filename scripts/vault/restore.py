@@ -183,13 +183,18 @@ def perform_restore(contract: Contract, target_dsn: str, *, backup_id: str | Non
         swapped = False
         try:
             if tables:
-                _copy_extensions(with_dbname(target_dsn, target), scratch_dsn)
+                copy_extensions(with_dbname(target_dsn, target), scratch_dsn)
                 with tempfile.TemporaryDirectory(prefix="pilotlight-toc-") as tmp:
                     listing = os.path.join(tmp, "toc")
                     _write_listing(contract, from_side, manifest, tables, listing)
                     _stream_restore(contract, from_side, manifest, scratch_dsn, jobs, args, listing, bar=bar)
                 bar.phase(f"copy {', '.join(tables)} into schema {into_schema}")
-                result.row_counts = _move_tables(scratch_dsn, with_dbname(target_dsn, target), into_schema, manifest)
+                restored = pg.tables(scratch_dsn)
+                if not restored:
+                    raise PilotlightError(f"backup {manifest.id} has none of the requested tables")
+                check_counts(scratch_dsn, manifest, only=restored)
+                result.row_counts = move_tables(scratch_dsn, with_dbname(target_dsn, target), into_schema,
+                                                {n: manifest.row_counts[n] for n in restored}, f"backup {manifest.id}")
             else:
                 _stream_restore(contract, from_side, manifest, scratch_dsn, jobs, args, no_owner=no_owner, bar=bar)
                 bar.phase(COUNTS)
@@ -500,7 +505,7 @@ def _require_new_schema(dsn: str, schema: str) -> None:
             raise Refused(f"schema {schema!r} already exists in the target; pick a new --into-schema")
 
 
-def _restore_cmd(dsn: str, jobs: int, listing: str | None, source: str | None,
+def restore_cmd(dsn: str, jobs: int, listing: str | None, source: str | None,
                  atomic: bool = False, no_owner: bool = False) -> tuple[list[str], dict]:
     """pg_restore stopping at the first error. Into a scratch database one transaction buys
     nothing (a failure drops the database) and would take a lock per large object, which
@@ -543,7 +548,7 @@ def _run_tail(stream, into: list[str]) -> None:
 
 def _piped(stream: BackupStream, dsn: str, listing: str | None, no_owner: bool = False,
            bar: progress.Bar | None = None) -> None:
-    cmd, env = _restore_cmd(dsn, 1, listing, None, no_owner=no_owner)
+    cmd, env = restore_cmd(dsn, 1, listing, None, no_owner=no_owner)
     proc = subprocess.Popen(cmd, stdin=subprocess.PIPE, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, env=env)
     widen_pipe(proc.stdin)  # each 1 MiB chunk in one hand-over
     tail: list[str] = []
@@ -561,7 +566,7 @@ def _piped(stream: BackupStream, dsn: str, listing: str | None, no_owner: bool =
                     open_pipe = False  # it has all it needs (--table); keep verifying the rest of the stream
         if proc.poll() not in (None, 0):
             reader.join(timeout=10)
-            raise PilotlightError(f"pg_restore failed (stopped at the first error): {_first_error(tail)}")
+            raise PilotlightError(f"pg_restore failed (stopped at the first error): {first_error(tail)}")
         stream.finish()
         try:
             proc.stdin.close()
@@ -576,7 +581,7 @@ def _piped(stream: BackupStream, dsn: str, listing: str | None, no_owner: bool =
         raise
     reader.join(timeout=10)
     if rc != 0:
-        raise PilotlightError(f"pg_restore failed (stopped at the first error): {_first_error(tail)}")
+        raise PilotlightError(f"pg_restore failed (stopped at the first error): {first_error(tail)}")
 
 
 def _spooled(stream: BackupStream, dsn: str, jobs: int, listing: str | None, no_owner: bool = False,
@@ -592,16 +597,16 @@ def _spooled(stream: BackupStream, dsn: str, jobs: int, listing: str | None, no_
         stream.finish()
         if bar is not None:
             bar.phase(f"load, indexes and constraints (pg_restore -j {jobs})")
-        cmd, env = _restore_cmd(dsn, jobs, listing, path, no_owner=no_owner)
+        cmd, env = restore_cmd(dsn, jobs, listing, path, no_owner=no_owner)
         proc = subprocess.run(cmd, stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, env=env)
         if proc.returncode != 0:
             tail = proc.stderr.decode(errors="replace").splitlines()
-            raise PilotlightError(f"pg_restore failed (stopped at the first error): {_first_error(tail)}")
+            raise PilotlightError(f"pg_restore failed (stopped at the first error): {first_error(tail)}")
     finally:
         shutil.rmtree(spool_dir, ignore_errors=True)
 
 
-def _first_error(tail: list[str]) -> str:
+def first_error(tail: list[str]) -> str:
     errors = [line for line in tail if "error" in line.lower()]
     return (errors or tail or ["no message"])[0]
 
@@ -693,7 +698,7 @@ def _archive_toc(contract: Contract, side: str, manifest: Manifest) -> list[str]
     return lines
 
 
-def _copy_extensions(live_dsn: str, scratch_dsn: str) -> None:
+def copy_extensions(live_dsn: str, scratch_dsn: str) -> None:
     """Give the scratch database the live one's extensions before a table-only restore.
 
     ``pg_restore -t`` brings the tables but not the extensions their defaults, types or
@@ -714,12 +719,10 @@ def _copy_extensions(live_dsn: str, scratch_dsn: str) -> None:
         raise PilotlightError(f"cannot prepare the scratch database's extensions: {_pg_reason(exc)}") from None
 
 
-def _move_tables(scratch_dsn: str, live_dsn: str, schema: str, manifest: Manifest) -> dict[str, int]:
-    """Put the restored tables in ``schema`` and copy that schema into the live database."""
-    restored = pg.tables(scratch_dsn)
-    if not restored:
-        raise PilotlightError(f"backup {manifest.id} has none of the requested tables")
-    check_counts(scratch_dsn, manifest, only=restored)
+def move_tables(scratch_dsn: str, live_dsn: str, schema: str, expected: dict[str, int], source: str) -> dict[str, int]:
+    """Put the (verified) tables of the scratch database in ``schema`` and copy that schema into the
+    live database in one transaction; the copied row counts must equal ``expected`` (table -> rows)."""
+    restored = sorted(expected)
     with pg.connect(scratch_dsn, autocommit=True) as conn, conn.transaction():
         conn.execute(sql.SQL("CREATE SCHEMA {}").format(sql.Identifier(schema)))
         for name in restored:
@@ -729,18 +732,18 @@ def _move_tables(scratch_dsn: str, live_dsn: str, schema: str, manifest: Manifes
     dump = subprocess.Popen([pg.binary("pg_dump"), "-Fc", "-Z0", "--no-password",
                              f'--schema="{schema}"',  # a pattern: quoted, so a mixed-case name keeps its case
                              f"--dbname={src_info}"], stdout=subprocess.PIPE, stderr=subprocess.PIPE, env=src_env)
-    cmd, env = _restore_cmd(live_dsn, 1, None, None, atomic=True)
+    cmd, env = restore_cmd(live_dsn, 1, None, None, atomic=True)
     load = subprocess.run(cmd, stdin=dump.stdout, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, env=env)
     dump.stdout.close()
     dump_err = dump.stderr.read().decode(errors="replace").splitlines()
     if dump.wait() != 0 or load.returncode != 0:
         tail = load.stderr.decode(errors="replace").splitlines() or dump_err
-        raise PilotlightError(f"copying schema {schema} into the live database failed: {_first_error(tail)}")
-    moved = {f"{schema}.{pg.split_name(n)[2]}": manifest.row_counts[n] for n in restored}
+        raise PilotlightError(f"copying schema {schema} into the live database failed: {first_error(tail)}")
+    moved = {f"{schema}.{pg.split_name(n)[2]}": expected[n] for n in restored}
     live = pg.count_rows(live_dsn, sorted(moved))
     live.pop(pg.LARGE_OBJECTS, None)
     if live != moved:
-        raise IntegrityError(f"backup {manifest.id}: rows copied into {schema} differ from the manifest")
+        raise IntegrityError(f"{source}: rows copied into {schema} differ from the source's")
     return live
 
 

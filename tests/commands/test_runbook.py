@@ -50,3 +50,15 @@ def test_missing_outputs_is_one_line_and_usage_exit(tmp_path, capsys):
     assert runbook.main(["--outputs", str(tmp_path / "nope.json")]) == 2
     err = capsys.readouterr().err.strip().splitlines()
     assert len(err) == 1 and "outputs file not found" in err[0]
+
+
+def test_data_corruption_and_deletion_procedures_restore_to_a_time_from_the_dr_region(capsys):
+    from scripts.commands import runbook
+
+    assert runbook.main(["--outputs", str(FIXTURE)]) == 0
+    text = capsys.readouterr().out
+    corruption = text[text.index("## Data corruption"):text.index("## Ransomware")]
+    assert "--to-time 2026-01-01T10:41:59Z --from-region dr --copy-back public.orders --overwrite --yes" in corruption
+    deletion = text[text.index("## Accidental deletion"):text.index("## Failback")]
+    assert "--copy-back public.orders --yes" in deletion
+    assert "| Data corruption | 1 h | 1 h | point-in-time restore" in text

@@ -164,7 +164,7 @@ def test_ransomware_delete_is_refused_and_the_clean_backup_restored(module_sandb
     assert checks["Object Lock refused every delete of the clean backup"]["passed"]
     assert checks["the poisoned backup was not used"]["passed"]
     assert result["backup"]["id"] != result["measured"]["poisonedBackup"]
-    assert 0 <= result["measured"]["rpoSeconds"] < 60
+    assert 0 <= result["measured"]["rpoSeconds"] < 600 and result["measured"]["acknowledgedRowsLost"] >= 0
     assert_normal_topology(module_sandbox)
 
 
@@ -174,8 +174,11 @@ def test_data_drills_bring_the_data_back_and_clean_up(module_sandbox, scenario, 
                                              *DRILL])
     assert rc == Exit.OK, result["failedStep"] or result["error"]
     assert all(c["passed"] for c in result["checks"]) and result["backup"]["id"]
-    assert 0 <= result["measured"]["rpoSeconds"] < 60 and result["measured"]["rtoSeconds"] > 0
+    assert 0 <= result["measured"]["rpoSeconds"] < 600 and result["measured"]["rtoSeconds"] > 0
     assert result["measured"]["heartbeat"]["acknowledged"] > 0
+    # the recovery point is the vault's newest backup, not one taken for the drill: writes acknowledged
+    # after it and before the damage are counted as lost (the heartbeat table is in the same database)
+    assert result["measured"]["acknowledgedRowsLost"] >= 0
     c = module_sandbox.reload()
     with psycopg.connect(service_dsn(c), autocommit=True) as conn:
         leftovers = conn.execute("select count(*) from pg_namespace where nspname like 'pilotlight%'").fetchone()[0]

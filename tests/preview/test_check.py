@@ -81,7 +81,7 @@ def test_a_config_error_only_the_running_program_sees_is_reported_as_is(tmp_path
 
 def test_an_objective_the_stack_cannot_meet_fails_with_the_key_to_change(tmp_path, capsys):
     def tighten(c):
-        c["pilotlight:objectives"]["dataCorruption"]["rpo"] = "5m"
+        c["pilotlight:objectives"]["dataCorruption"]["rpo"] = "1m"
 
     rc, report = run_json(capsys, "--config", str(variant(tmp_path, "tight", tighten)))
     assert rc == 1 and not report["ok"]

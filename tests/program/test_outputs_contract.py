@@ -7,7 +7,7 @@ from stack_values import config
 
 from scripts.contract import parse
 from stacks import naming
-from stacks.outputs import outputs_document, primary_endpoint, promotion_document
+from stacks.outputs import outputs_document, primary_endpoint, promotion_document, restore_target
 
 FIXTURE = Path(__file__).resolve().parents[1] / "fixtures" / "outputs.json"
 KEY_ID = "mrk-1234abcd12ab34cd56ef1234567890ab"
@@ -48,6 +48,11 @@ def plain_document(cfg, sandbox=None):
                     "standbyUrn": "urn:pulumi:dr::pilotlight::pilotlight:dr:Standby$aws:rds/instance:Instance::"
                                   f"{naming.standby_logical_name(db)}-instance",
                 },
+                "restore": {"dr": restore_target(
+                    subnet_group_name=naming.subnet_group_name(cfg), security_group_ids=["sg-0123456789abcdef0"],
+                    parameter_group_name=naming.parameter_group_name(cfg), kms_key_id=keys["dr"]["arn"],
+                    instance_class=db.instance_class,
+                    automated_backups_arn="arn:aws:rds:us-west-2:123456789012:auto-backup:ab-abcdefghijklmnopqrstuvwxyz")},
             }
         )
     return outputs_document(

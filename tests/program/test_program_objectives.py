@@ -23,11 +23,17 @@ def test_example_objectives_are_met():
     ("values", "message"),
     [
         (
-            with_objective("dataCorruption", rpo="5m"),
-            r"^pilotlight:objectives\.dataCorruption\.rpo = 5m: the finest backup tier \(hourly\) runs every 1h, "
+            with_objective("dataCorruption", rpo="1m"),
+            r"^pilotlight:objectives\.dataCorruption\.rpo = 1m: point-in-time restore reaches back to the latest "
+            r"restorable time, typically up to 5m old \(RDS uploads transaction logs every 5 minutes\); "
+            r"raise the RPO to 5m or more$",
+        ),
+        (with_objective("accidentalDeletion", rpo="2m"), r"^pilotlight:objectives\.accidentalDeletion\.rpo = 2m: point-in-time"),
+        (
+            with_objective("ransomware", rpo="30m"),
+            r"^pilotlight:objectives\.ransomware\.rpo = 30m: the finest backup tier \(hourly\) runs every 1h, "
             r"so up to 1h can be lost; raise the RPO to 1h or more$",
         ),
-        (with_objective("accidentalDeletion", rpo="30m"), r"^pilotlight:objectives\.accidentalDeletion\.rpo = 30m: the finest backup tier"),
         (with_objective("ransomware", rpo="30d"), r"^pilotlight:objectives\.ransomware\.rpo = 30d: backups are locked for only 7d.*raise pilotlight:vault\.objectLock\.days to 30"),
         (
             with_objective("regionalOutage", rto="2m"),
@@ -59,7 +65,7 @@ def test_longer_ttl_and_slower_health_checks_raise_the_floor():
 
 
 def test_several_problems_stay_on_one_line():
-    values = with_objective("dataCorruption", rpo="5m")
+    values = with_objective("dataCorruption", rpo="1m")
     values["objectives"]["ransomware"]["rpo"] = "10m"
     with pytest.raises(ObjectiveError, match=r"dataCorruption.*\(and 1 more: .*ransomware") as info:
         objectives.check(config(values))
@@ -68,9 +74,16 @@ def test_several_problems_stay_on_one_line():
 
 def test_finer_tier_meets_a_tighter_objective():
     """A 1-hour RPO is met by hourly backups; the check follows the tier intervals, not a constant."""
-    assert objectives.problems(config(with_objective("dataCorruption", rpo="1h"))) == []
+    assert objectives.problems(config(with_objective("ransomware", rpo="1h"))) == []
+
+
+def test_point_in_time_restore_meets_a_15_minute_data_corruption_rpo_the_hourly_tier_could_not():
+    """The reference runbooks' 15-minute data-corruption RPO: met by PITR (5 min granularity), not by dumps."""
+    values = with_objective("dataCorruption", rpo="15m")
+    values["objectives"]["accidentalDeletion"]["rpo"] = "5m"
+    assert objectives.problems(config(values)) == []
 
 
 def test_preview_fails_before_any_resource_is_registered():
     with pytest.raises(ObjectiveError):
-        run_stack(config(with_objective("dataCorruption", rpo="5m")))
+        run_stack(config(with_objective("dataCorruption", rpo="1m")))

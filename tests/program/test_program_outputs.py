@@ -25,6 +25,20 @@ def test_exported_document_parses_as_the_contract(example):
     assert contract.objectives["regional-outage"].rto_seconds == 900
 
 
+def test_a_dr_point_in_time_restore_lands_in_the_standby_network_with_the_dr_key(example):
+    """Restores default to the default VPC, subnet group and parameter group (RestoreDBInstanceToPointInTime
+    API reference): the contract must carry the stack's own, and the replicated backups' ARN."""
+    target = parse(example.document).database("orders").restore["dr"]
+    standby = example.of_type("aws:rds/instance:Instance")[0].inputs
+    assert target.subnet_group_name == standby["dbSubnetGroupName"]
+    assert target.parameter_group_name == standby["parameterGroupName"]
+    assert list(target.security_group_ids) == standby["vpcSecurityGroupIds"]
+    assert target.kms_key_id == standby["kmsKeyId"] and target.instance_class == standby["instanceClass"]
+    replication = example.of_type("aws:rds/instanceAutomatedBackupsReplication:InstanceAutomatedBackupsReplication")
+    assert replication[0].inputs["kmsKeyId"] == target.kms_key_id
+    assert target.automated_backups_arn == replication[0].id
+
+
 def test_after_failover_the_contract_says_dr(failed_over):
     assert parse(failed_over.document).active == "dr"
 

@@ -36,6 +36,7 @@ class DrillContext:
     checks: list[dict[str, Any]] = field(default_factory=list)
     notes: list[str] = field(default_factory=list)
     backup: dict[str, Any] | None = None
+    heartbeat: Any = None  # the running heartbeat writer during a data drill (scenarios.data)
 
     def check(self, name: str, passed: bool, detail: str = "") -> bool:
         self.checks.append({"name": name, "passed": bool(passed), "detail": detail})

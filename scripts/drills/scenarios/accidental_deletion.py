@@ -1,6 +1,6 @@
 """accidental-deletion: someone deletes rows; restore just that table beside the live one and copy them back.
 
-Steps: fingerprint the table → take a backup → delete every 10th row for real → partial
+Steps: fingerprint the table → the newest scheduled backup → delete every 10th row for real → partial
 restore of the table from the newest backup before the deletion into a new schema of the LIVE
 database (``restore --tables T --into-schema S``: nothing existing is modified, the service
 keeps running) → copy back exactly the rows that are missing → the fingerprint must equal the
@@ -17,8 +17,8 @@ from psycopg import sql
 from scripts.common import utcnow
 from scripts.vault.restore import perform_restore
 from scripts.drills.scenarios import DrillContext
-from scripts.drills.scenarios.data import (TABLE, age_at, describe, drill_backups, dsn, fingerprint, run_data_drill,
-                                           take_backup)
+from scripts.drills.scenarios.data import (TABLE, age_at, describe, dsn, filed_under, fingerprint, measure_rpo,
+                                           run_data_drill, scheduled_backup)
 
 DELETE = f"delete from {TABLE} where id % 10 = 0"
 
@@ -31,8 +31,8 @@ def _drill(ctx: DrillContext, side: str, before: tuple[int, str]) -> None:
     steps = ctx.steps
     schema = f"pilotlight_recovered_{int(time.time())}"
     schema_id, table_name = sql.Identifier(schema), TABLE.split(".", 1)[1]
-    with steps.step("take backup") as s:
-        manifest = take_backup(ctx, side)
+    with steps.step("newest scheduled backup") as s:
+        manifest = scheduled_backup(ctx, side)
         ctx.backup = describe(manifest)
         s.note(manifest.id)
     with steps.step("inject: delete rows") as s:
@@ -44,7 +44,7 @@ def _drill(ctx: DrillContext, side: str, before: tuple[int, str]) -> None:
     try:
         with steps.step("partial restore into a schema") as s:
             restored = perform_restore(ctx.contract, dsn(ctx, side), before=at_fail, tables=[TABLE],
-                                       into_schema=schema, db=drill_backups(ctx))
+                                       into_schema=schema, db=filed_under(manifest))
             ctx.backup = describe(manifest, restored) | {"id": restored.backup_id}
             s.note(f"{TABLE} from {restored.backup_id} is now {schema}.{table_name}")
         with steps.step("copy missing rows back") as s:
@@ -61,7 +61,7 @@ def _drill(ctx: DrillContext, side: str, before: tuple[int, str]) -> None:
             ctx.check("every deleted row is back, unchanged", after == before and copied == deleted,
                       f"{deleted} deleted, {copied} copied back, fingerprint {'matches' if after == before else 'DIFFERS'}")
             s.note(f"{after[0]} rows, fingerprint {'matches' if after == before else 'differs'}")
-        ctx.measured["rpoSeconds"] = round(age_at(manifest, at_fail), 3)
+        measure_rpo(ctx, side, age_at(manifest, at_fail), at_fail.timestamp())
     finally:
         with steps.step("cleanup: drop the recovery schema"):
             with psycopg.connect(dsn(ctx, side), autocommit=True) as conn:

@@ -1,9 +1,16 @@
-"""What the three data scenarios share: a table fingerprint, a fresh backup, the serving DSN, cleanup.
+"""What the three data scenarios share: a table fingerprint, the recovery point, the serving DSN, cleanup.
 
 Each data drill proves recovery by DATA, not by exit codes: it fingerprints a table (row count
 and an md5 over every row in key order) before the damage and requires the same fingerprint
-after the recovery. The drill takes its own backup first, so it is self-contained and its RPO
-(the age of the backup restored, at the moment of the damage) is known exactly.
+after the recovery.
+
+RPO is measured honestly: a drill recovers from what the stack would really have at the moment
+of the damage — the newest backup the schedule left in the vault (taken by the drill only when
+the vault has none, filed apart under ``<db>--drill/`` so it never becomes a real restore's
+``--latest``, and then said so) — while the heartbeat keeps writing through the service
+name up to the damage. ``rpoSeconds`` is that backup's age at the damage and
+``acknowledgedRowsLost`` the heartbeat writes acknowledged before the damage that the recovered
+database does not have.
 """
 from __future__ import annotations
 
@@ -22,7 +29,7 @@ from scripts.common import PilotlightError
 from scripts.postgres.dsn import side_dsn, with_dbname
 from scripts.vault.restore import RestoreResult, drop_database
 from scripts.drills.scenarios import DrillContext
-from scripts.vault.layout import Manifest, drill_name
+from scripts.vault.layout import Manifest, id_database, select_backup
 
 TABLE = "public.orders"  # the sandbox's demo table (docs/drills.md: what data drills touch on a real stack)
 TIER = "hourly"
@@ -54,9 +61,40 @@ def take_backup(ctx: DrillContext, side: str) -> Manifest:
     return perform_backup(ctx.contract, TIER, source_dsn=dsn(ctx, side), db=ctx.db.name, drill=True)
 
 
-def drill_backups(ctx: DrillContext) -> str:
-    """Where the drill's own backups are filed (what its restores read): never the real ones."""
-    return drill_name(ctx.db.name)
+def filed_under(manifest: Manifest) -> str:
+    """Where ``manifest`` is filed (what a restore of it reads): the real backups' name, or, for a
+    backup the drill took itself, the drill's own prefix (scripts.vault.layout.drill_name)."""
+    return id_database(manifest.id)
+
+
+def scheduled_backup(ctx: DrillContext, side: str) -> Manifest:
+    """The newest complete backup in the vault: what the stack would restore after damage now."""
+    try:
+        manifest, _ = select_backup(ctx.contract, "primary", ctx.db.name, latest=True)
+        return manifest
+    except PilotlightError:
+        finest = min(ctx.contract.tiers.values(), key=lambda t: t.interval_seconds)
+        ctx.notes.append(f"the vault held no backup of {ctx.db.name}, so the drill took one; on schedule the newest "
+                         f"backup can be up to {finest.interval_seconds} s ({finest.name}) old at the damage")
+        return take_backup(ctx, side)
+
+
+def acknowledged_rows_lost(ctx: DrillContext, side: str, damage_at: float) -> int:
+    """Heartbeat writes acknowledged before ``damage_at`` (epoch seconds) that ``side`` no longer has."""
+    beat = ctx.heartbeat
+    acked = [a.id for a in beat.acks if a.at < damage_at] if beat is not None else []
+    if not acked:
+        return 0
+    try:
+        present = heartbeat.present_ids(ctx.contract, ctx.db, side, acked)
+    except psycopg.Error:  # the recovered database predates the heartbeat table: every write is gone
+        present = set()
+    return len(set(acked) - present)
+
+
+def measure_rpo(ctx: DrillContext, side: str, seconds: float, damage_at: float) -> None:
+    ctx.measured["rpoSeconds"] = round(seconds, 3)
+    ctx.measured["acknowledgedRowsLost"] = acknowledged_rows_lost(ctx, side, damage_at)
 
 
 def describe(manifest: Manifest, restored: RestoreResult | None = None) -> dict:
@@ -87,10 +125,12 @@ def heartbeat_running(ctx: DrillContext, side: str) -> Iterator[heartbeat.Heartb
     """
     heartbeat.create_table(ctx.contract, ctx.db, side)
     beat = heartbeat.Heartbeat(ctx.contract, ctx.db).start()
+    ctx.heartbeat = beat
     try:
         yield beat
     finally:
         beat.stop()
+        ctx.heartbeat = None
         gaps = [b.at - a.at for a, b in zip(beat.acks, beat.acks[1:])]
         ctx.measured["heartbeat"] = beat.summary(origin=ctx.steps.t0)
         ctx.measured["longestWriteGapSeconds"] = round(max(gaps, default=0.0), 3)

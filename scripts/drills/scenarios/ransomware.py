@@ -1,6 +1,6 @@
 """ransomware: data encrypted in place, new backups poisoned, old backups attacked; restore from before.
 
-Steps: fingerprint the table → take a clean backup → the attack: scramble the table (pgcrypto
+Steps: fingerprint the table → the newest scheduled (clean) backup → the attack: scramble the table (pgcrypto
 "encrypts" every row) → a backup taken after the attack (poisoned: it holds the encrypted rows)
 → the attacker tries to destroy the clean backup: a versioned DELETE of every object version of
 it, which must be refused by Object Lock (the drill never sends a governance bypass; a delete
@@ -16,11 +16,12 @@ import psycopg
 from botocore.exceptions import ClientError
 
 from scripts import aws
+from scripts.drills import heartbeat
 from scripts.common import utcnow
 from scripts.vault.restore import perform_restore
 from scripts.drills.scenarios import DrillContext
-from scripts.drills.scenarios.data import (TABLE, age_at, describe, drill_backups, drop_kept_database, dsn, fingerprint,
-                                           run_data_drill, take_backup)
+from scripts.drills.scenarios.data import (TABLE, age_at, describe, drop_kept_database, dsn, filed_under, fingerprint,
+                                           measure_rpo, run_data_drill, scheduled_backup, take_backup)
 from scripts.vault.layout import DUMP, MANIFEST, Manifest, object_key
 from scripts.steps import FAILED
 
@@ -51,8 +52,8 @@ def run(ctx: DrillContext) -> None:
 def _drill(ctx: DrillContext, side: str, before: tuple[int, str]) -> None:
     steps = ctx.steps
     restored = None
-    with steps.step("take clean backup") as s:
-        clean = take_backup(ctx, side)
+    with steps.step("newest scheduled backup (clean)") as s:
+        clean = scheduled_backup(ctx, side)
         ctx.backup = describe(clean)
         s.note(clean.id)
     with steps.step("inject: encrypt table") as s:
@@ -74,8 +75,9 @@ def _drill(ctx: DrillContext, side: str, before: tuple[int, str]) -> None:
             s.note(f"{len(refused)}/{len(outcomes)} versioned deletes refused", None if passed else FAILED)
         with steps.step("restore --before the attack and swap") as s:
             restored = perform_restore(ctx.contract, dsn(ctx, side), before=at_attack, terminate_sessions=True,
-                                       db=drill_backups(ctx))
+                                       db=filed_under(clean))
             ctx.backup = describe(clean, restored) | {"id": restored.backup_id}
+            heartbeat.create_table(ctx.contract, ctx.db, side)  # the backup may predate the heartbeat table
             s.note(f"backup {restored.backup_id} restored and swapped in {restored.seconds:.2f} s")
         with steps.step("verify data") as s:
             after = fingerprint(dsn(ctx, side))
@@ -85,8 +87,9 @@ def _drill(ctx: DrillContext, side: str, before: tuple[int, str]) -> None:
             ctx.check("the poisoned backup was not used", restored.backup_id == clean.id,
                       f"used {restored.backup_id}, poisoned {poisoned.id}")
             s.note(f"{after[0]} rows, fingerprint {'matches' if after == before else 'differs'}")
-        ctx.measured["rpoSeconds"] = round(age_at(clean, at_attack), 3)
+        measure_rpo(ctx, side, age_at(clean, at_attack), at_attack.timestamp())
     finally:
         with steps.step("cleanup: drop the encrypted database kept for rollback"):
             drop_kept_database(ctx, side, restored)
-    ctx.notes.append("both drill backups stay in the vault: Object Lock keeps them until their retention ends")
+    ctx.notes.append("the poisoned backup stays in the vault, filed apart under the drill's own prefix (never a real "
+                     "restore's --latest): Object Lock keeps it until its retention ends")
