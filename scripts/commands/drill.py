@@ -1,9 +1,9 @@
 """`pilotlight drill --scenario NAME`: inject a real failure, recover, measure RTO/RPO against the objectives.
 
 Flags, the real-stack confirmation and the output; each drill is
-:func:`scripts.drills.engine.run_drill`. On the sandbox a drill needs no confirmation. On a real
-stack it needs ``--yes-on-stack NAME`` naming that stack, because it breaks things for real (see
-docs/drills.md for what each touches).
+:func:`scripts.drills.engine.run_drill`. A drill needs ``--yes-on-stack NAME`` naming the stack
+it runs on, the sandbox's included, because it breaks things for real (see docs/drills.md for
+what each touches; `make drill` runs the engine on its own sandbox and needs no flag).
 ``--dry-run`` prints what each drill would break, its objectives and the RTO projected on AWS,
 touching nothing (exit 0); with ``--report`` the stack's runbook is written beside the reports.
 """
@@ -91,7 +91,7 @@ def _plan(args: argparse.Namespace, contract: Contract, db: Database, names: tup
             yield (f"      objective RTO {human_seconds(o['rtoSeconds'])}, RPO {human_seconds(o['rpoSeconds'])}; "
                    f"RTO on AWS {on_aws} ({p['basis']})")
         yield ("to run it: drill --scenario " + args.scenario
-               + (f" {doc['confirmation']}" if doc["confirmation"] else "") + " [--report DIR]")
+               + f" {doc['confirmation']} [--report DIR]")
 
     emit(args, doc, human)
     return Exit.OK

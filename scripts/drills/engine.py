@@ -121,5 +121,5 @@ def plan(contract: Contract, db: Database, names: tuple[str, ...]) -> dict[str, 
         drills.append({"scenario": name, "breaks": (scenarios.load(name).__doc__ or "").split("\n")[0].split(": ", 1)[-1],
                        "objective": {"rtoSeconds": objective.rto_seconds, "rpoSeconds": objective.rpo_seconds},
                        "projectedRto": projected_rto(contract, name, {}, None)})
-    needs = None if contract.sandbox is not None else f"--yes-on-stack {contract.stack}"
-    return {"dryRun": True, "target": target(contract), "database": db.name, "confirmation": needs, "drills": drills}
+    return {"dryRun": True, "target": target(contract), "database": db.name,
+            "confirmation": f"--yes-on-stack {contract.stack}", "drills": drills}
