@@ -16,7 +16,9 @@ HOSTCA=/etc/ssl/certs/ca-certificates.crt
 need() { command -v "$1" >/dev/null 2>&1; }
 if ! need podman || ! need mmdebstrap || ! need runc || ! need buildah; then
   if [ "$(id -u)" = 0 ]; then
-    DEBIAN_FRONTEND=noninteractive apt-get install -y -q podman buildah mmdebstrap runc >/dev/null
+    # A fresh machine may have no package lists yet: update once, only when the install needs it.
+    tools() { DEBIAN_FRONTEND=noninteractive apt-get install -y -q podman buildah mmdebstrap runc >/dev/null; }
+    tools || { apt-get update -q >/dev/null && tools; }
   else
     echo "image: podman, buildah, mmdebstrap and runc are needed: sudo apt-get install -y podman buildah mmdebstrap runc" >&2
     exit 2
