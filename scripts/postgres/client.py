@@ -66,9 +66,16 @@ def require_dump_client_for(server_version: str) -> None:
                       f"postgresql-client-{server} and set PILOTLIGHT_PG_BIN=/usr/lib/postgresql/{server}/bin")
 
 
+# What pg_dump, pg_restore and pg_dumpall must not inherit from the database either: pg_dump's first
+# query runs before it sets statement_timeout itself. Encoding and DateStyle stay the tools' own
+# business (pg_dump writes the database's encoding unless told otherwise).
+CLIENT_TIMEOUTS = "-c statement_timeout=0 -c lock_timeout=0 -c idle_in_transaction_session_timeout=0"
+
+
 def client_args(dsn: str) -> tuple[str, dict[str, str]]:
-    """(DSN without password for ``--dbname``, environment carrying the password if any)."""
+    """(DSN without password for ``--dbname``, with :data:`CLIENT_TIMEOUTS`; environment carrying the password if any)."""
     parts = conninfo_to_dict(dsn)
+    parts["options"] = f"{parts.get('options', '')} {CLIENT_TIMEOUTS}".strip()
     env = dict(os.environ)
     password = parts.pop("password", None)
     if password:

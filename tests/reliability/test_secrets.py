@@ -96,6 +96,7 @@ def run_all(rel, proxied, tmp_path, capsys) -> list[tuple[str, int, str]]:
     with_pw = f"host=127.0.0.1 port=1 dbname={db.db_name} user=postgres password={pw} connect_timeout=2"
     reports = tmp_path / "reports"
     made = vault_backup.perform_backup(rel.contract, "daily", source_dsn=src)
+    rel.wait_replicated(made.id)  # verify checks the DR copy: wait for the (asynchronous) replication
     runs = [
         ("backup", backup.main, rel.args("-vv", "--tier", "daily", "--source", src, "--json")),
         ("backup: password DSN, dead port", backup.main, rel.args("-vv", "--tier", "daily", "--source", with_pw)),
