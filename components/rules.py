@@ -18,6 +18,8 @@ from typing import Any
 POLICY_VERSION = "2012-10-17"
 RTC_MINUTES = 15
 REPLICATION_RULE_ID = "vault-to-dr"
+# Where the verification job writes its restore-test records (scripts/vault/evidence.py: PREFIX).
+EVIDENCE_PREFIX = "evidence/"
 KEY_USER_ACTIONS = ("kms:Encrypt", "kms:Decrypt", "kms:ReEncrypt*", "kms:GenerateDataKey*", "kms:DescribeKey")
 # The encryption context every direct KMS call of the tools carries (scripts/vault/envelope.py: context()).
 BACKUP_CONTEXT_KEYS = ("pilotlight:backup-id", "pilotlight:database")
@@ -638,10 +640,18 @@ def restore_reader_policy(
 ) -> dict[str, Any]:
     """What ``pilotlight restore`` / ``verify`` need: read both vaults and unwrap with either key.
 
-    Read-only by construction (every action is ``s3:Get*``/``s3:List*``/``kms:Decrypt``), so an
-    operator restoring under stress cannot damage the vault. Both sides, because a restore during
-    a regional outage reads the DR copy with the DR key alone. Direct ``Decrypt`` only under the
-    backup context; SSE-KMS reads through S3 only in each bucket's own region, with its own key.
+    Read-only for backups (on the tier prefixes every action is ``s3:Get*``/``s3:List*``/
+    ``kms:Decrypt``), so an operator restoring under stress cannot damage the vault. Both sides,
+    because a restore during a regional outage reads the DR copy with the DR key alone. Direct
+    ``Decrypt`` only under the backup context; SSE-KMS reads through S3 only in each bucket's own
+    region, with its own key.
+
+    The one write: the verification job's restore-test records under ``EVIDENCE_PREFIX``
+    (scripts/vault/evidence.py), new objects only (the bucket policy denies overwrites), locked by
+    the bucket's default retention like every backup. ``s3:PutObject`` alone: explicit
+    ``x-amz-object-lock-*`` headers would need ``s3:PutObjectRetention``, which no role gets (it
+    could set retention on any object in reach). SSE-KMS on a put needs ``kms:GenerateDataKey``
+    through S3.
     """
     sides = list(bucket_arns)
     statements: list[dict[str, Any]] = [
@@ -658,6 +668,12 @@ def restore_reader_policy(
             "Resource": [f"{bucket_arns[s]}/*" for s in sides],
         },
         {
+            "Sid": "WriteRestoreTestEvidence",
+            "Effect": "Allow",
+            "Action": "s3:PutObject",
+            "Resource": [f"{bucket_arns[s]}/{EVIDENCE_PREFIX}*" for s in sides],
+        },
+        {
             "Sid": "UnwrapDataKeys",
             "Effect": "Allow",
             "Action": "kms:Decrypt",
@@ -670,7 +686,7 @@ def restore_reader_policy(
             {
                 "Sid": f"ReadThroughS3{side.capitalize()}",
                 "Effect": "Allow",
-                "Action": "kms:Decrypt",
+                "Action": ["kms:Decrypt", "kms:GenerateDataKey"],  # GenerateDataKey: the evidence puts
                 "Resource": key_arns[side],
                 "Condition": _through_s3(regions[side], bucket_arns[side]),
             }

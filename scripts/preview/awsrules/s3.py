@@ -5,7 +5,7 @@ import json
 import re
 from typing import Any, Iterable, Sequence
 
-from scripts.preview.awsrules import Resource, resource_rule, stack_rule, transition_rule
+from scripts.preview.awsrules import Resource, request_rule, resource_rule, stack_rule, transition_rule
 
 BUCKET = "aws:s3/bucket:Bucket"
 LIFECYCLE = "aws:s3/bucketLifecycleConfiguration:BucketLifecycleConfiguration"
@@ -196,3 +196,21 @@ def encrypted_topic_publishers(resources: Sequence[Resource]) -> Iterable[str]:
             if service == "events.amazonaws.com" and not any(
                     _service_allowed(_doc(p.inputs.get("policy")), service, ("sns:Publish",)) for p in policies):
                 yield f"{topic.urn}: no topic policy lets EventBridge publish (the target's invocations fail)"
+
+
+_CHECKSUMS = ("ContentMD5", "ChecksumAlgorithm", "ChecksumCRC32", "ChecksumCRC32C", "ChecksumCRC64NVME",
+              "ChecksumSHA1", "ChecksumSHA256")
+
+
+@request_rule("s3-object-lock-put-needs-checksum", "s3:PutObject",
+              cite="https://docs.aws.amazon.com/AmazonS3/latest/API/API_PutObject.html (the Content-MD5 or "
+                   "x-amz-sdk-checksum-algorithm header is required for any request to upload an object with a "
+                   "retention period configured using Amazon S3 Object Lock); kopia/kopia#711 and "
+                   "aws/aws-sdk-php#1694 (InvalidRequest on a bucket with default retention)")
+def lock_put_checksum(params: dict, target: dict) -> str | None:
+    """The tools ask for the checksum themselves: botocore's default one is configuration
+    (``request_checksum_calculation=when_required`` turns it off)."""
+    if target.get("object_lock") and not any(params.get(k) for k in _CHECKSUMS):
+        return (f"InvalidRequest: PutObject of {params.get('Key')!r} into an Object Lock bucket carries neither "
+                "Content-MD5 nor a checksum (pass ChecksumAlgorithm)")
+    return None
