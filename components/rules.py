@@ -18,6 +18,8 @@ from typing import Any
 POLICY_VERSION = "2012-10-17"
 RTC_MINUTES = 15
 REPLICATION_RULE_ID = "vault-to-dr"
+# While DR serves (``active: dr``) backups are written to the DR vault and replicate back with this rule.
+REVERSE_REPLICATION_RULE_ID = "vault-to-primary"
 # Where the verification job writes its restore-test records (scripts/vault/evidence.py: PREFIX).
 EVIDENCE_PREFIX = "evidence/"
 KEY_USER_ACTIONS = ("kms:Encrypt", "kms:Decrypt", "kms:ReEncrypt*", "kms:GenerateDataKey*", "kms:DescribeKey")
@@ -93,18 +95,19 @@ def lifecycle_rules(vault: VaultRules) -> list[dict[str, Any]]:
     return rules
 
 
-def replication_configuration(role_arn: str, destination_bucket_arn: str, replica_key_arn: str) -> dict[str, Any]:
-    """Replicate the whole vault to the DR bucket, re-encrypted with the DR replica key.
+def replication_configuration(role_arn: str, destination_bucket_arn: str, replica_key_arn: str,
+                              rule_id: str = REPLICATION_RULE_ID) -> dict[str, Any]:
+    """Replicate the whole vault to the other bucket (DR by default), re-encrypted with that region's key.
 
     Replication Time Control (15 min SLA) and its metrics make lag measurable and alarmable.
-    Delete markers do NOT replicate: a delete in the primary region (an attacker's, or a
-    mistake) leaves the DR copy current, so the DR region still lists and restores it.
+    Delete markers do NOT replicate: a delete in the source region (an attacker's, or a
+    mistake) leaves the other copy current, so the other region still lists and restores it.
     """
     return {
         "Role": role_arn,
         "Rules": [
             {
-                "ID": REPLICATION_RULE_ID,
+                "ID": rule_id,
                 "Priority": 1,
                 "Status": "Enabled",
                 "Filter": {"Prefix": ""},
@@ -119,6 +122,22 @@ def replication_configuration(role_arn: str, destination_bucket_arn: str, replic
             }
         ],
     }
+
+
+def replication_configurations(active: str, role_arn: str, bucket_arns: dict[str, str],
+                               key_arns: dict[str, str]) -> dict[str, dict[str, Any]]:
+    """Per source side, the replication configuration the vault has while ``active`` serves.
+
+    Always primary -> DR. With ``active: dr`` backups go to the DR vault with the DR key, so the
+    DR bucket also replicates back to the primary one (re-encrypted with the primary key), which
+    S3 catches up once the primary region is reachable again. No loop: S3 never replicates a
+    replica again (only with replica modification sync, which this never enables).
+    """
+    out = {"primary": replication_configuration(role_arn, bucket_arns["dr"], key_arns["dr"])}
+    if active == "dr":
+        out["dr"] = replication_configuration(role_arn, bucket_arns["primary"], key_arns["primary"],
+                                              REVERSE_REPLICATION_RULE_ID)
+    return out
 
 
 def object_lock_configuration(mode: str, days: int) -> dict[str, Any]:
