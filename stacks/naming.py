@@ -173,6 +173,23 @@ def set_identifier(side: str) -> str:
     return side
 
 
+def replica_secret_arn(arn: str, region: str) -> str:
+    """A Secrets Manager secret's replica in ``region``: the same ARN but for the region.
+
+    AWS: "The ARN for a replicated secret is the same as the primary secret except for the
+    Region" (Secrets Manager user guide, replicate-secrets).
+    """
+    parts = arn.split(":")
+    parts[3] = region
+    return ":".join(parts)
+
+
+def secret_name(arn: str) -> str:
+    """The secret's name in its ARN, without the 6 random characters Secrets Manager appends (``-a1b2c3``)."""
+    name = arn.split(":secret:", 1)[1]
+    return name[:-7] if len(name) > 7 and name[-7] == "-" else name
+
+
 def db_user_arn(cfg: StackConfig, db: DatabaseConfig) -> str:
     """The ``rds-db:connect`` resource of a database's tool user, by instance identifier.
 
