@@ -135,7 +135,7 @@ def credentials_section(cfg: StackConfig, db: DatabaseConfig, secret_arns: Mappi
     out: dict[str, Any] = {"user": db.user, "iamAuth": db.iam_auth}
     if db.credentials_secret_arn:
         out["secretArn"] = dict(secret_arns or {
-            "primary": db.credentials_secret_arn, "dr": naming.replica_secret_arn(db.credentials_secret_arn, cfg.dr_region)})
+            "primary": db.credentials_secret_arn, "dr": naming.arn_in_region(db.credentials_secret_arn, cfg.dr_region)})
     return out
 
 

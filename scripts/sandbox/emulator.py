@@ -288,5 +288,5 @@ def database_secrets(cfg: StackConfig, moto_url: str, username: str, password: s
         arn = client.create_secret(Name=naming.secret_name(db.credentials_secret_arn), SecretString=json.dumps(value),
                                    AddReplicaRegions=[{"Region": cfg.dr_region}],
                                    Description=f"{naming.base(cfg)} {db.name} login (sandbox)")["ARN"]
-        out[db.name] = {"primary": arn, "dr": naming.replica_secret_arn(arn, cfg.dr_region)}
+        out[db.name] = {"primary": arn, "dr": naming.arn_in_region(arn, cfg.dr_region)}
     return out
