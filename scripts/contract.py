@@ -217,7 +217,7 @@ class Objective:
 
 
 # Where the image carries AWS's RDS CA bundle (Dockerfile); verify-full checks RDS endpoints against it.
-RDS_CA_BUNDLE = "/usr/local/share/pilotlight/rds-global-bundle.pem"
+RDS_CA_BUNDLE = "/usr/local/share/pilotlight/rds-ca/global-bundle.pem"
 SSLROOTCERT_ENV = "PILOTLIGHT_SSLROOTCERT"
 
 
