@@ -88,7 +88,7 @@ def post_data_archive(dsn: str, snapshot: str) -> bytes:
                            f"--dbname={conninfo}"], stdin=subprocess.DEVNULL, capture_output=True, env=env)
     if proc.returncode != 0:
         tail = proc.stderr.decode(errors="replace").strip().splitlines() or [f"exit {proc.returncode}"]
-        raise PilotlightError(f"pg_dump --section=post-data failed: {tail[-1]}")
+        raise PilotlightError(f"pg_dump failed (its post-data section): {tail[-1]}")
     return proc.stdout
 
 
