@@ -9,8 +9,10 @@ S3 would, from the rules stored in moto (``get_bucket_replication`` on the prima
   copied, oldest first, to the rule's destination bucket (highest ``Priority`` wins when several
   enabled rules match the key's prefix);
 - the full version listing (``ListObjectVersions``) is read only on the first pass after a
-  start, when a key that already existed changed (a new version may hide others made between two
-  polls), and while a copy waits for a retry. moto 5.2.5 deep-copies EVERY version of the bucket
+  start, and when a key that already existed changed (a new version may hide others made between two
+  polls); a copy that failed is retried from the item it was, with a back-off, without listing
+  anything again (a full listing per retry made every pass slower the fuller the bucket, the more so
+  under load, when copies time out: replication lagged minutes). moto 5.2.5 deep-copies EVERY version of the bucket
   (body included, spooled to a temporary file) on each ``ListObjectVersions``, whatever the
   ``Prefix``; called every poll it filled the disk with deleted-but-open temporary files;
 - object versions keep their body, user metadata, content type and Object Lock retention
@@ -63,6 +65,7 @@ log = logging.getLogger("pilotlight.sandbox.replicator")
 POLL_SECONDS = 0.5
 REPLICA = "replica"
 MAX_ATTEMPTS = 5
+RETRY_SECONDS = 1.0  # first back-off after a failed copy; doubles per attempt
 _HEAD_TO_PUT = {
     "Metadata": "Metadata",
     "ContentType": "ContentType",
@@ -86,6 +89,8 @@ class Replicator:
         self._applied = watcher.path.parent / REPLICATION
         self._done: dict[str, str] = _read_journal(self._journal)
         self._attempts: dict[str, dict[str, int]] = {"primary": {}, "dr": {}}
+        # per source side: token -> (the version or delete marker to copy again, not before this time)
+        self._retry: dict[str, dict[str, tuple[dict[str, Any], float]]] = {"primary": {}, "dr": {}}
         # per source side: key -> (ETag, LastModified, Size) when last replicated
         self._seen: dict[str, dict[str, tuple] | None] = {"primary": None, "dr": None}
         self._active: str | None = None  # the state whose rules were last applied
@@ -178,16 +183,23 @@ class Replicator:
                 complete = False
                 continue
             rule = next((r for r in rules if item["Key"].startswith(_prefix(r))), None)
+            retry = self._retry[side]
+            if token in retry and retry[token][1] > time.monotonic():
+                complete = False
+                continue
             try:
                 outcome = self._copy(src, dst, bucket, item, rule)
             except (BotoCoreError, ClientError) as exc:
                 attempts[token] = attempts.get(token, 0) + 1
                 self._stats["lastError"] = f"{item['Key']}: {exc}"
                 if attempts[token] < MAX_ATTEMPTS:
+                    retry[token] = (item, time.monotonic() + RETRY_SECONDS * 2 ** (attempts[token] - 1))
+                    complete = False
                     continue
                 log.error("replicator: giving up on %s version %s: %s", item["Key"], item["VersionId"], exc)
                 outcome = "failed"
             attempts.pop(token, None)
+            retry.pop(token, None)
             self._done[token] = outcome
             self._stats[outcome] += 1
             changed = True
@@ -199,16 +211,17 @@ class Replicator:
     def _changes(self, src, bucket: str, listing: dict[str, tuple], side: str) -> list[dict[str, Any]] | None:
         """The versions and delete markers to look at this pass; None when the listing shows no change."""
         seen = self._seen[side]
-        if seen is None or self._attempts[side]:
+        if seen is None:
             return _versions(src, bucket)
+        retries = [item for item, _ in self._retry[side].values()]
         fresh = [key for key, mark in listing.items() if seen.get(key) != mark]
         gone = [key for key in seen if key not in listing]
         if not fresh and not gone:
-            return None
+            return retries or None
         if any(key in seen for key in fresh):
             return _versions(src, bucket)
         versions = sorted(filter(None, (_latest(src, bucket, key) for key in fresh)), key=lambda v: v["LastModified"])
-        return versions + list(filter(None, (_latest(src, bucket, key) for key in gone)))
+        return retries + versions + list(filter(None, (_latest(src, bucket, key) for key in gone)))
 
     def _copy(self, src, dst, bucket: str, item: dict[str, Any], rule: dict[str, Any] | None) -> str:
         if rule is None:

@@ -40,8 +40,12 @@ class RelEnv(Env):
         Replication is asynchronous (as on S3, where RTC promises 15 minutes); under machine load
         the sandbox's replicator takes longer than a verify that starts right after the backup.
         """
+        from scripts.sandbox import control
         from tests.sandbox.sandbox_wait import wait_until
-        wait_until(lambda: set(backup_ids) <= self.complete_ids("dr"), timeout=timeout, interval=0.5)
+        try:
+            wait_until(lambda: set(backup_ids) <= self.complete_ids("dr"), timeout=timeout, interval=0.5)
+        except AssertionError as exc:  # say why: paused, a copy failing, or the passes falling behind
+            raise AssertionError(f"{exc}; replicator: {control.health(self.handle.state).get('replicator')}") from None
 
     def open_uploads(self) -> list[dict]:
         return self.s3().list_multipart_uploads(Bucket=self.bucket()).get("Uploads", [])

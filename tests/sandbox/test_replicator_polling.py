@@ -41,7 +41,7 @@ def pair(sandbox, tmp_path):
     src.meta.events.register("before-call.s3.ListObjectVersions", lambda **_: calls.append("list"))
     replicator = Replicator(c.aws_endpoint("primary"), watcher, lambda: False)
     yield SimpleNamespace(src=src, dst=dst, names=names, calls=calls, replica_key=c.keys["dr"].arn,
-                          run=lambda: replicator._pass(contract, src, dst))
+                          replicator=replicator, run=lambda: replicator._pass(contract, src, dst))
     for s3, side in ((src, "primary"), (dst, "dr")):
         for page in s3.get_paginator("list_object_versions").paginate(Bucket=names[side]):
             for v in page.get("Versions", []) + page.get("DeleteMarkers", []):
@@ -89,3 +89,31 @@ def test_an_overwrite_between_polls_replicates_every_version(pair):
     versions, _ = _dr_versions(pair, key)
     assert len(versions) == 3
     assert pair.dst.get_object(Bucket=pair.names["dr"], Key=key)["Body"].read() == b"three"
+
+
+def test_a_failed_copy_is_retried_from_its_item_without_listing_every_version(pair, monkeypatch):
+    """Under load copies time out; retrying must not cost a ListObjectVersions (every body, deep-copied) per pass."""
+    from botocore.exceptions import ClientError
+
+    from scripts.sandbox import replicator as module
+
+    pair.run()
+    pair.calls.clear()
+    real, failures = pair.replicator._copy, [1]
+
+    def flaky(*args, **kwargs):
+        if failures:
+            failures.pop()
+            raise ClientError({"Error": {"Code": "SlowDown", "Message": "reduce your request rate"}}, "PutObject")
+        return real(*args, **kwargs)
+
+    monkeypatch.setattr(pair.replicator, "_copy", flaky)
+    monkeypatch.setattr(module, "RETRY_SECONDS", 0)
+    key = "hourly/flaky-copy"
+    pair.src.put_object(Bucket=pair.names["primary"], Key=key, Body=b"once")
+    pair.run()  # the copy fails
+    assert pair.replicator.snapshot()["pending"] == 1 and not _dr_versions(pair, key)[0]
+    pair.run()  # and is retried
+    versions, _ = _dr_versions(pair, key)
+    assert len(versions) == 1 and pair.replicator.snapshot()["pending"] == 0
+    assert pair.calls == []
