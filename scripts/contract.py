@@ -25,7 +25,12 @@ Version 1 (``contractVersion: 1``), every top-level key is one ``pulumi.export``
                         [failback: {generation, primaryIdentifier, standbyIdentifier, standbyUrn}],
                         [promotion: {backupRetentionDays, multiAz}],
                         [restore: {primary|dr: {subnetGroupName, securityGroupIds, parameterGroupName,
-                                                kmsKeyId, instanceClass, automatedBackupsArn?}}]}]
+                                                kmsKeyId, instanceClass, automatedBackupsArn?}}],
+                        [application: {kind: ecs|kubernetes|systemd|command, timeoutSeconds,
+                                       cluster, service, region | deployment, namespace, context? | unit |
+                                       stop: [argv], start: [argv]}],
+                        [smokeChecks: [{name, kind: sql|freshness|url, timeoutSeconds,
+                                        sql, expect | sql, maxAgeSeconds | url, expectStatus}]]}]
     alarms           {topicArn, metricNamespace, backupAgeMetric}
     objectives       {scenario: {rtoSeconds, rpoSeconds}} for regional-outage, database-loss,
                       data-corruption, ransomware, accidental-deletion
@@ -171,6 +176,41 @@ class RestoreTarget:
     automated_backups_arn: str | None = None
 
 
+APPLICATION_KINDS = ("ecs", "kubernetes", "systemd", "command")
+SMOKE_KINDS = ("sql", "freshness", "url")
+
+
+@dataclass(frozen=True)
+class Application:
+    """How to stop and start the application that uses a database (``databases[].application``)."""
+
+    kind: str
+    timeout_seconds: int
+    cluster: str | None = None
+    service: str | None = None
+    region: str | None = None
+    deployment: str | None = None
+    namespace: str = "default"
+    context: str | None = None
+    unit: str | None = None
+    stop: tuple[str, ...] = ()
+    start: tuple[str, ...] = ()
+
+
+@dataclass(frozen=True)
+class SmokeCheck:
+    """A check the service must pass after a recovery (``databases[].smokeChecks[]``)."""
+
+    name: str
+    kind: str
+    timeout_seconds: int
+    sql: str | None = None
+    expect: str | None = None
+    max_age_seconds: int | None = None
+    url: str | None = None
+    expect_status: int = 200
+
+
 @dataclass(frozen=True)
 class Database:
     name: str
@@ -182,6 +222,8 @@ class Database:
     failback: Failback | None = None
     promotion: Promotion | None = None
     restore: Mapping[str, RestoreTarget] = field(default_factory=dict)
+    application: Application | None = None
+    smoke_checks: tuple[SmokeCheck, ...] = ()
 
     def endpoint(self, side: str) -> Endpoint:
         return self.primary if side == "primary" else self.standby
@@ -422,6 +464,8 @@ def parse(doc: Mapping[str, Any]) -> Contract:
                 failback=_failback(wrapped, f"{p}.failback") if item.get("failback") else None,
                 promotion=Promotion(_int(wrapped, f"{p}.promotion.backupRetentionDays"),
                                     bool(item["promotion"].get("multiAz"))) if item.get("promotion") else None,
+                application=_application(wrapped, f"{p}.application", regions) if item.get("application") else None,
+                smoke_checks=_smoke_checks(wrapped, f"{p}.smokeChecks") if item.get("smokeChecks") else (),
             )
         )
     objectives = {
@@ -469,6 +513,64 @@ def _switch(doc: Mapping[str, Any], path: str) -> Switch:
     if thresholds["dr"] <= thresholds["primary"]:
         raise ContractError(f"outputs '{path}.threshold': dr must exceed primary, got {thresholds}")
     return Switch(_str(doc, f"{path}.healthCheckId"), thresholds)
+
+
+def _texts(doc: Mapping[str, Any], path: str) -> tuple[str, ...]:
+    value = _get(doc, path)
+    if not isinstance(value, list) or not value or not all(isinstance(v, str) and v for v in value):
+        raise ContractError(f"outputs '{path}' must be a command line (a non-empty list of strings), got {value!r}")
+    return tuple(value)
+
+
+def _application(doc: Mapping[str, Any], path: str, regions: Mapping[str, str]) -> Application:
+    kind = _str(doc, f"{path}.kind")
+    if kind not in APPLICATION_KINDS:
+        raise ContractError(f"outputs '{path}.kind' must be one of {', '.join(APPLICATION_KINDS)}, got {kind!r}")
+    raw, timeout = _get(doc, path), _int(doc, f"{path}.timeoutSeconds")
+    if kind == "ecs":
+        region = _str(doc, f"{path}.region")
+        if region not in regions.values():
+            raise ContractError(f"outputs '{path}.region' = {region!r} is neither of the stack's regions")
+        return Application(kind, timeout, cluster=_str(doc, f"{path}.cluster"), service=_str(doc, f"{path}.service"),
+                           region=region)
+    if kind == "kubernetes":
+        return Application(kind, timeout, deployment=_str(doc, f"{path}.deployment"),
+                           namespace=_str(doc, f"{path}.namespace") if "namespace" in raw else "default",
+                           context=_str(doc, f"{path}.context") if raw.get("context") else None)
+    if kind == "systemd":
+        return Application(kind, timeout, unit=_str(doc, f"{path}.unit"))
+    return Application(kind, timeout, stop=_texts(doc, f"{path}.stop"), start=_texts(doc, f"{path}.start"))
+
+
+def _nest(path: str, value: Any) -> dict[str, Any]:
+    """``value`` placed at ``path`` (``a.0.b``), so :func:`_get` reads it and its errors name the whole path."""
+    for part in reversed(path.split(".")):
+        value = {part: value}
+    return value
+
+
+def _smoke_checks(doc: Mapping[str, Any], path: str) -> tuple[SmokeCheck, ...]:
+    raw = _get(doc, path)
+    if not isinstance(raw, list):
+        raise ContractError(f"outputs '{path}' must be a list")
+    checks = []
+    for i, item in enumerate(raw):
+        p = f"{path}.{i}"
+        if not isinstance(item, Mapping):
+            raise ContractError(f"outputs '{p}' must be an object")
+        kind, w = item.get("kind"), _nest(p, item)
+        if kind not in SMOKE_KINDS:
+            raise ContractError(f"outputs '{p}.kind' must be one of {', '.join(SMOKE_KINDS)}, got {kind!r}")
+        base = dict(name=_str(w, f"{p}.name"), kind=kind, timeout_seconds=_int(w, f"{p}.timeoutSeconds"))
+        if kind == "url":
+            checks.append(SmokeCheck(**base, url=_str(w, f"{p}.url"), expect_status=_int(w, f"{p}.expectStatus")))
+        elif kind == "sql":
+            if not isinstance(item.get("expect"), str):
+                raise ContractError(f"outputs '{p}.expect' must be a string, got {item.get('expect')!r}")
+            checks.append(SmokeCheck(**base, sql=_str(w, f"{p}.sql"), expect=item["expect"]))
+        else:
+            checks.append(SmokeCheck(**base, sql=_str(w, f"{p}.sql"), max_age_seconds=_int(w, f"{p}.maxAgeSeconds")))
+    return tuple(checks)
 
 
 def _failback(doc: Mapping[str, Any], path: str) -> Failback:

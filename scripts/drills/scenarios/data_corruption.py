@@ -119,7 +119,7 @@ def _drill(ctx: DrillContext, side: str, before: tuple[int, str]) -> None:
             s.note("fingerprint changed")
         with steps.step("restore newest good backup and swap") as s:
             restored = perform_restore(ctx.contract, dsn(ctx, side), before=at_fail, terminate_sessions=True,
-                                       db=filed_under(manifest))
+                                       db=filed_under(manifest), steps=ctx.steps.child("restore: "), checks=False)
             ctx.backup = describe(manifest, restored) | {"id": restored.backup_id}
             heartbeat.create_table(ctx.contract, ctx.db, side)  # the backup may predate the heartbeat table
             s.note(f"backup {restored.backup_id} restored and swapped in {restored.seconds:.2f} s")

@@ -75,7 +75,7 @@ def _drill(ctx: DrillContext, side: str, before: tuple[int, str]) -> None:
             s.note(f"{len(refused)}/{len(outcomes)} versioned deletes refused", None if passed else FAILED)
         with steps.step("restore --before the attack and swap") as s:
             restored = perform_restore(ctx.contract, dsn(ctx, side), before=at_attack, terminate_sessions=True,
-                                       db=filed_under(clean))
+                                       db=filed_under(clean), steps=ctx.steps.child("restore: "), checks=False)
             ctx.backup = describe(clean, restored) | {"id": restored.backup_id}
             heartbeat.create_table(ctx.contract, ctx.db, side)  # the backup may predate the heartbeat table
             s.note(f"backup {restored.backup_id} restored and swapped in {restored.seconds:.2f} s")
