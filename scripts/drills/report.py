@@ -5,7 +5,8 @@ directory as ``<started>-<scenario>.{json,md,html}``, and ``index.html`` there i
 list every drill in the directory with its verdict. All three open with what the drill ran
 against (the **sandbox** or the named stack), the Pilotlight version and commit, the operator
 and start/end; name the backup used; compare the measured RTO/RPO with the objectives and with
-the RTO projected on AWS from the stack's own figures; list every step with its start, duration
+the RTO projected on AWS from the stack's own figures; list the smoke checks with their result
+and time; list every step with its start, duration
 (in units) and outcome; and — when a step failed — say which step and why. Each links to the
 other two, to the index and to the stack's runbook (``runbook.html``, written beside them).
 

@@ -85,6 +85,18 @@ def test_regional_outage_with_control_plane_down_recovers_measures_and_fails_bac
         assert f'data-mark="{mark}"' in page, mark
     assert result["projectedRto"]["seconds"] > result["measured"]["rtoSeconds"]  # AWS is slower than the sandbox
     assert Path(result["reports"]["index"]).name == "index.html" and (tmp_path / "runbook.html").is_file()
+    # the example's application (a command hook) was stopped before the cutover and started after, timed
+    assert [steps[f"cutover: {n}"]["status"] for n in ("stop application", "start application")] == ["ok", "ok"]
+    order = [s["name"] for s in result["steps"]]
+    assert order.index("cutover: stop application") < order.index("cutover: fence primary") < \
+        order.index("cutover: start application")
+    assert m["applicationStopSeconds"] > 0 and m["applicationStartSeconds"] > 0
+    smoke = {c["name"]: c for c in result["smokeChecks"]}
+    assert set(smoke) == {"orders readable", "orders fresh"} and all(c["passed"] for c in smoke.values())
+    assert {"smoke: orders readable", "smoke: orders fresh"} <= {c["name"] for c in result["checks"]}
+    report = Path(result["reports"]["md"]).read_text()
+    assert "| smoke check | kind | result | started | duration | detail |" in report
+    assert "| stopping the application |" in report and "Smoke checks" in page
     assert_normal_topology(module_sandbox)
 
 
@@ -174,6 +186,11 @@ def test_data_drills_bring_the_data_back_and_clean_up(module_sandbox, scenario, 
                                              *DRILL])
     assert rc == Exit.OK, result["failedStep"] or result["error"]
     assert all(c["passed"] for c in result["checks"]) and result["backup"]["id"]
+    assert [c["name"] for c in result["smokeChecks"]] == ["orders readable", "orders fresh"]
+    hooks = [s["name"] for s in result["steps"] if s["name"].endswith("application")]
+    # a swap stops and starts the application; a partial restore into a new schema leaves it running
+    assert hooks == (["restore: stop application", "restore: start application"] if scenario == "data-corruption"
+                     else [])
     assert 0 <= result["measured"]["rpoSeconds"] < 600 and result["measured"]["rtoSeconds"] > 0
     assert result["measured"]["heartbeat"]["acknowledged"] > 0
     # the recovery point is the vault's newest backup, not one taken for the drill: writes acknowledged
