@@ -55,6 +55,9 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Mapping
 
+from stacks.appconfig import APPLICATION_KINDS, SMOKE_KINDS
+from stacks.appconfig import ApplicationConfig as Application  # one shape: what config declares is what the contract carries
+from stacks.appconfig import SmokeCheckConfig as SmokeCheck
 from stacks.vocabulary import CONTRACT_VERSION, SCENARIOS, SIDES, TIERS
 
 SANDBOX_DIR_ENV = "PILOTLIGHT_SANDBOX_DIR"
@@ -174,41 +177,6 @@ class RestoreTarget:
     kms_key_id: str
     instance_class: str
     automated_backups_arn: str | None = None
-
-
-APPLICATION_KINDS = ("ecs", "kubernetes", "systemd", "command")
-SMOKE_KINDS = ("sql", "freshness", "url")
-
-
-@dataclass(frozen=True)
-class Application:
-    """How to stop and start the application that uses a database (``databases[].application``)."""
-
-    kind: str
-    timeout_seconds: int
-    cluster: str | None = None
-    service: str | None = None
-    region: str | None = None
-    deployment: str | None = None
-    namespace: str = "default"
-    context: str | None = None
-    unit: str | None = None
-    stop: tuple[str, ...] = ()
-    start: tuple[str, ...] = ()
-
-
-@dataclass(frozen=True)
-class SmokeCheck:
-    """A check the service must pass after a recovery (``databases[].smokeChecks[]``)."""
-
-    name: str
-    kind: str
-    timeout_seconds: int
-    sql: str | None = None
-    expect: str | None = None
-    max_age_seconds: int | None = None
-    url: str | None = None
-    expect_status: int = 200
 
 
 @dataclass(frozen=True)

@@ -41,7 +41,7 @@ _CREDENTIAL_FLAG = re.compile(r"(?i)(password|passwd|secret|token|api[_-]?key)="
 
 @dataclass(frozen=True)
 class ApplicationConfig:
-    """How to stop and start the application that uses one database."""
+    """How to stop and start the application that uses one database (also the contract's ``Application``)."""
 
     kind: str
     timeout_seconds: int
@@ -69,7 +69,8 @@ class ApplicationConfig:
 
 @dataclass(frozen=True)
 class SmokeCheckConfig:
-    """One check the service must pass after a recovery: a query's answer, data freshness, or an HTTP status."""
+    """One check the service must pass after a recovery: a query's answer, data freshness, or an HTTP status
+    (also the contract's ``SmokeCheck``)."""
 
     name: str
     kind: str

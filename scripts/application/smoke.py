@@ -29,6 +29,7 @@ from scripts.common import PilotlightError, iso, utcnow
 from scripts.contract import Database, SmokeCheck
 from scripts.postgres import client as pg
 from scripts.steps import one_line
+from stacks.appconfig import expected_text
 
 
 class SmokeFailed(PilotlightError):
@@ -90,17 +91,9 @@ def _first_value(check: SmokeCheck, dsn: str) -> tuple[bool, Any, datetime]:
     return row is not None, (row[0] if row else None), now
 
 
-def as_text(value: Any) -> str:
-    if isinstance(value, bool):
-        return "true" if value else "false"
-    if value is None:
-        return "null"
-    return str(value)
-
-
 def _sql(check: SmokeCheck, dsn: str) -> tuple[bool, str]:
     found, value, _ = _first_value(check, dsn)
-    got = as_text(value) if found else "(no row)"
+    got = expected_text(value) if found else "(no row)"
     if got == check.expect:
         return True, f"returned {got}"
     return False, f"returned {got[:60]}, expected {check.expect}"
@@ -111,7 +104,7 @@ def _freshness(check: SmokeCheck, dsn: str) -> tuple[bool, str]:
     if not found or value is None:
         return False, "no timestamp returned (empty table?)"
     if not isinstance(value, datetime):
-        return False, f"returned {as_text(value)[:40]}, not a timestamp"
+        return False, f"returned {expected_text(value)[:40]}, not a timestamp"
     if value.tzinfo is None:
         value = value.replace(tzinfo=timezone.utc)
     age = (now - value).total_seconds()

@@ -123,12 +123,17 @@ def test_planned_cutover_twice_is_a_noop_then_failback_returns_the_service(modul
     assert "dry run: cutover of orders to side dr would:" in out.out and "re-run with --yes" in out.err
     rc, plan, _ = run_json(capsys, cutover, ["--to", "dr", "--dry-run", "--outputs", outputs])
     assert rc == Exit.OK and plan["dryRun"] and any("UpdateHealthCheck" in p for p in plan["plan"])
+    assert plan["plan"][0].startswith("stop the application (command): run `sh -c")  # the hooks a cutover runs
+    assert plan["plan"][-2].startswith("start the application again") and "smoke checks of orders" in plan["plan"][-1]
     assert resolve(c, db).side == "primary" and dbstate.state(c, db, "dr").role == "replica"
     assert dnsrecords.switch_side(c, db) == "primary"
     records = dnsrecords.fetch(c, db)
 
     rc, first, _ = run_json(capsys, cutover, ["--to", "dr", "--yes", "--outputs", outputs])
     assert rc == Exit.OK and first["changed"] and not first["already"]
+    assert [(a["name"], a["status"]) for a in first["application"]] == [("stop application", "ok"),
+                                                                        ("start application", "ok")]
+    assert [c["passed"] for c in first["smokeChecks"]] == [True, True]  # on dr, as the application's login
     assert first["pulumiConfig"] == "pulumi config set pilotlight:active dr --stack dr && pulumi up --refresh --stack dr"
     assert RdsPlatform(c).describe("dr", db.standby.identifier)["BackupRetentionPeriod"] == db.promotion.backup_retention_days
     assert dnsrecords.fetch(c, db) == records  # static records: only the switch moved
@@ -151,6 +156,7 @@ def test_planned_cutover_twice_is_a_noop_then_failback_returns_the_service(modul
 
     rc, back, _ = run_json(capsys, failback, ["--to", "primary", "--yes", "--outputs", outputs])
     assert rc == Exit.OK and not back["already"]
+    assert {"switch back: stop application", "switch back: start application"} <= {s["name"] for s in back["steps"]}
     fb = db.failback
     assert [s["name"] for s in back["steps"] if s["name"].startswith("create ")] == [
         f"create {fb.primary_identifier}", f"create {fb.standby_identifier}"]
