@@ -27,7 +27,7 @@ def test_a_failed_smoke_check_after_cutover_exits_1_with_ok_false(monkeypatch, c
     out = capsys.readouterr()
     doc = json.loads(out.out)
     assert doc["ok"] is False and doc["error"]["exitCode"] == 1 and doc["steps"][0]["name"] == "stop application"
-    (line,) = out.err.strip().splitlines()
+    line = out.err.strip().splitlines()[-1]  # after the steps, echoed to stderr with --json
     assert line.startswith("pilotlight cutover: error: cutover to dr complete, but 1 of 1 smoke check(s) FAILED "
                            "(orders readable: returned false, expected true)")
     assert "pilotlight failback --to primary --yes" in line
