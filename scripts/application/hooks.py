@@ -39,7 +39,14 @@ _MASK = re.compile(r"(?i)((?:password|passwd|secret|token|api[_-]?key)\s*[=:]\s*
 
 
 class HookError(PilotlightError):
-    """Stopping or starting the application failed; the message says what is running now."""
+    """Stopping or starting the application failed; the message says what is running now.
+
+    ``returncode``: the exit status of the command that failed, when one ran and exited.
+    """
+
+    def __init__(self, message: str, returncode: int | None = None):
+        super().__init__(message)
+        self.returncode = returncode
 
 
 def mask(text: str) -> str:
@@ -65,7 +72,7 @@ def run_argv(argv: list[str], timeout: int, env: dict[str, str]) -> str:
         raise HookError(f"`{shown(argv)}` did not finish within {timeout} s (application.timeout)") from None
     if proc.returncode != 0:
         last = (proc.stderr.strip().splitlines() or ["no output on stderr"])[-1]
-        raise HookError(f"`{shown(argv)}` exited {proc.returncode}: {mask(last)[:200]}")
+        raise HookError(f"`{shown(argv)}` exited {proc.returncode}: {mask(last)[:200]}", proc.returncode)
     return proc.stdout
 
 
@@ -113,9 +120,9 @@ class _Systemd(_Kind):
             self.run(self.argv("is-active"), "stop")
             self.before = True
         except HookError as exc:
-            if "not found" in str(exc) or "did not finish" in str(exc):
+            if exc.returncode is None:  # systemctl missing or hanging: not an answer
                 raise
-            self.before = False
+            self.before = False  # is-active exits non-zero for a unit that is not active
         self.run(self.argv("stop"), "stop")
         return f"{self.app.unit} stopped (was {'active' if self.before else 'inactive'})"
 

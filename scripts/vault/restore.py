@@ -161,6 +161,9 @@ def perform_restore(contract: Contract, target_dsn: str, *, backup_id: str | Non
     scratch = scratch_name(target, f"_restore_{stamp}")
     previous = scratch_name(target, f"{KEPT}{stamp}")
     bucket = contract.buckets[from_side].bucket
+    protected = None if tables else next((d for d in contract.databases if d.db_name == target), None)
+    hooks = app_hooks.for_database(contract, protected, "restore", steps)
+    around = hooks.plan() if hooks is not None else []  # [stop, start]
     plan = [target_checked, check_space(admin, manifest),
             f"backup {manifest.id} (snapshot {manifest.doc['times']['snapshot']}) from s3://{bucket} ({from_side})",
             f"metadata checked: {size(manifest.stored_bytes)} stored, version and checksum match the manifest"]
@@ -170,16 +173,12 @@ def perform_restore(contract: Contract, target_dsn: str, *, backup_id: str | Non
     else:
         owned = "objects owned by the restoring user, no grants" if no_owner else \
             "create the roles the server lacks (without passwords)"
-        plan += [f"{owned}; restore into new database {scratch} with the backup's encoding and locale",
+        plan += [*around[:1], f"{owned}; restore into new database {scratch} with the backup's encoding and locale",
                  f"verify SHA-256 and row counts of {len(manifest.row_counts)} tables, then give it the backup's "
                  "owner, comment, connection limit, settings and grants",
                  f"fence {target} (if it exists: new sessions read-only, so no write lands in the kept copy)",
-                 f"swap in one transaction: {target} (if it exists) -> {previous}, {scratch} -> {target} (old kept for rollback)"]
-    protected = None if tables else next((d for d in contract.databases if d.db_name == target), None)
-    hooks = app_hooks.for_database(contract, protected, "restore", steps)
-    if hooks is not None:
-        plan[4:4] = hooks.plan()[:1]
-        plan.append(hooks.plan()[1])
+                 f"swap in one transaction: {target} (if it exists) -> {previous}, {scratch} -> {target} (old kept for rollback)",
+                 *around[1:]]
     plan += smoke.plan(protected) if checks else []
     result = RestoreResult(manifest.id, from_side, redact(target_dsn), "partial" if tables else "full", False, plan,
                            manifest.doc["times"]["snapshot"])

@@ -41,7 +41,7 @@ def test_systemd_stops_the_unit_and_starts_it_only_if_it_was_active():
     def not_active(argv, timeout, env):
         calls.append((argv, timeout))
         if "is-active" in argv:
-            raise hooks.HookError("`systemctl is-active --quiet orders-api.service` exited 3: no output on stderr")
+            raise hooks.HookError("`systemctl is-active --quiet orders-api.service` exited 3: no output on stderr", 3)
         return ""
 
     calls.clear()
