@@ -45,7 +45,7 @@ from scripts.application import hooks as app_hooks
 from scripts.application import smoke
 from scripts.postgres import client as pg
 from scripts.common import PilotlightError, Refused, UsageError, camel, log, shown, utcnow
-from scripts.contract import Contract
+from scripts.contract import Contract, Database
 from stacks.vocabulary import SIDES
 from scripts.postgres.dsn import parse_dsn, redact, with_dbname
 from scripts.postgres.globals import Globals, create_missing_roles
@@ -161,7 +161,7 @@ def perform_restore(contract: Contract, target_dsn: str, *, backup_id: str | Non
     scratch = scratch_name(target, f"_restore_{stamp}")
     previous = scratch_name(target, f"{KEPT}{stamp}")
     bucket = contract.buckets[from_side].bucket
-    protected = None if tables else next((d for d in contract.databases if d.db_name == target), None)
+    protected = None if tables else protected_database(contract, target_dsn, target)
     hooks = app_hooks.for_database(contract, protected, "restore", steps)
     around = hooks.plan() if hooks is not None else []  # [stop, start]
     plan = [target_checked, check_space(admin, manifest),
@@ -242,6 +242,19 @@ def perform_restore(contract: Contract, target_dsn: str, *, backup_id: str | Non
     if result.kept_previous_as:
         result.rollback_command = f"pilotlight restore --target {shlex.quote(redact(target_dsn))} --rollback --yes"
     return result
+
+
+def protected_database(contract: Contract, target_dsn: str, target: str) -> Database | None:
+    """The stack's database this restore replaces: same name on one of its endpoints (or its service name).
+
+    Only then are its application hooks run: a restore of ``orders`` into a scratch server must
+    never stop production's application.
+    """
+    host = parse_dsn(target_dsn, "--target").get("host", "")
+    for db in contract.databases:
+        if db.db_name == target and host in (db.primary.host, db.standby.host, db.dns.record_name):
+            return db
+    return None
 
 
 def check_target(admin_dsn: str) -> str:

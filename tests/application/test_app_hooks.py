@@ -17,7 +17,7 @@ import pytest
 from scripts.application import hooks
 from scripts.common import PilotlightError
 from scripts.contract import Application, parse
-from scripts.steps import FAILED, WARNING, Steps
+from scripts.steps import FAILED, WARNING
 
 FIXTURE = Path(__file__).parents[1] / "fixtures" / "outputs.json"
 
