@@ -9,6 +9,7 @@ from __future__ import annotations
 from scripts.commands.parser import add_confirmation, emit, load_contract, parser_for, plan_exit, plan_only, run
 from scripts.common import Exit, UsageError, log, parse_timestamp, utcnow
 from scripts.pitr import engine, rds
+from scripts.postgres import rolemap
 from scripts.postgres.dsn import parse_dsn
 from scripts.units import seconds as dur
 from stacks.vocabulary import SIDES
@@ -72,6 +73,9 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--jobs", type=int, default=1, help="pg_restore -j N (N > 1 spools to a private file)")
     parser.add_argument("--no-owner", action="store_true",
                         help="into another environment: objects owned by the restoring user, no grants, no roles created")
+    parser.add_argument("--role-map", metavar="OLD=NEW,...",
+                        help="into another environment: the backup's roles' ownership and grants go to these roles of "
+                             "the target (each must exist there)")
     parser.add_argument("--terminate-sessions", action="store_true", help="end other sessions on the target")
     add_confirmation(parser, "restore and swap the database in")
 
@@ -89,6 +93,9 @@ def main(argv: list[str] | None = None) -> int:
             log.warning("--before %s is in the future: every backup is before it, so this restores the newest one, "
                         "as --latest would", args.before)
         tables = [t.strip() for t in args.tables.split(",") if t.strip()] if args.tables else None
+        role_map = rolemap.parse(args.role_map)
+        if role_map and (args.no_owner or tables):
+            raise UsageError("--role-map is for whole-database restores; it does not go with --no-owner or --tables")
         validate_request(args.target, args.from_region, tables, args.into_schema, args.jobs, args.backup)
         contract = load_contract(args)
         dry = plan_only(args)
@@ -96,7 +103,7 @@ def main(argv: list[str] | None = None) -> int:
                                  from_side=args.from_region, tables=tables, into_schema=args.into_schema,
                                  terminate_sessions=args.terminate_sessions, jobs=args.jobs, dry_run=dry,
                                  db=args.database, no_owner=args.no_owner, allow_rename=args.allow_rename,
-                                 args=args)
+                                 role_map=role_map, args=args)
 
         def human():
             yield ("plan (nothing done):" if dry else "restored:")
@@ -120,8 +127,9 @@ def main(argv: list[str] | None = None) -> int:
 
 def _point_in_time(args) -> int:
     """--to-time / --list-restored / --cleanup: flags and output; the work is scripts.pitr.engine."""
-    if args.tables or args.jobs != 1 or args.terminate_sessions or args.no_owner or args.allow_rename:
-        raise UsageError("--tables, --jobs, --terminate-sessions, --no-owner and --allow-rename are for backup restores; "
+    if args.tables or args.jobs != 1 or args.terminate_sessions or args.no_owner or args.allow_rename or args.role_map:
+        raise UsageError("--tables, --jobs, --terminate-sessions, --no-owner, --role-map and --allow-rename are for "
+                         "backup restores; "
                          "use --copy-back with --to-time")
     if (args.where or args.overwrite) and not args.copy_back:
         raise UsageError("--where and --overwrite go with --copy-back")
