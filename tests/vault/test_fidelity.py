@@ -164,7 +164,9 @@ MAPPED = {"fid_app": "stg_app", "fid_ro": "stg_ro"}
 
 
 def test_role_map_gives_ownership_and_grants_to_the_other_environments_roles(env, fid, empty_server, capsys):
-    with psycopg.connect(empty_server.dsn("postgres"), autocommit=True) as conn:
+    with psycopg.connect(empty_server.dsn("postgres"), autocommit=True) as conn:  # the other environment:
+        conn.execute("DROP DATABASE IF EXISTS fid WITH (FORCE)")  # no role of the source's (an earlier test made them)
+        conn.execute("DROP ROLE IF EXISTS fid_app, fid_ro")
         for role in MAPPED.values():
             conn.execute(f"DROP ROLE IF EXISTS {role}")
             conn.execute(f"CREATE ROLE {role}")
