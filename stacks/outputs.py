@@ -93,9 +93,18 @@ def outputs_document(
             "promotionSeconds": PROMOTION_SECONDS,
         },
     }
+    if cfg.contacts:
+        doc["contacts"] = contacts_document(cfg)
     if sandbox is not None:
         doc["sandbox"] = dict(sandbox)
     return doc
+
+
+def contacts_document(cfg: StackConfig) -> list[dict[str, Any]]:
+    """The incident contacts in escalation order (optional in v1; the runbook prints them)."""
+    return [{"name": c.name, "role": c.role, "reach": c.reach,
+             **({"escalateAfterSeconds": c.escalate_after_seconds} if c.escalate_after_seconds else {})}
+            for c in cfg.contacts]
 
 
 def _databases(cfg: StackConfig, items: Sequence[Mapping[str, Any]]) -> list[dict[str, Any]]:
