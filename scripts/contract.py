@@ -25,7 +25,7 @@ Version 1 (``contractVersion: 1``), every top-level key is one ``pulumi.export``
                         [failback: {generation, primaryIdentifier, standbyIdentifier, standbyUrn}],
                         [promotion: {backupRetentionDays, multiAz}],
                         [restore: {primary|dr: {subnetGroupName, securityGroupIds, parameterGroupName,
-                                                kmsKeyId, instanceClass, automatedBackupsArn?}}]}]
+                                                kmsKeyId, instanceClass, automatedBackupsArn?, engineVersion?}}]}]
     alarms           {topicArn, metricNamespace, backupAgeMetric}
     objectives       {scenario: {rtoSeconds, rpoSeconds}} for regional-outage, database-loss,
                       data-corruption, ransomware, accidental-deletion
@@ -171,6 +171,7 @@ class RestoreTarget:
     kms_key_id: str
     instance_class: str
     automated_backups_arn: str | None = None
+    engine_version: str | None = None
 
 
 @dataclass(frozen=True)
@@ -565,6 +566,7 @@ def _parse_restore(wrapped: Mapping[str, Any], p: str, raw: Any) -> dict[str, Re
             kms_key_id=_str(wrapped, f"{q}.kmsKeyId"),
             instance_class=_str(wrapped, f"{q}.instanceClass"),
             automated_backups_arn=_str(wrapped, f"{q}.automatedBackupsArn") if arn is not None else None,
+            engine_version=_str(wrapped, f"{q}.engineVersion") if raw[side].get("engineVersion") is not None else None,
         )
     return out
 

@@ -142,10 +142,14 @@ def promotion_document(cfg: StackConfig) -> dict[str, Any]:
 
 
 def restore_target(*, subnet_group_name: Any, security_group_ids: Sequence[Any], parameter_group_name: Any,
-                   kms_key_id: Any, instance_class: str, automated_backups_arn: Any = None) -> dict[str, Any]:
-    """Where a point-in-time restore in one region lands (the contract's ``databases[].restore.<side>``)."""
+                   kms_key_id: Any, instance_class: str, automated_backups_arn: Any = None,
+                   engine_version: str | None = None) -> dict[str, Any]:
+    """Where a restore into a new instance in one region lands (the contract's ``databases[].restore.<side>``):
+    point in time, or ``restore --new-instance`` (which also needs the engine version to create one)."""
     target = {"subnetGroupName": subnet_group_name, "securityGroupIds": list(security_group_ids),
               "parameterGroupName": parameter_group_name, "kmsKeyId": kms_key_id, "instanceClass": instance_class}
+    if engine_version is not None:
+        target["engineVersion"] = engine_version
     if automated_backups_arn is not None:
         target["automatedBackupsArn"] = automated_backups_arn
     return target
