@@ -61,11 +61,15 @@ class NewInstanceResult:
 def restore_new_instance(contract: Contract, *, side: str = "dr", db: str | None = None,
                          backup_id: str | None = None, before: datetime | None = None, latest: bool = False,
                          no_owner: bool = False, role_map: Mapping[str, str] | None = None, jobs: int = 1,
-                         yes: bool = False, args=None) -> NewInstanceResult:
-    """Create an instance in ``side``'s region and restore ``db``'s chosen backup into it; with ``yes`` really do it."""
+                         yes: bool = False, filed: str | None = None, args=None) -> NewInstanceResult:
+    """Create an instance in ``side``'s region and restore ``db``'s chosen backup into it; with ``yes`` really do it.
+
+    ``filed``: where the backups are filed when not under the database's name (a drill's own prefix).
+    """
     started = time.monotonic()
     database = contract.database(db)
-    manifest, _head = select_backup(contract, side, database.name, backup_id=backup_id, before=before, latest=latest)
+    manifest, _head = select_backup(contract, side, filed or database.name, backup_id=backup_id, before=before,
+                                    latest=latest)
     target = rds.target_settings(contract, database, side)
     version = rds.engine_version(contract, database, side, target)
     name = rds.instance_name(contract, database, utcnow(), "new")
@@ -110,7 +114,7 @@ def restore_new_instance(contract: Contract, *, side: str = "dr", db: str | None
         parts = conninfo_to_dict(endpoint_dsn(contract, instance.host, instance.port, database.db_name,
                                               superuser=True))
         target_dsn = make_conninfo(**{**parts, "user": user, "password": password})
-        restored = perform_restore(contract, target_dsn, backup_id=manifest.id, from_side=side, db=database.name,
+        restored = perform_restore(contract, target_dsn, backup_id=manifest.id, from_side=side, db=filed or database.name,
                                    no_owner=no_owner, role_map=role_map, jobs=jobs, args=args)
         result.restore = restored.to_dict()
     except BaseException:
