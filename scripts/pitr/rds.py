@@ -24,6 +24,7 @@ from __future__ import annotations
 import hashlib
 import json
 import math
+import time
 from dataclasses import dataclass
 from datetime import datetime
 from typing import Any, Mapping
@@ -209,19 +210,32 @@ def _instance_arguments(contract: Contract, db: Database, target: RestoreTarget,
 
 
 def start_restore(contract: Contract, side: str, arguments: dict[str, Any]) -> None:
-    rds = aws.client(contract, "rds", side)
-    try:
-        rds.restore_db_instance_to_point_in_time(**arguments)
-    except (BotoCoreError, ClientError) as exc:
-        raise _fail(exc, f"restore of {arguments['TargetDBInstanceIdentifier']} refused") from None
+    _start(contract, side, "restore_db_instance_to_point_in_time", arguments,
+           f"restore of {arguments['TargetDBInstanceIdentifier']} refused")
 
 
 def start_create(contract: Contract, side: str, arguments: dict[str, Any]) -> None:
-    rds = aws.client(contract, "rds", side)
+    _start(contract, side, "create_db_instance", arguments, f"creation of {arguments['DBInstanceIdentifier']} refused")
+
+
+def _start(contract: Contract, side: str, call: str, arguments: dict[str, Any], refused: str) -> None:
     try:
-        rds.create_db_instance(**arguments)
+        getattr(aws.client(contract, "rds", side), call)(**arguments)
     except (BotoCoreError, ClientError) as exc:
-        raise _fail(exc, f"creation of {arguments['DBInstanceIdentifier']} refused") from None
+        raise _fail(exc, refused) from None
+
+
+def wait_checked(contract: Contract, side: str, name: str, target: RestoreTarget) -> tuple["RestoredInstance", float]:
+    """The new instance once available, with the stack's settings (key included) and an endpoint; seconds waited."""
+    began = time.monotonic()
+    instance = wait_available(contract, side, name)
+    waited = round(time.monotonic() - began, 3)
+    wrong = settings_mismatch(instance, target)
+    if wrong:
+        raise PilotlightError(f"{name} does not have the stack's settings: {'; '.join(wrong)}")
+    if not instance.host or not instance.port:
+        raise PilotlightError(f"{name} is available but has no endpoint")
+    return instance, waited
 
 
 def master_credentials(contract: Contract, side: str, instance: "RestoredInstance") -> tuple[str, str]:

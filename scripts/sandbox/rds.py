@@ -306,7 +306,6 @@ class RdsEmulator:
                         {"username": params["MasterUsername"], "password": password}))["ARN"]
                 master_secret = {"SecretArn": arn, "SecretStatus": "active",
                                  "KmsKeyId": params.get("MasterUserSecretKmsKeyId", "aws/secretsmanager")}
-            groups = _members(params, "VpcSecurityGroupIds.VpcSecurityGroupId")
             inst = {
                 "DBInstanceIdentifier": ident, "Region": region, "cluster": key,
                 "DBInstanceArn": f"arn:aws:rds:{region}:{account}:db:{ident}",
@@ -317,16 +316,8 @@ class RdsEmulator:
                 "StorageType": params.get("StorageType", "gp2"),
                 "StorageEncrypted": params.get("StorageEncrypted") == "true", "KmsKeyId": params.get("KmsKeyId"),
                 "IAMDatabaseAuthenticationEnabled": params.get("EnableIAMDatabaseAuthentication") == "true",
-                "DBSubnetGroup": {"DBSubnetGroupName": params.get("DBSubnetGroupName", "default")},
-                "VpcSecurityGroups": [{"VpcSecurityGroupId": g, "Status": "active"} for g in groups],
-                "DBParameterGroups": [{"DBParameterGroupName": params.get("DBParameterGroupName", "default.postgres15"),
-                                       "ParameterApplyStatus": "in-sync"}],
-                "MultiAZ": params.get("MultiAZ", "false") == "true",
-                "PubliclyAccessible": params.get("PubliclyAccessible", "false") == "true",
-                "DeletionProtection": params.get("DeletionProtection", "false") == "true",
+                **_settings_passed(params),
                 "BackupRetentionPeriod": int(params.get("BackupRetentionPeriod", 1)),
-                "TagList": [{"Key": params[f"Tags.Tag.{n}.Key"], "Value": params.get(f"Tags.Tag.{n}.Value", "")}
-                            for n in range(1, 51) if f"Tags.Tag.{n}.Key" in params],
                 **({"MasterUserSecret": master_secret} if master_secret else {}),
             }
             self.register([inst])
@@ -488,23 +479,14 @@ class RdsEmulator:
             self.clusters[key] = {"port": free_port(), "dataDir": str(self._pgroot() / key)}
             arn = source["DBInstanceArn"].split(":")
             arn[3], arn[6] = region, ident
-            groups = _members(params, "VpcSecurityGroupIds.VpcSecurityGroupId")
-            tags = [{"Key": params[f"Tags.Tag.{n}.Key"], "Value": params.get(f"Tags.Tag.{n}.Value", "")}
-                    for n in range(1, 51) if f"Tags.Tag.{n}.Key" in params]
             inst = {
                 "DBInstanceIdentifier": ident, "Region": region, "cluster": key, "DBInstanceArn": ":".join(arn),
                 "DBInstanceClass": params.get("DBInstanceClass", source.get("DBInstanceClass")),
                 "Endpoint": {"Address": f"{ident}.{region}.{contract.zone_name if contract else 'sandbox'}",
                              "Port": self.clusters[key]["port"]},
                 "KmsKeyId": self._backup_key(source, where),
-                "DBSubnetGroup": {"DBSubnetGroupName": params.get("DBSubnetGroupName", "default")},
-                "VpcSecurityGroups": [{"VpcSecurityGroupId": g, "Status": "active"} for g in groups],
-                "DBParameterGroups": [{"DBParameterGroupName": params.get("DBParameterGroupName", "default.postgres15"),
-                                       "ParameterApplyStatus": "in-sync"}],
-                "MultiAZ": params.get("MultiAZ", "false") == "true",
-                "PubliclyAccessible": params.get("PubliclyAccessible", "false") == "true",
-                "DeletionProtection": params.get("DeletionProtection", "false") == "true",
-                "BackupRetentionPeriod": source.get("BackupRetentionPeriod", 7), "TagList": tags,
+                **_settings_passed(params),
+                "BackupRetentionPeriod": source.get("BackupRetentionPeriod", 7),
             }
             self.register([inst])
             inst = self.instances[ident]
@@ -616,6 +598,22 @@ ACTIONS = {
     "StartDBInstance": "start_instance",
     "ModifyDBInstance": "modify",
 }
+
+
+def _settings_passed(params: dict[str, str]) -> dict[str, Any]:
+    """What a new instance records of the request (CreateDBInstance, RestoreDBInstanceToPointInTime), as RDS shows it."""
+    return {
+        "DBSubnetGroup": {"DBSubnetGroupName": params.get("DBSubnetGroupName", "default")},
+        "VpcSecurityGroups": [{"VpcSecurityGroupId": g, "Status": "active"}
+                              for g in _members(params, "VpcSecurityGroupIds.VpcSecurityGroupId")],
+        "DBParameterGroups": [{"DBParameterGroupName": params.get("DBParameterGroupName", "default.postgres15"),
+                               "ParameterApplyStatus": "in-sync"}],
+        "MultiAZ": params.get("MultiAZ", "false") == "true",
+        "PubliclyAccessible": params.get("PubliclyAccessible", "false") == "true",
+        "DeletionProtection": params.get("DeletionProtection", "false") == "true",
+        "TagList": [{"Key": params[f"Tags.Tag.{n}.Key"], "Value": params.get(f"Tags.Tag.{n}.Value", "")}
+                    for n in range(1, 51) if f"Tags.Tag.{n}.Key" in params],
+    }
 
 
 def _members(params: dict[str, str], prefix: str) -> list[str]:

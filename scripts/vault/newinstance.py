@@ -28,7 +28,7 @@ from typing import Any, Mapping
 
 from psycopg.conninfo import conninfo_to_dict, make_conninfo
 
-from scripts.common import PilotlightError, log, utcnow
+from scripts.common import log, utcnow
 from scripts.contract import Contract
 from scripts.pitr import rds
 from scripts.postgres.dsn import endpoint_dsn, login
@@ -99,15 +99,8 @@ def restore_new_instance(contract: Contract, *, side: str = "dr", db: str | None
         return result
     rds.start_create(contract, side, arguments)
     try:
-        began = time.monotonic()
-        instance = rds.wait_available(contract, side, name)
-        result.create_seconds = round(time.monotonic() - began, 3)
+        instance, result.create_seconds = rds.wait_checked(contract, side, name, target)
         result.settings = dict(instance.settings, host=instance.host, port=instance.port)
-        wrong = rds.settings_mismatch(instance, target)
-        if wrong:
-            raise PilotlightError(f"{name} does not have the stack's settings: {'; '.join(wrong)}")
-        if not instance.host or not instance.port:
-            raise PilotlightError(f"{name} is available but has no endpoint")
         result.endpoint = f"{instance.host}:{instance.port}"
         result.master_user_secret = instance.settings.get("masterUserSecretArn")
         user, password = rds.master_credentials(contract, side, instance)
