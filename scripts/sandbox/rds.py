@@ -63,7 +63,7 @@ import boto3
 import botocore.session
 
 from scripts.aws import botocore_config
-from scripts.sandbox import pitr
+from scripts.sandbox import pitr, tls
 from scripts.sandbox import postgres as pg
 from scripts.sandbox.state import (EMULATOR_CREDENTIALS, RDS_STATE, ContractWatcher, SandboxState, free_port,
                                    load, read_json, write_json)
@@ -327,7 +327,9 @@ class RdsEmulator:
 
         def work() -> None:
             state = self._pg()
-            pg.init_instance(state, key, params["MasterUsername"], password)
+            # the certificate `up` made (tls.write under <state>/tls and <pgroot>/tls) names *.<region>.<zone>
+            pg.init_instance(state, key, params["MasterUsername"], password,
+                             tls.files(self.state_dir / "tls", state.pgroot / "tls"))
             pg.start(state, key)
             self._endpoint_record(inst["Endpoint"]["Address"])
         return {"DBInstance": self._transition(inst, work, self.timing.create)}
