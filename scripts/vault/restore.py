@@ -15,10 +15,11 @@ Order of operations (the target is never touched until the restored copy is prov
 
 ``--jobs N`` without a spool: ``pg_restore -j`` needs a seekable archive, the download is a
 stream. So the stream's pre-data and data sections go through one ``pg_restore`` (download,
-decryption and loading overlap, no plaintext on disk), and the post-data section (index builds,
-constraints, triggers: most of a restore after the data) is built by ``pg_restore -j N`` from
-the small post-data archive each backup keeps beside its dump (scripts.vault.backup). A backup
-made before that archive was kept restores with one job. Partial restore (``--tables``
+decryption and loading overlap, no plaintext on disk); the post-data section (index builds,
+constraints, triggers: most of a restore after the data) is built from the small post-data
+archive each backup keeps beside its dump, each table's indexes as soon as the stream has
+loaded it, the rest by ``pg_restore -j N`` at the end (scripts.vault.postdata). A backup made
+before that archive was kept restores with one job. Partial restore (``--tables``
 with ``--into-schema``) restores just those tables into a scratch database, moves them into the
 new schema and copies that schema into the live database; nothing existing is modified.
 """
@@ -50,6 +51,7 @@ from scripts.postgres.kept import KEPT, drop, list_kept, scratch_name
 from scripts.units import size
 from scripts.vault.envelope import IntegrityError
 from scripts.vault.pipeline import widen_pipe
+from scripts.vault.postdata import PostData
 from scripts.vault.stream import BackupStream, read_globals, read_post_data
 from scripts.vault.layout import Manifest, filing_name, id_database, select_backup, validate_backup_id
 
@@ -543,19 +545,22 @@ def _stream_restore(contract: Contract, side: str, manifest: Manifest, dsn: str,
         stream.close()
 
 
-def _run_tail(stream, into: list[str]) -> None:
+def _run_tail(stream, into: list[str], on_line=None) -> None:
     for line in iter(stream.readline, b""):
         into.append(line.decode(errors="replace").rstrip())
+        if on_line is not None:
+            on_line(into[-1])
         del into[:-20]
 
 
 def _piped(stream: BackupStream, dsn: str, listing: str | None, no_owner: bool = False,
-           bar: progress.Bar | None = None, sections: tuple[str, ...] = ()) -> None:
+           bar: progress.Bar | None = None, sections: tuple[str, ...] = (), on_line=None) -> None:
     cmd, env = restore_cmd(dsn, 1, listing, None, no_owner=no_owner, sections=sections)
+    cmd += ["--verbose"] if on_line is not None else []
     proc = subprocess.Popen(cmd, stdin=subprocess.PIPE, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, env=env)
     widen_pipe(proc.stdin)  # each 1 MiB chunk in one hand-over
     tail: list[str] = []
-    reader = threading.Thread(target=_run_tail, args=(proc.stderr, tail), daemon=True)
+    reader = threading.Thread(target=_run_tail, args=(proc.stderr, tail, on_line), daemon=True)
     reader.start()
     try:
         open_pipe = True
@@ -589,14 +594,13 @@ def _piped(stream: BackupStream, dsn: str, listing: str | None, no_owner: bool =
 
 def _parallel(stream: BackupStream, dsn: str, jobs: int, post_data: bytes, no_owner: bool = False,
               bar: progress.Bar | None = None) -> None:
-    """Pre-data and data from the stream through one pg_restore, then post-data with ``pg_restore -j``.
+    """Pre-data and data from the stream through one pg_restore; post-data beside and after it
+    (scripts.vault.postdata) from the backup's post-data archive.
 
-    ``pg_restore -j`` needs a seekable archive; the dump is a stream, but its post-data section
-    (indexes, constraints, triggers, materialized-view refreshes) is also kept as a small archive
-    of its own, taken from the same snapshot (scripts.vault.backup.post_data_archive). It holds no
-    rows; it is written to a private 0600 file in a 0700 temp dir, removed whatever happens. The
-    index builds start only once the stream's checksums have been verified; any failure leaves the
-    scratch database to the caller, which drops it.
+    That archive holds no rows; it is written to a private 0600 file in a 0700 temp dir, removed
+    whatever happens. Index builds may start before the stream has ended (on authenticated chunks,
+    in the scratch database); the swap waits for every check, and any failure leaves the scratch
+    database to the caller, which drops it.
     """
     work = tempfile.mkdtemp(prefix="pilotlight-restore-")
     try:
@@ -604,15 +608,15 @@ def _parallel(stream: BackupStream, dsn: str, jobs: int, post_data: bytes, no_ow
         fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
         with os.fdopen(fd, "wb") as out:
             out.write(post_data)
-        _piped(stream, dsn, None, no_owner, bar, sections=("pre-data", "data"))
-        if bar is not None:
-            bar.phase(f"indexes and constraints (pg_restore -j {jobs})")
-        cmd, env = restore_cmd(dsn, jobs, None, path, no_owner=no_owner)
-        proc = subprocess.run(cmd, stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, env=env)
-        if proc.returncode != 0:
-            tail = proc.stderr.decode(errors="replace").splitlines()
-            raise PilotlightError(f"pg_restore -j {jobs} of indexes and constraints failed (stopped at the first "
-                                  f"error): {first_error(tail)}")
+        post = PostData(path, dsn, jobs, work,
+                        lambda d, j, listing, source: restore_cmd(d, j, listing, source, no_owner=no_owner))
+        try:
+            _piped(stream, dsn, None, no_owner, bar, sections=("pre-data", "data"), on_line=post.line)
+            if bar is not None:
+                bar.phase(f"indexes and constraints (pg_restore -j {jobs})")
+            post.finish()
+        finally:
+            post.close()
     finally:
         shutil.rmtree(work, ignore_errors=True)
 
