@@ -25,6 +25,9 @@ RUN --mount=type=secret,id=hostca PIP_CERT=/run/secrets/hostca /opt/pilotlight/b
       --disable-pip-version-check -q --no-deps --no-build-isolation /src \
  && rm -rf /src
 
+# AWS's RDS CA bundle, fetched by image/build.sh (image/rds-ca/README.md): verify-full against it.
+COPY image/rds-ca/ /usr/local/share/pilotlight/rds-ca/
+
 ENV PATH=/opt/pilotlight/bin:$PATH \
     PILOTLIGHT_PG_BIN=/usr/lib/postgresql/${PG_MAJOR}/bin \
     PYTHONDONTWRITEBYTECODE=1

@@ -86,18 +86,26 @@ def execution_policy(log_group_arns: Sequence[str], repository_arn: str | None) 
     return {"Version": POLICY_VERSION, "Statement": statements}
 
 
-def credentials_policy(secret_arns: Iterable[str], db_users: Iterable[str]) -> dict[str, Any] | None:
+def credentials_policy(secret_arns: Iterable[str], db_users: Iterable[str], secret_key_arns: Iterable[str] = (),
+                       regions: Iterable[str] = ()) -> dict[str, Any] | None:
     """Only the credentials the tasks log in with: each secret, and ``rds-db:connect`` for IAM-auth users.
 
-    ``db_users`` are ``rds-db`` resource ARNs (``arn:aws:rds-db:<region>:<acct>:dbuser:<resource-id>/<user>``).
-    None when no database needs either (a policy with no statement is refused by IAM).
+    ``db_users`` are ``rds-db`` resource ARNs (``arn:aws:rds-db:<region>:<acct>:dbuser:<DbiResourceId>/<user>``).
+    A secret under a customer KMS key needs ``kms:Decrypt`` on it too, only through Secrets Manager
+    (``kms:ViaService``, one per region the secret is read in). None when nothing is to be granted
+    (a policy with no statement is refused by IAM).
     """
     statements = []
     secrets = sorted(set(secret_arns))
     users = sorted(set(db_users))
+    keys = sorted(set(secret_key_arns))
     if secrets:
         statements.append({"Sid": "ReadDatabaseSecrets", "Effect": "Allow", "Action": "secretsmanager:GetSecretValue",
                            "Resource": secrets})
+    if secrets and keys:
+        statements.append({"Sid": "DecryptDatabaseSecrets", "Effect": "Allow", "Action": "kms:Decrypt", "Resource": keys,
+                           "Condition": {"StringEquals": {"kms:ViaService": sorted(
+                               f"secretsmanager.{region}.amazonaws.com" for region in set(regions))}}})
     if users:
         statements.append({"Sid": "ConnectWithIamAuth", "Effect": "Allow", "Action": "rds-db:connect", "Resource": users})
     return {"Version": POLICY_VERSION, "Statement": statements} if statements else None

@@ -43,8 +43,12 @@ class JobDatabase:
 
     name: str
     port: int
-    secret_arn: str | None = None
-    iam_db_user_arn: str | None = None
+    secret_arns: Sequence[str] = ()
+    """Its Secrets Manager secret, in each region it is read from (the primary's and its DR replica)."""
+    secret_key_arns: Sequence[str] = ()
+    """The secret's customer KMS key, if it has one (Secrets Manager decrypts with it for the caller)."""
+    iam_db_user_arns: Sequence[pulumi.Input[str]] = ()
+    """``rds-db:connect`` resources of its tool user (primary and standby, by DbiResourceId)."""
 
 
 @dataclass
@@ -275,16 +279,17 @@ class Jobs(pulumi.ComponentResource):
     def _create_credentials_policy(self) -> None:
         """The tool roles may read exactly the databases' secrets and IAM-auth users, nothing else."""
         a = self._args
-        doc = jobrules.credentials_policy(
-            [db.secret_arn for db in a.databases if db.secret_arn],
-            [db.iam_db_user_arn for db in a.databases if db.iam_db_user_arn],
-        )
-        if doc is None:
-            return
+        secrets = [arn for db in a.databases for arn in db.secret_arns]
+        keys = [arn for db in a.databases for arn in db.secret_key_arns]
+        users = [arn for db in a.databases for arn in db.iam_db_user_arns]
+        if not secrets and not users:
+            return  # a policy with no statement is refused by IAM
+        policy = pulumi.Output.all(*users).apply(
+            lambda resolved: json.dumps(jobrules.credentials_policy(secrets, resolved, keys, list(a.regions.values()))))
         for what, role in (("writer", a.writer_role_name), ("reader", a.reader_role_name)):
             aws.iam.RolePolicy(
                 f"{self._name}-{what}-credentials", role=role, name=f"{role}-db-credentials",
-                policy=json.dumps(doc), opts=self._opts(),
+                policy=policy, opts=self._opts(),
             )
 
     # ------------------------------------------------------------------ tasks and schedules

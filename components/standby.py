@@ -155,6 +155,8 @@ class StandbyArgs:
     performance_insights: bool = False
     monitoring_interval_seconds: int = 0
     deletion_protection: bool = True
+    iam_database_authentication: bool = False
+    """The tools log in with RDS IAM tokens (``iamAuth``): the standby accepts them, before and after promotion."""
 
 
 class Standby(pulumi.ComponentResource):
@@ -163,6 +165,8 @@ class Standby(pulumi.ComponentResource):
     address: pulumi.Output[str]
     instance_urn: pulumi.Output[str]
     backups_replication_id: pulumi.Output[str]
+    resource_id: pulumi.Output[str]
+    """RDS's DbiResourceId (``db-...``): what an ``rds-db:connect`` grant names."""
 
     def __init__(self, name: str, args: StandbyArgs, opts: pulumi.ResourceOptions | None = None):
         super().__init__("pilotlight:dr:Standby", name, None, opts)
@@ -173,6 +177,7 @@ class Standby(pulumi.ComponentResource):
         self.address = instance.address
         self.instance_urn = instance.urn
         self.backups_replication_id = backups.id
+        self.resource_id = instance.resource_id
         self.register_outputs(
             {
                 "identifier": self.identifier,
@@ -180,6 +185,7 @@ class Standby(pulumi.ComponentResource):
                 "address": self.address,
                 "instance_urn": self.instance_urn,
                 "backups_replication_id": self.backups_replication_id,
+                "resource_id": self.resource_id,
             }
         )
 
@@ -226,6 +232,7 @@ class Standby(pulumi.ComponentResource):
             performance_insights_kms_key_id=args.kms_key_arn if args.performance_insights else None,
             monitoring_interval=monitoring,
             monitoring_role_arn=network.monitoring_role_arn if monitoring else None,
+            iam_database_authentication_enabled=True if args.iam_database_authentication else None,
             # A failover `pulumi up` must take effect now, not in the next maintenance window.
             apply_immediately=True,
             opts=self._instance_options(self, args),

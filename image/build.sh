@@ -46,6 +46,21 @@ fi
 if ! podman_ image exists docker.io/library/debian:bookworm-slim; then
   podman_ import --change 'CMD ["bash"]' --change 'ENV LANG=C.UTF-8' "$BASE_TAR" docker.io/library/debian:bookworm-slim >/dev/null
 fi
+# AWS's RDS CA bundle (image/rds-ca/README.md): the tools verify RDS certificates against it.
+BUNDLE=image/rds-ca/global-bundle.pem
+BUNDLE_URL=https://truststore.pki.rds.amazonaws.com/global/global-bundle.pem
+if [ ! -s "$BUNDLE" ]; then
+  if curl -fsS --max-time 30 -o "$BUNDLE.part" "$BUNDLE_URL" 2>/dev/null && grep -q "BEGIN CERTIFICATE" "$BUNDLE.part"; then
+    mv "$BUNDLE.part" "$BUNDLE"
+  else
+    rm -f "$BUNDLE.part"
+    if [ "${PILOTLIGHT_REQUIRE_RDS_CA:-0}" = 1 ]; then
+      echo "image: cannot download the RDS CA bundle from $BUNDLE_URL (PILOTLIGHT_REQUIRE_RDS_CA=1)" >&2
+      exit 2
+    fi
+    echo "image: warning: no RDS CA bundle ($BUNDLE_URL unreachable); the image cannot verify RDS certificates" >&2
+  fi
+fi
 podman_ build --pull=never --network host --build-arg "PG_MAJOR=$PG_MAJOR" \
   --secret "id=hostca,src=$HOSTCA" -t "$TAG" -f Dockerfile . >&2
 podman_ image inspect --format '{{.Size}}' "$TAG"

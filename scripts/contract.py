@@ -25,7 +25,11 @@ Version 1 (``contractVersion: 1``), every top-level key is one ``pulumi.export``
                         [failback: {generation, primaryIdentifier, standbyIdentifier, standbyUrn}],
                         [promotion: {backupRetentionDays, multiAz}],
                         [restore: {primary|dr: {subnetGroupName, securityGroupIds, parameterGroupName,
-                                                kmsKeyId, instanceClass, automatedBackupsArn?}}]}]
+                                                kmsKeyId, instanceClass, automatedBackupsArn?}}],
+                        [credentials: {user, iamAuth, [secretArn: {primary, dr}]}]}]
+                      ``credentials``: how the tools log in to that database: the Secrets Manager secret
+                      per region (the DR one is the replica: same ARN, the DR region) or RDS IAM auth
+                      as ``user``; the ARNs only, never a value (see :class:`Credentials`)
     alarms           {topicArn, metricNamespace, backupAgeMetric}
     objectives       {scenario: {rtoSeconds, rpoSeconds}} for regional-outage, database-loss,
                       data-corruption, ransomware, accidental-deletion
@@ -172,6 +176,21 @@ class RestoreTarget:
 
 
 @dataclass(frozen=True)
+class Credentials:
+    """How the tools log in to one database, read at run time (scripts/postgres/credentials.py).
+
+    ``secret_arns``: the Secrets Manager secret per side's region (JSON with ``password`` and
+    usually ``username``, as an RDS-managed master secret has); the DR one is the replica of the
+    primary's, so the DR side logs in while the primary region is down. ``iam_auth``: an RDS IAM
+    auth token for ``user`` instead of a password.
+    """
+
+    user: str
+    secret_arns: Mapping[str, str] = field(default_factory=dict)
+    iam_auth: bool = False
+
+
+@dataclass(frozen=True)
 class Database:
     name: str
     db_name: str
@@ -182,6 +201,7 @@ class Database:
     failback: Failback | None = None
     promotion: Promotion | None = None
     restore: Mapping[str, RestoreTarget] = field(default_factory=dict)
+    credentials: Credentials | None = None
 
     def endpoint(self, side: str) -> Endpoint:
         return self.primary if side == "primary" else self.standby
@@ -196,14 +216,30 @@ class Objective:
     rpo_seconds: float
 
 
+# Where the image carries AWS's RDS CA bundle (Dockerfile); verify-full checks RDS endpoints against it.
+RDS_CA_BUNDLE = "/usr/local/share/pilotlight/rds-ca/global-bundle.pem"
+SSLROOTCERT_ENV = "PILOTLIGHT_SSLROOTCERT"
+
+
+def default_sslrootcert() -> str:
+    """The CA bundle that verifies the databases: ``$PILOTLIGHT_SSLROOTCERT``, else the image's RDS bundle."""
+    return os.environ.get(SSLROOTCERT_ENV) or RDS_CA_BUNDLE
+
+
 @dataclass(frozen=True)
 class DatabaseAccess:
-    """How the tools log in: ``user``/``admin_user`` None means libpq's environment (PGUSER, PGPASSWORD)."""
+    """How the tools log in: ``user``/``admin_user`` None means the database's ``credentials``, else
+    libpq's environment (PGUSER, PGPASSWORD).
+
+    TLS: ``verify-full`` by default (the server's certificate must chain to ``sslrootcert`` and
+    name the host); ``sslrootcert`` None means :func:`default_sslrootcert`.
+    """
 
     user: str | None = None
     admin_user: str | None = None
     passfile: str | None = None
-    sslmode: str = "require"
+    sslmode: str = "verify-full"
+    sslrootcert: str | None = None
 
 
 @dataclass(frozen=True)
@@ -422,6 +458,7 @@ def parse(doc: Mapping[str, Any]) -> Contract:
                 failback=_failback(wrapped, f"{p}.failback") if item.get("failback") else None,
                 promotion=Promotion(_int(wrapped, f"{p}.promotion.backupRetentionDays"),
                                     bool(item["promotion"].get("multiAz"))) if item.get("promotion") else None,
+                credentials=_credentials(wrapped, f"{p}.credentials") if item.get("credentials") else None,
             )
         )
     objectives = {
@@ -471,6 +508,23 @@ def _switch(doc: Mapping[str, Any], path: str) -> Switch:
     return Switch(_str(doc, f"{path}.healthCheckId"), thresholds)
 
 
+_SECRET_ARN_RE = re.compile(r"^arn:aws[a-z-]*:secretsmanager:[a-z0-9-]+:\d{12}:secret:[\w/+=.@!-]+$")
+
+
+def _credentials(doc: Mapping[str, Any], path: str) -> Credentials:
+    raw = _get(doc, path)
+    arns = raw.get("secretArn") or {}
+    if not isinstance(arns, Mapping) or not set(arns) <= set(SIDES):
+        raise ContractError(f"outputs '{path}.secretArn' must map primary/dr to a Secrets Manager secret ARN")
+    for side in arns:
+        if not _SECRET_ARN_RE.match(_str(doc, f"{path}.secretArn.{side}")):
+            raise ContractError(f"outputs '{path}.secretArn.{side}' is not a Secrets Manager secret ARN")
+    iam_auth = _bool(doc, f"{path}.iamAuth") if "iamAuth" in raw else False
+    if iam_auth and arns:
+        raise ContractError(f"outputs '{path}': iamAuth and secretArn exclude each other")
+    return Credentials(user=_str(doc, f"{path}.user"), secret_arns=dict(arns), iam_auth=iam_auth)
+
+
 def _failback(doc: Mapping[str, Any], path: str) -> Failback:
     urn = _get(doc, path).get("standbyUrn")
     return Failback(_int(doc, f"{path}.generation"), _str(doc, f"{path}.primaryIdentifier"),
@@ -495,7 +549,8 @@ def _parse_access(raw: Mapping[str, Any]) -> Access:
         authoritative_port=_int(doc, "access.authoritativePort") if "authoritativePort" in raw else 53,
         database=DatabaseAccess(
             user=database.get("user"), admin_user=database.get("adminUser"),
-            passfile=database.get("passfile"), sslmode=database.get("sslmode", "require")),
+            passfile=database.get("passfile"), sslmode=database.get("sslmode", "verify-full"),
+            sslrootcert=database.get("sslrootcert")),
     )
 
 

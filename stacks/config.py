@@ -79,6 +79,8 @@ _DBNAME_RE = re.compile(r"^[A-Za-z_][A-Za-z0-9_]{0,62}$")
 _RDS_ARN_RE = re.compile(r"^arn:(aws[a-z-]*):rds:([a-z0-9-]+):(\d{12}):db:([A-Za-z][A-Za-z0-9-]{0,62})$")
 _HOST_RE = re.compile(r"^(?=.{1,253}$)([A-Za-z0-9]([A-Za-z0-9-]{0,61}[A-Za-z0-9])?\.)*[A-Za-z0-9]([A-Za-z0-9-]{0,61}[A-Za-z0-9])?$")
 _ZONE_ID_RE = re.compile(r"^Z[A-Z0-9]{4,31}$")
+_RESOURCE_ID_RE = re.compile(r"^db-[A-Z0-9]{8,40}$")  # DbiResourceId, e.g. db-ABCDEFGHIJKL01234
+_KMS_KEY_ARN_RE = re.compile(r"^arn:aws[a-z-]*:kms:[a-z0-9-]+:\d{12}:key/[\w-]+$")
 _SECRET_ARN_RE = re.compile(r"^arn:aws[a-z-]*:secretsmanager:[a-z0-9-]+:\d{12}:secret:[\w/+=.@!-]+$")  # RDS-managed: rds!db-...
 _INSTANCE_CLASS_RE = re.compile(r"^db\.[a-z0-9]+\.[a-z0-9]+$")
 _ENGINE_VERSION_RE = re.compile(r"^(\d+)(\.\d+)?$")
@@ -118,6 +120,10 @@ class DatabaseConfig:
     """Secrets Manager secret holding the password (an RDS-managed master secret works); read at run time."""
     iam_auth: bool = False
     """Log in with an RDS IAM auth token (boto3 ``generate_db_auth_token``) instead of a password."""
+    resource_id: str | None = None
+    """The primary's DbiResourceId (``db-...``, needed with ``iam_auth``): ``rds-db:connect`` names it."""
+    credentials_secret_key_arn: str | None = None
+    """Customer KMS key of the secret, if not Secrets Manager's own: the tasks may decrypt with it."""
 
     @property
     def primary_identifier(self) -> str:
@@ -338,7 +344,7 @@ def _databases(raw: Any, primary_region: str, zone_name: str) -> tuple[DatabaseC
     if not isinstance(raw, list) or not raw:
         raise _fail("databases", raw, "list at least one database: [{name, primaryArn, primaryHost, ...}]")
     known = ("name", "dbName", "primaryArn", "primaryHost", "port", "recordName", "instanceClass", "engineVersion",
-             "generation", "user", "credentialsSecretArn", "iamAuth")
+             "generation", "user", "credentialsSecretArn", "credentialsSecretKmsKeyArn", "iamAuth", "resourceId")
     dbs: list[DatabaseConfig] = []
     accounts: set[str] = set()
     for i, item in enumerate(raw):
@@ -375,9 +381,20 @@ def _databases(raw: Any, primary_region: str, zone_name: str) -> tuple[DatabaseC
         secret = s.raw.get("credentialsSecretArn") or None
         if secret is not None and (not isinstance(secret, str) or not _SECRET_ARN_RE.match(secret)):
             raise _fail(s.at("credentialsSecretArn"), secret, "use a Secrets Manager ARN, arn:aws:secretsmanager:<region>:<account>:secret:<name>")
+        if secret is not None and secret.split(":")[3] != primary_region:
+            raise _fail(s.at("credentialsSecretArn"), secret, f"use the secret in primaryRegion {primary_region} (replicate "
+                        "it to drRegion: the DR side reads the replica)")
+        secret_key = s.raw.get("credentialsSecretKmsKeyArn") or None
+        if secret_key is not None and (not secret or not isinstance(secret_key, str) or not _KMS_KEY_ARN_RE.match(secret_key)):
+            raise _fail(s.at("credentialsSecretKmsKeyArn"), secret_key, "use the KMS key ARN of credentialsSecretArn's "
+                        "secret, arn:aws:kms:<region>:<account>:key/<id> (only with credentialsSecretArn)")
         iam_auth = s.flag("iamAuth", False)
         if iam_auth and secret:
             raise _fail(s.at("iamAuth"), iam_auth, "choose one: iamAuth or credentialsSecretArn")
+        resource_id = s.raw.get("resourceId") or None
+        if iam_auth and (not isinstance(resource_id, str) or not _RESOURCE_ID_RE.match(resource_id)):
+            raise _fail(s.at("resourceId"), resource_id, "iamAuth needs the primary's DbiResourceId, db-<uppercase letters and digits> "
+                        "(aws rds describe-db-instances --query 'DBInstances[0].DbiResourceId')")
         dbs.append(
             DatabaseConfig(
                 name=name,
@@ -394,6 +411,8 @@ def _databases(raw: Any, primary_region: str, zone_name: str) -> tuple[DatabaseC
                 user=user,
                 credentials_secret_arn=secret,
                 iam_auth=iam_auth,
+                resource_id=resource_id if iam_auth else None,
+                credentials_secret_key_arn=secret_key,
             )
         )
     for attr, label in (("name", "name"), ("record_name", "recordName"), ("primary_arn", "primaryArn")):

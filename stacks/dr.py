@@ -89,6 +89,7 @@ class DrStack:
             account_id=cfg.account_id,
             regions={side: cfg.region(side) for side in SIDES},
             dr_provider=self.providers["dr"],
+            active=cfg.active,
         )
 
     def _access_args(self, key_arns: dict[str, pulumi.Output[str]]) -> VaultAccessArgs:
@@ -121,10 +122,7 @@ class DrStack:
                 "dr": JobNetworkArgs(cfg.standby.vpc_id, list(cfg.standby.subnet_ids)),
             },
             nat=j.nat,
-            databases=[
-                JobDatabase(db.name, db.port, db.credentials_secret_arn, naming.db_user_arn(cfg, db) if db.iam_auth else None)
-                for db in cfg.databases
-            ],
+            databases=[self._job_database(db) for db in cfg.databases],
             plan=job_specs(cfg, naming.base(cfg)),
             image=j.image,
             image_tag=j.image_tag,
@@ -145,6 +143,21 @@ class DrStack:
             break_glass_arn=naming.break_glass_arn(cfg),
         )
 
+    def _job_database(self, db: DatabaseConfig) -> JobDatabase:
+        """What a database's tasks may log in with: its secret in both regions (the DR one is the
+        replica), the secret's key, or ``rds-db:connect`` as its user on the primary and the standby."""
+        cfg = self.cfg
+        secret = db.credentials_secret_arn
+        users = [naming.db_user_arn(cfg, db, "primary", db.resource_id),
+                 self.standbys[db.name].resource_id.apply(lambda rid: naming.db_user_arn(cfg, db, "dr", rid))] \
+            if db.iam_auth else []
+        return JobDatabase(
+            db.name, db.port,
+            secret_arns=[secret, naming.arn_in_region(secret, cfg.dr_region)] if secret else [],
+            secret_key_arns=naming.secret_key_arns(cfg, db),
+            iam_db_user_arns=users,
+        )
+
     def _standby_args(self, db: DatabaseConfig, key_arns: dict[str, pulumi.Output[str]]) -> StandbyArgs:
         cfg, s = self.cfg, self.cfg.standby
         return StandbyArgs(
@@ -160,6 +173,7 @@ class DrStack:
             backup_retention_days=s.backup_retention_days,
             multi_az_when_promoted=s.multi_az_when_promoted,
             max_allocated_storage_gb=s.max_allocated_storage_gb,
+            iam_database_authentication=db.iam_auth,
             # Generation 0 is created by the stack; later ones by `pilotlight failback`, then adopted.
             adopt=db.generation > 0,
             performance_insights=s.performance_insights,

@@ -143,7 +143,7 @@ def backup_writer_role_name(cfg: StackConfig) -> str:
 
 
 def restore_reader_role_name(cfg: StackConfig) -> str:
-    """The role ``pilotlight restore``/``verify`` run as: reads both vaults, writes nothing."""
+    """The role ``pilotlight restore``/``verify`` run as: reads both vaults, writes only restore-test evidence."""
     return _fit(f"{base(cfg)}-restore-reader", IAM_ROLE_MAX)
 
 
@@ -173,10 +173,38 @@ def set_identifier(side: str) -> str:
     return side
 
 
-def db_user_arn(cfg: StackConfig, db: DatabaseConfig) -> str:
-    """The ``rds-db:connect`` resource of a database's tool user, by instance identifier.
+def arn_in_region(arn: str, region: str) -> str:
+    """The same ARN in ``region``: a Secrets Manager secret's replica, a multi-region KMS key's.
 
-    IAM names the instance by its resource id (``db-ABC...``), which a referenced instance's
-    config does not carry; ``*`` stands for it, the user name and region still scope the grant.
+    AWS: "The ARN for a replicated secret is the same as the primary secret except for the
+    Region" (Secrets Manager user guide, replicate-secrets); a multi-region key's replicas share
+    its key id (KMS developer guide, multi-region keys).
     """
-    return f"arn:{cfg.partition}:rds-db:{cfg.region(cfg.active)}:{cfg.account_id}:dbuser:*/{db.user}"
+    parts = arn.split(":")
+    parts[3] = region
+    return ":".join(parts)
+
+
+def secret_key_arns(cfg: StackConfig, db: DatabaseConfig) -> list[str]:
+    """The secret's customer KMS key, and its DR-region replica when it is a multi-region key (``mrk-``):
+    the secret's replica in the DR region is encrypted with a key of that region."""
+    key = db.credentials_secret_key_arn
+    if not key:
+        return []
+    return [key, arn_in_region(key, cfg.dr_region)] if "key/mrk-" in key else [key]
+
+
+def secret_name(arn: str) -> str:
+    """The secret's name in its ARN, without the 6 random characters Secrets Manager appends (``-a1b2c3``)."""
+    name = arn.split(":secret:", 1)[1]
+    return name[:-7] if len(name) > 7 and name[-7] == "-" else name
+
+
+def db_user_arn(cfg: StackConfig, db: DatabaseConfig, side: str, resource_id: str) -> str:
+    """The ``rds-db:connect`` resource of a database's tool user on one side's instance.
+
+    AWS's format (Service Authorization Reference, Amazon RDS IAM Authentication, resource type
+    db-user): ``arn:${Partition}:rds-db:${Region}:${Account}:dbuser:${DbiResourceId}/${DbUserName}``:
+    the instance by its DbiResourceId (``db-...``), never its identifier.
+    """
+    return f"arn:{cfg.partition}:rds-db:{cfg.region(side)}:{cfg.account_id}:dbuser:{resource_id}/{db.user}"

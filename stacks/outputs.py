@@ -8,6 +8,7 @@ from __future__ import annotations
 
 from typing import Any, Mapping, Sequence
 
+from stacks import naming
 from stacks.config import DatabaseConfig, StackConfig
 from stacks.vocabulary import BACKUP_AGE_METRIC, CONTRACT_VERSION, METRIC_NAMESPACE, SIDES
 from stacks.objectives import PROMOTION_SECONDS
@@ -118,8 +119,23 @@ def _databases(cfg: StackConfig, items: Sequence[Mapping[str, Any]]) -> list[dic
                 **({"restore": {side: dict(target) for side, target in item["restore"].items()}}
                    if item.get("restore") else {}),
                 **{k: item[k] for k in OPTIONAL_DATABASE_KEYS if k in item},
+                **({"credentials": item.get("credentials") or credentials_section(cfg, db)}
+                   if db.credentials_secret_arn or db.iam_auth else {}),
             }
         )
+    return out
+
+
+def credentials_section(cfg: StackConfig, db: DatabaseConfig, secret_arns: Mapping[str, Any] | None = None) -> dict[str, Any]:
+    """How the tools log in to ``db`` (the contract's ``databases[].credentials``): names and ARNs, never a value.
+
+    A secret is read in the region of the side the tools connect to: the DR one is the primary's
+    replica (same ARN, the DR region), so logging in to the DR side needs no primary-region call.
+    """
+    out: dict[str, Any] = {"user": db.user, "iamAuth": db.iam_auth}
+    if db.credentials_secret_arn:
+        out["secretArn"] = dict(secret_arns or {
+            "primary": db.credentials_secret_arn, "dr": naming.arn_in_region(db.credentials_secret_arn, cfg.dr_region)})
     return out
 
 

@@ -66,7 +66,8 @@ def service_conninfo(contract: Contract, db: Database) -> tuple[str, str]:
     """(side, conninfo) for the service name as DNS answers it right now."""
     found = resolve(contract, db)
     info = make_conninfo(host=found.target, hostaddr=found.address, port=found.port, dbname=db.db_name,
-                         connect_timeout=CONNECT_TIMEOUT, **login(contract))
+                         connect_timeout=CONNECT_TIMEOUT,
+                         **login(contract, db=db, side=found.side or "primary", host=found.target, port=found.port))
     return found.side, info
 
 

@@ -94,5 +94,6 @@ def service_dsn(contract: Contract, db: Database | str | None = None, dbname: st
     db = _database(contract, db)
     where = resolve(contract, db)
     params = {"host": where.target, "hostaddr": where.address, "port": where.port, "dbname": dbname or db.db_name,
-              "connect_timeout": connect_timeout, "application_name": "pilotlight-service", **login(contract)}
+              "connect_timeout": connect_timeout, "application_name": "pilotlight-service",
+              **login(contract, db=db, side=where.side or "primary", host=where.target, port=where.port)}
     return make_conninfo(**params)

@@ -100,7 +100,8 @@ def restore_to_time(contract: Contract, to_time: datetime, *, side: str = "prima
     try:
         _finish(contract, result, database, side, target, to_time)
         if copy_back_tables:
-            source = endpoint_dsn(contract, result.settings["host"], result.settings["port"], database.db_name)
+            source = endpoint_dsn(contract, result.settings["host"], result.settings["port"], database.db_name,
+                                      db=database, side=side)
             done = copyback.copy_back(source, live, copy_back_tables, schema, where, stamp.lower(), overwrite)
             result.copy_back = asdict(done)
     except BaseException:
@@ -123,7 +124,7 @@ def _finish(contract: Contract, result: PitrResult, database, side: str, target,
     if not instance.host or not instance.port:
         raise PilotlightError(f"{result.instance} is available but has no endpoint")
     result.endpoint = f"{instance.host}:{instance.port}"
-    dsn = endpoint_dsn(contract, instance.host, instance.port, database.db_name)
+    dsn = endpoint_dsn(contract, instance.host, instance.port, database.db_name, db=database, side=side)
     last = last_commit(dsn)
     if last is not None and last > to_time:
         raise PilotlightError(f"{result.instance} has a commit at {iso(last)}, after the restore time {iso(to_time)}")

@@ -24,7 +24,23 @@ from psycopg.conninfo import conninfo_to_dict, make_conninfo
 from scripts.common import Exit, PilotlightError, Refused
 from scripts.postgres.dsn import redact
 
-PG_BIN = Path(os.environ.get("PILOTLIGHT_PG_BIN", "/usr/lib/postgresql/15/bin"))
+PG_ROOT = Path("/usr/lib/postgresql")
+PG_BIN_ENV = "PILOTLIGHT_PG_BIN"
+
+
+def default_pg_bin(root: Path = PG_ROOT) -> Path:
+    """Where the client binaries are: ``$PILOTLIGHT_PG_BIN``, else the newest major installed under
+    ``/usr/lib/postgresql`` (Debian's layout; a newer pg_dump dumps older servers, never the
+    reverse), else 15's directory (absent: the binaries are then looked up on PATH).
+    """
+    if os.environ.get(PG_BIN_ENV):
+        return Path(os.environ[PG_BIN_ENV])
+    majors = sorted((int(d.name) for d in root.glob("*") if d.name.isdigit() and (d / "bin" / "pg_dump").exists()),
+                    reverse=True)
+    return root / str(majors[0] if majors else 15) / "bin"
+
+
+PG_BIN = default_pg_bin()
 
 # Leaf tables whose rows pg_dump writes: ordinary tables (partitions included, partitioned parents
 # have no rows of their own), not catalogs, not tables owned by an extension.
@@ -55,15 +71,18 @@ def require_dump_client_for(server_version: str) -> None:
     """Refuse a ``pg_dump`` older than the server: it cannot dump a newer server's catalogs reliably.
 
     PostgreSQL's pg_dump docs: "pg_dump cannot dump from PostgreSQL servers newer than its own
-    major version". The image pins the client of the declared major (PILOTLIGHT_PG_BIN).
+    major version". The image pins the client of the declared major (PILOTLIGHT_PG_BIN); elsewhere
+    :func:`default_pg_bin` picks the newest installed.
     """
-    out = subprocess.run([binary("pg_dump"), "--version"], capture_output=True, text=True, check=False).stdout
+    exe = binary("pg_dump")
+    out = subprocess.run([exe, "--version"], capture_output=True, text=True, check=False).stdout
     match = re.search(r"(\d+)(?:\.\d+)?", out)
     client = int(match.group(1)) if match else 0
     server = int(re.match(r"\d+", server_version).group(0))
     if client < server:
-        raise Refused(f"pg_dump {client} is older than the server ({server_version}): install "
-                      f"postgresql-client-{server} and set PILOTLIGHT_PG_BIN=/usr/lib/postgresql/{server}/bin")
+        raise Refused(f"pg_dump {client} ({exe}) is older than the server ({server_version}) and cannot dump it: install "
+                      f"postgresql-client-{server} and set {PG_BIN_ENV}=/usr/lib/postgresql/{server}/bin "
+                      "(default: the newest major under /usr/lib/postgresql)")
 
 
 # What pg_dump, pg_restore and pg_dumpall must not inherit from the database either: pg_dump's first
@@ -119,6 +138,9 @@ def connect_failure(dsn: str, exc: BaseException) -> tuple[str, Exit]:
     reason = "; ".join(dict.fromkeys(causes)) or "connection failed"
     if any(line.startswith("Is the server running") for line in lines):
         reason += " (is the server running and accepting TCP/IP connections there?)"
+    tls = _tls_hint(dsn, reason)
+    if tls:
+        return tls, Exit.FAILED
     if "no password supplied" in reason:
         try:
             parts = conninfo_to_dict(dsn)
@@ -133,6 +155,26 @@ def connect_failure(dsn: str, exc: BaseException) -> tuple[str, Exit]:
         return (f"no password: the passfile {where} ({named}) has no line for this host, port, database and user",
                 Exit.USAGE)
     return reason, Exit.NETWORK
+
+
+def _tls_hint(dsn: str, reason: str) -> str | None:
+    """libpq's certificate errors as one line that names the CA bundle and the fix; None if not one."""
+    try:
+        rootcert = str(conninfo_to_dict(dsn).get("sslrootcert") or "~/.postgresql/root.crt")
+    except psycopg.ProgrammingError:
+        rootcert = "sslrootcert"
+    where = reason.split(": ", 1)[0] if reason.startswith("connection to server") else "the server"
+    if "root certificate file" in reason and "does not exist" in reason:
+        return (f"{where}: no CA bundle at {rootcert} to verify the server's certificate (sslmode=verify-full); "
+                "the image carries AWS's RDS bundle, elsewhere set PILOTLIGHT_SSLROOTCERT or access.database.sslrootcert")
+    if "certificate verify failed" in reason:
+        return (f"{where}: TLS refused: the server's certificate is not signed by a CA in {rootcert} "
+                "(not the RDS CA bundle this stack trusts); check the endpoint, or the bundle")
+    if "does not match host name" in reason:
+        return f"{where}: TLS refused: {reason.rsplit(': ', 1)[-1]} (sslmode=verify-full checks the endpoint's name)"
+    if "does not support SSL" in reason:
+        return f"{where}: the server does not offer TLS, and the tools require it (sslmode=verify-full)"
+    return None
 
 
 @dataclass

@@ -267,3 +267,26 @@ def rds_instances(cfg: StackConfig, databases: list[dict[str, Any]], keys: dict[
 
 def _upsert(record: dict[str, Any]) -> dict[str, Any]:
     return {"Action": "UPSERT", "ResourceRecordSet": record}
+
+
+def database_secrets(cfg: StackConfig, moto_url: str, username: str, password: str,
+                     ports: dict[str, int]) -> dict[str, dict[str, str]]:
+    """For each database whose config names ``credentialsSecretArn``: that secret, as RDS manages a master secret.
+
+    Created in the primary region with a replica in the DR region (moto names replicas as AWS does:
+    the same ARN, the other region). The ARN is moto's (it appends its own random suffix), so the
+    contract names what exists. The value holds the sandbox superuser, like an RDS-managed master
+    secret holds the master user; the tools read it at run time (scripts/postgres/credentials.py).
+    """
+    out = {}
+    client = _clients(moto_url, cfg.primary_region)("secretsmanager")
+    for db in cfg.databases:
+        if not db.credentials_secret_arn:
+            continue
+        value = {"engine": "postgres", "username": username, "password": password,
+                 "host": endpoint_host(cfg, db.primary_identifier, "primary"), "port": ports["primary"], "dbname": db.db_name}
+        arn = client.create_secret(Name=naming.secret_name(db.credentials_secret_arn), SecretString=json.dumps(value),
+                                   AddReplicaRegions=[{"Region": cfg.dr_region}],
+                                   Description=f"{naming.base(cfg)} {db.name} login (sandbox)")["ARN"]
+        out[db.name] = {"primary": arn, "dr": naming.arn_in_region(arn, cfg.dr_region)}
+    return out

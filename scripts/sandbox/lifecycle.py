@@ -22,7 +22,8 @@ from typing import Any
 from scripts.common import UsageError
 from scripts.sandbox import pitr
 from scripts.sandbox import postgres as pg
-from scripts.sandbox.emulator import failback_section, provision
+from scripts.sandbox import tls
+from scripts.sandbox.emulator import database_secrets, failback_section, provision
 from scripts.sandbox.state import (CREDENTIALS, DAEMON, EMULATOR_CREDENTIALS, OUTPUTS, PASSFILE, RDS_STATE, REPLICATION, STATE,
                                    SandboxError, SandboxState,
                                    free_port, load, pid_alive, read_json, terminate, write_json)
@@ -30,7 +31,7 @@ from stacks import naming
 from stacks.vocabulary import SIDES
 from stacks.config import ConfigError, StackConfig, load_stack_file
 from stacks.jobsplan import job_specs
-from stacks.outputs import outputs_document
+from stacks.outputs import credentials_section, outputs_document
 
 log = logging.getLogger("pilotlight.sandbox")
 PROJECT_ROOT = Path(__file__).resolve().parents[2]
@@ -39,6 +40,7 @@ APP_USER = "app"
 DAEMON_MARKER = "scripts.sandbox.daemon"
 MOTO_MARKER = "moto.server"
 DAEMON_READY_SECONDS = 30
+TLS_DIR = "tls"
 
 
 def load_config(path: Path) -> StackConfig:
@@ -89,7 +91,9 @@ def _create(state_dir: Path, cfg: StackConfig, seed_rows: int, schedule_speed: f
     passwords = {pg.SUPERUSER: secrets.token_urlsafe(24), APP_USER: secrets.token_urlsafe(24)}
     pg.write_passfile(state_dir / PASSFILE, passwords, owner=None)
     pg.write_passfile(state.internal_passfile, passwords, owner=user)
-    pg.init_primary(state, passwords[pg.SUPERUSER])
+    server_tls = tls.write(state_dir / TLS_DIR, pgroot / "tls", tls.endpoint_names(state.regions.values(), cfg.dns.zone_name),
+                           owner=pg.owner_ids(user))
+    pg.init_primary(state, passwords[pg.SUPERUSER], server_tls)
     pitr.configure(state, pitr.Settings(regions=dict(state.regions), retention_days=cfg.standby.backup_retention_days,
                                         copy_delay_seconds=backup_copy_delay))
     _start_on_free_port(state, "primary")
@@ -100,6 +104,10 @@ def _create(state_dir: Path, cfg: StackConfig, seed_rows: int, schedule_speed: f
     info = _wait_daemon(state_dir, daemon)
     ports = {side: state.port(side) for side in SIDES}
     kwargs, replication, instances = provision(cfg, info["motoUrl"], ports)
+    secrets_by_db = database_secrets(cfg, info["motoUrl"], pg.SUPERUSER, passwords[pg.SUPERUSER], ports)
+    for item in kwargs["databases"]:
+        if item["config"].name in secrets_by_db:
+            item["credentials"] = credentials_section(cfg, item["config"], secrets_by_db[item["config"].name])
     write_json(state_dir / REPLICATION, replication)
     state.daemon = info
     request(state, {"op": "rds-register", "instances": instances})
@@ -118,7 +126,8 @@ def _create(state_dir: Path, cfg: StackConfig, seed_rows: int, schedule_speed: f
                      for side in SIDES},
     }
     doc = outputs_document(cfg, sandbox=sandbox, **kwargs)
-    _add_access(doc, kwargs["databases"], ports, endpoints, str(credentials), info["dnsPort"], str(state_dir / PASSFILE))
+    _add_access(doc, kwargs["databases"], ports, endpoints, str(credentials), info["dnsPort"], str(state_dir / PASSFILE),
+                str(server_tls.ca_file))
     for item in doc["databases"]:
         item.setdefault("failback", failback_section(cfg, item["name"]))
         item.setdefault("promotion", {"backupRetentionDays": cfg.standby.backup_retention_days, "multiAz": False})
@@ -129,11 +138,13 @@ def _create(state_dir: Path, cfg: StackConfig, seed_rows: int, schedule_speed: f
 
 
 def _add_access(doc: dict[str, Any], databases: list[dict[str, Any]], ports: dict[str, int], endpoints: dict[str, str],
-                credentials: str, dns_port: int, passfile: str) -> None:
+                credentials: str, dns_port: int, passfile: str, ca_file: str) -> None:
     """What the tools need to reach this stack, in the contract's own terms (a real stack may set these too).
 
     Endpoint ports (both clusters share 127.0.0.1), the switch health check, the emulator's endpoints,
-    its credentials file, the DNS server as resolver and authoritative port, the database logins.
+    its credentials file, the DNS server as resolver and authoritative port, the database logins
+    (the application stand-in and the superuser in the passfile; a database with a secret logs
+    its tools in with the secret) and TLS: verify-full against the sandbox's own CA.
     """
     switches = {item["config"].name: item["dns"]["switch"] for item in databases}
     for item in doc["databases"]:
@@ -144,7 +155,8 @@ def _add_access(doc: dict[str, Any], databases: list[dict[str, Any]], ports: dic
         "credentialsFile": credentials,
         "dnsResolver": {"host": "127.0.0.1", "port": dns_port},
         "authoritativePort": dns_port,
-        "database": {"user": APP_USER, "adminUser": pg.SUPERUSER, "passfile": passfile, "sslmode": "disable"},
+        "database": {"user": APP_USER, "adminUser": pg.SUPERUSER, "passfile": passfile,
+                     "sslmode": "verify-full", "sslrootcert": ca_file},
     }
 
 

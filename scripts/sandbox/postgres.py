@@ -20,6 +20,7 @@ import psycopg
 from psycopg import sql
 
 from scripts.sandbox.state import SandboxError, SandboxState, pid_alive
+from scripts.sandbox.tls import ServerTls
 
 PG_BIN = Path(os.environ.get("PILOTLIGHT_PG_BIN", "/usr/lib/postgresql/15/bin"))
 SUPERUSER = "postgres"
@@ -41,6 +42,9 @@ wal_retrieve_retry_interval = 500ms
 checkpoint_timeout = 5min
 password_encryption = 'scram-sha-256'
 log_line_prefix = '%m [%p] '
+ssl = on
+ssl_cert_file = '{cert_file}'
+ssl_key_file = '{key_file}'
 """
 
 
@@ -83,9 +87,17 @@ def run(state_or_user: SandboxState | str | None, args: list[str], env: dict[str
 
 
 def chown(path: Path, user: str | None) -> None:
-    if user:
-        entry = pwd.getpwnam(user)
-        os.chown(path, entry.pw_uid, entry.pw_gid)
+    ids = owner_ids(user)
+    if ids:
+        os.chown(path, *ids)
+
+
+def owner_ids(user: str | None) -> tuple[int, int] | None:
+    """(uid, gid) of the clusters' OS user, None when that is ourselves."""
+    if not user:
+        return None
+    entry = pwd.getpwnam(user)
+    return entry.pw_uid, entry.pw_gid
 
 
 def write_passfile(path: Path, passwords: dict[str, str], owner: str | None) -> None:
@@ -102,8 +114,8 @@ def _escape(value: str) -> str:
     return value.replace("\\", "\\\\").replace(":", "\\:")
 
 
-def init_primary(state: SandboxState, superuser_password: str) -> None:
-    """initdb (scram for TCP, no fsync during init: a scratch cluster), then our settings."""
+def init_primary(state: SandboxState, superuser_password: str, tls: ServerTls) -> None:
+    """initdb (scram for TCP, no fsync during init: a scratch cluster), then our settings (TLS with ``tls``)."""
     data_dir = state.data_dir("primary")
     pwfile = state.pgroot / ".initpw"
     fd = os.open(pwfile, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
@@ -116,7 +128,7 @@ def init_primary(state: SandboxState, superuser_password: str) -> None:
     finally:
         pwfile.unlink(missing_ok=True)
     with open(data_dir / "postgresql.conf", "a") as fh:
-        fh.write(SERVER_SETTINGS.format(port=state.port("primary")))
+        fh.write(SERVER_SETTINGS.format(port=state.port("primary"), cert_file=tls.cert_file, key_file=tls.key_file))
 
 
 def set_port(data_dir: Path, port: int) -> None:

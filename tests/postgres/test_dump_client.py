@@ -19,7 +19,7 @@ def fake_pg_dump(tmp_path, monkeypatch):
 
 def test_an_older_pg_dump_is_refused_with_the_package_to_install(fake_pg_dump):
     fake_pg_dump("15.8 (Debian 15.8-0+deb12u1)")
-    with pytest.raises(Refused, match=r"pg_dump 15 is older than the server \(16\.4\).*postgresql-client-16"):
+    with pytest.raises(Refused, match=r"pg_dump 15 \(.*\) is older than the server \(16\.4\).*postgresql-client-16"):
         client.require_dump_client_for("16.4")
 
 
@@ -27,3 +27,24 @@ def test_an_older_pg_dump_is_refused_with_the_package_to_install(fake_pg_dump):
 def test_a_pg_dump_of_the_same_or_newer_major_is_accepted(fake_pg_dump, server):
     fake_pg_dump("15.8")
     client.require_dump_client_for(server)
+
+
+def test_the_refusal_names_the_binary_and_the_override(fake_pg_dump, tmp_path):
+    fake_pg_dump("14.9")
+    with pytest.raises(Refused) as err:
+        client.require_dump_client_for("15.4")
+    assert str(tmp_path / "pg_dump") in str(err.value) and "PILOTLIGHT_PG_BIN=/usr/lib/postgresql/15/bin" in str(err.value)
+
+
+def test_the_default_client_is_the_newest_major_installed(tmp_path, monkeypatch):
+    monkeypatch.delenv(client.PG_BIN_ENV, raising=False)
+    for major in ("13", "16", "15"):
+        (tmp_path / major / "bin").mkdir(parents=True)
+        (tmp_path / major / "bin" / "pg_dump").touch()
+    (tmp_path / "17").mkdir()  # a directory without a client is not a client
+    assert client.default_pg_bin(tmp_path) == tmp_path / "16" / "bin"
+
+
+def test_pilotlight_pg_bin_overrides_the_default(tmp_path, monkeypatch):
+    monkeypatch.setenv(client.PG_BIN_ENV, "/opt/pg17/bin")
+    assert str(client.default_pg_bin(tmp_path)) == "/opt/pg17/bin"

@@ -100,3 +100,22 @@ def test_scheduler_must_be_allowed_to_pass_both_roles_of_the_task_it_runs():
     with pytest.raises(AwsRuleError, match="taskRoleArn"):
         check_stack([t, s, policy([ROLE + "exec"])])
     check_stack([t, s, policy([ROLE + "exec", ROLE + "writer"])])
+
+
+def connect_policy(resource):
+    doc = {"Statement": [{"Effect": "Allow", "Action": "rds-db:connect", "Resource": [resource]}]}
+    return Resource("aws:iam/rolePolicy:RolePolicy", "p", "urn:p", {"policy": json.dumps(doc)})
+
+
+@pytest.mark.parametrize("resource", [
+    "arn:aws:rds-db:us-east-1:123456789012:dbuser:orders-prod/pilotlight",  # the identifier, not the DbiResourceId
+    "arn:aws:rds:us-east-1:123456789012:db:orders-prod",
+    "arn:aws:rds-db:us-east-1:123456789012:dbuser:db-ABCDEFGHIJKLMNOPQRSTUVWXYZ",  # no user
+])
+def test_rds_db_connect_must_name_the_dbuser_by_resource_id(resource):
+    with pytest.raises(AwsRuleError, match="DbiResourceId"):
+        check_resource(connect_policy(resource))
+
+
+def test_rds_db_connect_by_resource_id_and_user_is_accepted():
+    check_resource(connect_policy("arn:aws:rds-db:us-west-2:123456789012:dbuser:db-ABCDEFGHIJKLMNOPQRSTUVWXYZ/pilotlight"))

@@ -166,13 +166,66 @@ def test_database_secrets_and_iam_users_are_granted_to_the_task_roles_only():
     for what in ("writer", "reader"):
         res = run.named(f"jobs-{what}-credentials")
         doc = json.loads(res.inputs["policy"])
+        # The secret and its DR replica (same ARN, the DR region): the DR side logs in during an outage.
         assert doc["Statement"] == [{"Sid": "ReadDatabaseSecrets", "Effect": "Allow",
-                                     "Action": "secretsmanager:GetSecretValue", "Resource": [secret]}], res.urn
+                                     "Action": "secretsmanager:GetSecretValue",
+                                     "Resource": [secret, secret.replace("us-east-1", "us-west-2")]}], res.urn
+
+
+def test_a_secret_under_a_customer_key_may_be_decrypted_only_through_secrets_manager():
+    values = example_values()
+    key = "arn:aws:kms:us-east-1:123456789012:key/mrk-0123456789abcdef0123456789abcdef"
+    values["databases"][0]["credentialsSecretKmsKeyArn"] = key
+    doc = json.loads(run_program(config(values)).named("jobs-writer-credentials").inputs["policy"])
+    (decrypt,) = [s for s in doc["Statement"] if s["Sid"] == "DecryptDatabaseSecrets"]
+    assert decrypt["Action"] == "kms:Decrypt" and decrypt["Resource"] == [key, key.replace("us-east-1", "us-west-2")]
+    assert decrypt["Condition"] == {"StringEquals": {"kms:ViaService": [
+        "secretsmanager.us-east-1.amazonaws.com", "secretsmanager.us-west-2.amazonaws.com"]}}
+
+
+RESOURCE_ID = "db-ABCDEFGHIJKLMNOPQRSTUVWXYZ"
+
+
+def iam_values():
+    values = example_values()
+    db = values["databases"][0]
+    db.pop("credentialsSecretArn", None)
+    db.update(iamAuth=True, user="pilotlight_iam", resourceId=RESOURCE_ID)
+    return values
+
+
+def test_iam_auth_grants_rds_db_connect_for_that_user_on_the_primary_and_the_standby_by_resource_id():
+    run = run_program(config(iam_values()))
+    standby = next(r for r in run.of_type("aws:rds/instance:Instance"))
+    assert standby.inputs["iamDatabaseAuthenticationEnabled"] is True
+    for what in ("writer", "reader"):
+        doc = json.loads(run.named(f"jobs-{what}-credentials").inputs["policy"])
+        (connect,) = doc["Statement"]
+        assert connect["Action"] == "rds-db:connect"
+        primary, dr = connect["Resource"]
+        assert primary == f"arn:aws:rds-db:us-east-1:123456789012:dbuser:{RESOURCE_ID}/pilotlight_iam"
+        assert dr.startswith("arn:aws:rds-db:us-west-2:123456789012:dbuser:db-") and dr.endswith("/pilotlight_iam")
+        assert "*" not in primary + dr
+
+
+def test_iam_auth_without_the_primarys_resource_id_is_a_config_error():
+    values = iam_values()
+    del values["databases"][0]["resourceId"]
+    with pytest.raises(Exception, match=r"resourceId.*DbiResourceId"):
+        run_program(config(values))
+
+
+def test_the_contract_says_how_each_database_logs_in_never_a_value():
+    run = run_program(config(iam_values()))
+    assert run.outputs["databases"][0]["credentials"] == {"user": "pilotlight_iam", "iamAuth": True}
+    secret_run = run_program(config(example_values()))
+    creds = secret_run.outputs["databases"][0]["credentials"]
+    assert creds["secretArn"]["dr"] == creds["secretArn"]["primary"].replace("us-east-1", "us-west-2")
 
 
 def test_credentials_policy_is_omitted_when_nothing_to_grant_and_scoped_otherwise():
     assert jobrules.credentials_policy([], []) is None
-    doc = jobrules.credentials_policy([], ["arn:aws:rds-db:us-east-1:123456789012:dbuser:*/pilotlight"])
+    doc = jobrules.credentials_policy([], [f"arn:aws:rds-db:us-east-1:123456789012:dbuser:{RESOURCE_ID}/pilotlight"])
     assert doc["Statement"][0]["Action"] == "rds-db:connect"
 
 

@@ -211,3 +211,24 @@ def test_project_file_declares_only_known_keys():
     assert project["name"] == "pilotlight" and project["runtime"]["name"] == "python"
     assert set(project["config"]) <= set(TOP_KEYS)
     assert project["config"]["active"]["default"] == "primary"
+
+
+def test_the_credentials_secret_lives_in_the_primary_region():
+    values = example_values()
+    values["databases"][0]["credentialsSecretArn"] = "arn:aws:secretsmanager:us-west-2:123456789012:secret:orders-AbCdEf"
+    with pytest.raises(ConfigError, match=r"credentialsSecretArn .*primaryRegion us-east-1.*replicate"):
+        config(values)
+
+
+def test_iam_auth_needs_the_primarys_resource_id_and_a_secret_key_needs_a_secret():
+    values = example_values()
+    db = values["databases"][0]
+    db.pop("credentialsSecretArn")
+    db.update(iamAuth=True, resourceId="orders-prod")
+    with pytest.raises(ConfigError, match=r"resourceId = 'orders-prod': iamAuth needs the primary's DbiResourceId"):
+        config(values)
+    db.update(resourceId="db-ABCDEFGHIJKLMNOPQRSTUVWXYZ")
+    assert config(values).databases[0].resource_id == "db-ABCDEFGHIJKLMNOPQRSTUVWXYZ"
+    db.update(iamAuth=False, credentialsSecretKmsKeyArn="arn:aws:kms:us-east-1:123456789012:key/abc")
+    with pytest.raises(ConfigError, match="only with credentialsSecretArn"):
+        config(values)
