@@ -25,7 +25,7 @@ Version 1 (``contractVersion: 1``), every top-level key is one ``pulumi.export``
                         [failback: {generation, primaryIdentifier, standbyIdentifier, standbyUrn}],
                         [promotion: {backupRetentionDays, multiAz}],
                         [restore: {primary|dr: {subnetGroupName, securityGroupIds, parameterGroupName,
-                                                kmsKeyId, instanceClass, automatedBackupsArn?}}],
+                                                kmsKeyId, instanceClass, automatedBackupsArn?, engineVersion?}}],
                         [credentials: {user, iamAuth, [secretArn: {primary, dr}]}]}]
                       ``credentials``: how the tools log in to that database: the Secrets Manager secret
                       per region (the DR one is the replica: same ARN, the DR region) or RDS IAM auth
@@ -37,6 +37,8 @@ Version 1 (``contractVersion: 1``), every top-level key is one ``pulumi.export``
                       the stack's own failover figures, from which drill reports project the RTO on AWS
     access           optional, see :class:`Access`: where the tools reach AWS, DNS and PostgreSQL when
                      it is not the default (VPC endpoints, a resolver, a libpq passfile)
+    contacts         optional [{name, role, reach[, escalateAfterSeconds]}]: who is called in an incident, in
+                     escalation order (the runbook prints them)
     sandbox          optional, see :class:`Sandbox`; read only by ``scripts/sandbox/`` (and to name the
                      environment in a report)
 
@@ -173,6 +175,7 @@ class RestoreTarget:
     kms_key_id: str
     instance_class: str
     automated_backups_arn: str | None = None
+    engine_version: str | None = None
 
 
 @dataclass(frozen=True)
@@ -308,6 +311,16 @@ class Job:
 
 
 @dataclass(frozen=True)
+class Contact:
+    """One incident contact (optional ``contacts`` section, in escalation order)."""
+
+    name: str
+    role: str
+    reach: str
+    escalate_after_seconds: int | None = None
+
+
+@dataclass(frozen=True)
 class Contract:
     project: str
     stack: str
@@ -331,6 +344,7 @@ class Contract:
     access: Access = NO_ACCESS
     source: Path | None = None  # the outputs file this was read from; None when read from `pulumi stack output`
     jobs: tuple["Job", ...] = ()
+    contacts: tuple["Contact", ...] = ()
 
     def region(self, side: str) -> str:
         return self.regions[side]
@@ -492,6 +506,7 @@ def parse(doc: Mapping[str, Any]) -> Contract:
         sandbox=_parse_sandbox(doc["sandbox"], regions.values()) if doc.get("sandbox") else None,
         raw=doc,
         jobs=_parse_jobs(doc.get("jobs") or []),
+        contacts=_parse_contacts(doc.get("contacts") or []),
         access=_parse_access(doc["access"]) if doc.get("access") else NO_ACCESS,
     )
 
@@ -574,6 +589,19 @@ def _parse_jobs(raw: Any) -> tuple[Job, ...]:
     return tuple(jobs)
 
 
+def _parse_contacts(raw: Any) -> tuple[Contact, ...]:
+    if not isinstance(raw, list):
+        raise ContractError("outputs 'contacts' must be a list (escalation order)")
+    out = []
+    for i, item in enumerate(raw):
+        w = {"contacts": {str(i): item}}
+        after = item.get("escalateAfterSeconds") if isinstance(item, Mapping) else None
+        out.append(Contact(*(_str(w, f"contacts.{i}.{k}") for k in ("name", "role", "reach")),
+                           escalate_after_seconds=_int(w, f"contacts.{i}.escalateAfterSeconds") if after is not None
+                           else None))
+    return tuple(out)
+
+
 def _parse_restore(wrapped: Mapping[str, Any], p: str, raw: Any) -> dict[str, RestoreTarget]:
     if raw is None:
         return {}
@@ -593,6 +621,7 @@ def _parse_restore(wrapped: Mapping[str, Any], p: str, raw: Any) -> dict[str, Re
             kms_key_id=_str(wrapped, f"{q}.kmsKeyId"),
             instance_class=_str(wrapped, f"{q}.instanceClass"),
             automated_backups_arn=_str(wrapped, f"{q}.automatedBackupsArn") if arn is not None else None,
+            engine_version=_str(wrapped, f"{q}.engineVersion") if raw[side].get("engineVersion") is not None else None,
         )
     return out
 

@@ -210,6 +210,20 @@ class AlarmsConfig:
 
 
 @dataclass(frozen=True)
+class Contact:
+    """Who is called in an incident, in escalation order (``pilotlight:contacts``, first called first).
+
+    ``reach`` says how (a pager, a phone, a channel); ``escalate_after_seconds``: how long to wait
+    for an answer before calling the next one (None: the last, or no time set).
+    """
+
+    name: str
+    role: str
+    reach: str
+    escalate_after_seconds: int | None = None
+
+
+@dataclass(frozen=True)
 class StackConfig:
     project: str
     stack: str
@@ -224,6 +238,7 @@ class StackConfig:
     objectives: Mapping[str, Objective]
     jobs: "JobsConfig | None" = None
     """The scheduled jobs (stacks/jobsconfig.py); always set by ``parse_config``."""
+    contacts: tuple[Contact, ...] = ()
 
     def region(self, side: str) -> str:
         return self.primary_region if side == "primary" else self.dr_region
@@ -650,6 +665,25 @@ def _objectives(top: _Section) -> Mapping[str, Objective]:
     return MappingProxyType(out)
 
 
+def _contacts(raw: Any) -> tuple[Contact, ...]:
+    """``pilotlight:contacts``: a list in escalation order, each ``{name, role, reach[, escalateAfter]}``."""
+    if raw is None:
+        return ()
+    if not isinstance(raw, list):
+        raise _fail("contacts", raw, "use a list in escalation order: - {name: ..., role: ..., reach: ...}")
+    out, names = [], set()
+    for i, item in enumerate(raw):
+        c = _Section(item, f"contacts[{i}]", ("name", "role", "reach", "escalateAfter"))
+        name = c.text("name", fix="set the person's or rota's name")
+        if name in names:
+            raise _fail(c.at("name"), name, "each contact once: the list order is the escalation order")
+        names.add(name)
+        out.append(Contact(name=name, role=c.text("role", fix="say what they do in an incident, e.g. on-call DBA"),
+                           reach=c.text("reach", fix="say how to reach them, e.g. 'pager: +1 555 0100'"),
+                           escalate_after_seconds=c.duration("escalateAfter", "0s") or None))
+    return tuple(out)
+
+
 TOP_KEYS = (
     "primaryRegion",
     "drRegion",
@@ -661,6 +695,7 @@ TOP_KEYS = (
     "alarms",
     "objectives",
     "jobs",
+    "contacts",
 )
 
 
@@ -701,6 +736,7 @@ def parse_config(values: Mapping[str, Any], *, project: str, stack: str) -> Stac
         alarms=_alarms(top),
         objectives=_objectives(top),
         jobs=parse_jobs(values.get("jobs")),
+        contacts=_contacts(values.get("contacts")),
     )
 
 

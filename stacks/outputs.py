@@ -94,9 +94,18 @@ def outputs_document(
             "promotionSeconds": PROMOTION_SECONDS,
         },
     }
+    if cfg.contacts:
+        doc["contacts"] = contacts_document(cfg)
     if sandbox is not None:
         doc["sandbox"] = dict(sandbox)
     return doc
+
+
+def contacts_document(cfg: StackConfig) -> list[dict[str, Any]]:
+    """The incident contacts in escalation order (optional in v1; the runbook prints them)."""
+    return [{"name": c.name, "role": c.role, "reach": c.reach,
+             **({"escalateAfterSeconds": c.escalate_after_seconds} if c.escalate_after_seconds else {})}
+            for c in cfg.contacts]
 
 
 def _databases(cfg: StackConfig, items: Sequence[Mapping[str, Any]]) -> list[dict[str, Any]]:
@@ -149,10 +158,14 @@ def promotion_document(cfg: StackConfig) -> dict[str, Any]:
 
 
 def restore_target(*, subnet_group_name: Any, security_group_ids: Sequence[Any], parameter_group_name: Any,
-                   kms_key_id: Any, instance_class: str, automated_backups_arn: Any = None) -> dict[str, Any]:
-    """Where a point-in-time restore in one region lands (the contract's ``databases[].restore.<side>``)."""
+                   kms_key_id: Any, instance_class: str, automated_backups_arn: Any = None,
+                   engine_version: str | None = None) -> dict[str, Any]:
+    """Where a restore into a new instance in one region lands (the contract's ``databases[].restore.<side>``):
+    point in time, or ``restore --new-instance`` (which also needs the engine version to create one)."""
     target = {"subnetGroupName": subnet_group_name, "securityGroupIds": list(security_group_ids),
               "parameterGroupName": parameter_group_name, "kmsKeyId": kms_key_id, "instanceClass": instance_class}
+    if engine_version is not None:
+        target["engineVersion"] = engine_version
     if automated_backups_arn is not None:
         target["automatedBackupsArn"] = automated_backups_arn
     return target

@@ -34,7 +34,7 @@ import threading
 import time
 from dataclasses import asdict, dataclass, field
 from datetime import datetime, timedelta
-from typing import Any
+from typing import Any, Mapping
 
 import psycopg
 import zstandard
@@ -46,7 +46,8 @@ from scripts.common import PilotlightError, Refused, UsageError, camel, log, sho
 from scripts.contract import Contract
 from stacks.vocabulary import SIDES
 from scripts.postgres.dsn import parse_dsn, redact, with_dbname
-from scripts.postgres.globals import Globals, create_missing_roles
+from scripts.postgres import rolemap
+from scripts.postgres.globals import create_missing_roles
 from scripts.postgres.kept import KEPT, drop, list_kept, scratch_name
 from scripts.units import size
 from scripts.vault.envelope import IntegrityError
@@ -124,7 +125,7 @@ def perform_restore(contract: Contract, target_dsn: str, *, backup_id: str | Non
                     tables: list[str] | None = None, into_schema: str | None = None,
                     terminate_sessions: bool = False, jobs: int = 1, dry_run: bool = False,
                     db: str | None = None, no_owner: bool = False, allow_rename: bool = False,
-                    args=None) -> RestoreResult:
+                    role_map: Mapping[str, str] | None = None, args=None) -> RestoreResult:
     """Restore a backup into ``target_dsn``'s database (or, partially, into a schema of it).
 
     A whole-database restore recreates the database as the backup knew it (scripts.postgres.globals):
@@ -132,7 +133,8 @@ def perform_restore(contract: Contract, target_dsn: str, *, backup_id: str | Non
     and only once those are verified its owner, comment, limits, settings and grants — so neither a
     short statement_timeout nor a CONNECTION LIMIT of the restored database gets in pg_restore's way.
     ``no_owner`` restores into another environment: objects owned by the restoring user, no grants,
-    no roles created.
+    no roles created; ``role_map`` (old -> new) gives the source roles' objects and grants to the
+    target's roles instead (scripts.postgres.rolemap).
     """
     _, target = validate_request(target_dsn, from_side, tables, into_schema, jobs, backup_id)
     started = time.monotonic()
@@ -140,6 +142,10 @@ def perform_restore(contract: Contract, target_dsn: str, *, backup_id: str | Non
     filed = db or (id_database(backup_id) if backup_id else filing_name(contract, target))
     manifest, _head = select_backup(contract, from_side, filed, backup_id=backup_id, before=before, latest=latest)
     target_checked = check_target(admin)  # before anything is downloaded
+    role_map = dict(role_map or {})
+    if role_map and (tables or no_owner):
+        raise UsageError("--role-map is for whole-database restores, without --no-owner")
+    mapped = _check_role_map(admin, role_map) if role_map else None
     came_from = manifest.doc["source"]["dbname"]
     if came_from != target and not allow_rename:
         raise Refused(f"backup {manifest.id} is of database {came_from!r}, not {target!r}; "
@@ -158,6 +164,7 @@ def perform_restore(contract: Contract, target_dsn: str, *, backup_id: str | Non
                  f"copy them into new schema {into_schema} of the live database {target}; drop {scratch}"]
     else:
         owned = "objects owned by the restoring user, no grants" if no_owner else \
+            f"{mapped}; create the other roles the server lacks (without passwords)" if mapped else \
             "create the roles the server lacks (without passwords)"
         plan += [f"{owned}; restore into new database {scratch} with the backup's encoding and locale",
                  f"verify SHA-256 and row counts of {len(manifest.row_counts)} tables, then give it the backup's "
@@ -173,14 +180,22 @@ def perform_restore(contract: Contract, target_dsn: str, *, backup_id: str | Non
             progress.bar(args, f"restore {manifest.id}: download, verify, load", total=manifest.stored_bytes,
                          phase=LOAD) as bar:
         owner, fenced = _prepare(guard, target_dsn, target, scratch, tables, into_schema, terminate_sessions)
-        properties = None
-        if globals_ is not None:
-            properties = globals_.for_database(scratch, owners=not no_owner)
-            if not no_owner:
-                result.roles_created = _create_roles(guard, globals_)
-        _create_scratch(guard, scratch, properties, owner)
-        scratch_dsn = with_dbname(target_dsn, scratch)
+        properties, stand_ins = None, []
         swapped = False
+        try:
+            if role_map:
+                stand_ins = _roles(rolemap.create_stand_ins, guard, role_map)
+            if globals_ is not None:
+                properties = globals_.for_database(scratch, owners=not no_owner, role_map=role_map)
+                if not no_owner:
+                    result.roles_created = _roles(create_missing_roles, guard, globals_, frozenset(role_map))
+            _create_scratch(guard, scratch, properties, owner)
+        except BaseException:
+            _roles(rolemap.drop_stand_ins, guard, stand_ins)
+            if fenced:
+                _unfence(guard, target)
+            raise
+        scratch_dsn = with_dbname(target_dsn, scratch)
         try:
             if tables:
                 copy_extensions(with_dbname(target_dsn, target), scratch_dsn)
@@ -203,6 +218,9 @@ def perform_restore(contract: Contract, target_dsn: str, *, backup_id: str | Non
                     _apply(guard, scratch, properties[1])
                 elif owner is not None:
                     _copy_database_settings(guard, target, scratch)  # a backup from before globals were captured
+                if role_map:
+                    with pg.connect(scratch_dsn, autocommit=True) as conn:
+                        _roles(rolemap.hand_over, conn, role_map)
                 bar.phase(SWAP)
                 try:
                     with pg.connect(admin, autocommit=True) as conn:
@@ -217,6 +235,7 @@ def perform_restore(contract: Contract, target_dsn: str, *, backup_id: str | Non
                 drop_database(admin, scratch)
                 if fenced:
                     _unfence(guard, target)
+            rolemap.drop_stand_ins(guard, stand_ins)
         result.phases = bar.close()
     result.executed = True
     result.seconds = round(time.monotonic() - started, 3)
@@ -355,11 +374,17 @@ def _unfence(conn, target: str) -> None:
                   target, target, _FENCE, _pg_reason(exc))
 
 
-def _create_roles(conn, globals_: Globals) -> list[str]:
+def _roles(step, conn, *args):
+    """A step on roles (recreate, stand in, hand over, drop), its PostgreSQL error as one line."""
     try:
-        return create_missing_roles(conn, globals_)
+        return step(conn, *args)
     except psycopg.Error as exc:
-        raise PilotlightError(f"cannot recreate the backup's roles: {_pg_reason(exc)}") from None
+        raise PilotlightError(f"cannot {step.__name__.replace('_', ' ')} for the restore: {_pg_reason(exc)}") from None
+
+
+def _check_role_map(admin_dsn: str, role_map: Mapping[str, str]) -> str:
+    with pg.connect(admin_dsn, autocommit=True) as conn:
+        return rolemap.check(conn, role_map, f"{conn.info.host}:{conn.info.port}")
 
 
 def _create_scratch(conn, scratch: str, properties: tuple[str, list[str]] | None, owner: str | None) -> None:

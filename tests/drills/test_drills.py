@@ -156,9 +156,20 @@ def test_planned_cutover_twice_is_a_noop_then_failback_returns_the_service(modul
         assert conn.execute("select count(*) from customers where email = 'on-dr@example.com'").fetchone()[0] == 1
 
 
+def application_data(sb) -> tuple:
+    """What a data drill must never change: the database itself (its oid: no swap) and the application's table."""
+    c = sb.reload()
+    with psycopg.connect(service_dsn(c), autocommit=True) as conn:
+        oid = conn.execute("select oid from pg_database where datname = current_database()").fetchone()[0]
+        orders = conn.execute("select count(*), md5(string_agg(t::text, ',' order by t.id)) from public.orders t").fetchone()
+    return oid, orders
+
+
 def test_ransomware_delete_is_refused_and_the_clean_backup_restored(module_sandbox, capsys):
+    untouched = application_data(module_sandbox)
     rc, result, _ = run_json(capsys, drill, ["--scenario", "ransomware", "--outputs", str(module_sandbox.outputs_path),
                                              *DRILL])
+    assert application_data(module_sandbox) == untouched and result["measured"]["table"] == "pilotlight_drill.orders"
     assert rc == Exit.OK, result["failedStep"] or result["error"]
     checks = {c["name"]: c for c in result["checks"]}
     assert checks["Object Lock refused every delete of the clean backup"]["passed"]
@@ -170,9 +181,12 @@ def test_ransomware_delete_is_refused_and_the_clean_backup_restored(module_sandb
 
 @pytest.mark.parametrize("scenario", ["data-corruption", "accidental-deletion"])
 def test_data_drills_bring_the_data_back_and_clean_up(module_sandbox, scenario, capsys):
+    untouched = application_data(module_sandbox)
     rc, result, _ = run_json(capsys, drill, ["--scenario", scenario, "--outputs", str(module_sandbox.outputs_path),
                                              *DRILL])
     assert rc == Exit.OK, result["failedStep"] or result["error"]
+    # the drill's own table, recovered beside the live one: no application row touched, no database swapped
+    assert application_data(module_sandbox) == untouched and result["measured"]["table"] == "pilotlight_drill.orders"
     assert all(c["passed"] for c in result["checks"]) and result["backup"]["id"]
     assert 0 <= result["measured"]["rpoSeconds"] < 600 and result["measured"]["rtoSeconds"] > 0
     assert result["measured"]["heartbeat"]["acknowledged"] > 0
@@ -185,6 +199,44 @@ def test_data_drills_bring_the_data_back_and_clean_up(module_sandbox, scenario, 
         databases = conn.execute("select count(*) from pg_database where datname like %s", (c.database().db_name + "_%",))
         assert leftovers == 0 and databases.fetchone()[0] == 0
     assert_normal_topology(module_sandbox)
+
+
+def test_database_loss_promotes_the_standby_with_the_region_up_measures_and_fails_back(module_sandbox, capsys):
+    rc, result, _ = run_json(capsys, drill, ["--scenario", "database-loss", "--outputs", str(module_sandbox.outputs_path),
+                                             *DRILL])
+    assert rc == Exit.OK, result["failedStep"] or result["error"]
+    assert result["verdict"] == "PASS" and all(c["passed"] for c in result["checks"])
+    m = result["measured"]
+    assert 0 < m["detectionSeconds"] < m["rtoSeconds"] < 60 and m["rpoSeconds"] >= 0
+    assert m["heartbeat"]["bySide"]["dr"] >= 1 and m["failedWriteAttempts"] > 0
+    steps = {s["name"]: s for s in result["steps"]}
+    assert steps["inject failure"]["detail"] == "primary cluster SIGKILLed (its region stays up)"
+    assert steps["cutover: set the switch"]["status"] == "ok"  # only the instance was lost: the control plane answers
+    objective = module_sandbox.contract.objectives["database-loss"]
+    assert result["objective"] == {"rtoSeconds": objective.rto_seconds, "rpoSeconds": objective.rpo_seconds}
+    assert_normal_topology(module_sandbox)
+
+
+def test_database_loss_into_a_new_instance_from_the_newest_backup(module_sandbox, capsys):
+    from scripts.pitr import rds as pitr_rds
+
+    rc, result, _ = run_json(capsys, drill, ["--scenario", "database-loss", "--recover-with", "new-instance",
+                                             "--outputs", str(module_sandbox.outputs_path), *DRILL])
+    assert rc == Exit.OK, result["failedStep"] or result["error"]
+    assert result["verdict"] == "PASS" and all(c["passed"] for c in result["checks"]), result["checks"]
+    m = result["measured"]
+    assert m["newInstance"].endswith(tuple("0123456789")) and "-new-" in m["newInstance"]
+    assert m["rtoSeconds"] > m["instanceCreateSeconds"] > 0 and m["rpoSeconds"] >= 0
+    assert result["backup"]["id"]
+    assert pitr_rds.list_restored(module_sandbox.reload(), "dr") == [] or all(
+        i.status == "deleting" for i in pitr_rds.list_restored(module_sandbox.reload(), "dr"))
+    assert_normal_topology(module_sandbox)
+
+
+def test_recover_with_must_fit_the_scenario(module_sandbox, capsys):
+    rc, _, err = run_json(capsys, drill, ["--scenario", "ransomware", "--recover-with", "new-instance",
+                                          "--outputs", str(module_sandbox.outputs_path), *DRILL])
+    assert rc == Exit.USAGE and "is not a recovery of ransomware" in err
 
 
 def test_unhealthy_dr_cutover_refused_and_drill_fails_at_a_named_step(module_sandbox, tmp_path, capsys):
