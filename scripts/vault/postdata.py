@@ -75,6 +75,8 @@ class PostData:
         self._lock = threading.Lock()
         self._closed = False
         self._names = itertools.count()
+        self._running: set[subprocess.Popen] = set()
+        self._killed = False
 
     def line(self, text: str) -> None:
         """A line of the data stream's ``pg_restore --verbose``: the table it was loading is complete
@@ -104,9 +106,13 @@ class PostData:
         self._build([line for line in self._listing if line not in early], "rest", self._jobs)
 
     def close(self) -> None:
-        """Stop: no new builds; waits for running ones (the caller drops the database they write to)."""
+        """Stop: no new builds, running ones killed (after a failure the caller drops the database they write to)."""
         with self._lock:
-            self._closed = True
+            self._closed = self._killed = True
+            running = list(self._running)
+        for proc in running:
+            if proc.poll() is None:
+                proc.kill()
         self._pool.shutdown(wait=True, cancel_futures=True)
 
     def _build(self, entries: list[str], name: str, jobs: int) -> None:
@@ -117,9 +123,18 @@ class PostData:
         with os.fdopen(fd, "w") as out:
             out.write("\n".join(entries) + "\n")
         cmd, env = self._cmd(self._dsn, jobs, listing, self._archive)
-        proc = subprocess.run(cmd, stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, env=env)
+        with self._lock:
+            if self._killed:
+                return
+            proc = subprocess.Popen(cmd, stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, env=env)
+            self._running.add(proc)
+        try:
+            _, stderr = proc.communicate()
+        finally:
+            with self._lock:
+                self._running.discard(proc)
         if proc.returncode != 0:
-            tail = proc.stderr.decode(errors="replace").splitlines()
+            tail = stderr.decode(errors="replace").splitlines()
             errors = [line for line in tail if "error" in line.lower()] or tail or ["no message"]
             what = f"of table {name}" if name != "rest" else f"(pg_restore -j {jobs})"
             raise PilotlightError(f"building indexes and constraints {what} failed (stopped at the first error): "
