@@ -19,6 +19,7 @@ from types import MappingProxyType
 from typing import TYPE_CHECKING, Any, Mapping
 
 if TYPE_CHECKING:
+    from stacks.appconfig import ApplicationConfig, SmokeCheckConfig
     from stacks.jobsconfig import JobsConfig
 
 from stacks.vocabulary import SIDES
@@ -124,6 +125,10 @@ class DatabaseConfig:
     """The primary's DbiResourceId (``db-...``, needed with ``iam_auth``): ``rds-db:connect`` names it."""
     credentials_secret_key_arn: str | None = None
     """Customer KMS key of the secret, if not Secrets Manager's own: the tasks may decrypt with it."""
+    application: "ApplicationConfig | None" = None
+    """How to stop and start the application around a restore or cutover (stacks/appconfig.py)."""
+    smoke_checks: "tuple[SmokeCheckConfig, ...]" = ()
+    """What must hold after a restore, cutover or drill (stacks/appconfig.py)."""
 
     @property
     def primary_identifier(self) -> str:
@@ -355,11 +360,14 @@ def _region(top: _Section, key: str) -> str:
     return region
 
 
-def _databases(raw: Any, primary_region: str, zone_name: str) -> tuple[DatabaseConfig, ...]:
+def _databases(raw: Any, primary_region: str, zone_name: str, dr_region: str) -> tuple[DatabaseConfig, ...]:
+    from stacks.appconfig import parse_application, parse_smoke_checks  # imports this module's section helpers
+
     if not isinstance(raw, list) or not raw:
         raise _fail("databases", raw, "list at least one database: [{name, primaryArn, primaryHost, ...}]")
     known = ("name", "dbName", "primaryArn", "primaryHost", "port", "recordName", "instanceClass", "engineVersion",
-             "generation", "user", "credentialsSecretArn", "credentialsSecretKmsKeyArn", "iamAuth", "resourceId")
+             "generation", "user", "credentialsSecretArn", "credentialsSecretKmsKeyArn", "iamAuth", "resourceId",
+             "application", "smokeChecks")
     dbs: list[DatabaseConfig] = []
     accounts: set[str] = set()
     for i, item in enumerate(raw):
@@ -428,6 +436,8 @@ def _databases(raw: Any, primary_region: str, zone_name: str) -> tuple[DatabaseC
                 iam_auth=iam_auth,
                 resource_id=resource_id if iam_auth else None,
                 credentials_secret_key_arn=secret_key,
+                application=parse_application(s.raw.get("application"), s.at("application"), (primary_region, dr_region)),
+                smoke_checks=parse_smoke_checks(s.raw.get("smokeChecks"), s.at("smokeChecks")),
             )
         )
     for attr, label in (("name", "name"), ("record_name", "recordName"), ("primary_arn", "primaryArn")):
@@ -720,7 +730,7 @@ def parse_config(values: Mapping[str, Any], *, project: str, stack: str) -> Stac
     if active not in SIDES:
         raise _fail("active", active, "use primary (normal) or dr (after failover)")
     dns = _dns(top)
-    databases = _databases(values.get("databases"), primary, dns.zone_name)
+    databases = _databases(values.get("databases"), primary, dns.zone_name, dr)
     from stacks.jobsconfig import parse_jobs  # imports this module's section helpers
 
     return StackConfig(

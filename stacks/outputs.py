@@ -54,7 +54,8 @@ def outputs_document(
     - ``topic_arn``: the alarm topic of the active side's region.
     - ``sandbox``: the sandbox section (camelCase, as :func:`scripts.contract._parse_sandbox` reads it) or None.
 
-    Objectives, tiers, object lock, DNS zone name and TTL come from ``cfg``.
+    Objectives, tiers, object lock, DNS zone name and TTL come from ``cfg``, and so do each database's
+    optional ``application`` and ``smokeChecks`` (:func:`application_sections`).
     """
     missing = {s for s in SIDES if s not in keys or s not in buckets}
     if missing:
@@ -130,8 +131,19 @@ def _databases(cfg: StackConfig, items: Sequence[Mapping[str, Any]]) -> list[dic
                 **{k: item[k] for k in OPTIONAL_DATABASE_KEYS if k in item},
                 **({"credentials": item.get("credentials") or credentials_section(cfg, db)}
                    if db.credentials_secret_arn or db.iam_auth else {}),
+                **application_sections(db),
             }
         )
+    return out
+
+
+def application_sections(db: DatabaseConfig) -> dict[str, Any]:
+    """The optional ``application`` and ``smokeChecks`` of a database (stacks/appconfig.py), as declared."""
+    out: dict[str, Any] = {}
+    if db.application is not None:
+        out["application"] = db.application.contract()
+    if db.smoke_checks:
+        out["smokeChecks"] = [check.contract() for check in db.smoke_checks]
     return out
 
 

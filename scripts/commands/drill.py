@@ -98,6 +98,8 @@ def _plan(args: argparse.Namespace, contract: Contract, db: Database, names: tup
             yield f"  {d['scenario']}: {d['breaks']}"
             yield (f"      objective RTO {human_seconds(o['rtoSeconds'])}, RPO {human_seconds(o['rpoSeconds'])}; "
                    f"RTO on AWS {on_aws} ({p['basis']})")
+        yield from (f"  around each restore and cutover: {line}" for line in doc["application"])
+        yield from (f"  after each drill: {line}" for line in doc["smokeChecks"])
         yield ("to run it: drill --scenario " + args.scenario
                + f" {doc['confirmation']} [--report DIR]")
 

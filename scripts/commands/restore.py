@@ -6,7 +6,9 @@ operations and why is :mod:`scripts.vault.restore` and, for ``--to-time``, :mod:
 """
 from __future__ import annotations
 
-from scripts.commands.parser import add_confirmation, emit, load_contract, parser_for, plan_exit, plan_only, run
+from scripts.application import smoke
+from scripts.commands.parser import (add_confirmation, emit, emit_failed, load_contract, parser_for, plan_exit,
+                                     plan_only, run)
 from scripts.common import Exit, UsageError, log, parse_timestamp, utcnow
 from scripts.pitr import engine, rds
 from scripts.postgres import rolemap
@@ -124,10 +126,18 @@ def main(argv: list[str] | None = None) -> int:
                 if result.roles_created:
                     yield (f"  recreated roles {', '.join(result.roles_created)} without passwords: set them from "
                            "Secrets Manager (ALTER ROLE ... PASSWORD) or grant rds_iam for IAM authentication")
+                if result.application:
+                    yield "  application: " + ", ".join(f"{a['name']} {dur(a['seconds'])} ({a['status']})"
+                                                         for a in result.application)
+                yield from smoke.lines(result.smoke_checks)
                 if result.kept_previous_as:
                     yield (f"  previous database kept as {result.kept_previous_as} (read-only; restore --rollback "
                            "swaps it back, --drop-kept OLDER drops old copies)")
 
+        if smoke.failed(result.smoke_checks):
+            return emit_failed(args, "pilotlight restore", result.to_dict(), smoke.failure_message(
+                result.smoke_checks, f"restored {result.restored_database} from {result.backup_id}",
+                result.rollback_command), human)
         emit(args, result.to_dict(), human)
         return plan_exit(args, "pilotlight restore") if dry else Exit.OK
 

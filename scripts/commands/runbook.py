@@ -281,9 +281,11 @@ CHECKLISTS = {
         "Incident detected and classified; team notified; status page updated",
         f"Latest backup identified (`backups list`) and verified (`verify --backup ID --test-restore --server "
         f"{SCRATCH_SERVER}`)",
-        "Application writes stopped or drained",
+        "Application writes stopped or drained (`restore` and `cutover` stop and start the application the stack "
+        "declares, `databases[].application`)",
         "Database restored (new database, swapped in; previous kept for rollback)",
-        "Row counts match the backup manifest; application smoke tests pass",
+        "Row counts match the backup manifest; the stack's smoke checks pass (`restore` runs them; a failure exits 1 "
+        "and prints the `restore --rollback` command)",
         "Application writes resumed; error rate and latency normal",
         "Monitoring and backup-age alarms green (`pilotlight status`)",
         "Status page updated (resolved); post-mortem scheduled",

@@ -27,6 +27,7 @@ from __future__ import annotations
 
 import os
 import re
+import shlex
 import shutil
 import subprocess
 import tempfile
@@ -41,14 +42,17 @@ import zstandard
 from psycopg import sql
 
 from scripts import progress
+from scripts.application import hooks as app_hooks
+from scripts.application import smoke
 from scripts.postgres import client as pg
 from scripts.common import PilotlightError, Refused, UsageError, camel, log, shown, utcnow
-from scripts.contract import Contract
+from scripts.contract import Contract, Database
 from stacks.vocabulary import SIDES
 from scripts.postgres.dsn import parse_dsn, redact, with_dbname
 from scripts.postgres import rolemap
 from scripts.postgres.globals import create_missing_roles
 from scripts.postgres.kept import KEPT, drop, list_kept, scratch_name
+from scripts.steps import Steps
 from scripts.units import size
 from scripts.vault.envelope import IntegrityError
 from scripts.vault.pipeline import widen_pipe
@@ -79,6 +83,9 @@ class RestoreResult:
     row_counts: dict[str, int] = field(default_factory=dict)
     seconds: float = 0.0
     phases: list[dict] = field(default_factory=list)  # [{name, seconds}]: where the time went
+    application: list[dict] = field(default_factory=list)  # the stop/start steps, timed (scripts.application.hooks)
+    smoke_checks: list[dict] = field(default_factory=list)  # each with its result and time (scripts.application.smoke)
+    rollback_command: str | None = None  # how to swap the kept copy back, when there is one
 
     def to_dict(self) -> dict:
         """camelCase keys, like every JSON output (the values, e.g. table names, are kept as they are)."""
@@ -125,7 +132,8 @@ def perform_restore(contract: Contract, target_dsn: str, *, backup_id: str | Non
                     tables: list[str] | None = None, into_schema: str | None = None,
                     terminate_sessions: bool = False, jobs: int = 1, dry_run: bool = False,
                     db: str | None = None, no_owner: bool = False, allow_rename: bool = False,
-                    role_map: Mapping[str, str] | None = None, args=None) -> RestoreResult:
+                    role_map: Mapping[str, str] | None = None, args=None, steps: Steps | None = None,
+                    checks: bool = True) -> RestoreResult:
     """Restore a backup into ``target_dsn``'s database (or, partially, into a schema of it).
 
     A whole-database restore recreates the database as the backup knew it (scripts.postgres.globals):
@@ -135,6 +143,12 @@ def perform_restore(contract: Contract, target_dsn: str, *, backup_id: str | Non
     ``no_owner`` restores into another environment: objects owned by the restoring user, no grants,
     no roles created; ``role_map`` (old -> new) gives the source roles' objects and grants to the
     target's roles instead (scripts.postgres.rolemap).
+
+    When the target is a protected database with an ``application`` in the contract, a whole-database
+    restore stops it before the target is fenced and starts it after the swap — and again when the
+    restore fails (scripts.application.hooks); the stop/start steps go to ``steps``. Then (unless
+    ``checks`` is off: a drill runs them itself) the database's smoke checks run on the restored
+    database; a failure is in ``smoke_checks``, and ``rollback_command`` says how to undo the swap.
     """
     _, target = validate_request(target_dsn, from_side, tables, into_schema, jobs, backup_id)
     started = time.monotonic()
@@ -156,6 +170,9 @@ def perform_restore(contract: Contract, target_dsn: str, *, backup_id: str | Non
     scratch = scratch_name(target, f"_restore_{stamp}")
     previous = scratch_name(target, f"{KEPT}{stamp}")
     bucket = contract.buckets[from_side].bucket
+    protected = None if tables else protected_database(contract, target_dsn, target)
+    hooks = app_hooks.for_database(contract, protected, "restore", steps)
+    around = hooks.plan() if hooks is not None else []  # [stop, start]
     plan = [target_checked, check_space(admin, manifest),
             f"backup {manifest.id} (snapshot {manifest.doc['times']['snapshot']}) from s3://{bucket} ({from_side})",
             f"metadata checked: {size(manifest.stored_bytes)} stored, version and checksum match the manifest"]
@@ -166,17 +183,19 @@ def perform_restore(contract: Contract, target_dsn: str, *, backup_id: str | Non
         owned = "objects owned by the restoring user, no grants" if no_owner else \
             f"{mapped}; create the other roles the server lacks (without passwords)" if mapped else \
             "create the roles the server lacks (without passwords)"
-        plan += [f"{owned}; restore into new database {scratch} with the backup's encoding and locale",
+        plan += [*around[:1], f"{owned}; restore into new database {scratch} with the backup's encoding and locale",
                  f"verify SHA-256 and row counts of {len(manifest.row_counts)} tables, then give it the backup's "
                  "owner, comment, connection limit, settings and grants",
                  f"fence {target} (if it exists: new sessions read-only, so no write lands in the kept copy)",
-                 f"swap in one transaction: {target} (if it exists) -> {previous}, {scratch} -> {target} (old kept for rollback)"]
+                 f"swap in one transaction: {target} (if it exists) -> {previous}, {scratch} -> {target} (old kept for rollback)",
+                 *around[1:]]
+    plan += smoke.plan(protected) if checks else []
     result = RestoreResult(manifest.id, from_side, redact(target_dsn), "partial" if tables else "full", False, plan,
                            manifest.doc["times"]["snapshot"])
     if dry_run:
         return result
     globals_ = None if tables else read_globals(contract, from_side, manifest)
-    with pg.connect(admin, autocommit=True) as guard, \
+    with app_hooks.stopped(hooks, f", {target} unchanged"), pg.connect(admin, autocommit=True) as guard, \
             progress.bar(args, f"restore {manifest.id}: download, verify, load", total=manifest.stored_bytes,
                          phase=LOAD) as bar:
         owner, fenced = _prepare(guard, target_dsn, target, scratch, tables, into_schema, terminate_sessions)
@@ -237,9 +256,27 @@ def perform_restore(contract: Contract, target_dsn: str, *, backup_id: str | Non
                     _unfence(guard, target)
             rolemap.drop_stand_ins(guard, stand_ins)
         result.phases = bar.close()
+    result.application = hooks.timings() if hooks is not None else []
     result.executed = True
     result.seconds = round(time.monotonic() - started, 3)
+    if checks and protected is not None:
+        result.smoke_checks = smoke.run_checks(protected, with_dbname(target_dsn, target))
+    if result.kept_previous_as:
+        result.rollback_command = f"pilotlight restore --target {shlex.quote(redact(target_dsn))} --rollback --yes"
     return result
+
+
+def protected_database(contract: Contract, target_dsn: str, target: str) -> Database | None:
+    """The stack's database this restore replaces: same name on one of its endpoints (or its service name).
+
+    Only then are its application hooks run: a restore of ``orders`` into a scratch server must
+    never stop production's application.
+    """
+    host = parse_dsn(target_dsn, "--target").get("host", "")
+    for db in contract.databases:
+        if db.db_name == target and host in (db.primary.host, db.standby.host, db.dns.record_name):
+            return db
+    return None
 
 
 def check_target(admin_dsn: str) -> str:

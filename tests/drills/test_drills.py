@@ -85,6 +85,18 @@ def test_regional_outage_with_control_plane_down_recovers_measures_and_fails_bac
         assert f'data-mark="{mark}"' in page, mark
     assert result["projectedRto"]["seconds"] > result["measured"]["rtoSeconds"]  # AWS is slower than the sandbox
     assert Path(result["reports"]["index"]).name == "index.html" and (tmp_path / "runbook.html").is_file()
+    # the example's application (a command hook) was stopped before the cutover and started after, timed
+    assert [steps[f"cutover: {n}"]["status"] for n in ("stop application", "start application")] == ["ok", "ok"]
+    order = [s["name"] for s in result["steps"]]
+    assert order.index("cutover: stop application") < order.index("cutover: fence primary") < \
+        order.index("cutover: start application")
+    assert m["applicationStopSeconds"] > 0 and m["applicationStartSeconds"] > 0
+    smoke = {c["name"]: c for c in result["smokeChecks"]}
+    assert set(smoke) == {"orders readable", "orders fresh"} and all(c["passed"] for c in smoke.values())
+    assert {"smoke: orders readable", "smoke: orders fresh"} <= {c["name"] for c in result["checks"]}
+    report = Path(result["reports"]["md"]).read_text()
+    assert "| smoke check | kind | result | started | duration | detail |" in report
+    assert "| stopping the application |" in report and "Smoke checks" in page
     assert_normal_topology(module_sandbox)
 
 
@@ -111,12 +123,17 @@ def test_planned_cutover_twice_is_a_noop_then_failback_returns_the_service(modul
     assert "dry run: cutover of orders to side dr would:" in out.out and "re-run with --yes" in out.err
     rc, plan, _ = run_json(capsys, cutover, ["--to", "dr", "--dry-run", "--outputs", outputs])
     assert rc == Exit.OK and plan["dryRun"] and any("UpdateHealthCheck" in p for p in plan["plan"])
+    assert plan["plan"][0].startswith("stop the application (command): run `sh -c")  # the hooks a cutover runs
+    assert plan["plan"][-2].startswith("start the application again") and "smoke checks of orders" in plan["plan"][-1]
     assert resolve(c, db).side == "primary" and dbstate.state(c, db, "dr").role == "replica"
     assert dnsrecords.switch_side(c, db) == "primary"
     records = dnsrecords.fetch(c, db)
 
     rc, first, _ = run_json(capsys, cutover, ["--to", "dr", "--yes", "--outputs", outputs])
     assert rc == Exit.OK and first["changed"] and not first["already"]
+    assert [(a["name"], a["status"]) for a in first["application"]] == [("stop application", "ok"),
+                                                                        ("start application", "ok")]
+    assert [c["passed"] for c in first["smokeChecks"]] == [True, True]  # on dr, as the application's login
     assert first["pulumiConfig"] == "pulumi config set pilotlight:active dr --stack dr && pulumi up --refresh --stack dr"
     assert RdsPlatform(c).describe("dr", db.standby.identifier)["BackupRetentionPeriod"] == db.promotion.backup_retention_days
     assert dnsrecords.fetch(c, db) == records  # static records: only the switch moved
@@ -139,6 +156,7 @@ def test_planned_cutover_twice_is_a_noop_then_failback_returns_the_service(modul
 
     rc, back, _ = run_json(capsys, failback, ["--to", "primary", "--yes", "--outputs", outputs])
     assert rc == Exit.OK and not back["already"]
+    assert {"switch back: stop application", "switch back: start application"} <= {s["name"] for s in back["steps"]}
     fb = db.failback
     assert [s["name"] for s in back["steps"] if s["name"].startswith("create ")] == [
         f"create {fb.primary_identifier}", f"create {fb.standby_identifier}"]
@@ -188,6 +206,9 @@ def test_data_drills_bring_the_data_back_and_clean_up(module_sandbox, scenario, 
     # the drill's own table, recovered beside the live one: no application row touched, no database swapped
     assert application_data(module_sandbox) == untouched and result["measured"]["table"] == "pilotlight_drill.orders"
     assert all(c["passed"] for c in result["checks"]) and result["backup"]["id"]
+    assert [c["name"] for c in result["smokeChecks"]] == ["orders readable", "orders fresh"]
+    # no database is swapped, so the application keeps running (its hooks run around swaps and cutovers only)
+    assert not [s["name"] for s in result["steps"] if s["name"].endswith("application")]
     assert 0 <= result["measured"]["rpoSeconds"] < 600 and result["measured"]["rtoSeconds"] > 0
     assert result["measured"]["heartbeat"]["acknowledged"] > 0
     # the recovery point is the vault's newest backup, not one taken for the drill: writes acknowledged
