@@ -135,9 +135,10 @@ def _model_section(results: dict) -> list[str]:
         return []
     head = " | ".join(f"-j{n} s" for n in MODEL_JOBS)
     out = ["## Parallel restore: measured -j1/-j2 and the model for larger N", "",
-           "`restore --jobs N` streams the pre-data and data sections through one `pg_restore` and then builds the "
-           "post-data section (indexes, constraints, triggers) with `pg_restore -j N` from the backup's post-data "
-           "archive. Model: *T(N) = serial + makespan(post-data entries, N)*, where *serial* is the measured "
+           "`restore --jobs N` streams the pre-data and data sections through one `pg_restore`, builds each table's "
+           "indexes and constraints as soon as the stream has loaded it (up to N−1 beside the data) and the rest of "
+           "post-data with `pg_restore -j N` from the backup's post-data archive. Model (which ignores that overlap, "
+           "so it is conservative): *T(N) = serial + makespan(post-data entries, N)*, where *serial* is the measured "
            "`--jobs 1` restore less its post-data work (download, verify, the data load, counts, swap, start-up) and "
            "each post-data entry was timed alone (`pg_restore --section=post-data --verbose`, one job, same run), "
            "scheduled longest-first on N workers.", "",

@@ -71,7 +71,8 @@ def restore_to_time(contract: Contract, to_time: datetime, *, side: str = "prima
               if side == "dr" else f"the automated backups of {database.primary.identifier} in {found.region}")
     from_settings = "the stack's restore target" if side in database.restore else \
         f"{database.primary.identifier}'s own settings"
-    live = target_dsn or side_dsn(contract, contract.active, database)
+    # the live database is only read for a copy-back (logging in may read a secret: not for a plan alone)
+    live = (target_dsn or side_dsn(contract, contract.active, database)) if copy_back_tables and yes else None
     stamp = utcnow().strftime("%Y%m%dT%H%M%SZ")
     schema = into_schema or f"pitr_{stamp.lower()}"
     plan = [
