@@ -216,7 +216,7 @@ def _switch_database(contract: Contract, db: Database, to: str, steps: Steps, se
             if live_source:
                 ended = dbstate.fence(contract, db, frm)
                 fenced = True
-                result["fenceCommits"] = dbstate.commits(contract, db, frm)
+                fenced_activity = dbstate.client_activity(contract, db, frm)
                 s.note(f"{db.db_name} takes no session: {ended} session(s) ended")
                 result["done"].append(f"{frm} fenced")
             else:
@@ -245,14 +245,14 @@ def _switch_database(contract: Contract, db: Database, to: str, steps: Steps, se
                 result["done"].append(f"{to} promoted")
         if fenced:
             with steps.step(f"check the fence on {frm} held") as s:
-                late = dbstate.commits(contract, db, frm) - result["fenceCommits"]
+                late = dbstate.client_activity(contract, db, frm).joined_since(fenced_activity)
                 result["fenceHeld"] = late == 0
                 if late:
-                    s.note(f"FENCE FAILED: {late} transaction(s) committed in {db.db_name} on {frm} after the "
-                           "fence; they are not on the new primary", FAILED)
-                    raise PilotlightError(f"the fence on {frm} did not hold: {late} transaction(s) committed after "
-                                          f"it; {to} is promoted, {frm} stays fenced", Exit.FAILED)
-                s.note(f"no transaction committed in {db.db_name} on {frm} after the fence")
+                    s.note(f"FENCE FAILED: {late} client session(s) reached {db.db_name} on {frm} after the "
+                           "fence; what they wrote is not on the new primary", FAILED)
+                    raise PilotlightError(f"the fence on {frm} did not hold: {late} client session(s) reached "
+                                          f"{db.db_name} after it; {to} is promoted, {frm} stays fenced", Exit.FAILED)
+                s.note(f"no client session reached {db.db_name} on {frm} after the fence")
     except BaseException:
         if fenced and not promoting:
             dbstate.unfence(contract, db, frm)  # leave the previous good state intact

@@ -153,12 +153,36 @@ def unfence(contract: Contract, db: Database, side: str) -> None:
         conn.execute(sql.SQL("alter database {} reset default_transaction_read_only").format(name))
 
 
-def commits(contract: Contract, db: Database, side: str) -> int:
-    """Transactions committed in the application's database on ``side`` so far (pg_stat_database)."""
+@dataclass(frozen=True)
+class ClientActivity:
+    """Client sessions of the application's database: those ever established, and those there now.
+
+    The fence's check counts these, not ``pg_stat_database.xact_commit``: PostgreSQL counts the
+    transactions of every backend of a database in ``xact_commit``, autovacuum workers' included
+    (``AtEOXact_PgStat_Database`` in src/backend/utils/activity/pgstat_database.c), and the fence
+    rightly does not stop autovacuum, so a fenced database's commits still grow. ``sessions``
+    counts only regular client backends (``pgstat_should_report_connstat``: ``B_BACKEND``), which
+    is exactly what the fence forbids.
+    """
+
+    established: int
+    present: int
+
+    def joined_since(self, fenced: "ClientActivity") -> int:
+        """Client sessions that reached the database after ``fenced`` was read (0 when the fence held)."""
+        return max(self.established - fenced.established, self.present)
+
+
+def client_activity(contract: Contract, db: Database, side: str) -> ClientActivity:
+    """Read :class:`ClientActivity` for ``db`` on ``side`` (from the ``postgres`` database)."""
     with connect(contract, db, side, dbname="postgres") as conn:
         conn.execute("select pg_stat_clear_snapshot()")
-        return int(conn.execute("select xact_commit from pg_stat_database where datname = %s",
-                                (db.db_name,)).fetchone()[0])
+        established, present = conn.execute(
+            "select (select sessions from pg_stat_database where datname = %s),"
+            " (select count(*) from pg_stat_activity where datname = %s and backend_type = 'client backend')",
+            (db.db_name, db.db_name),
+        ).fetchone()
+        return ClientActivity(int(established or 0), int(present))
 
 
 def xid_horizon(contract: Contract, db: Database, side: str) -> int:
