@@ -114,6 +114,6 @@ def test_a_backup_passes_the_secret_to_no_child_argv_or_environment(sandbox, mon
     monkeypatch.setattr(subprocess, "Popen", popen)
     monkeypatch.setattr(subprocess, "run", run)
     perform_backup(c, "hourly")
-    dumps = [line for line in seen if "pg_dump" in line]
+    dumps = [line for line in seen if "pg_dump" in line and "dbname=" in line]
     assert dumps and all("passfile=" in line for line in dumps)
     assert not [line for line in seen if password in line]
