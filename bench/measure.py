@@ -115,6 +115,9 @@ def summary(runs: list[Run]) -> dict:
         out["peak_rss_mib"] = round(max(rss), 1)
     if tree:
         out["peak_tree_rss_mib"] = round(max(tree), 1)
+    phases = [r.extra["phases"] for r in runs if r.extra.get("phases")]
+    if phases:
+        out["phases_median_s"] = {k: round(statistics.median(p[k] for p in phases if k in p), 3) for k in phases[0]}
     cpu = [r.cpu_s for r in runs if r.cpu_s is not None]
     if cpu:
         out["median_cpu_s"] = round(statistics.median(cpu), 2)

@@ -159,14 +159,16 @@ def runbook_recipe(scene: Scene) -> Run:
 # --- restore ------------------------------------------------------------------------------------
 
 def pilotlight_restore(scene: Scene, jobs: int = 1, root: Path = PROJECT_ROOT) -> Run:
-    """``restore`` as documented (streamed, one job) or with ``--jobs N`` (spooled, pg_restore -j N)."""
+    """``restore`` as documented (one job) or with ``--jobs N`` (data streamed, post-data by pg_restore -j N);
+    the run keeps the restore's own phase timings (``extra["phases"]``)."""
     target = scene.next_name(f"{scene.dbname}_r")
     dsn = scene.bench.dsn(target)
     try:
-        run, _ = _tool(scene, "restore", "--target", dsn, "--backup", scene.backup_id, "--yes", f"--jobs={jobs}",
-                       root=root)
+        run, doc = _tool(scene, "restore", "--target", dsn, "--backup", scene.backup_id, "--allow-rename", "--yes",
+                         f"--jobs={jobs}", root=root)
     finally:
         _drop(scene, target)
+    run.extra["phases"] = {p["name"]: p["seconds"] for p in doc.get("phases", [])}
     return run
 
 
@@ -180,7 +182,7 @@ def plain_dump(scene: Scene) -> Path:
 
 
 def pg_restore_local(scene: Scene, jobs: int = 2) -> Run:
-    """The restore's first limit: pg_restore -j2 from a local file into a new database."""
+    """The restore's first limit: pg_restore -j2 from a local file into a new database (-j1 for the model)."""
     path = plain_dump(scene)
     target = scene.next_name(f"{scene.dbname}_p")
     env = scene.bench.pg_env()
@@ -191,6 +193,46 @@ def pg_restore_local(scene: Scene, jobs: int = 2) -> Run:
     finally:
         _drop(scene, target)
     return run
+
+
+def post_data_profile(scene: Scene) -> dict:
+    """Where a restore's time goes, for the parallel-restore model (bench.report.parallel_model).
+
+    From the local plaintext dump into a new database: the pre-data and data sections through one
+    pg_restore (what Pilotlight streams), then the post-data section with one job and
+    ``--verbose``, each entry timed from its "creating ..." line to the next one's.
+    """
+    path = plain_dump(scene)
+    target = scene.next_name(f"{scene.dbname}_m")
+    env = scene.bench.pg_env()
+    base = [pg.binary("pg_restore"), "--exit-on-error", "--no-password", "-d", target]
+    try:
+        subprocess.run([pg.binary("createdb"), "--no-password", "-T", "template0", target], env=env, check=True)
+        t0 = time.perf_counter()
+        subprocess.run([*base, "--section=pre-data", "--section=data", str(path)], env=env, check=True,
+                       stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL)
+        load_s = time.perf_counter() - t0
+        entries: list[list] = []
+        t0 = last = time.perf_counter()
+        proc = subprocess.Popen([*base, "--section=post-data", "--verbose", str(path)], env=env, stdin=subprocess.DEVNULL,
+                                stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True)
+        for line in proc.stderr:
+            if line.startswith("pg_restore: creating "):
+                now = time.perf_counter()
+                if entries:
+                    entries[-1][1] = round(now - last, 3)
+                entries.append([line.split("creating ", 1)[1].strip(), 0.0])
+                last = now
+        if proc.wait() != 0:
+            raise Failed("pg_restore --section=post-data failed")
+        if entries:
+            entries[-1][1] = round(time.perf_counter() - last, 3)
+        post_s = time.perf_counter() - t0
+    finally:
+        _drop(scene, target)
+    entries.sort(key=lambda e: -e[1])
+    return {"load_s": round(load_s, 3), "post_data_j1_s": round(post_s, 3), "entries": len(entries),
+            "entry_s": [e[1] for e in entries], "largest": entries[:5]}
 
 
 def download_stored(scene: Scene) -> Run:
@@ -211,7 +253,10 @@ def _drop(scene: Scene, name: str) -> None:
 BACKUP = {"pilotlight": pilotlight_backup, "pg_dump_z0_null": pg_dump_null, "upload_stored": upload_stored,
           "runbook_recipe": runbook_recipe}
 RESTORE = {"pilotlight": pilotlight_restore, "pilotlight_jobs2": lambda scene: pilotlight_restore(scene, jobs=2),
-           "pg_restore_j2_local": pg_restore_local, "download_stored": download_stored}
+           "pg_restore_j2_local": pg_restore_local, "pg_restore_j1_local": lambda scene: pg_restore_local(scene, jobs=1),
+           "download_stored": download_stored}
+PEERS = {"runbook_recipe"}  # left out at the scales measured once (they show growth and memory, not peers)
 if VARIANT_ROOT is not None:
     BACKUP["pilotlight_variant"] = lambda scene: pilotlight_backup(scene, root=VARIANT_ROOT)
     RESTORE["pilotlight_variant"] = lambda scene: pilotlight_restore(scene, root=VARIANT_ROOT)
+    RESTORE["pilotlight_variant_jobs2"] = lambda scene: pilotlight_restore(scene, jobs=2, root=VARIANT_ROOT)

@@ -7,9 +7,12 @@ from pathlib import Path
 FINDINGS = Path(__file__).with_name("findings.md")
 
 MIB = 2**20
-BACKUP_RATIO_MAX = 1.2
-RESTORE_RATIO_MAX = 1.2
+SMALL_SCALE = 10  # at and below it a sub-second limit: the ratio targets allow the command's fixed costs
+RATIO_MAX = {"small": 1.5, "large": 1.15}  # backup and restore ÷ their limit (issue 15)
+JOBS2_RATIO_MAX = 1.0  # restore --jobs 2 at least as fast as the limit (pg_restore -j2 from a local file)
 RSS_MAX_MIB = 200
+RSS_FLAT = 1.15  # peak RSS at the largest scale ÷ at the second largest: flat with size
+MODEL_JOBS = (1, 2, 8, 16)
 PROGRAM_50_MAX_S = 10
 RTO_MAX_S = 15
 RPO_MAX_S = 1
@@ -54,19 +57,33 @@ def derive(results: dict) -> None:
         s["restore_vs_pgbackrest"] = _ratio(_med(r, "pilotlight"), _med(r, "pgbackrest_empty_datadir"))
         s["peak_rss_mib"] = {"backup": (b.get("pilotlight") or {}).get("peak_rss_mib"),
                              "restore": (r.get("pilotlight") or {}).get("peak_rss_mib")}
+        s["parallel_model"] = parallel_model(s)
+        most = RATIO_MAX["small" if int(scale) <= SMALL_SCALE else "large"]
         if b:
             ratio = s["backup_ratio"]
-            target(f"scale {scale}: backup ≤ {BACKUP_RATIO_MAX}× its limit", ratio, BACKUP_RATIO_MAX,
-                   None if ratio is None else ratio <= BACKUP_RATIO_MAX, "×")
+            target(f"scale {scale}: backup ≤ {most}× its limit", ratio, most, None if ratio is None else ratio <= most, "×")
             vs = s["backup_vs_runbook"]
-            target(f"scale {scale}: backup faster than the runbooks' recipe", vs, 1.0, None if vs is None else vs < 1, "×")
+            if vs is not None:
+                target(f"scale {scale}: backup faster than the runbooks' recipe", vs, 1.0, vs < 1, "×")
         if r:
             ratio = s["restore_ratio"]
-            target(f"scale {scale}: restore ≤ {RESTORE_RATIO_MAX}× its limit", ratio, RESTORE_RATIO_MAX,
-                   None if ratio is None else ratio <= RESTORE_RATIO_MAX, "×")
+            target(f"scale {scale}: restore ≤ {most}× its limit", ratio, most, None if ratio is None else ratio <= most, "×")
+            ratio = s.get("restore_ratio_jobs2")
+            if ratio is not None:
+                target(f"scale {scale}: restore --jobs 2 ≤ {JOBS2_RATIO_MAX}× its limit", ratio, JOBS2_RATIO_MAX,
+                       ratio <= JOBS2_RATIO_MAX, "×")
         for what, mib in s["peak_rss_mib"].items():
             if mib is not None:
                 target(f"scale {scale}: {what} peak RSS < {RSS_MAX_MIB} MB", mib, RSS_MAX_MIB, mib * MIB < RSS_MAX_MIB * 1e6, "MiB")
+    scales = sorted((results.get("scales") or {}).items(), key=lambda kv: int(kv[0]))
+    if len(scales) >= 2:
+        (small, a), (large, z) = scales[-2], scales[-1]
+        for what in ("backup", "restore"):
+            lo, hi = a["peak_rss_mib"][what], z["peak_rss_mib"][what]
+            if lo and hi:
+                growth = round(hi / lo, 3)
+                target(f"{what} peak RSS flat with size (scale {large} ÷ scale {small} ≤ {RSS_FLAT})", growth, RSS_FLAT,
+                       growth <= RSS_FLAT, "×")
     for p in results.get("program") or []:
         p["per_database_ms"] = round(1000 * p["median_s"] / p["databases"], 1)
         if p["databases"] == 50:
@@ -78,6 +95,66 @@ def derive(results: dict) -> None:
         target(f"drill RPO < {RPO_MAX_S} s", d["rpo_s"], RPO_MAX_S, d["rpo_s"] is not None and d["rpo_s"] < RPO_MAX_S, "s")
     results["targets"] = targets
     results["all_targets_met"] = all(t["met"] for t in targets if t["met"] is not None) and not results.get("errors")
+
+
+def makespan(durations: list[float], workers: int) -> float:
+    """Longest-first list scheduling of independent builds on ``workers`` (what pg_restore -j does)."""
+    loads = [0.0] * workers
+    for d in sorted(durations, reverse=True):
+        loads[loads.index(min(loads))] += d
+    return max(loads)
+
+
+def parallel_model(s: dict) -> dict | None:
+    """Restore time with ``--jobs N`` from one scale's measurements (assumptions: docs/benchmarks.md).
+
+    The data streams through one job whatever N: that part is Pilotlight's own ``--jobs 1``
+    restore less its post-data work; the post-data entries, each timed alone (bench.methods.
+    post_data_profile), are scheduled longest-first on N workers.
+    """
+    prof, one = s.get("restore_profile"), (s.get("restore") or {}).get("pilotlight")
+    if not prof or not one:
+        return None
+    serial = max(0.0, one["median_s"] - prof["post_data_j1_s"])
+    out = {"serial_s": round(serial, 2), "post_data_j1_s": prof["post_data_j1_s"],
+           "largest_entry_s": max(prof["entry_s"], default=0.0), "entries": prof["entries"], "jobs": {}}
+    for n in MODEL_JOBS:
+        out["jobs"][str(n)] = round(serial + makespan(prof["entry_s"], n), 2)
+    two = (s.get("restore") or {}).get("pilotlight_jobs2")
+    out["measured_jobs2_s"] = two["median_s"] if two else None
+    return out
+
+
+def _model_section(results: dict) -> list[str]:
+    rows = [(scale, s["parallel_model"], s.get("restore_limit")) for scale, s in (results.get("scales") or {}).items()
+            if s.get("parallel_model")]
+    if not rows:
+        return []
+    head = " | ".join(f"-j{n} s" for n in MODEL_JOBS)
+    out = ["## Parallel restore: measured -j1/-j2 and the model for larger N", "",
+           "`restore --jobs N` streams the pre-data and data sections through one `pg_restore` and then builds the "
+           "post-data section (indexes, constraints, triggers) with `pg_restore -j N` from the backup's post-data "
+           "archive. Model: *T(N) = serial + makespan(post-data entries, N)*, where *serial* is the measured "
+           "`--jobs 1` restore less its post-data work (download, verify, the data load, counts, swap, start-up) and "
+           "each post-data entry was timed alone (`pg_restore --section=post-data --verbose`, one job, same run), "
+           "scheduled longest-first on N workers.", "",
+           "Assumptions: the server has at least N cores and the I/O to build N indexes at once without slowing "
+           "each one down; a single table's index builds one at a time (PostgreSQL's own parallel index build, "
+           "`max_parallel_maintenance_workers`, is left at its default); the data load does not scale with N (one "
+           "COPY at a time from the stream); on this 2-core machine the server, the client and the sandbox share "
+           "the cores, so measured -j2 is pessimistic.", "",
+           f"| scale | measured -j1 s | measured -j2 s | limit s | post-data entries | largest entry s | serial s | {head} |",
+           "|---|---|---|---|---|---|---|" + "---|" * len(MODEL_JOBS)]
+    for scale, m, limit in rows:
+        one = results["scales"][scale]["restore"]["pilotlight"]["median_s"]
+        out.append(f"| {scale} | {one:.2f} | {_fmt(m['measured_jobs2_s'])} | {_fmt((limit or {}).get('limit_s'))} | "
+                   f"{m['entries']} | {m['largest_entry_s']:.2f} | {m['serial_s']:.2f} | "
+                   + " | ".join(f"{m['jobs'][str(n)]:.2f}" for n in MODEL_JOBS) + " |")
+    out += ["", "What it says: beyond the number of large tables, more jobs buy nothing — the largest single index "
+            "build and the one data stream are the floor. pgbench keeps almost all of its rows in one table "
+            "(`pgbench_accounts`), so here that floor comes early; a database whose size is spread over many "
+            "tables gets close to post-data ÷ N.", ""]
+    return out
 
 
 def verdict_lines(results: dict) -> str:
@@ -104,11 +181,12 @@ BACKUP_ROWS = (("pilotlight", "Pilotlight `backup` (pg_dump -Z0 → zstd-1 → A
                ("pgbackrest_full_zstd", "pgBackRest full backup, zstd, process-max 2 (whole cluster)", "pgbackrest"))
 VARIANT_ROWS = {
     "pilotlight_variant": "Pilotlight with the proposed patch (BENCH_VARIANT_ROOT, not committed code)",
-    "pilotlight_jobs2": "Pilotlight `restore --jobs 2` (verified spool → `pg_restore -j2`)",
+    "pilotlight_jobs2": "Pilotlight `restore --jobs 2` (data streamed, post-data by `pg_restore -j2`)",
     "pilotlight_variant_jobs2": "Pilotlight with the proposed patch, `--jobs 2`",
 }
 RESTORE_ROWS = (("pilotlight", "Pilotlight `restore` (download → verify → decrypt → zstd -d → pg_restore, swap)"),
                 ("pg_restore_j2_local", "limit ①: `pg_restore -j2` from a local plaintext dump"),
+                ("pg_restore_j1_local", "`pg_restore -j1` from the same local file (for the model)"),
                 ("download_stored", "limit ②: download the stored bytes (boto3 transfer manager)"),
                 ("pgbackrest_empty_datadir", "pgBackRest restore into an empty data dir (files only, no WAL replay)"))
 
@@ -144,8 +222,10 @@ def markdown(results: dict) -> str:
            f"{results['tool_startup']['median_s']:.2f} s of every command's wall time", ""]
     for scale, s in (results.get("scales") or {}).items():
         ds, sizes = s["dataset"], s["stored_bytes"]
+        repeat = s.get("repeat", cfg["repeat"])
+        runs = f"median of {repeat} runs" if repeat > 1 else "one run, without the peers"
         out += [f"## pgbench scale {scale}: {ds['database_mib']} MiB database "
-                f"({ds['events_mib']} MiB of it the realistic-entropy `events` table)", "",
+                f"({ds['events_mib']} MiB of it the realistic-entropy `events` table; {runs})", "",
                 f"Plain dump (`-Fc -Z0`): {_mib(sizes.get('plain_dump_z0'))} MiB.", "",
                 "| Backup | median s | min–max s | × limit | stored MiB | peak RSS MiB | client CPU s |", "|---|---|---|---|---|---|---|"]
         for key, label, size_key in BACKUP_ROWS:
@@ -159,6 +239,7 @@ def markdown(results: dict) -> str:
                 f"vs runbooks' recipe {_fmt(s['backup_vs_runbook'])}×; **restore_ratio {_fmt(s['restore_ratio'])}** "
                 f"(limit {_limit_text(s['restore_limit'])}). Peak RSS (Pilotlight's own process): backup "
                 f"{_fmt(s['peak_rss_mib']['backup'])} MiB, restore {_fmt(s['peak_rss_mib']['restore'])} MiB.", ""]
+    out += _model_section(results)
     if results.get("program"):
         out += ["## Program evaluation under Pulumi mocks", "", "| databases | resources | median s | min–max s | ms per database |",
                 "|---|---|---|---|---|"]

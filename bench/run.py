@@ -1,9 +1,10 @@
 """`make bench`: backup and restore against their own limits, the runbooks' recipe and pgBackRest;
 the drill's RTO/RPO; program evaluation time. Writes bench/results.json and docs/benchmarks.md.
 
-    python -m bench.run [--scales 10,50] [--repeat 3] [--skip pgbackrest,drill,program]
+    python -m bench.run [--scales 10,50,200] [--repeat 3] [--once 200] [--skip pgbackrest,drill,program]
 
-Environment (flags win): BENCH_SCALES, BENCH_REPEAT, BENCH_ENTROPY_ROWS (events rows per pgbench
+Environment (flags win): BENCH_SCALES, BENCH_REPEAT, BENCH_ONCE (scales measured once, without the
+peers: they show that time grows linearly and memory does not), BENCH_ENTROPY_ROWS (events rows per pgbench
 scale unit, default 10000 ≈ 5 MiB), BENCH_VARIANT_ROOT (another source tree of Pilotlight, e.g. with
 a proposed patch, measured side by side as ``pilotlight_variant``), BENCH_PROGRAM_DBS (default 1,10,50), BENCH_SKIP. A quick run:
 ``BENCH_SCALES=1 BENCH_REPEAT=2 BENCH_SKIP=drill python -m bench.run --out bench/work/quick.json``.
@@ -19,6 +20,7 @@ import argparse
 import json
 import os
 import shutil
+import subprocess
 import sys
 import time
 from pathlib import Path
@@ -54,8 +56,10 @@ def _parts(text: str) -> set[str]:
 def parse_arguments(argv: list[str] | None) -> argparse.Namespace:
     env = os.environ.get
     parser = argparse.ArgumentParser(prog="make bench", description=__doc__.splitlines()[0], allow_abbrev=False)
-    parser.add_argument("--scales", type=_ints, default=_ints(env("BENCH_SCALES", "10,50")), help="pgbench -s values")
+    parser.add_argument("--scales", type=_ints, default=_ints(env("BENCH_SCALES", "10,50,200")), help="pgbench -s values")
     parser.add_argument("--repeat", type=int, default=int(env("BENCH_REPEAT", "3")), help="runs per method")
+    parser.add_argument("--once", type=_ints, default=_ints(env("BENCH_ONCE", "200")),
+                        help="scales measured once, without the runbooks' recipe and pgBackRest")
     parser.add_argument("--entropy-rows", type=int, default=int(env("BENCH_ENTROPY_ROWS", "10000")),
                         help="events rows per scale unit")
     parser.add_argument("--program-dbs", type=_ints, default=_ints(env("BENCH_PROGRAM_DBS", "1,10,50")))
@@ -105,11 +109,16 @@ def measure_scale(bench, scale: int, args, pgbr: PgBackRest | None, skip: set[st
     work.mkdir(parents=True)
     scene = methods.Scene(bench, name, work)
     col = Collector()
+    once = scale in args.once
+    repeat = 1 if once else args.repeat
+    pgbr = None if once else pgbr
+    backup_methods = {k: v for k, v in methods.BACKUP.items() if not (once and k in methods.PEERS)}
+    model = None
     try:
         if "backup" not in skip:
-            for r in range(args.repeat):
-                print(f" backup round {r + 1}/{args.repeat}", flush=True)
-                for label, fn in methods.BACKUP.items():
+            for r in range(repeat):
+                print(f" backup round {r + 1}/{repeat}", flush=True)
+                for label, fn in backup_methods.items():
                     col.measure(f"backup.{label}", lambda fn=fn: fn(scene))
                 if pgbr is not None:
                     col.measure("backup.pgbackrest_full_zstd", pgbr.backup)
@@ -119,8 +128,14 @@ def measure_scale(bench, scale: int, args, pgbr: PgBackRest | None, skip: set[st
             if scene.backup_id is None:
                 col.measure("backup.pilotlight", lambda: methods.pilotlight_backup(scene))
             methods.plain_dump(scene)
-            for r in range(args.repeat):
-                print(f" restore round {r + 1}/{args.repeat}", flush=True)
+            try:
+                model = methods.post_data_profile(scene)
+                print(f"  post-data profile: data {model['load_s']:.2f} s, post-data -j1 {model['post_data_j1_s']:.2f} s "
+                      f"({model['entries']} entries)", flush=True)
+            except (methods.Failed, OSError, subprocess.SubprocessError) as exc:
+                col.errors.append(f"post-data profile: {exc}")
+            for r in range(repeat):
+                print(f" restore round {r + 1}/{repeat}", flush=True)
                 for label, fn in methods.RESTORE.items():
                     col.measure(f"restore.{label}", lambda fn=fn: fn(scene))
                 if pgbr is not None and "backup.pgbackrest_full_zstd" in col.runs:
@@ -129,8 +144,8 @@ def measure_scale(bench, scale: int, args, pgbr: PgBackRest | None, skip: set[st
     finally:
         dataset.drop(admin, name)
         shutil.rmtree(work, ignore_errors=True)
-    return {"dataset": info, "backup": col.summaries("backup."), "restore": col.summaries("restore."),
-            "stored_bytes": scene.sizes, "errors": col.errors}
+    return {"dataset": info, "repeat": repeat, "backup": col.summaries("backup."), "restore": col.summaries("restore."),
+            "restore_profile": model, "stored_bytes": scene.sizes, "errors": col.errors}
 
 
 def tool_startup() -> dict:
@@ -144,7 +159,7 @@ def main(argv: list[str] | None = None) -> int:
     args = parse_arguments(argv)
     skip = set(args.skip)
     started = utcnow()
-    results: dict = {"started": iso(started), "config": {"scales": args.scales, "repeat": args.repeat,
+    results: dict = {"started": iso(started), "config": {"scales": args.scales, "repeat": args.repeat, "once": args.once,
                      "entropy_rows_per_scale": args.entropy_rows, "program_dbs": args.program_dbs,
                      "skipped": sorted(skip),
                      "variant_root": str(methods.VARIANT_ROOT) if methods.VARIANT_ROOT else None},

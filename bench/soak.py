@@ -130,7 +130,7 @@ def main(argv: list[str] | None = None) -> int:
                 writer.join()
             if manifest is not None:
                 try:
-                    perform_restore(contract, bench.dsn(target), backup_id=manifest.id)
+                    perform_restore(contract, bench.dsn(target), backup_id=manifest.id, allow_rename=True)
                     record["mismatches"] = compare(source, bench.dsn(target), manifest.row_counts)
                     record["backup"] = manifest.id
                 except (PilotlightError, psycopg.Error) as exc:

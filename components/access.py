@@ -85,7 +85,7 @@ class VaultAccess(pulumi.ComponentResource):
         reader = self._create_role(
             "restore-reader",
             args.reader_role_name,
-            "Pilotlight restore and verify: reads both vaults, writes nothing",
+            "Pilotlight restore and verify: reads both vaults, writes only locked restore-test evidence",
             reader_policy,
         )
         self.backup_writer_role_arn = writer.arn

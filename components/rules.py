@@ -18,6 +18,10 @@ from typing import Any
 POLICY_VERSION = "2012-10-17"
 RTC_MINUTES = 15
 REPLICATION_RULE_ID = "vault-to-dr"
+# While DR serves (``active: dr``) backups are written to the DR vault and replicate back with this rule.
+REVERSE_REPLICATION_RULE_ID = "vault-to-primary"
+# Where the verification job writes its restore-test records (scripts/vault/evidence.py: PREFIX).
+EVIDENCE_PREFIX = "evidence/"
 KEY_USER_ACTIONS = ("kms:Encrypt", "kms:Decrypt", "kms:ReEncrypt*", "kms:GenerateDataKey*", "kms:DescribeKey")
 # The encryption context every direct KMS call of the tools carries (scripts/vault/envelope.py: context()).
 BACKUP_CONTEXT_KEYS = ("pilotlight:backup-id", "pilotlight:database")
@@ -91,18 +95,19 @@ def lifecycle_rules(vault: VaultRules) -> list[dict[str, Any]]:
     return rules
 
 
-def replication_configuration(role_arn: str, destination_bucket_arn: str, replica_key_arn: str) -> dict[str, Any]:
-    """Replicate the whole vault to the DR bucket, re-encrypted with the DR replica key.
+def replication_configuration(role_arn: str, destination_bucket_arn: str, replica_key_arn: str,
+                              rule_id: str = REPLICATION_RULE_ID) -> dict[str, Any]:
+    """Replicate the whole vault to the other bucket (DR by default), re-encrypted with that region's key.
 
     Replication Time Control (15 min SLA) and its metrics make lag measurable and alarmable.
-    Delete markers do NOT replicate: a delete in the primary region (an attacker's, or a
-    mistake) leaves the DR copy current, so the DR region still lists and restores it.
+    Delete markers do NOT replicate: a delete in the source region (an attacker's, or a
+    mistake) leaves the other copy current, so the other region still lists and restores it.
     """
     return {
         "Role": role_arn,
         "Rules": [
             {
-                "ID": REPLICATION_RULE_ID,
+                "ID": rule_id,
                 "Priority": 1,
                 "Status": "Enabled",
                 "Filter": {"Prefix": ""},
@@ -117,6 +122,22 @@ def replication_configuration(role_arn: str, destination_bucket_arn: str, replic
             }
         ],
     }
+
+
+def replication_configurations(active: str, role_arn: str, bucket_arns: dict[str, str],
+                               key_arns: dict[str, str]) -> dict[str, dict[str, Any]]:
+    """Per source side, the replication configuration the vault has while ``active`` serves.
+
+    Always primary -> DR. With ``active: dr`` backups go to the DR vault with the DR key, so the
+    DR bucket also replicates back to the primary one (re-encrypted with the primary key), which
+    S3 catches up once the primary region is reachable again. No loop: S3 never replicates a
+    replica again (only with replica modification sync, which this never enables).
+    """
+    out = {"primary": replication_configuration(role_arn, bucket_arns["dr"], key_arns["dr"])}
+    if active == "dr":
+        out["dr"] = replication_configuration(role_arn, bucket_arns["primary"], key_arns["primary"],
+                                              REVERSE_REPLICATION_RULE_ID)
+    return out
 
 
 def object_lock_configuration(mode: str, days: int) -> dict[str, Any]:
@@ -638,10 +659,18 @@ def restore_reader_policy(
 ) -> dict[str, Any]:
     """What ``pilotlight restore`` / ``verify`` need: read both vaults and unwrap with either key.
 
-    Read-only by construction (every action is ``s3:Get*``/``s3:List*``/``kms:Decrypt``), so an
-    operator restoring under stress cannot damage the vault. Both sides, because a restore during
-    a regional outage reads the DR copy with the DR key alone. Direct ``Decrypt`` only under the
-    backup context; SSE-KMS reads through S3 only in each bucket's own region, with its own key.
+    Read-only for backups (on the tier prefixes every action is ``s3:Get*``/``s3:List*``/
+    ``kms:Decrypt``), so an operator restoring under stress cannot damage the vault. Both sides,
+    because a restore during a regional outage reads the DR copy with the DR key alone. Direct
+    ``Decrypt`` only under the backup context; SSE-KMS reads through S3 only in each bucket's own
+    region, with its own key.
+
+    The one write: the verification job's restore-test records under ``EVIDENCE_PREFIX``
+    (scripts/vault/evidence.py), new objects only (the bucket policy denies overwrites), locked by
+    the bucket's default retention like every backup. ``s3:PutObject`` alone: explicit
+    ``x-amz-object-lock-*`` headers would need ``s3:PutObjectRetention``, which no role gets (it
+    could set retention on any object in reach). SSE-KMS on a put needs ``kms:GenerateDataKey``
+    through S3.
     """
     sides = list(bucket_arns)
     statements: list[dict[str, Any]] = [
@@ -658,6 +687,12 @@ def restore_reader_policy(
             "Resource": [f"{bucket_arns[s]}/*" for s in sides],
         },
         {
+            "Sid": "WriteRestoreTestEvidence",
+            "Effect": "Allow",
+            "Action": "s3:PutObject",
+            "Resource": [f"{bucket_arns[s]}/{EVIDENCE_PREFIX}*" for s in sides],
+        },
+        {
             "Sid": "UnwrapDataKeys",
             "Effect": "Allow",
             "Action": "kms:Decrypt",
@@ -670,7 +705,7 @@ def restore_reader_policy(
             {
                 "Sid": f"ReadThroughS3{side.capitalize()}",
                 "Effect": "Allow",
-                "Action": "kms:Decrypt",
+                "Action": ["kms:Decrypt", "kms:GenerateDataKey"],  # GenerateDataKey: the evidence puts
                 "Resource": key_arns[side],
                 "Condition": _through_s3(regions[side], bucket_arns[side]),
             }

@@ -3,7 +3,8 @@
 Both buckets get the same hardening (versioning, SSE-KMS with bucket keys, the four public
 access blocks, BucketOwnerEnforced, a TLS/encryption policy, Object Lock default retention,
 lifecycle tiers). The primary bucket replicates every object to the DR bucket, re-encrypted
-with the DR replica key, under Replication Time Control. The rules themselves come from
+with the DR replica key, under Replication Time Control; while DR serves (``active: dr``) the DR
+bucket, which then receives the backups, also replicates back to the primary one. The rules themselves come from
 components.rules, the same functions the sandbox applies to the emulator.
 """
 from __future__ import annotations
@@ -46,6 +47,8 @@ class BackupVaultArgs:
     """Provider for the DR region; primary-region children inherit this component's provider."""
     force_destroy: bool = False
     """Never empty a backup vault on delete (Object Lock would refuse most of it anyway)."""
+    active: str = "primary"
+    """Side serving traffic (``pilotlight:active``): with ``dr`` the DR bucket replicates back to primary."""
     legacy_names: bool = False
     """The buckets keep names from before the account suffix (they cannot be renamed): tagged so the
     policy pack's global-uniqueness rule knows the name is already this account's."""
@@ -65,6 +68,8 @@ class BackupVault(pulumi.ComponentResource):
             buckets[side], versionings[side] = self._create_bucket(side)
         role, role_policy = self._create_replication_role(buckets)
         self._create_replication(buckets, versionings, role, role_policy)
+        if args.active == "dr":
+            self._create_replication(buckets, versionings, role, self._replication_policy(role, buckets, "dr"), "dr")
         self.bucket_names = {side: b.bucket for side, b in buckets.items()}
         self.bucket_arns = {side: b.arn for side, b in buckets.items()}
         self.replication_role_arn = role.arn
@@ -152,12 +157,17 @@ class BackupVault(pulumi.ComponentResource):
         role = aws.iam.Role(
             f"{self._name}-replication-role",
             name=a.replication_role_name,
-            description="S3 replication of the Pilotlight backup vault to the DR region",
+            description="S3 replication of the Pilotlight backup vault between its regions",
             assume_role_policy=json.dumps(rules.replication_trust_policy(a.account_id)),
             opts=pulumi.ResourceOptions(parent=self),
         )
+        return role, self._replication_policy(role, buckets, "primary")
+
+    def _replication_policy(self, role: aws.iam.Role, buckets: dict[str, aws.s3.Bucket], source: str) -> aws.iam.RolePolicy:
+        """The role's permissions for one direction (one inline policy each: the reverse one only exists while DR serves)."""
+        a, dest = self._args, "dr" if source == "primary" else "primary"
         policy = pulumi.Output.all(
-            buckets["primary"].arn, buckets["dr"].arn, a.key_arns["primary"], a.key_arns["dr"]
+            buckets[source].arn, buckets[dest].arn, a.key_arns[source], a.key_arns[dest]
         ).apply(
             lambda v: json.dumps(
                 rules.replication_role_policy(
@@ -165,18 +175,17 @@ class BackupVault(pulumi.ComponentResource):
                     destination_bucket_arn=v[1],
                     source_key_arn=v[2],
                     replica_key_arn=v[3],
-                    source_region=a.regions["primary"],
-                    destination_region=a.regions["dr"],
+                    source_region=a.regions[source],
+                    destination_region=a.regions[dest],
                 )
             )
         )
-        role_policy = aws.iam.RolePolicy(
-            f"{self._name}-replication-policy",
+        return aws.iam.RolePolicy(
+            f"{self._name}-replication-policy" if source == "primary" else f"{self._name}-replication-back-policy",
             role=role.id,
             policy=policy,
             opts=pulumi.ResourceOptions(parent=self),
         )
-        return role, role_policy
 
     def _create_replication(
         self,
@@ -184,16 +193,20 @@ class BackupVault(pulumi.ComponentResource):
         versionings: dict[str, aws.s3.BucketVersioning],
         role: aws.iam.Role,
         role_policy: aws.iam.RolePolicy,
+        source: str = "primary",
     ) -> None:
-        config = pulumi.Output.all(role.arn, buckets["dr"].arn, self._args.key_arns["dr"]).apply(
-            lambda v: rules.as_pulumi_args(rules.replication_configuration(v[0], v[1], v[2]))
+        a = self._args
+        config = pulumi.Output.all(role.arn, buckets["primary"].arn, buckets["dr"].arn, a.key_arns["primary"],
+                                   a.key_arns["dr"]).apply(
+            lambda v: rules.as_pulumi_args(rules.replication_configurations(
+                a.active, v[0], {"primary": v[1], "dr": v[2]}, {"primary": v[3], "dr": v[4]})[source])
         )
         aws.s3.BucketReplicationConfig(
-            f"{self._name}-replication",
-            bucket=buckets["primary"].id,
+            f"{self._name}-replication" if source == "primary" else f"{self._name}-replication-back",
+            bucket=buckets[source].id,
             role=config["role"],
             rules=config["rules"],
             # S3 refuses replication unless both buckets are versioned; the role must be able to
             # act before the first object is written.
-            opts=pulumi.ResourceOptions(parent=self, depends_on=[versionings["primary"], versionings["dr"], role_policy]),
+            opts=self._opts(source, depends_on=[versionings["primary"], versionings["dr"], role_policy]),
         )

@@ -89,6 +89,7 @@ class DrStack:
             account_id=cfg.account_id,
             regions={side: cfg.region(side) for side in SIDES},
             dr_provider=self.providers["dr"],
+            active=cfg.active,
         )
 
     def _access_args(self, key_arns: dict[str, pulumi.Output[str]]) -> VaultAccessArgs:

@@ -30,10 +30,13 @@ def job_specs(cfg: StackConfig, name_prefix: str) -> list[JobSpec]:
             ))
         s = jobs.schedules[VERIFY]
         name = f"{name_prefix}-{db.name}-{VERIFY}"
-        # The test restore goes into the scratch sidecar on the task's own loopback, never production.
+        # The DR copy with the DR key (works while the primary region is down); the test restore goes
+        # into the scratch sidecar on the task's own loopback, never production; the record is locked
+        # into the DR vault under evidence/ for auditors and `pilotlight status`.
         specs.append(JobSpec(
             name, "verify", db.name, None, "dr", s.cron, s.timezone,
-            ("verify", "--database", db.name, "--test-restore", "--server", SCRATCH_DSN, "--json"),
+            ("verify", "--database", db.name, "--from-region", "dr", "--test-restore", "--server", SCRATCH_DSN,
+             "--evidence", "--json"),
             {**env, "PILOTLIGHT_JOB": name},
         ))
     return specs

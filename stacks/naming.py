@@ -143,7 +143,7 @@ def backup_writer_role_name(cfg: StackConfig) -> str:
 
 
 def restore_reader_role_name(cfg: StackConfig) -> str:
-    """The role ``pilotlight restore``/``verify`` run as: reads both vaults, writes nothing."""
+    """The role ``pilotlight restore``/``verify`` run as: reads both vaults, writes only restore-test evidence."""
     return _fit(f"{base(cfg)}-restore-reader", IAM_ROLE_MAX)
 
 

@@ -69,7 +69,7 @@ def main(argv: list[str] | None = None) -> int:
                                                        "(on the staged row, alias s)")
     parser.add_argument("--overwrite", action="store_true",
                         help="with --copy-back: also replace live rows whose restored version differs (corruption)")
-    parser.add_argument("--jobs", type=int, default=1, help="pg_restore -j N (N > 1 spools to a private file)")
+    parser.add_argument("--jobs", type=int, default=1, help="build indexes and constraints with pg_restore -j N (the data streams through one job)")
     parser.add_argument("--no-owner", action="store_true",
                         help="into another environment: objects owned by the restoring user, no grants, no roles created")
     parser.add_argument("--terminate-sessions", action="store_true", help="end other sessions on the target")

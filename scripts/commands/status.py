@@ -16,7 +16,9 @@ Lines, each judged on its own (an unreachable source is a FAIL line, never a cra
 - fence: FAIL when a side's database takes no session (a fence an interrupted cutover left behind),
   naming the rerun that finishes the cutover or the statement that lifts it;
 - DNS: which side every authoritative server answers for, against the stack's ``active`` side;
-- the last drill of each scenario found in the reports directory (PASS, age, measured RTO/RPO).
+- the last drill of each scenario found in the reports directory (PASS, age, measured RTO/RPO);
+- restore-test evidence: the newest record the verification job locked into either vault
+  (``evidence/``), WARN when it failed, is older than two days, or there is none.
 
 Exit 1 when any line is FAIL. Works the same on the sandbox and on a real stack.
 """
@@ -33,6 +35,7 @@ from typing import Any, Callable, Iterable
 from scripts import aws
 from scripts.failover import dns as dnscheck
 from scripts.postgres import client as pg
+from scripts.vault import evidence
 from scripts.vault import layout as vault
 from scripts.common import Exit, PilotlightError, iso, parse_timestamp, utcnow
 from scripts.commands.parser import emit, load_contract, parser_for, run
@@ -48,6 +51,7 @@ from stacks.vocabulary import BACKUP_SCENARIOS, PITR_SCENARIOS, RTC_MINUTES
 OK, WARN, FAIL = "OK", "WARN", "FAIL"
 RTC_SECONDS = RTC_MINUTES * 60
 DRILL_MAX_AGE = timedelta(days=31)
+EVIDENCE_MAX_AGE = timedelta(days=2)  # the verification runs daily: one missed run is tolerated
 LAG_PROBE_SECONDS = 5.0
 
 
@@ -334,6 +338,33 @@ def kept_line(contract: Contract, db: Database) -> list[Line]:
     return [Line("kept copies", db.name, state, f"{len(found)} ({size >> 20} MiB)", f"< {kept.WARN_AT}", detail)]
 
 
+def evidence_line(contract: Contract, db: Database, now: datetime) -> list[Line]:
+    """The newest restore-test record of ``db`` in either vault (the DR-region job writes the DR one)."""
+    objective = f"PASS within {EVIDENCE_MAX_AGE.days} d"
+    found, unreachable = [], []
+    for side in SIDES:
+        try:
+            newest = evidence.newest(contract, side, db.name)
+        except Exception as exc:  # noqa: BLE001 - one vault down still leaves the other's record
+            unreachable.append(f"{side}: {_one_line(exc)}")
+            continue
+        if newest:
+            found.append((newest[1]["finishedAt"], side, *newest))
+    if not found:
+        detail = "; ".join(unreachable) or "run `pilotlight verify --from-region dr --test-restore --evidence`"
+        return [Line("restore test", db.name, WARN, "none", objective, f"no evidence: {detail}")]
+    _, side, key, doc = max(found)
+    age = evidence.age_seconds(doc, now)
+    verdict = "PASS" if doc.get("ok") else "FAILED"
+    state = OK if doc.get("ok") and age <= EVIDENCE_MAX_AGE.total_seconds() else WARN
+    rows = sum(b.get("testRestore", {}).get("rows", 0) for b in doc.get("backups", []))
+    detail = (f"{len(doc.get('backups', []))} backup(s) checked, {rows} rows test-restored; "
+              f"s3://{contract.buckets[side].bucket}/{key}")
+    if not doc.get("ok"):
+        detail = f"{'; '.join(doc.get('failures', []))[:200]}; {detail}"
+    return [Line("restore test", db.name, state, f"{verdict} {age_text(age)} ago", objective, detail)]
+
+
 def collect(contract: Contract, reports: Path, now: datetime) -> list[Line]:
     windows = {db.name: engine.windows(contract, db) for db in contract.databases}
     lines = guarded("backup age", "vault", "", lambda: backup_lines(contract, now, windows))
@@ -343,6 +374,7 @@ def collect(contract: Contract, reports: Path, now: datetime) -> list[Line]:
         lines += guarded("fence", db.name, "none", lambda db=db: fence_lines(contract, db))
         lines += guarded("kept copies", db.name, f"< {kept.WARN_AT}", lambda db=db: kept_line(contract, db))
         lines += guarded("dns", db.dns.record_name, f"answers {contract.active}", lambda db=db: dns_line(contract, db))
+        lines += guarded("restore test", db.name, "", lambda db=db: evidence_line(contract, db, now))
     lines += guarded("drill", "reports", "", lambda: drill_lines(reports, now, contract))
     return lines
 

@@ -19,7 +19,14 @@ S3 would, from the rules stored in moto (``get_bucket_replication`` on the prima
 - delete markers are replicated only when the rule's ``DeleteMarkerReplication`` is Enabled;
   deleting a specific version is never replicated (as on S3).
 
-It reads the primary bucket straight from moto - replication is AWS-internal, not a client
+While DR serves (the contract's ``active`` is ``dr``) the sandbox does what ``pulumi up`` does for
+that state: it puts the reverse rule (``rules.replication_configurations``: DR -> primary, the
+primary key) on the DR bucket, and removes it once primary is active again; the DR bucket is then a
+source too, polled the same way. A replica is never replicated again (as on S3): each copy's new
+version is remembered as a replica, so a backup written to the DR vault goes to primary once and
+does not come back.
+
+It reads the source bucket straight from moto - replication is AWS-internal, not a client
 call - but it pauses while either region's proxy is not passing traffic, as replication
 between two regions stops when one is unreachable; it catches up afterwards.
 
@@ -46,6 +53,7 @@ from typing import Any, Callable
 import boto3
 from botocore.exceptions import BotoCoreError, ClientError
 
+from components import rules as vault_rules
 from scripts.aws import botocore_config
 from scripts.sandbox.state import EMULATOR_CREDENTIALS
 from scripts.contract import Contract
@@ -53,6 +61,7 @@ from scripts.sandbox.state import REPLICATION, ContractWatcher, write_json
 
 log = logging.getLogger("pilotlight.sandbox.replicator")
 POLL_SECONDS = 0.5
+REPLICA = "replica"
 MAX_ATTEMPTS = 5
 _HEAD_TO_PUT = {
     "Metadata": "Metadata",
@@ -76,8 +85,10 @@ class Replicator:
         self._journal = watcher.path.parent / "replicator.json"
         self._applied = watcher.path.parent / REPLICATION
         self._done: dict[str, str] = _read_journal(self._journal)
-        self._attempts: dict[str, int] = {}
-        self._seen: dict[str, tuple] | None = None  # key -> (ETag, LastModified, Size) when last replicated
+        self._attempts: dict[str, dict[str, int]] = {"primary": {}, "dr": {}}
+        # per source side: key -> (ETag, LastModified, Size) when last replicated
+        self._seen: dict[str, dict[str, tuple] | None] = {"primary": None, "dr": None}
+        self._active: str | None = None  # the state whose rules were last applied
         self._stats = {"replicated": 0, "deleteMarkers": 0, "skipped": 0, "failed": 0, "lastError": None,
                        "lastPass": None, "paused": False}
         self._stop = threading.Event()
@@ -91,7 +102,7 @@ class Replicator:
         self._thread.join(timeout=10)
 
     def snapshot(self) -> dict[str, Any]:
-        return dict(self._stats, pending=len(self._attempts), paused=self._paused())
+        return dict(self._stats, pending=sum(map(len, self._attempts.values())), paused=self._paused())
 
     def _client(self, region: str):
         return boto3.session.Session().client("s3", region_name=region, endpoint_url=self._moto_url,
@@ -108,14 +119,34 @@ class Replicator:
                 for side in ("primary", "dr"):
                     if side not in clients:
                         clients[side] = self._client(contract.regions[side])
+                self._follow_active(contract, clients)
                 self._pass(contract, clients["primary"], clients["dr"])
+                if contract.active == "dr":
+                    self._pass(contract, clients["dr"], clients["primary"], side="dr")
                 self._stats["lastPass"] = time.time()
             except (BotoCoreError, ClientError) as exc:
                 self._stats["lastError"] = str(exc)
                 log.warning("replicator: %s", exc)
 
-    def _pass(self, contract: Contract, src, dst) -> None:
-        bucket = contract.buckets["primary"].bucket
+    def _follow_active(self, contract: Contract, clients: dict[str, Any]) -> None:
+        """The DR bucket's rule for the recorded active side, as ``pulumi up`` would leave it."""
+        if self._active == contract.active:
+            return
+        dr_bucket = contract.buckets["dr"].bucket
+        if contract.active == "dr":
+            role = clients["primary"].get_bucket_replication(
+                Bucket=contract.buckets["primary"].bucket)["ReplicationConfiguration"]["Role"]
+            config = vault_rules.replication_configurations(
+                "dr", role, {s: contract.buckets[s].arn for s in ("primary", "dr")},
+                {s: contract.keys[s].arn for s in ("primary", "dr")})["dr"]
+            clients["dr"].put_bucket_replication(Bucket=dr_bucket, ReplicationConfiguration=config)
+            log.info("active: dr; %s replicates back to %s", dr_bucket, contract.buckets["primary"].bucket)
+        elif self._active is not None or _has_rules(clients["dr"], dr_bucket):
+            clients["dr"].delete_bucket_replication(Bucket=dr_bucket)
+        self._active = contract.active
+
+    def _pass(self, contract: Contract, src, dst, side: str = "primary") -> None:
+        bucket = contract.buckets[side].bucket
         try:
             rules = src.get_bucket_replication(Bucket=bucket)["ReplicationConfiguration"]["Rules"]
         except ClientError as exc:
@@ -125,13 +156,15 @@ class Replicator:
         rules = sorted((r for r in _complete(rules, self._applied) if r.get("Status") == "Enabled"),
                        key=lambda r: -int(r.get("Priority", 0)))
         listing = _listing(src, bucket)
-        items = self._changes(src, bucket, listing)
+        attempts = self._attempts[side]
+        items = self._changes(src, bucket, listing, side)
         if items is None:
             return
         changed, complete = False, True
         for item in items:
-            token = f"{item['Key']}\0{item['VersionId']}"
-            if token in self._done:
+            version = f"{bucket}\0{item['Key']}\0{item['VersionId']}"  # how a replica is remembered
+            token = f"{item['Key']}\0{item['VersionId']}" if side == "primary" else version
+            if token in self._done or self._done.get(version) == REPLICA:
                 continue
             if self._stop.is_set() or self._paused():
                 complete = False
@@ -140,25 +173,25 @@ class Replicator:
             try:
                 outcome = self._copy(src, dst, bucket, item, rule)
             except (BotoCoreError, ClientError) as exc:
-                self._attempts[token] = self._attempts.get(token, 0) + 1
+                attempts[token] = attempts.get(token, 0) + 1
                 self._stats["lastError"] = f"{item['Key']}: {exc}"
-                if self._attempts[token] < MAX_ATTEMPTS:
+                if attempts[token] < MAX_ATTEMPTS:
                     continue
                 log.error("replicator: giving up on %s version %s: %s", item["Key"], item["VersionId"], exc)
                 outcome = "failed"
-            self._attempts.pop(token, None)
+            attempts.pop(token, None)
             self._done[token] = outcome
             self._stats[outcome] += 1
             changed = True
         if changed:
             write_json(self._journal, self._done)
         if complete:
-            self._seen = listing
+            self._seen[side] = listing
 
-    def _changes(self, src, bucket: str, listing: dict[str, tuple]) -> list[dict[str, Any]] | None:
+    def _changes(self, src, bucket: str, listing: dict[str, tuple], side: str) -> list[dict[str, Any]] | None:
         """The versions and delete markers to look at this pass; None when the listing shows no change."""
-        seen = self._seen
-        if seen is None or self._attempts:
+        seen = self._seen[side]
+        if seen is None or self._attempts[side]:
             return _versions(src, bucket)
         fresh = [key for key, mark in listing.items() if seen.get(key) != mark]
         gone = [key for key in seen if key not in listing]
@@ -191,8 +224,21 @@ class Replicator:
             dst.upload_fileobj(body, dest, item["Key"], ExtraArgs=extra)
         finally:
             body.close()
+        # The replica's version: never replicated again (vault keys are written once, so it is the latest).
+        replica = dst.head_object(Bucket=dest, Key=item["Key"])["VersionId"]
+        self._done[f"{dest}\0{item['Key']}\0{replica}"] = REPLICA
         log.info("replicated %s (%s) -> %s", item["Key"], item["VersionId"], dest)
         return "replicated"
+
+
+def _has_rules(s3, bucket: str) -> bool:
+    try:
+        s3.get_bucket_replication(Bucket=bucket)
+        return True
+    except ClientError as exc:
+        if exc.response["Error"]["Code"] == "ReplicationConfigurationNotFoundError":
+            return False
+        raise
 
 
 def _prefix(rule: dict[str, Any]) -> str:

@@ -40,8 +40,8 @@ from scripts.version import describe
 from stacks.vocabulary import TIERS
 from scripts.postgres.dsn import parse_dsn, side_dsn
 from scripts.vault.pipeline import READ_SIZE, Digest, Reader, read_chunks, threaded, widen_pipe
-from scripts.vault.layout import (BACKUP_ID_RE, DUMP, FORMAT_VERSION, GLOBALS, MANIFEST, Manifest, aws_error, drill_name,
-                                  filing_name, id_source_tag, id_time, new_backup_id, newest_complete, object_key,
+from scripts.vault.layout import (BACKUP_ID_RE, DUMP, FORMAT_VERSION, GLOBALS, MANIFEST, POST_DATA, Manifest, aws_error,
+                                  drill_name, filing_name, id_source_tag, id_time, new_backup_id, newest_complete, object_key,
                                   source_tag, write_once)
 
 ZSTD_LEVEL = 1
@@ -73,6 +73,23 @@ def _dump_output(proc: subprocess.Popen, stderr_tail: list[str]) -> Iterator[byt
     if proc.wait() != 0:
         detail = stderr_tail[-1] if stderr_tail else f"exit {proc.returncode}"
         raise PilotlightError(f"pg_dump failed: {detail}")
+
+
+def post_data_archive(dsn: str, snapshot: str) -> bytes:
+    """``pg_dump -Fc --section=post-data`` of the same snapshot: the indexes, constraints, triggers,
+    rules and materialized-view refreshes of the dump, in an archive small enough to keep whole.
+
+    A restore streams the dump's pre-data and data sections through one ``pg_restore`` and then
+    builds these with ``pg_restore -j N`` (it needs a seekable archive, which the stream is not):
+    the index builds, most of a restore after the data, scale with the restore host's cores.
+    """
+    conninfo, env = pg.client_args(dsn)
+    proc = subprocess.run([pg.binary("pg_dump"), "-Fc", "--section=post-data", f"--snapshot={snapshot}", "--no-password",
+                           f"--dbname={conninfo}"], stdin=subprocess.DEVNULL, capture_output=True, env=env)
+    if proc.returncode != 0:
+        tail = proc.stderr.decode(errors="replace").strip().splitlines() or [f"exit {proc.returncode}"]
+        raise PilotlightError(f"pg_dump failed (its post-data section): {tail[-1]}")
+    return proc.stdout
 
 
 def _seal(chunks: Iterable[bytes], contract: Contract, backup_id: str, database: str, out: dict) -> Iterator[bytes]:
@@ -134,9 +151,14 @@ def perform_backup(contract: Contract, tier: str, source_dsn: str | None = None,
         stderr_tail: list[str] = []
         threading.Thread(target=_drain, args=(proc.stderr, stderr_tail), daemon=True).start()
         dump, stored, sealed = Digest(), Digest(), {}
-        with ThreadPoolExecutor(max_workers=3, thread_name_prefix="pilotlight-backup") as pool:
+        with ThreadPoolExecutor(max_workers=4, thread_name_prefix="pilotlight-backup") as pool:
             counts = pool.submit(pg.count_rows, dsn, snap.tables, snap.id)
-            globals_ = pool.submit(capture, dsn, snap.id)
+            # Stored beside the upload, not after it: no manifest names them unless the dump succeeds.
+            globals_ = pool.submit(lambda: store_globals(contract, s3, object_key(contract, tier, name, backup_id, GLOBALS),
+                                                         backup_id, name, capture(dsn, snap.id)))
+            post_data = pool.submit(lambda: store_sealed(
+                contract, s3, object_key(contract, tier, name, backup_id, POST_DATA), backup_id, name,
+                post_data_archive(dsn, snap.id), "its post-data archive"))
             orphans = pool.submit(abort_orphaned_uploads, contract, name, started, key, source_tag(source))
             stream = threaded(dump.tap(_dump_output(proc, stderr_tail)), name="pg_dump")
             stream = threaded(compress(stream), name="zstd")
@@ -146,7 +168,7 @@ def perform_backup(contract: Contract, tier: str, source_dsn: str | None = None,
                 with progress.bar(args, f"backup {backup_id}") as bar:
                     reader = Reader(bar.tap(stream))
                     s3.upload_fileobj(reader, bucket, key, ExtraArgs=sse_args(contract, side), Config=TRANSFER)
-                row_counts, captured = counts.result(), globals_.result()
+                row_counts, globals_entry, post_entry = counts.result(), globals_.result(), post_data.result()
             except (ClientError, BotoCoreError) as exc:
                 raise aws_error(exc, f"upload to s3://{bucket} failed (multipart upload aborted)") from None
             finally:
@@ -166,8 +188,6 @@ def perform_backup(contract: Contract, tier: str, source_dsn: str | None = None,
         raise aws_error(exc, "cannot confirm the uploaded object") from None
     if head["ContentLength"] != stored.size:
         raise PilotlightError(f"uploaded object is {head['ContentLength']} bytes, {stored.size} were sent")
-    globals_entry = store_globals(contract, s3, object_key(contract, tier, name, backup_id, GLOBALS),
-                                  backup_id, name, captured)
     doc = {
         "formatVersion": FORMAT_VERSION,
         "tool": tool_version(),
@@ -187,6 +207,7 @@ def perform_backup(contract: Contract, tier: str, source_dsn: str | None = None,
                        "regions": dict(contract.regions), "context": header["context"]},
         "rowCounts": row_counts,
         "globals": globals_entry,
+        "postData": post_entry,
     }
     # Sealed with the backup's data key: a rewritten manifest no longer verifies (scripts/vault/envelope.py).
     manifest = Manifest({**doc, "seal": envelope.seal(doc, sealed["seal_key"])})
@@ -202,21 +223,29 @@ def perform_backup(contract: Contract, tier: str, source_dsn: str | None = None,
 
 
 def store_globals(contract: Contract, s3, key: str, backup_id: str, database: str, captured: Globals) -> dict:
-    """Seal the database statements and roles like the dump (own data key, same context) and store them.
+    """The database statements and roles, sealed and stored (:func:`store_sealed`), with who they name."""
+    entry = store_sealed(contract, s3, key, backup_id, database, json.dumps(captured.to_doc()).encode(),
+                         "its roles and database properties")
+    return {**entry, "roles": list(captured.needed_roles), "owner": captured.owner}
 
-    Returns the manifest's ``globals`` entry: where they are and how to check and unwrap them.
+
+def store_sealed(contract: Contract, s3, key: str, backup_id: str, database: str, plain: bytes, what: str) -> dict:
+    """Seal a small object of the backup like the dump (own data key, same context) and store it.
+
+    Returns its manifest entry: where it is and how to check (SHA-256 of the stored bytes and of
+    the plaintext) and unwrap it.
     """
     data_key = envelope.generate_data_key(contract, backup_id, database)
     header = envelope.make_header(data_key, backup_id, database)
-    body = b"".join(envelope.encrypt_stream([json.dumps(captured.to_doc()).encode()], data_key.plaintext, header))
+    body = b"".join(envelope.encrypt_stream([plain], data_key.plaintext, header))
     try:
         put = s3.put_object(Bucket=contract.buckets[contract.active].bucket, Key=key, Body=body, IfNoneMatch="*",
                             ContentType="application/octet-stream", **sse_args(contract, contract.active))
     except (ClientError, BotoCoreError) as exc:
-        raise aws_error(exc, f"backup {backup_id}: its roles and database properties could not be stored") from None
+        raise aws_error(exc, f"backup {backup_id}: {what} could not be stored") from None
     return {"key": key, "versionId": put.get("VersionId"), "storedBytes": len(body),
-            "sha256": hashlib.sha256(body).hexdigest(), "wrappedKeys": header["wrappedKeys"],
-            "roles": list(captured.needed_roles), "owner": captured.owner}
+            "sha256": hashlib.sha256(body).hexdigest(), "plainSha256": hashlib.sha256(plain).hexdigest(),
+            "wrappedKeys": header["wrappedKeys"]}
 
 
 def abort_orphaned_uploads(contract: Contract, database: str, before: datetime, own_key: str = "",

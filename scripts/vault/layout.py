@@ -4,6 +4,7 @@ Layout (per bucket, the tier prefix is the contract's, so lifecycle rules own re
 
     {tier prefix}{database}/{backup id}/dump            the stored object (see scripts.vault.envelope)
     {tier prefix}{database}/{backup id}/globals         database properties and roles, sealed the same way
+    {tier prefix}{database}/{backup id}/post-data       pg_dump --section=post-data of the same snapshot, sealed too
     {tier prefix}{database}/{backup id}/manifest.json   written LAST: no manifest, no backup
 
 This is the stable API teammates call (``status``, drills): :func:`list_backups`,
@@ -32,6 +33,7 @@ FORMAT_VERSION = 2  # 2: the manifest carries a seal (scripts/vault/envelope.py)
 DUMP = "dump"
 MANIFEST = "manifest.json"
 GLOBALS = "globals"  # the sealed database statements and roles (scripts.postgres.globals)
+POST_DATA = "post-data"  # the sealed post-data archive (indexes, constraints, triggers) for pg_restore -j
 NAME_RE = re.compile(r"[A-Za-z0-9][A-Za-z0-9_-]{0,62}")
 BACKUP_ID_RE = re.compile(r"^(?P<db>[A-Za-z0-9][A-Za-z0-9_-]{0,62})-(?P<ts>\d{8}T\d{12}Z)-(?P<rand>[0-9a-f]{6})$")
 _TS_FORMAT = "%Y%m%dT%H%M%S%fZ"

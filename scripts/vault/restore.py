@@ -13,14 +13,12 @@ Order of operations (the target is never touched until the restored copy is prov
    (PostgreSQL allows ALTER DATABASE RENAME inside a transaction block, so either both happen
    or neither); the old database is kept for rollback. On any failure the scratch is dropped.
 
-Streaming single-job vs ``-j`` from a spool: streaming overlaps the download with pg_restore and
-keeps plaintext off disk; ``pg_restore -j`` needs a seekable file, so ``--jobs N`` (N > 1) spools
-the verified plaintext to a private 0600 file (in a 0700 temp dir, removed whatever happens)
-first, which serialises download and restore, and the archive pg_dump wrote to a pipe has no data
-offsets, so -j workers must scan it. Measured on this 2-core box (137 MB dump, 38 MB stored,
-load average 5-10 from other work): streamed restore 4.4-7.4 s end to end, spooled ``--jobs 2``
-6.2-13.9 s; for reference ``pg_restore -j1`` 2.2-3.5 s from a file, 3.9-4.2 s from a pipe, and
-``-j2`` 3.0 s on an archive without offsets. Streaming is the default. Partial restore (``--tables``
+``--jobs N`` without a spool: ``pg_restore -j`` needs a seekable archive, the download is a
+stream. So the stream's pre-data and data sections go through one ``pg_restore`` (download,
+decryption and loading overlap, no plaintext on disk), and the post-data section (index builds,
+constraints, triggers: most of a restore after the data) is built by ``pg_restore -j N`` from
+the small post-data archive each backup keeps beside its dump (scripts.vault.backup). A backup
+made before that archive was kept restores with one job. Partial restore (``--tables``
 with ``--into-schema``) restores just those tables into a scratch database, moves them into the
 new schema and copies that schema into the live database; nothing existing is modified.
 """
@@ -52,7 +50,7 @@ from scripts.postgres.kept import KEPT, drop, list_kept, scratch_name
 from scripts.units import size
 from scripts.vault.envelope import IntegrityError
 from scripts.vault.pipeline import widen_pipe
-from scripts.vault.stream import BackupStream, read_globals
+from scripts.vault.stream import BackupStream, read_globals, read_post_data
 from scripts.vault.layout import Manifest, filing_name, id_database, select_backup, validate_backup_id
 
 LOAD, INDEXES = "download, verify, load", "indexes and constraints (pg_restore)"
@@ -506,7 +504,7 @@ def _require_new_schema(dsn: str, schema: str) -> None:
 
 
 def restore_cmd(dsn: str, jobs: int, listing: str | None, source: str | None,
-                 atomic: bool = False, no_owner: bool = False) -> tuple[list[str], dict]:
+                atomic: bool = False, no_owner: bool = False, sections: tuple[str, ...] = ()) -> tuple[list[str], dict]:
     """pg_restore stopping at the first error. Into a scratch database one transaction buys
     nothing (a failure drops the database) and would take a lock per large object, which
     exhausts max_locks_per_transaction on databases with many; into the live one (``atomic``) it
@@ -516,6 +514,7 @@ def restore_cmd(dsn: str, jobs: int, listing: str | None, source: str | None,
     cmd += ["--single-transaction"] if atomic else [f"--jobs={jobs}"] if jobs > 1 else []
     cmd += ["--no-owner", "--no-acl"] if no_owner else []
     cmd += [f"--use-list={listing}"] if listing else []
+    cmd += [f"--section={section}" for section in sections]
     if source:
         cmd.append(source)
     return cmd, env
@@ -528,10 +527,14 @@ def _stream_restore(contract: Contract, side: str, manifest: Manifest, dsn: str,
         with progress.bar(args, f"restore {manifest.id}: download, verify, load", total=manifest.stored_bytes,
                           phase=LOAD) as own:
             return _stream_restore(contract, side, manifest, dsn, jobs, args, listing, no_owner, own)
+    post_data = read_post_data(contract, side, manifest) if jobs > 1 and listing is None else None
+    if jobs > 1 and listing is None and post_data is None:
+        log.warning("backup %s has no post-data archive (made by an older version): restoring with one pg_restore job",
+                    manifest.id)
     stream = BackupStream(contract, side, manifest, bar)
     try:
-        if jobs > 1:
-            _spooled(stream, dsn, jobs, listing, no_owner, bar)
+        if post_data is not None:
+            _parallel(stream, dsn, jobs, post_data, no_owner, bar)
         else:
             _piped(stream, dsn, listing, no_owner, bar)
     except zstandard.ZstdError as exc:
@@ -547,8 +550,8 @@ def _run_tail(stream, into: list[str]) -> None:
 
 
 def _piped(stream: BackupStream, dsn: str, listing: str | None, no_owner: bool = False,
-           bar: progress.Bar | None = None) -> None:
-    cmd, env = restore_cmd(dsn, 1, listing, None, no_owner=no_owner)
+           bar: progress.Bar | None = None, sections: tuple[str, ...] = ()) -> None:
+    cmd, env = restore_cmd(dsn, 1, listing, None, no_owner=no_owner, sections=sections)
     proc = subprocess.Popen(cmd, stdin=subprocess.PIPE, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, env=env)
     widen_pipe(proc.stdin)  # each 1 MiB chunk in one hand-over
     tail: list[str] = []
@@ -572,7 +575,7 @@ def _piped(stream: BackupStream, dsn: str, listing: str | None, no_owner: bool =
             proc.stdin.close()
         except BrokenPipeError:
             pass
-        if bar is not None:
+        if bar is not None and not sections:
             bar.phase(INDEXES)  # every byte is in: pg_restore finishes the data, then indexes and constraints
         rc = proc.wait()
     except BaseException:
@@ -584,26 +587,34 @@ def _piped(stream: BackupStream, dsn: str, listing: str | None, no_owner: bool =
         raise PilotlightError(f"pg_restore failed (stopped at the first error): {first_error(tail)}")
 
 
-def _spooled(stream: BackupStream, dsn: str, jobs: int, listing: str | None, no_owner: bool = False,
-             bar: progress.Bar | None = None) -> None:
-    """``pg_restore -j`` needs a seekable archive: a private 0600 file, removed whatever happens."""
-    spool_dir = tempfile.mkdtemp(prefix="pilotlight-restore-")
+def _parallel(stream: BackupStream, dsn: str, jobs: int, post_data: bytes, no_owner: bool = False,
+              bar: progress.Bar | None = None) -> None:
+    """Pre-data and data from the stream through one pg_restore, then post-data with ``pg_restore -j``.
+
+    ``pg_restore -j`` needs a seekable archive; the dump is a stream, but its post-data section
+    (indexes, constraints, triggers, materialized-view refreshes) is also kept as a small archive
+    of its own, taken from the same snapshot (scripts.vault.backup.post_data_archive). It holds no
+    rows; it is written to a private 0600 file in a 0700 temp dir, removed whatever happens. The
+    index builds start only once the stream's checksums have been verified; any failure leaves the
+    scratch database to the caller, which drops it.
+    """
+    work = tempfile.mkdtemp(prefix="pilotlight-restore-")
     try:
-        path = os.path.join(spool_dir, "dump")
+        path = os.path.join(work, "post-data")
         fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
         with os.fdopen(fd, "wb") as out:
-            for chunk in stream:
-                out.write(chunk)
-        stream.finish()
+            out.write(post_data)
+        _piped(stream, dsn, None, no_owner, bar, sections=("pre-data", "data"))
         if bar is not None:
-            bar.phase(f"load, indexes and constraints (pg_restore -j {jobs})")
-        cmd, env = restore_cmd(dsn, jobs, listing, path, no_owner=no_owner)
+            bar.phase(f"indexes and constraints (pg_restore -j {jobs})")
+        cmd, env = restore_cmd(dsn, jobs, None, path, no_owner=no_owner)
         proc = subprocess.run(cmd, stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, env=env)
         if proc.returncode != 0:
             tail = proc.stderr.decode(errors="replace").splitlines()
-            raise PilotlightError(f"pg_restore failed (stopped at the first error): {first_error(tail)}")
+            raise PilotlightError(f"pg_restore -j {jobs} of indexes and constraints failed (stopped at the first "
+                                  f"error): {first_error(tail)}")
     finally:
-        shutil.rmtree(spool_dir, ignore_errors=True)
+        shutil.rmtree(work, ignore_errors=True)
 
 
 def first_error(tail: list[str]) -> str:

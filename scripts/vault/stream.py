@@ -110,12 +110,28 @@ def check_stream(contract: Contract, side: str, manifest: Manifest, bar=None) ->
 
 
 def read_globals(contract: Contract, side: str, manifest: Manifest) -> Globals | None:
-    """The backup's sealed database statements and roles, checked and decrypted (None: an older backup).
+    """The backup's sealed database statements and roles, checked and decrypted (None: an older backup)."""
+    plain = read_sealed(contract, side, manifest, "globals", "its roles and database properties")
+    if plain is None:
+        return None
+    try:
+        return Globals.from_doc(json.loads(plain))
+    except (ValueError, KeyError, TypeError):
+        raise IntegrityError(f"backup {manifest.id}: its roles and database properties are not readable") from None
+
+
+def read_post_data(contract: Contract, side: str, manifest: Manifest) -> bytes | None:
+    """The backup's sealed post-data archive, checked and decrypted (None: a backup made before it was kept)."""
+    return read_sealed(contract, side, manifest, "postData", "its post-data archive")
+
+
+def read_sealed(contract: Contract, side: str, manifest: Manifest, field: str, what: str) -> bytes | None:
+    """A small sealed object of the backup (manifest entry ``field``), checked and decrypted.
 
     Small, so read whole: SHA-256 against the manifest, then the same authenticated decryption
-    as the dump, with the data key wrapped for this object.
+    as the dump, with the data key wrapped for this object, then the plaintext's SHA-256.
     """
-    entry = manifest.doc.get("globals")
+    entry = manifest.doc.get(field)
     if not entry:
         return None
     s3 = aws.client(contract, "s3", side)
@@ -125,17 +141,16 @@ def read_globals(contract: Contract, side: str, manifest: Manifest) -> Globals |
         body = s3.get_object(Bucket=bucket, Key=entry["key"], **extra)["Body"].read()
     except ClientError as exc:
         if exc.response.get("Error", {}).get("Code") in ("404", "NoSuchKey", "NotFound"):
-            raise IntegrityError(f"backup {manifest.id}: its roles and database properties are missing "
-                                 f"from s3://{bucket} (not replicated yet?)") from None
+            raise IntegrityError(f"backup {manifest.id}: {what} is missing from s3://{bucket} "
+                                 "(not replicated yet?)") from None
         raise aws_error(exc, f"cannot read s3://{bucket}/{entry['key']}") from None
     except BotoCoreError as exc:
         raise aws_error(exc, f"cannot read s3://{bucket}/{entry['key']}") from None
     if hashlib.sha256(body).hexdigest() != entry["sha256"]:
-        raise IntegrityError(f"backup {manifest.id}: SHA-256 of its roles and database properties does not match")
+        raise IntegrityError(f"backup {manifest.id}: SHA-256 of {what} does not match the manifest")
     key = envelope.unwrap(contract, side, entry["wrappedKeys"], manifest.id, manifest.database)
     decryptor = Decryptor(manifest.id, lambda header: key)
     plain = b"".join([*decryptor.feed(body), *decryptor.close()])
-    try:
-        return Globals.from_doc(json.loads(plain))
-    except (ValueError, KeyError, TypeError):
-        raise IntegrityError(f"backup {manifest.id}: its roles and database properties are not readable") from None
+    if "plainSha256" in entry and hashlib.sha256(plain).hexdigest() != entry["plainSha256"]:
+        raise IntegrityError(f"backup {manifest.id}: SHA-256 of {what}, decrypted, does not match the manifest")
+    return plain

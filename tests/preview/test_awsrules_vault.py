@@ -141,3 +141,34 @@ def test_bucket_names_of_two_accounts_differ():
         db["primaryArn"] = db["primaryArn"].replace("123456789012", "210987654321")
     assert naming.vault_bucket_name(config(), "primary") != naming.vault_bucket_name(config(other), "primary")
     assert naming.vault_bucket_name(config(other), "dr").endswith("-210987654321")
+
+
+def _replication_stack(*, dest_versioned=True, dest_locked=True, role_actions=None):
+    src, dst = "arn:aws:s3:::src", "arn:aws:s3:::dst"
+    actions = role_actions or ["s3:GetObjectVersionForReplication", "s3:GetObjectRetention", "s3:GetObjectLegalHold"]
+    policy = {"Statement": [{"Effect": "Allow", "Action": actions, "Resource": f"{src}/*"},
+                            {"Effect": "Allow", "Action": ["s3:ReplicateObject"], "Resource": f"{dst}/*"}]}
+    versioning = [res("aws:s3/bucketVersioning:BucketVersioning", {"bucket": b, "versioningConfiguration": {
+        "status": "Enabled"}}, name=f"v-{b}") for b in (["src", "dst"] if dest_versioned else ["src"])]
+    return [
+        res("aws:s3/bucket:Bucket", {"bucket": "src", "objectLockEnabled": True}, name="src"),
+        res("aws:s3/bucket:Bucket", {"bucket": "dst", "objectLockEnabled": dest_locked}, name="dst"),
+        *versioning,
+        res("aws:iam/role:Role", {"name": "repl"}, name="role", urn="urn:role"),
+        res("aws:iam/rolePolicy:RolePolicy", {"role": "role-id-under-mocks", "policy": json.dumps(policy)},
+            name="pol", dependencies=("urn:role",)),
+        res("aws:s3/bucketReplicationConfig:BucketReplicationConfig", {"bucket": "src", "role": "arn:aws:iam::1:role/repl",
+            "rules": [{"id": "r", "destination": {"bucket": dst, "encryptionConfiguration": {"replicaKmsKeyId": "k"}},
+                       "sourceSelectionCriteria": {"sseKmsEncryptedObjects": {"status": "Enabled"}}}]}, name="rep"),
+    ]
+
+
+def test_replication_needs_versioning_a_locked_destination_and_the_roles_permissions():
+    awsrules.check_stack(_replication_stack())
+    with pytest.raises(AwsRuleError, match="DstBucketUnversioned") as err:
+        awsrules.check_stack(_replication_stack(dest_versioned=False))
+    assert err.value.rule.id == "s3-replication-prerequisites" and "replication-requirements" in err.value.rule.cite
+    with pytest.raises(AwsRuleError, match="DstBucketObjectLockConfigMissing"):
+        awsrules.check_stack(_replication_stack(dest_locked=False))
+    with pytest.raises(AwsRuleError, match="lacks s3:GetObjectRetention"):
+        awsrules.check_stack(_replication_stack(role_actions=["s3:GetObjectVersionForReplication"]))

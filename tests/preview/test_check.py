@@ -50,9 +50,10 @@ def test_the_example_stack_passes_and_reads_like_a_preview(monkeypatch, capsys):
     assert report["objectives"]["regional-outage"] == {"rtoSeconds": 900, "rpoSeconds": 300}
     # The failover rehearsal: after a cutover, `pulumi up --refresh` with active: dr meets no AWS rule
     # and touches no database or record beyond the promoted standby's Multi-AZ update; the scheduled
-    # jobs move to the DR region (their schedules, task definitions and log groups are replaced there).
+    # jobs move to the DR region (their schedules, task definitions and log groups are replaced there),
+    # and the DR vault, which now takes the backups, replicates back to primary (its rule and role policy).
     assert report["failover"] == {"to": "dr", "problems": [],
-                                  "changes": {"create": 1, "delete": 3, "replace": 12, "update": 4}}
+                                  "changes": {"create": 3, "delete": 3, "replace": 12, "update": 4}}
     assert "Failover rehearsal (cutover to dr, then `pulumi up --refresh`): OK" in out
 
 

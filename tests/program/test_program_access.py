@@ -79,16 +79,22 @@ def test_backup_writer_kms_matches_the_envelope_and_the_metric_namespace(example
     assert st["PublishBackupAge"]["Condition"] == {"StringEquals": {"cloudwatch:namespace": namespace}}, res.urn
 
 
-def test_restore_reader_reads_both_vaults_with_both_keys_and_writes_nothing(example):
+def test_restore_reader_reads_both_vaults_with_both_keys_and_writes_only_evidence(example):
     res, doc = policy(example, "access-restore-reader-policy")
-    granted = {a for s in doc["Statement"] for a in actions(s)}
-    assert all(a.startswith(("s3:Get", "s3:List", "kms:Decrypt")) for a in granted), (res.urn, granted)
-    s3 = {r for s in doc["Statement"] if actions(s)[0].startswith("s3:") for r in resources(s)}
+    reads = [s for s in doc["Statement"] if s["Sid"] != "WriteRestoreTestEvidence"]
+    granted = {a for s in reads for a in actions(s)}
+    assert all(a.startswith(("s3:Get", "s3:List", "kms:Decrypt", "kms:GenerateDataKey")) for a in granted), granted
+    s3 = {r for s in reads if actions(s)[0].startswith("s3:") for r in resources(s)}
     assert s3 == {PRIMARY_BUCKET, f"{PRIMARY_BUCKET}/*", DR_BUCKET, f"{DR_BUCKET}/*"}, res.urn
+    (write,) = [s for s in doc["Statement"] if s["Sid"] == "WriteRestoreTestEvidence"]
+    assert set(resources(write)) == {f"{PRIMARY_BUCKET}/evidence/*", f"{DR_BUCKET}/evidence/*"}, res.urn
+    assert actions(write) == ["s3:PutObject"], res.urn
     keys = {side: k["arn"] for side, k in example.document["keys"].items()}
-    kms = [s for s in doc["Statement"] if actions(s) == ["kms:Decrypt"]]
+    kms = [s for s in reads if actions(s)[0] == "kms:Decrypt"]
     assert {r for s in kms for r in resources(s)} == set(keys.values()), res.urn
     assert all(s.get("Condition") for s in kms), res.urn
+    direct = [s for s in kms if "StringEquals" not in s["Condition"]]
+    assert [actions(s) for s in direct] == [["kms:Decrypt"]], res.urn  # data keys: unwrap only
     through_s3 = {s["Resource"]: s["Condition"]["StringEquals"]["kms:ViaService"] for s in kms
                   if "StringEquals" in s["Condition"]}
     assert through_s3 == {keys["primary"]: "s3.us-east-1.amazonaws.com", keys["dr"]: "s3.us-west-2.amazonaws.com"}

@@ -99,7 +99,7 @@ def test_standby_is_encrypted_with_the_dr_region_key(program):
     assert db.inputs["kmsKeyId"] == program.document["keys"]["dr"]["arn"], db.urn
 
 
-def test_backup_writer_cannot_delete_and_restore_role_is_read_only(program):
+def test_backup_writer_cannot_delete_and_restore_role_only_reads_backups(program):
     roles = {r.name: r for r in program.of_type("aws:iam/role:Role")}
     writer = next(r for n, r in roles.items() if "writer" in n or "backup-role" in n)
     reader = next(r for n, r in roles.items() if "restore" in n)
@@ -107,6 +107,8 @@ def test_backup_writer_cannot_delete_and_restore_role_is_read_only(program):
     writer_actions = {a for urn, d in docs.items() if writer.urn.split("::")[-1] in urn
                       for s in d["Statement"] for a in actions(s)}
     assert "s3:PutObject" in writer_actions and not writer_actions & {"s3:DeleteObject", *NEVER}
-    reader_actions = {a for urn, d in docs.items() if reader.urn.split("::")[-1] in urn
-                      for s in d["Statement"] for a in actions(s)}
-    assert reader_actions and all(a.startswith(("s3:Get", "s3:List", "kms:Decrypt")) for a in reader_actions)
+    reader_statements = [s for urn, d in docs.items() if reader.urn.split("::")[-1] in urn for s in d["Statement"]]
+    writes = {r for s in reader_statements for a in actions(s) if not a.startswith(("s3:Get", "s3:List", "kms:"))
+              for r in (s["Resource"] if isinstance(s["Resource"], list) else [s["Resource"]])}
+    assert writes and all(r.endswith("/evidence/*") for r in writes), writes  # restore-test records only
+    assert {a for s in reader_statements for a in actions(s) if a.startswith("kms:")} == {"kms:Decrypt", "kms:GenerateDataKey"}

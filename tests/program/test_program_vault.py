@@ -1,4 +1,4 @@
-"""Backup vault: both buckets hardened and locked, lifecycle tiers, replication primary -> DR."""
+"""Backup vault: both buckets hardened and locked, lifecycle tiers, replication primary -> DR (and back while DR serves)."""
 import json
 
 import pytest
@@ -104,7 +104,7 @@ def test_lifecycle_tiers_from_the_runbooks_on_both_buckets(example):
 
 
 def replication(run):
-    (rep,) = run.of_type("aws:s3/bucketReplicationConfig:BucketReplicationConfig")
+    (rep,) = [r for r in run.of_type("aws:s3/bucketReplicationConfig:BucketReplicationConfig") if r.name == "vault-replication"]
     return rep
 
 
@@ -150,3 +150,30 @@ def test_replication_role_trusts_only_s3_and_is_least_privilege(example):
     kms = [s for s in doc["Statement"] if s["Sid"] in ("DecryptSource", "EncryptReplicas")]
     assert [s["Resource"] for s in kms] == [example.document["keys"]["primary"]["arn"], example.document["keys"]["dr"]["arn"]]
     assert all("kms:ViaService" in s["Condition"]["StringEquals"] for s in kms), policy.urn
+
+
+def test_with_active_primary_only_the_primary_bucket_replicates(example):
+    assert [r.inputs["bucket"] for r in example.of_type("aws:s3/bucketReplicationConfig:BucketReplicationConfig")] == [
+        "pilotlight-dr-vault-us-east-1-123456789012"]
+    assert not [r for r in example.of_type("aws:iam/rolePolicy:RolePolicy") if r.name == "vault-replication-back-policy"]
+
+
+def test_with_active_dr_the_dr_vault_replicates_back_to_primary_with_the_primary_key(failed_over):
+    configs = {r.inputs["bucket"]: r for r in failed_over.of_type("aws:s3/bucketReplicationConfig:BucketReplicationConfig")}
+    assert set(configs) == {"pilotlight-dr-vault-us-east-1-123456789012", "pilotlight-dr-vault-us-west-2-123456789012"}
+    back = configs["pilotlight-dr-vault-us-west-2-123456789012"]
+    assert back.region == "us-west-2", back.urn  # the DR bucket's own region (the DR provider)
+    assert back.inputs["role"] == "arn:aws:iam::123456789012:role/pilotlight-dr-vault-replication", back.urn
+    (rule,) = back.inputs["rules"]
+    assert rule["id"] == "vault-to-primary" and rule["deleteMarkerReplication"] == {"status": "Disabled"}, back.urn
+    dest = rule["destination"]
+    assert dest["bucket"] == "arn:aws:s3:::pilotlight-dr-vault-us-east-1-123456789012", back.urn
+    assert dest["encryptionConfiguration"] == {"replicaKmsKeyId": failed_over.document["keys"]["primary"]["arn"]}
+    policy = failed_over.named("vault-replication-back-policy")
+    assert {policy.urn, *{v.urn for v in per_region(failed_over, "BucketVersioning").values()}} <= set(back.dependencies)
+    st = {s["Sid"]: s for s in json.loads(policy.inputs["policy"])["Statement"]}
+    assert st["ReadSourceVersions"]["Resource"] == "arn:aws:s3:::pilotlight-dr-vault-us-west-2-123456789012/*"
+    assert st["WriteReplicas"]["Resource"] == "arn:aws:s3:::pilotlight-dr-vault-us-east-1-123456789012/*"
+    assert st["DecryptSource"]["Resource"] == failed_over.document["keys"]["dr"]["arn"]
+    assert st["DecryptSource"]["Condition"]["StringEquals"] == {"kms:ViaService": "s3.us-west-2.amazonaws.com"}
+    assert st["EncryptReplicas"]["Resource"] == failed_over.document["keys"]["primary"]["arn"]

@@ -233,11 +233,17 @@ def reader_doc():
                                        regions={"primary": "us-east-1", "dr": "us-west-2"})
 
 
-def test_restore_reader_only_reads_both_vaults():
+def test_restore_reader_only_reads_both_vaults_and_writes_only_locked_evidence():
     statements = reader_doc()["Statement"]
-    granted = {a for s in statements for a in _actions(s)}
-    assert all(a.startswith(("s3:Get", "s3:List", "kms:Decrypt")) for a in granted), granted
+    writes = [s for s in statements if any(not a.startswith(("s3:Get", "s3:List", "kms:Decrypt"))
+                                           for a in _actions(s))]
     st = {s["Sid"]: s for s in statements}
+    assert [s["Sid"] for s in writes] == ["WriteRestoreTestEvidence", "ReadThroughS3Primary", "ReadThroughS3Dr"]
+    # The only S3 write: new objects under evidence/ (locked by default retention); no delete, retention or bypass.
+    assert st["WriteRestoreTestEvidence"]["Action"] == "s3:PutObject"
+    assert st["WriteRestoreTestEvidence"]["Resource"] == [f"{BUCKET}/evidence/*", f"{DEST}/evidence/*"]
+    granted = {a for s in statements for a in _actions(s)}
+    assert not any(w in a for a in granted for w in ("Delete", "Bypass", "LegalHold", "Retention")), granted
     assert st["ListVaults"]["Resource"] == [BUCKET, DEST]
     assert set(st["ListVaults"]["Action"]) == {"s3:ListBucket", "s3:ListBucketVersions"}
     assert st["ReadBackups"]["Resource"] == [f"{BUCKET}/*", f"{DEST}/*"]
@@ -249,7 +255,7 @@ def test_restore_reader_decrypts_through_s3_only_in_each_buckets_own_region_with
     st = {s["Sid"]: s for s in reader_doc()["Statement"]}
     for sid, key, region, bucket in (("ReadThroughS3Primary", KEY, "us-east-1", BUCKET),
                                      ("ReadThroughS3Dr", REPLICA, "us-west-2", DEST)):
-        assert (st[sid]["Action"], st[sid]["Resource"]) == ("kms:Decrypt", key)
+        assert (st[sid]["Action"], st[sid]["Resource"]) == (["kms:Decrypt", "kms:GenerateDataKey"], key)
         assert st[sid]["Condition"]["StringEquals"] == {"kms:ViaService": f"s3.{region}.amazonaws.com"}
         assert st[sid]["Condition"]["StringLike"] == {"kms:EncryptionContext:aws:s3:arn": [bucket, f"{bucket}/*"]}
 

@@ -141,7 +141,7 @@ def test_case14_download_that_keeps_dropping_leaves_the_target_untouched(rel, sh
     rel.create_db(target, "CREATE TABLE keep (n int)", "INSERT INTO keep VALUES (42)")
     before, dbs = table_checksums(rel.dsn(target)), rel.databases()
     proxied.add(Fault("truncate", match=get_object))
-    for jobs in ("1", "2"):  # streamed, and spooled to a private file for pg_restore -j
+    for jobs in ("1", "2"):  # one job, and post-data with pg_restore -j 2
         rc = restore.main(rel.args_via("--target", rel.dsn(target), "--backup", made.id, "--jobs", jobs, "--allow-rename", "--yes"))
         assert rc in (Exit.NETWORK, Exit.FAILED)
         assert "download of s3://" in one_line_error(capsys)

@@ -121,7 +121,7 @@ def test_dry_run_and_missing_yes_only_plan(env, awkward, capsys):
     assert env.databases() == before
 
 
-def test_parallel_restore_from_a_private_spool(env, awkward, capsys):
+def test_parallel_restore_under_another_name(env, awkward, capsys):
     vault_backup.perform_backup(env.contract, "hourly", source_dsn=env.dsn(awkward))
     target = env.dsn("awkward_jobs")
     assert restore.main(env.args("--target", target, "--latest", "--database", awkward, "--allow-rename", "--jobs", "2", "--yes")) == 0

@@ -5,12 +5,14 @@ first real ``pulumi up``. Each rule here encodes one thing AWS (or the provider 
 bridges, terraform-provider-aws) refuses, and raises the error the deployment would hit. Every
 rule carries its source (an AWS documentation page or a provider source file) in ``cite``.
 
-Three kinds of rule, by what they need to see:
+Four kinds of rule, by what they need to see:
 
 - ``resource_rule``: one resource's inputs and options, checked as it is registered;
 - ``stack_rule``: every resource one evaluation registers (e.g. two records of one name);
 - ``transition_rule``: two consecutive evaluations, as ``pulumi up`` would apply the second
-  over the first (e.g. a replace-only argument changed without delete-before-replace).
+  over the first (e.g. a replace-only argument changed without delete-before-replace);
+- ``request_rule``: one API call the tools make at run time, with what is known of its target
+  (e.g. a put into an Object Lock bucket without a checksum), for what the emulator accepts.
 
 Service modules register their rules with the decorators below; this module imports them all
 at the bottom, so importing ``scripts.preview.awsrules`` arms every rule.
@@ -101,6 +103,26 @@ def transition_rule(rule_id: str, *, cite: str):
         TRANSITION_RULES.append(Rule(rule_id, cite, check))
         return check
     return register
+
+
+REQUEST_RULES: list[Rule] = []
+
+
+def request_rule(rule_id: str, operation: str, *, cite: str):
+    """Register ``check(params, target) -> message | None`` for calls of ``operation`` (``s3:PutObject``)."""
+    def register(check):
+        REQUEST_RULES.append(Rule(rule_id, cite, check, (operation,)))
+        return check
+    return register
+
+
+def check_request(operation: str, params: Mapping[str, Any], **target: Any) -> None:
+    """Raise :class:`AwsRuleError` for the first rule a call breaks; ``target`` says what is known of
+    what it acts on (``object_lock=True``: the bucket has Object Lock enabled)."""
+    for rule in REQUEST_RULES:
+        if operation in rule.types:
+            for message in _messages(rule.check(params, target)):
+                raise AwsRuleError(rule, operation, message)
 
 
 REPLACE_ONLY: dict[str, frozenset[str]] = {}

@@ -5,7 +5,7 @@ import json
 import re
 from typing import Any, Iterable, Sequence
 
-from scripts.preview.awsrules import Resource, resource_rule, stack_rule, transition_rule
+from scripts.preview.awsrules import Resource, request_rule, resource_rule, stack_rule, transition_rule
 
 BUCKET = "aws:s3/bucket:Bucket"
 LIFECYCLE = "aws:s3/bucketLifecycleConfiguration:BucketLifecycleConfiguration"
@@ -196,3 +196,88 @@ def encrypted_topic_publishers(resources: Sequence[Resource]) -> Iterable[str]:
             if service == "events.amazonaws.com" and not any(
                     _service_allowed(_doc(p.inputs.get("policy")), service, ("sns:Publish",)) for p in policies):
                 yield f"{topic.urn}: no topic policy lets EventBridge publish (the target's invocations fail)"
+
+
+_CHECKSUMS = ("ContentMD5", "ChecksumAlgorithm", "ChecksumCRC32", "ChecksumCRC32C", "ChecksumCRC64NVME",
+              "ChecksumSHA1", "ChecksumSHA256")
+
+
+@request_rule("s3-object-lock-put-needs-checksum", "s3:PutObject",
+              cite="https://docs.aws.amazon.com/AmazonS3/latest/API/API_PutObject.html (the Content-MD5 or "
+                   "x-amz-sdk-checksum-algorithm header is required for any request to upload an object with a "
+                   "retention period configured using Amazon S3 Object Lock); kopia/kopia#711 and "
+                   "aws/aws-sdk-php#1694 (InvalidRequest on a bucket with default retention)")
+def lock_put_checksum(params: dict, target: dict) -> str | None:
+    """The tools ask for the checksum themselves: botocore's default one is configuration
+    (``request_checksum_calculation=when_required`` turns it off)."""
+    if target.get("object_lock") and not any(params.get(k) for k in _CHECKSUMS):
+        return (f"InvalidRequest: PutObject of {params.get('Key')!r} into an Object Lock bucket carries neither "
+                "Content-MD5 nor a checksum (pass ChecksumAlgorithm)")
+    return None
+
+
+REPLICATION = "aws:s3/bucketReplicationConfig:BucketReplicationConfig"
+VERSIONING = "aws:s3/bucketVersioning:BucketVersioning"
+ROLE_POLICY = "aws:iam/rolePolicy:RolePolicy"
+
+
+def _granted(docs: Iterable[dict], action: str, resource: str) -> bool:
+    """Whether an Allow statement of ``docs`` grants ``action`` on ``resource`` (exact or ``/*`` patterns)."""
+    for doc in docs:
+        for s in _list(doc.get("Statement")):
+            if s.get("Effect") != "Allow" or action not in _list(s.get("Action")):
+                continue
+            for r in _list(s.get("Resource")):
+                if r == resource or (r.endswith("*") and resource.startswith(r[:-1])):
+                    return True
+    return False
+
+
+@stack_rule("s3-replication-prerequisites",
+            cite="https://docs.aws.amazon.com/AmazonS3/latest/userguide/replication-requirements.html (versioning "
+                 "on source and destination; the role's s3:GetObjectVersionForReplication on the source and "
+                 "s3:ReplicateObject on the destination); "
+                 "https://docs.aws.amazon.com/AmazonS3/latest/userguide/replication-failure-codes.html "
+                 "(DstBucketUnversioned, DstBucketObjectLockConfigMissing: an Object Lock source needs an Object "
+                 "Lock destination); https://docs.aws.amazon.com/AmazonS3/latest/userguide/object-lock-managing.html "
+                 "(replicating locked objects: s3:GetObjectRetention and s3:GetObjectLegalHold on the source); "
+                 "https://docs.aws.amazon.com/AmazonS3/latest/userguide/replication-config-for-kms-objects.html "
+                 "(SseKmsEncryptedObjects needs a ReplicaKmsKeyID); terraform-provider-aws "
+                 "internal/service/s3/bucket_replication_configuration.go")
+def replication_prerequisites(resources: Sequence[Resource]) -> Iterable[str]:
+    buckets = {b.inputs.get("bucket"): b for b in _by_type(resources, BUCKET)}
+    versioned = {v.inputs.get("bucket") for v in _by_type(resources, VERSIONING)
+                 if (v.inputs.get("versioningConfiguration") or {}).get("status") == "Enabled"}
+    # A role policy names its role by id (unknown under mocks): the role is the one it depends on.
+    role_names = {r.urn: r.inputs.get("name") for r in _by_type(resources, "aws:iam/role:Role")}
+    policies: dict[str, list[dict]] = {}
+    for p in _by_type(resources, ROLE_POLICY):
+        for name in filter(None, (role_names.get(u) for u in p.dependencies)):
+            policies.setdefault(str(name), []).append(_doc(p.inputs.get("policy")))
+    for config in _by_type(resources, REPLICATION):
+        source = config.inputs.get("bucket")
+        role_docs = policies.get(str(config.inputs.get("role") or "").rsplit("/", 1)[-1], [])
+        if source in buckets and source not in versioned:
+            yield f"InvalidRequest: {config.urn}: source bucket {source!r} is not versioned"
+        for rule in _list(config.inputs.get("rules")):
+            dest = str((rule.get("destination") or {}).get("bucket") or "")
+            name = dest.rsplit(":", 1)[-1]
+            if name in buckets and name not in versioned:
+                yield f"DstBucketUnversioned: {config.urn}: destination {name!r} is not versioned"
+            if (source in buckets and buckets[source].inputs.get("objectLockEnabled") and name in buckets
+                    and not buckets[name].inputs.get("objectLockEnabled")):
+                yield f"DstBucketObjectLockConfigMissing: {config.urn}: {source!r} is locked, {name!r} is not"
+            kms = ((rule.get("sourceSelectionCriteria") or {}).get("sseKmsEncryptedObjects") or {}).get("status")
+            if kms == "Enabled" and not ((rule.get("destination") or {}).get("encryptionConfiguration") or {}).get(
+                    "replicaKmsKeyId"):
+                yield f"InvalidRequest: {config.urn}: rule {rule.get('id')!r} replicates SSE-KMS objects without a ReplicaKmsKeyID"
+            if not role_docs or source not in buckets:
+                continue
+            src = f"arn:aws:s3:::{source}/x"
+            needed = [("s3:GetObjectVersionForReplication", src), ("s3:ReplicateObject", f"{dest}/x")]
+            if buckets[source].inputs.get("objectLockEnabled"):
+                needed += [("s3:GetObjectRetention", src), ("s3:GetObjectLegalHold", src)]
+            for action, resource in needed:
+                if not _granted(role_docs, action, resource):
+                    yield (f"AccessDenied: {config.urn}: the replication role lacks {action} on "
+                           f"{resource.rsplit('/', 1)[0]}/* (objects fail to replicate)")
