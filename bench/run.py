@@ -25,7 +25,7 @@ import sys
 import time
 from pathlib import Path
 
-from bench import dataset, drill, machine, methods, program, report
+from bench import dataset, drill, machine, methods, program, report, startup
 from bench.measure import Failed, Run, run_process, summary
 from bench.pgbackrest import PgBackRest
 from bench.sandbox import bench_sandbox
@@ -182,6 +182,8 @@ def main(argv: list[str] | None = None) -> int:
     if {"backup", "restore"} - skip:
         results["scales"] = {}
         with bench_sandbox() as bench:
+            print("\nCLI start-up", flush=True)
+            results["startup"] = startup.measure(bench.outputs, args.repeat * 3)
             methods.stop_replication(bench)
             results["notes"].append("the sandbox's emulated S3 replication was switched off for the run (see "
                                     "bench.methods.stop_replication); restores read the primary vault")

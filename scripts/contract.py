@@ -25,7 +25,12 @@ Version 1 (``contractVersion: 1``), every top-level key is one ``pulumi.export``
                         [failback: {generation, primaryIdentifier, standbyIdentifier, standbyUrn}],
                         [promotion: {backupRetentionDays, multiAz}],
                         [restore: {primary|dr: {subnetGroupName, securityGroupIds, parameterGroupName,
-                                                kmsKeyId, instanceClass, automatedBackupsArn?}}],
+                                                kmsKeyId, instanceClass, automatedBackupsArn?, engineVersion?}}],
+                        [application: {kind: ecs|kubernetes|systemd|command, timeoutSeconds,
+                                       cluster, service, region | deployment, namespace, context? | unit |
+                                       stop: [argv], start: [argv]}],
+                        [smokeChecks: [{name, kind: sql|freshness|url, timeoutSeconds,
+                                        sql, expect | sql, maxAgeSeconds | url, expectStatus}]],
                         [credentials: {user, iamAuth, [secretArn: {primary, dr}]}]}]
                       ``credentials``: how the tools log in to that database: the Secrets Manager secret
                       per region (the DR one is the replica: same ARN, the DR region) or RDS IAM auth
@@ -37,6 +42,8 @@ Version 1 (``contractVersion: 1``), every top-level key is one ``pulumi.export``
                       the stack's own failover figures, from which drill reports project the RTO on AWS
     access           optional, see :class:`Access`: where the tools reach AWS, DNS and PostgreSQL when
                      it is not the default (VPC endpoints, a resolver, a libpq passfile)
+    contacts         optional [{name, role, reach[, escalateAfterSeconds]}]: who is called in an incident, in
+                     escalation order (the runbook prints them)
     sandbox          optional, see :class:`Sandbox`; read only by ``scripts/sandbox/`` (and to name the
                      environment in a report)
 
@@ -54,6 +61,9 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Mapping
 
+from stacks.appconfig import APPLICATION_KINDS, SMOKE_KINDS
+from stacks.appconfig import ApplicationConfig as Application  # one shape: what config declares is what the contract carries
+from stacks.appconfig import SmokeCheckConfig as SmokeCheck
 from stacks.vocabulary import CONTRACT_VERSION, SCENARIOS, SIDES, TIERS
 
 SANDBOX_DIR_ENV = "PILOTLIGHT_SANDBOX_DIR"
@@ -173,6 +183,7 @@ class RestoreTarget:
     kms_key_id: str
     instance_class: str
     automated_backups_arn: str | None = None
+    engine_version: str | None = None
 
 
 @dataclass(frozen=True)
@@ -202,6 +213,8 @@ class Database:
     promotion: Promotion | None = None
     restore: Mapping[str, RestoreTarget] = field(default_factory=dict)
     credentials: Credentials | None = None
+    application: Application | None = None
+    smoke_checks: tuple[SmokeCheck, ...] = ()
 
     def endpoint(self, side: str) -> Endpoint:
         return self.primary if side == "primary" else self.standby
@@ -308,6 +321,16 @@ class Job:
 
 
 @dataclass(frozen=True)
+class Contact:
+    """One incident contact (optional ``contacts`` section, in escalation order)."""
+
+    name: str
+    role: str
+    reach: str
+    escalate_after_seconds: int | None = None
+
+
+@dataclass(frozen=True)
 class Contract:
     project: str
     stack: str
@@ -331,6 +354,7 @@ class Contract:
     access: Access = NO_ACCESS
     source: Path | None = None  # the outputs file this was read from; None when read from `pulumi stack output`
     jobs: tuple["Job", ...] = ()
+    contacts: tuple["Contact", ...] = ()
 
     def region(self, side: str) -> str:
         return self.regions[side]
@@ -459,6 +483,8 @@ def parse(doc: Mapping[str, Any]) -> Contract:
                 promotion=Promotion(_int(wrapped, f"{p}.promotion.backupRetentionDays"),
                                     bool(item["promotion"].get("multiAz"))) if item.get("promotion") else None,
                 credentials=_credentials(wrapped, f"{p}.credentials") if item.get("credentials") else None,
+                application=_application(wrapped, f"{p}.application", regions) if item.get("application") else None,
+                smoke_checks=_smoke_checks(wrapped, f"{p}.smokeChecks") if item.get("smokeChecks") else (),
             )
         )
     objectives = {
@@ -492,6 +518,7 @@ def parse(doc: Mapping[str, Any]) -> Contract:
         sandbox=_parse_sandbox(doc["sandbox"], regions.values()) if doc.get("sandbox") else None,
         raw=doc,
         jobs=_parse_jobs(doc.get("jobs") or []),
+        contacts=_parse_contacts(doc.get("contacts") or []),
         access=_parse_access(doc["access"]) if doc.get("access") else NO_ACCESS,
     )
 
@@ -508,6 +535,62 @@ def _switch(doc: Mapping[str, Any], path: str) -> Switch:
     return Switch(_str(doc, f"{path}.healthCheckId"), thresholds)
 
 
+def _texts(doc: Mapping[str, Any], path: str) -> tuple[str, ...]:
+    value = _get(doc, path)
+    if not isinstance(value, list) or not value or not all(isinstance(v, str) and v for v in value):
+        raise ContractError(f"outputs '{path}' must be a command line (a non-empty list of strings), got {value!r}")
+    return tuple(value)
+
+
+def _application(doc: Mapping[str, Any], path: str, regions: Mapping[str, str]) -> Application:
+    kind = _str(doc, f"{path}.kind")
+    if kind not in APPLICATION_KINDS:
+        raise ContractError(f"outputs '{path}.kind' must be one of {', '.join(APPLICATION_KINDS)}, got {kind!r}")
+    raw, timeout = _get(doc, path), _int(doc, f"{path}.timeoutSeconds")
+    if kind == "ecs":
+        region = _str(doc, f"{path}.region")
+        if region not in regions.values():
+            raise ContractError(f"outputs '{path}.region' = {region!r} is neither of the stack's regions")
+        return Application(kind, timeout, cluster=_str(doc, f"{path}.cluster"), service=_str(doc, f"{path}.service"),
+                           region=region)
+    if kind == "kubernetes":
+        return Application(kind, timeout, deployment=_str(doc, f"{path}.deployment"),
+                           namespace=_str(doc, f"{path}.namespace") if "namespace" in raw else "default",
+                           context=_str(doc, f"{path}.context") if raw.get("context") else None)
+    if kind == "systemd":
+        return Application(kind, timeout, unit=_str(doc, f"{path}.unit"))
+    return Application(kind, timeout, stop=_texts(doc, f"{path}.stop"), start=_texts(doc, f"{path}.start"))
+
+
+def _nest(path: str, value: Any) -> dict[str, Any]:
+    """``value`` placed at ``path`` (``a.0.b``), so :func:`_get` reads it and its errors name the whole path."""
+    for part in reversed(path.split(".")):
+        value = {part: value}
+    return value
+
+
+def _smoke_checks(doc: Mapping[str, Any], path: str) -> tuple[SmokeCheck, ...]:
+    raw = _get(doc, path)
+    if not isinstance(raw, list):
+        raise ContractError(f"outputs '{path}' must be a list")
+    checks = []
+    for i, item in enumerate(raw):
+        p = f"{path}.{i}"
+        if not isinstance(item, Mapping):
+            raise ContractError(f"outputs '{p}' must be an object")
+        kind, w = item.get("kind"), _nest(p, item)
+        if kind not in SMOKE_KINDS:
+            raise ContractError(f"outputs '{p}.kind' must be one of {', '.join(SMOKE_KINDS)}, got {kind!r}")
+        base = dict(name=_str(w, f"{p}.name"), kind=kind, timeout_seconds=_int(w, f"{p}.timeoutSeconds"))
+        if kind == "url":
+            checks.append(SmokeCheck(**base, url=_str(w, f"{p}.url"), expect_status=_int(w, f"{p}.expectStatus")))
+        elif kind == "sql":
+            if not isinstance(item.get("expect"), str):
+                raise ContractError(f"outputs '{p}.expect' must be a string, got {item.get('expect')!r}")
+            checks.append(SmokeCheck(**base, sql=_str(w, f"{p}.sql"), expect=item["expect"]))
+        else:
+            checks.append(SmokeCheck(**base, sql=_str(w, f"{p}.sql"), max_age_seconds=_int(w, f"{p}.maxAgeSeconds")))
+    return tuple(checks)
 _SECRET_ARN_RE = re.compile(r"^arn:aws[a-z-]*:secretsmanager:[a-z0-9-]+:\d{12}:secret:[\w/+=.@!-]+$")
 
 
@@ -574,6 +657,19 @@ def _parse_jobs(raw: Any) -> tuple[Job, ...]:
     return tuple(jobs)
 
 
+def _parse_contacts(raw: Any) -> tuple[Contact, ...]:
+    if not isinstance(raw, list):
+        raise ContractError("outputs 'contacts' must be a list (escalation order)")
+    out = []
+    for i, item in enumerate(raw):
+        w = {"contacts": {str(i): item}}
+        after = item.get("escalateAfterSeconds") if isinstance(item, Mapping) else None
+        out.append(Contact(*(_str(w, f"contacts.{i}.{k}") for k in ("name", "role", "reach")),
+                           escalate_after_seconds=_int(w, f"contacts.{i}.escalateAfterSeconds") if after is not None
+                           else None))
+    return tuple(out)
+
+
 def _parse_restore(wrapped: Mapping[str, Any], p: str, raw: Any) -> dict[str, RestoreTarget]:
     if raw is None:
         return {}
@@ -593,6 +689,7 @@ def _parse_restore(wrapped: Mapping[str, Any], p: str, raw: Any) -> dict[str, Re
             kms_key_id=_str(wrapped, f"{q}.kmsKeyId"),
             instance_class=_str(wrapped, f"{q}.instanceClass"),
             automated_backups_arn=_str(wrapped, f"{q}.automatedBackupsArn") if arn is not None else None,
+            engine_version=_str(wrapped, f"{q}.engineVersion") if raw[side].get("engineVersion") is not None else None,
         )
     return out
 

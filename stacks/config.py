@@ -19,6 +19,7 @@ from types import MappingProxyType
 from typing import TYPE_CHECKING, Any, Mapping
 
 if TYPE_CHECKING:
+    from stacks.appconfig import ApplicationConfig, SmokeCheckConfig
     from stacks.jobsconfig import JobsConfig
 
 from stacks.vocabulary import SIDES
@@ -124,6 +125,10 @@ class DatabaseConfig:
     """The primary's DbiResourceId (``db-...``, needed with ``iam_auth``): ``rds-db:connect`` names it."""
     credentials_secret_key_arn: str | None = None
     """Customer KMS key of the secret, if not Secrets Manager's own: the tasks may decrypt with it."""
+    application: "ApplicationConfig | None" = None
+    """How to stop and start the application around a restore or cutover (stacks/appconfig.py)."""
+    smoke_checks: "tuple[SmokeCheckConfig, ...]" = ()
+    """What must hold after a restore, cutover or drill (stacks/appconfig.py)."""
 
     @property
     def primary_identifier(self) -> str:
@@ -210,6 +215,20 @@ class AlarmsConfig:
 
 
 @dataclass(frozen=True)
+class Contact:
+    """Who is called in an incident, in escalation order (``pilotlight:contacts``, first called first).
+
+    ``reach`` says how (a pager, a phone, a channel); ``escalate_after_seconds``: how long to wait
+    for an answer before calling the next one (None: the last, or no time set).
+    """
+
+    name: str
+    role: str
+    reach: str
+    escalate_after_seconds: int | None = None
+
+
+@dataclass(frozen=True)
 class StackConfig:
     project: str
     stack: str
@@ -224,6 +243,7 @@ class StackConfig:
     objectives: Mapping[str, Objective]
     jobs: "JobsConfig | None" = None
     """The scheduled jobs (stacks/jobsconfig.py); always set by ``parse_config``."""
+    contacts: tuple[Contact, ...] = ()
 
     def region(self, side: str) -> str:
         return self.primary_region if side == "primary" else self.dr_region
@@ -340,11 +360,14 @@ def _region(top: _Section, key: str) -> str:
     return region
 
 
-def _databases(raw: Any, primary_region: str, zone_name: str) -> tuple[DatabaseConfig, ...]:
+def _databases(raw: Any, primary_region: str, zone_name: str, dr_region: str) -> tuple[DatabaseConfig, ...]:
+    from stacks.appconfig import parse_application, parse_smoke_checks  # imports this module's section helpers
+
     if not isinstance(raw, list) or not raw:
         raise _fail("databases", raw, "list at least one database: [{name, primaryArn, primaryHost, ...}]")
     known = ("name", "dbName", "primaryArn", "primaryHost", "port", "recordName", "instanceClass", "engineVersion",
-             "generation", "user", "credentialsSecretArn", "credentialsSecretKmsKeyArn", "iamAuth", "resourceId")
+             "generation", "user", "credentialsSecretArn", "credentialsSecretKmsKeyArn", "iamAuth", "resourceId",
+             "application", "smokeChecks")
     dbs: list[DatabaseConfig] = []
     accounts: set[str] = set()
     for i, item in enumerate(raw):
@@ -413,6 +436,8 @@ def _databases(raw: Any, primary_region: str, zone_name: str) -> tuple[DatabaseC
                 iam_auth=iam_auth,
                 resource_id=resource_id if iam_auth else None,
                 credentials_secret_key_arn=secret_key,
+                application=parse_application(s.raw.get("application"), s.at("application"), (primary_region, dr_region)),
+                smoke_checks=parse_smoke_checks(s.raw.get("smokeChecks"), s.at("smokeChecks")),
             )
         )
     for attr, label in (("name", "name"), ("record_name", "recordName"), ("primary_arn", "primaryArn")):
@@ -650,6 +675,25 @@ def _objectives(top: _Section) -> Mapping[str, Objective]:
     return MappingProxyType(out)
 
 
+def _contacts(raw: Any) -> tuple[Contact, ...]:
+    """``pilotlight:contacts``: a list in escalation order, each ``{name, role, reach[, escalateAfter]}``."""
+    if raw is None:
+        return ()
+    if not isinstance(raw, list):
+        raise _fail("contacts", raw, "use a list in escalation order: - {name: ..., role: ..., reach: ...}")
+    out, names = [], set()
+    for i, item in enumerate(raw):
+        c = _Section(item, f"contacts[{i}]", ("name", "role", "reach", "escalateAfter"))
+        name = c.text("name", fix="set the person's or rota's name")
+        if name in names:
+            raise _fail(c.at("name"), name, "each contact once: the list order is the escalation order")
+        names.add(name)
+        out.append(Contact(name=name, role=c.text("role", fix="say what they do in an incident, e.g. on-call DBA"),
+                           reach=c.text("reach", fix="say how to reach them, e.g. 'pager: +1 555 0100'"),
+                           escalate_after_seconds=c.duration("escalateAfter", "0s") or None))
+    return tuple(out)
+
+
 TOP_KEYS = (
     "primaryRegion",
     "drRegion",
@@ -661,6 +705,7 @@ TOP_KEYS = (
     "alarms",
     "objectives",
     "jobs",
+    "contacts",
 )
 
 
@@ -685,7 +730,7 @@ def parse_config(values: Mapping[str, Any], *, project: str, stack: str) -> Stac
     if active not in SIDES:
         raise _fail("active", active, "use primary (normal) or dr (after failover)")
     dns = _dns(top)
-    databases = _databases(values.get("databases"), primary, dns.zone_name)
+    databases = _databases(values.get("databases"), primary, dns.zone_name, dr)
     from stacks.jobsconfig import parse_jobs  # imports this module's section helpers
 
     return StackConfig(
@@ -701,6 +746,7 @@ def parse_config(values: Mapping[str, Any], *, project: str, stack: str) -> Stac
         alarms=_alarms(top),
         objectives=_objectives(top),
         jobs=parse_jobs(values.get("jobs")),
+        contacts=_contacts(values.get("contacts")),
     )
 
 

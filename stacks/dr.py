@@ -312,6 +312,7 @@ class DrStack:
                             kms_key_id=self.keys.arn("dr"),
                             instance_class=db.instance_class,
                             automated_backups_arn=standby.backups_replication_id,
+                            engine_version=db.engine_version,
                         )
                     },
                 }

@@ -55,7 +55,8 @@ def outputs_document(
     - ``topic_arn``: the alarm topic of the active side's region.
     - ``sandbox``: the sandbox section (camelCase, as :func:`scripts.contract._parse_sandbox` reads it) or None.
 
-    Objectives, tiers, object lock, DNS zone name and TTL come from ``cfg``.
+    Objectives, tiers, object lock, DNS zone name and TTL come from ``cfg``, and so do each database's
+    optional ``application`` and ``smokeChecks`` (:func:`application_sections`).
     """
     missing = {s for s in SIDES if s not in keys or s not in buckets}
     if missing:
@@ -95,9 +96,18 @@ def outputs_document(
             "promotionSeconds": PROMOTION_SECONDS,
         },
     }
+    if cfg.contacts:
+        doc["contacts"] = contacts_document(cfg)
     if sandbox is not None:
         doc["sandbox"] = dict(sandbox)
     return doc
+
+
+def contacts_document(cfg: StackConfig) -> list[dict[str, Any]]:
+    """The incident contacts in escalation order (optional in v1; the runbook prints them)."""
+    return [{"name": c.name, "role": c.role, "reach": c.reach,
+             **({"escalateAfterSeconds": c.escalate_after_seconds} if c.escalate_after_seconds else {})}
+            for c in cfg.contacts]
 
 
 def _databases(cfg: StackConfig, items: Sequence[Mapping[str, Any]]) -> list[dict[str, Any]]:
@@ -122,8 +132,19 @@ def _databases(cfg: StackConfig, items: Sequence[Mapping[str, Any]]) -> list[dic
                 **{k: item[k] for k in OPTIONAL_DATABASE_KEYS if k in item},
                 **({"credentials": item.get("credentials") or credentials_section(cfg, db)}
                    if db.credentials_secret_arn or db.iam_auth else {}),
+                **application_sections(db),
             }
         )
+    return out
+
+
+def application_sections(db: DatabaseConfig) -> dict[str, Any]:
+    """The optional ``application`` and ``smokeChecks`` of a database (stacks/appconfig.py), as declared."""
+    out: dict[str, Any] = {}
+    if db.application is not None:
+        out["application"] = db.application.contract()
+    if db.smoke_checks:
+        out["smokeChecks"] = [check.contract() for check in db.smoke_checks]
     return out
 
 
@@ -150,10 +171,14 @@ def promotion_document(cfg: StackConfig) -> dict[str, Any]:
 
 
 def restore_target(*, subnet_group_name: Any, security_group_ids: Sequence[Any], parameter_group_name: Any,
-                   kms_key_id: Any, instance_class: str, automated_backups_arn: Any = None) -> dict[str, Any]:
-    """Where a point-in-time restore in one region lands (the contract's ``databases[].restore.<side>``)."""
+                   kms_key_id: Any, instance_class: str, automated_backups_arn: Any = None,
+                   engine_version: str | None = None) -> dict[str, Any]:
+    """Where a restore into a new instance in one region lands (the contract's ``databases[].restore.<side>``):
+    point in time, or ``restore --new-instance`` (which also needs the engine version to create one)."""
     target = {"subnetGroupName": subnet_group_name, "securityGroupIds": list(security_group_ids),
               "parameterGroupName": parameter_group_name, "kmsKeyId": kms_key_id, "instanceClass": instance_class}
+    if engine_version is not None:
+        target["engineVersion"] = engine_version
     if automated_backups_arn is not None:
         target["automatedBackupsArn"] = automated_backups_arn
     return target

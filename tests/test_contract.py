@@ -60,3 +60,31 @@ def test_missing_and_non_json_files_give_one_line(tmp_path):
 def test_unknown_database_lists_the_known_ones():
     with pytest.raises(ContractError, match="protects: orders"):
         parse(doc()).database("billing")
+
+
+def test_application_and_smoke_checks_parse_from_the_contract():
+    db = parse(doc()).database()
+    assert db.application.kind == "command" and db.application.stop[:2] == ("sh", "-c")
+    assert [(c.name, c.kind, c.expect, c.max_age_seconds) for c in db.smoke_checks] == [
+        ("orders readable", "sql", "true", None), ("orders fresh", "freshness", None, 21600)]
+    without = doc()
+    for key in ("application", "smokeChecks"):
+        del without["databases"][0][key]
+    bare = parse(without).database()
+    assert bare.application is None and bare.smoke_checks == ()  # optional: older producers omit them
+
+
+@pytest.mark.parametrize("edit, message", [
+    (lambda d: d["application"].update(kind="lambda"), "'databases.0.application.kind' must be one of ecs"),
+    (lambda d: d["application"].update(start="x"), "'databases.0.application.start' must be a command line"),
+    (lambda d: d.update(application={"kind": "ecs", "timeoutSeconds": 5, "cluster": "c", "service": "s",
+                                     "region": "eu-west-1"}), "'databases.0.application.region' = 'eu-west-1'"),
+    (lambda d: d["smokeChecks"][1].pop("maxAgeSeconds"), "'databases.0.smokeChecks.1.maxAgeSeconds'"),
+    (lambda d: d["smokeChecks"][0].update(kind="ping"), "'databases.0.smokeChecks.0.kind' must be one of sql"),
+    (lambda d: d["smokeChecks"][0].update(expect=True), "'databases.0.smokeChecks.0.expect' must be a string"),
+])
+def test_a_broken_application_or_smoke_check_names_its_path(edit, message):
+    bad = doc()
+    edit(bad["databases"][0])
+    with pytest.raises(ContractError, match=message.replace(".", r"\.").replace("(", r"\(")):
+        parse(bad)

@@ -9,19 +9,19 @@ from __future__ import annotations
 
 import sys
 
-from rich.console import Console
-from rich.table import Table
-
 from scripts.common import Exit, PilotlightError, iso
 from scripts.commands.parser import emit, load_contract, parser_for, run
 from stacks.vocabulary import SIDES, TIERS
-from scripts.pitr import rds
 from scripts.units import size
-from scripts.vault.layout import list_backups
+
+# boto3 (through the vault and RDS modules) and rich are imported where a listing needs them, so
+# `backups --help` starts without them and `--json` never loads rich (start-up: docs/benchmarks.md).
 
 
 def _window(contract, db, side: str) -> dict[str, str]:
     """Earliest/latest restorable time, or why it could not be read (the vault listing still shows)."""
+    from scripts.pitr import rds
+
     try:
         found = rds.window(contract, db, side)
     except PilotlightError as exc:
@@ -37,6 +37,8 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--database", metavar="NAME", help="only this protected database")
 
     def body(args) -> int:
+        from scripts.vault.layout import list_backups
+
         contract = load_contract(args)
         if args.database:
             contract.database(args.database)
@@ -51,6 +53,12 @@ def main(argv: list[str] | None = None) -> int:
         for name, found in windows.items():
             print(f"restorable window of {name} in {contract.regions[args.region]} ({args.region}): "
                   + (f"{found['earliest']} .. {found['latest']}" if "latest" in found else f"unknown ({found['error']})"))
+        if not rows:
+            print("no backups")
+            return Exit.OK
+        from rich.console import Console
+        from rich.table import Table
+
         table = Table(title=f"backups in s3://{contract.buckets[args.region].bucket} ({args.region})")
         for col in ("id", "tier", "snapshot (UTC)", "dump", "stored", "state"):
             table.add_column(col, no_wrap=col in ("id", "snapshot (UTC)"))
@@ -59,7 +67,7 @@ def main(argv: list[str] | None = None) -> int:
             table.add_row(r["id"], r["tier"], r["snapshotAt"] or "-", size(r["dumpBytes"]), size(r["storedBytes"]),
                           state, style=None if r["complete"] else "red")
         wide = None if sys.stdout.isatty() else 200  # piped: do not squeeze columns to 80
-        Console(width=wide).print(table if rows else "no backups")
+        Console(width=wide).print(table)
         return Exit.OK
 
     return run(body, parser, argv)

@@ -9,8 +9,9 @@ from __future__ import annotations
 import argparse
 from typing import Any
 
-from scripts.commands.parser import (add_confirmation, echo_for, emit, load_contract, parser_for, plan_exit, plan_only,
-                                     run)
+from scripts.application import smoke
+from scripts.commands.parser import (add_confirmation, echo_for, emit, emit_failed, load_contract, parser_for,
+                                     plan_exit, plan_only, run)
 from scripts.common import Exit
 from scripts.failover.cutover import DNS_TIMEOUT, perform_cutover
 from scripts.steps import Steps
@@ -29,6 +30,7 @@ def human(result: dict[str, Any], steps: Steps) -> list[str]:
     total = sum(s.seconds for s in steps.steps)
     lines = [f"cutover to side {to} complete in {dur(total)}"]
     lines += [f"warning: {w}" for w in result["warnings"]]
+    lines += smoke.lines(result.get("smokeChecks") or [])
     lines.append(f"so the next `pulumi up --refresh` agrees: {result['pulumiConfig']}, then `pulumi up --refresh`")
     return lines
 
@@ -54,6 +56,11 @@ def _body(args: argparse.Namespace) -> int:
     result = perform_cutover(contract, db, args.to, steps, dry_run=plan_only(args), force=args.force,
                              outputs=args.outputs, dns_timeout=args.dns_timeout)
     result["steps"] = steps.as_list()
+    if smoke.failed(result.get("smokeChecks") or []):
+        return emit_failed(args, "pilotlight cutover", result, smoke.failure_message(
+            result["smokeChecks"], f"cutover to {args.to} complete",
+            "`pilotlight failback --to primary --yes` moves the service back once the primary is usable"
+            if args.to == "dr" else None), lambda: human(result, steps))
     emit(args, result, lambda: human(result, steps))
     return plan_exit(args, "pilotlight cutover") if result["dryRun"] else Exit.OK
 

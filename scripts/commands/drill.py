@@ -14,7 +14,7 @@ from pathlib import Path
 
 from scripts.commands import runbook
 from scripts.commands.parser import echo_for, emit, load_contract, parser_for, run
-from scripts.common import Exit, Refused, iso, utcnow
+from scripts.common import Exit, Refused, UsageError, iso, utcnow
 from scripts.contract import Contract, Database
 from scripts.drills.engine import ALL, CONTROL_PLANE_FAULTS, plan, run_drill, target, verdict_line
 from scripts.units import seconds as human_seconds
@@ -39,16 +39,24 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument("--control-plane", choices=CONTROL_PLANE_FAULTS, default="refuse",
                         help="regional-outage on the sandbox: how Route53's control plane fails (refuse connections "
                              "[default], stall, answer 503) or stays up")
-    parser.add_argument("--recover-with", choices=("backup", "pitr"), default="backup",
-                        help="data-corruption: recover from the newest backup [default] or by point-in-time restore "
-                             "(RDS automated backups, --from-region) to just before the damage")
+    parser.add_argument("--recover-with", choices=("backup", "pitr", "standby", "new-instance"), default=None,
+                        help="data-corruption: from the newest backup [default] or by point-in-time restore (pitr: RDS "
+                             "automated backups, --from-region) to just before the damage; database-loss: promote the "
+                             "standby [default] or restore the newest backup into a new instance (new-instance)")
     parser.add_argument("--from-region", choices=("primary", "dr"), default="dr",
-                        help="with --recover-with pitr: which region's automated backups (default dr, the replicated copy)")
+                        help="with --recover-with pitr or new-instance: which region's automated backups or vault "
+                             "(default dr)")
     return parser
 
 
 
+RECOVERIES = {"data-corruption": ("backup", "pitr"), "database-loss": ("standby", "new-instance")}
+
+
 def _body(args: argparse.Namespace) -> int:
+    if args.recover_with and args.scenario != "all" and args.recover_with not in RECOVERIES.get(args.scenario, ()):
+        raise UsageError(f"--recover-with {args.recover_with} is not a recovery of {args.scenario}; "
+                         + "; ".join(f"{k}: {' or '.join(v)}" for k, v in RECOVERIES.items()))
     contract = load_contract(args)
     db = contract.database(args.database)
     names = ALL if args.scenario == "all" else (args.scenario,)
@@ -90,6 +98,8 @@ def _plan(args: argparse.Namespace, contract: Contract, db: Database, names: tup
             yield f"  {d['scenario']}: {d['breaks']}"
             yield (f"      objective RTO {human_seconds(o['rtoSeconds'])}, RPO {human_seconds(o['rpoSeconds'])}; "
                    f"RTO on AWS {on_aws} ({p['basis']})")
+        yield from (f"  around each restore and cutover: {line}" for line in doc["application"])
+        yield from (f"  after each drill: {line}" for line in doc["smokeChecks"])
         yield ("to run it: drill --scenario " + args.scenario
                + f" {doc['confirmation']} [--report DIR]")
 

@@ -167,6 +167,16 @@ def emit(args: argparse.Namespace, result: Any, human: Callable[[], Iterable[str
     sys.stdout.flush()
 
 
+def emit_failed(args: argparse.Namespace, prog: str, result: dict[str, Any], message: str,
+                human: Callable[[], Iterable[str]] | None = None) -> int:
+    """The operation ran but its result is a failure (e.g. a smoke check): the result as usual, with
+    ``ok: false`` and the error in JSON, and one line on stderr; exit 1 (FAILED), never 2 (bad input)."""
+    error = {"command": prog, "message": message, "exitCode": int(Exit.FAILED)}
+    emit(args, {**result, "ok": False, "error": error}, human)
+    print(f"{prog}: error: {message}", file=sys.stderr)
+    return int(Exit.FAILED)
+
+
 def run(body: Callable[[argparse.Namespace], int | Exit], parser: argparse.ArgumentParser, argv: list[str] | None) -> int:
     """Parse, set up logging, run ``body``; every failure becomes one line and a named exit code."""
     argv = list(sys.argv[1:] if argv is None else argv)

@@ -6,12 +6,17 @@ operations and why is :mod:`scripts.vault.restore` and, for ``--to-time``, :mod:
 """
 from __future__ import annotations
 
-from scripts.commands.parser import add_confirmation, emit, load_contract, parser_for, plan_exit, plan_only, run
+from scripts.application import smoke
+from scripts.commands.parser import (add_confirmation, emit, emit_failed, load_contract, parser_for, plan_exit,
+                                     plan_only, run)
 from scripts.common import Exit, UsageError, log, parse_timestamp, utcnow
 from scripts.pitr import engine, rds
+from scripts.postgres import rolemap
 from scripts.postgres.dsn import parse_dsn
 from scripts.units import seconds as dur
 from stacks.vocabulary import SIDES
+from scripts.vault import newinstance
+from scripts.vault.layout import validate_backup_id
 from scripts.vault.restore import (_IDENT, _TABLE, drop_kept, kept_copies, parse_age, perform_restore, rollback,
                                    validate_request)
 
@@ -51,8 +56,13 @@ def main(argv: list[str] | None = None) -> int:
     which.add_argument("--drop-kept", metavar="OLDER", help="drop kept copies older than this (7d, 12h, 30m)")
     which.add_argument("--to-time", metavar="TIMESTAMP",
                        help="point-in-time restore (RDS automated backups) to this ISO 8601 time, with offset, into a NEW instance")
-    which.add_argument("--list-restored", action="store_true", help="list the instances --to-time made, both regions")
-    which.add_argument("--cleanup", metavar="INSTANCE", help="delete an instance --to-time made (with --yes)")
+    which.add_argument("--list-restored", action="store_true",
+                       help="list the instances --to-time and --new-instance made, both regions")
+    which.add_argument("--cleanup", metavar="INSTANCE",
+                       help="delete an instance --to-time or --new-instance made (with --yes)")
+    parser.add_argument("--new-instance", action="store_true",
+                        help="create a NEW instance in --from-region's region with the stack's network, parameter "
+                             "group, KMS key and class, and restore the backup into it (instead of --target)")
     parser.add_argument("--from-region", choices=SIDES, default="primary",
                         help="read only this side's bucket and key; with --to-time: restore from this region's "
                              "automated backups (dr: the replicated copy, the primary region is not called)")
@@ -72,12 +82,17 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--jobs", type=int, default=1, help="build indexes and constraints with pg_restore -j N (the data streams through one job)")
     parser.add_argument("--no-owner", action="store_true",
                         help="into another environment: objects owned by the restoring user, no grants, no roles created")
+    parser.add_argument("--role-map", metavar="OLD=NEW,...",
+                        help="into another environment: the backup's roles' ownership and grants go to these roles of "
+                             "the target (each must exist there)")
     parser.add_argument("--terminate-sessions", action="store_true", help="end other sessions on the target")
     add_confirmation(parser, "restore and swap the database in")
 
     def body(args) -> int:
         if args.to_time or args.list_restored or args.cleanup:
             return _point_in_time(args)
+        if args.new_instance:
+            return _new_instance(args)
         if not args.target:
             raise UsageError("--target is required (the database to restore)")
         if args.copy_back or args.where or args.overwrite:
@@ -89,6 +104,9 @@ def main(argv: list[str] | None = None) -> int:
             log.warning("--before %s is in the future: every backup is before it, so this restores the newest one, "
                         "as --latest would", args.before)
         tables = [t.strip() for t in args.tables.split(",") if t.strip()] if args.tables else None
+        role_map = rolemap.parse(args.role_map)
+        if role_map and (args.no_owner or tables):
+            raise UsageError("--role-map is for whole-database restores; it does not go with --no-owner or --tables")
         validate_request(args.target, args.from_region, tables, args.into_schema, args.jobs, args.backup)
         contract = load_contract(args)
         dry = plan_only(args)
@@ -96,7 +114,7 @@ def main(argv: list[str] | None = None) -> int:
                                  from_side=args.from_region, tables=tables, into_schema=args.into_schema,
                                  terminate_sessions=args.terminate_sessions, jobs=args.jobs, dry_run=dry,
                                  db=args.database, no_owner=args.no_owner, allow_rename=args.allow_rename,
-                                 args=args)
+                                 role_map=role_map, args=args)
 
         def human():
             yield ("plan (nothing done):" if dry else "restored:")
@@ -108,20 +126,72 @@ def main(argv: list[str] | None = None) -> int:
                 if result.roles_created:
                     yield (f"  recreated roles {', '.join(result.roles_created)} without passwords: set them from "
                            "Secrets Manager (ALTER ROLE ... PASSWORD) or grant rds_iam for IAM authentication")
+                if result.application:
+                    yield "  application: " + ", ".join(f"{a['name']} {dur(a['seconds'])} ({a['status']})"
+                                                         for a in result.application)
+                yield from smoke.lines(result.smoke_checks)
                 if result.kept_previous_as:
                     yield (f"  previous database kept as {result.kept_previous_as} (read-only; restore --rollback "
                            "swaps it back, --drop-kept OLDER drops old copies)")
 
+        if smoke.failed(result.smoke_checks):
+            return emit_failed(args, "pilotlight restore", result.to_dict(), smoke.failure_message(
+                result.smoke_checks, f"restored {result.restored_database} from {result.backup_id}",
+                result.rollback_command), human)
         emit(args, result.to_dict(), human)
         return plan_exit(args, "pilotlight restore") if dry else Exit.OK
 
     return run(body, parser, argv)
 
 
+def _new_instance(args) -> int:
+    """--new-instance: flags and output; the work is scripts.vault.newinstance."""
+    if args.target or args.tables or args.into_schema or args.copy_back or args.where or args.overwrite:
+        raise UsageError("--new-instance makes its own target: it does not go with --target, --tables, --into-schema "
+                         "or --copy-back")
+    if not (args.latest or args.backup or args.before):
+        raise UsageError("--new-instance restores a backup: give --latest, --backup ID or --before TIMESTAMP")
+    role_map = rolemap.parse(args.role_map)
+    if role_map and args.no_owner:
+        raise UsageError("--role-map does not go with --no-owner")
+    if args.jobs < 1:
+        raise UsageError("--jobs must be at least 1")
+    before = parse_timestamp(args.before, "--before") if args.before else None
+    if args.backup:
+        validate_backup_id(args.backup)
+    contract = load_contract(args)
+    dry = plan_only(args)
+    result = newinstance.restore_new_instance(contract, side=args.from_region, db=args.database, backup_id=args.backup,
+                                              before=before, latest=args.latest, no_owner=args.no_owner,
+                                              role_map=role_map, jobs=args.jobs, yes=not dry, args=args)
+
+    def human():
+        yield ("plan (nothing done; pass --yes to create the instance and restore):" if dry
+               else f"restored {result.backup_id} into new instance {result.instance}:")
+        yield from (f"  - {step}" for step in result.plan)
+        if result.executed:
+            restored = result.restore or {}
+            yield (f"  {result.instance} at {result.endpoint}: available after {dur(result.create_seconds)}; "
+                   f"{sum(restored.get('rowCounts', {}).values())} rows in {len(restored.get('rowCounts', {}))} "
+                   f"tables match the manifest; took {dur(result.seconds)}")
+            yield f"  master user password: Secrets Manager secret {result.master_user_secret}"
+            if restored.get("rolesCreated"):
+                yield (f"  recreated roles {', '.join(restored['rolesCreated'])} without passwords: set them from "
+                       "Secrets Manager (ALTER ROLE ... PASSWORD) or GRANT rds_iam for IAM authentication")
+            yield (f"  point the service at {result.endpoint}; remove the instance when done: pilotlight restore "
+                   f"--cleanup {result.instance} --from-region {result.side} --yes")
+
+    emit(args, result.to_dict(), human)
+    return plan_exit(args, "pilotlight restore") if dry else Exit.OK
+
+
 def _point_in_time(args) -> int:
     """--to-time / --list-restored / --cleanup: flags and output; the work is scripts.pitr.engine."""
-    if args.tables or args.jobs != 1 or args.terminate_sessions or args.no_owner or args.allow_rename:
-        raise UsageError("--tables, --jobs, --terminate-sessions, --no-owner and --allow-rename are for backup restores; "
+    if args.new_instance:
+        raise UsageError("--new-instance restores a backup (--latest, --backup, --before), not --to-time")
+    if args.tables or args.jobs != 1 or args.terminate_sessions or args.no_owner or args.allow_rename or args.role_map:
+        raise UsageError("--tables, --jobs, --terminate-sessions, --no-owner, --role-map and --allow-rename are for "
+                         "backup restores; "
                          "use --copy-back with --to-time")
     if (args.where or args.overwrite) and not args.copy_back:
         raise UsageError("--where and --overwrite go with --copy-back")
@@ -137,8 +207,9 @@ def _point_in_time(args) -> int:
     contract = load_contract(args)
     if args.list_restored:
         found = engine.list_restored(contract)
-        emit(args, found, lambda: [f"{i['identifier']}  {i['side']}  {i['status']}  restore time {i['restore_time']}  "
-                                   f"{i['host'] or '-'}:{i['port'] or '-'}" for i in found] or ["no restored instances"])
+        emit(args, found, lambda: [f"{i['identifier']}  {i['side']}  {i['status']}  "
+                                   + (f"backup {i['backup']}" if i.get("backup") else f"restore time {i['restore_time']}")
+                                   + f"  {i['host'] or '-'}:{i['port'] or '-'}" for i in found] or ["no restored instances"])
         return Exit.OK
     if args.cleanup:
         if plan_only(args):

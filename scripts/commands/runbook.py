@@ -5,11 +5,18 @@ changes, a command grows a flag. This one is rendered from the stack's outputs e
 every command names this stack's real buckets, zone, record, standby and regions, and every
 scenario carries the objectives the stack declares. It keeps what the reference runbooks keep:
 per-scenario procedures, the database-recovery, regional-outage and post-incident checklists, and
-an incident post-mortem template.
+an incident post-mortem template; plus a table of contents, the contacts and escalation order
+from the stack config (``pilotlight:contacts``), and the schedule the stack runs by itself.
+
+Every procedure ends on a writable target: a restore never goes into the read-only standby nor
+into the lost instance (a new instance, ``restore --new-instance``, or the promoted standby), and
+a test restore only ever into a scratch server. Commands longer than :data:`WIDTH` are wrapped
+with shell continuations, so a printed or rendered runbook never cuts one off.
 """
 from __future__ import annotations
 
 import argparse
+import re
 import sys
 from pathlib import Path
 
@@ -29,11 +36,15 @@ TITLES = {
 # Which recovery mechanism meets each scenario's objectives (stacks/objectives.py checks the floors).
 MECHANISMS = {
     "regional-outage": "standby promotion + DNS failover (RPO = replica lag)",
-    "database-loss": "standby promotion + DNS failover (RPO = replica lag)",
+    "database-loss": "standby promotion + DNS failover (RPO = replica lag); a new instance from the newest backup otherwise",
     "data-corruption": "point-in-time restore, DR region (RPO = PITR granularity, ~5 min on RDS); newest backup otherwise",
     "ransomware": "locked backups in the DR vault (RPO = backup age)",
     "accidental-deletion": "point-in-time restore + copy-back (RPO = PITR granularity); partial backup restore otherwise",
 }
+
+
+WIDTH = 96  # characters of a command line before it is continued (`` \\``) on the next
+SCRATCH_SERVER = "postgresql://postgres@127.0.0.1:5439/postgres"
 
 
 def duration(seconds: float) -> str:
@@ -64,7 +75,25 @@ class Commands:
 
 
 def _code(lines: list[str]) -> list[str]:
-    return ["```sh", *lines, "```", ""]
+    return ["```sh", *(part for line in lines for part in wrap(line)), "```", ""]
+
+
+def wrap(command: str, width: int = WIDTH) -> list[str]:
+    """A long shell command as continued lines (`` \\``), broken before an option, never inside a word.
+
+    Pasted, the lines run as the one command; a word longer than the width stays whole.
+    """
+    if len(command) <= width:
+        return [command]
+    words = re.split(r" (?=--?[A-Za-z])", command)
+    lines, cur = [], words[0]
+    for word in words[1:]:
+        if len(cur) + 1 + len(word) + 2 > width:
+            lines.append(cur + " \\")
+            cur = "    " + word
+        else:
+            cur += " " + word
+    return lines + [cur]
 
 
 def _checklist(items: list[str]) -> list[str]:
@@ -143,15 +172,26 @@ def _regional_outage(c: Contract, x: Commands, db: Database) -> list[str]:
 
 
 def _database_loss(c: Contract, x: Commands, db: Database) -> list[str]:
+    lost = db.endpoint(c.active)
+    other = "primary" if c.active == "dr" else "dr"
+    survivor = db.endpoint(other)
     return [
         *_scenario_header(c, "database-loss"),
-        f"The primary instance `{db.primary.identifier}` is gone or unusable but `{c.region('primary')}` is up.", "",
-        f"- Fastest (RPO = replica lag): promote `{db.standby.identifier}` and move the name — steps 2–4 of the "
-        "regional outage.",
-        "- Or rebuild in place from the newest verified backup (RPO = backup age):", "",
-        *_code([x.pl("backups list"), x.pl("verify --all --test-restore"),
-                x.pl(f"restore --database {db.name} --target {x.dsn(db, 'primary')} --latest --dry-run"),
-                x.pl(f"restore --database {db.name} --target {x.dsn(db, 'primary')} --latest --yes")]),
+        f"The instance serving `{db.name}`, `{lost.identifier}`, is gone or unusable while `{c.region(c.active)}` is "
+        "up. Never restore into the lost instance: recover onto one that works.", "",
+        f"1. Fastest (RPO = replica lag): promote the standby `{survivor.identifier}` and move the service name "
+        "(steps 2–4 of the regional outage):", "",
+        *_code([x.pl(f"cutover --to {other} --database {db.name} --dry-run"),
+                x.pl(f"cutover --to {other} --database {db.name} --yes")]),
+        "2. Or, when the standby is unusable too: a NEW instance with the stack's network, parameter group, KMS key "
+        f"and class in `{c.region(other)}` (the outputs hold that region's settings; the lost instance's can no "
+        "longer be read), the newest verified backup restored into it (RPO = backup age); the roles come from the "
+        "backup without passwords — set them from Secrets Manager or use IAM authentication:", "",
+        *_code([x.pl(f"backups list --region {other} --database {db.name}"),
+                x.pl(f"restore --database {db.name} --new-instance --from-region {other} --latest --dry-run"),
+                x.pl(f"restore --database {db.name} --new-instance --from-region {other} --latest --yes")]),
+        "   Then point the service at the new instance (its endpoint is printed) and remove what is no longer needed "
+        "(`restore --list-restored`, `restore --cleanup NAME`).", "",
     ]
 
 
@@ -196,13 +236,17 @@ def _ransomware(c: Contract, x: Commands, db: Database) -> list[str]:
         f"Assume the primary side's credentials are compromised. Backups are locked (`{c.object_lock_mode}`, "
         f"{c.object_lock_days} days) and replicated to `{c.buckets['dr'].bucket}`; restore from the DR side "
         "only, from before the attack, with credentials the attacker never had.", "",
+        f"The restore goes into a writable target: a NEW instance in `{c.region('dr')}` (the stack's network, "
+        f"parameter group, DR key). Never into the standby `{db.standby.identifier}`: it is a read-only replica "
+        "(promote it first — step 1 of database loss — only if the attack did not reach it).", "",
         *_code([x.aws("dr", f"s3api get-object-lock-configuration --bucket {c.buckets['dr'].bucket}"),
                 x.pl("backups list --region dr"),
-                x.pl(f"restore --database {db.name} --target {x.dsn(db, 'dr')} --from-region dr "
+                x.pl(f"restore --database {db.name} --new-instance --from-region dr "
                      "--before 2026-01-01T00:00:00Z --dry-run"),
-                x.pl(f"restore --database {db.name} --target {x.dsn(db, 'dr')} --from-region dr "
+                x.pl(f"restore --database {db.name} --new-instance --from-region dr "
                      "--before 2026-01-01T00:00:00Z --yes")]),
-        "Rotate every database and AWS credential before reopening traffic.", "",
+        "Replace `2026-01-01T00:00:00Z` with the first known bad time. Rotate every database and AWS credential "
+        "(the restored roles have no passwords until set from Secrets Manager) before reopening traffic.", "",
     ]
 
 
@@ -235,10 +279,13 @@ def _failback(c: Contract, x: Commands, db: Database) -> list[str]:
 CHECKLISTS = {
     "Database recovery checklist": [
         "Incident detected and classified; team notified; status page updated",
-        "Latest backup identified (`backups list`) and verified (`verify --backup ID --test-restore`)",
-        "Application writes stopped or drained",
+        f"Latest backup identified (`backups list`) and verified (`verify --backup ID --test-restore --server "
+        f"{SCRATCH_SERVER}`)",
+        "Application writes stopped or drained (`restore` and `cutover` stop and start the application the stack "
+        "declares, `databases[].application`)",
         "Database restored (new database, swapped in; previous kept for rollback)",
-        "Row counts match the backup manifest; application smoke tests pass",
+        "Row counts match the backup manifest; the stack's smoke checks pass (`restore` runs them; a failure exits 1 "
+        "and prints the `restore --rollback` command)",
         "Application writes resumed; error rate and latency normal",
         "Monitoring and backup-age alarms green (`pilotlight status`)",
         "Status page updated (resolved); post-mortem scheduled",
@@ -258,7 +305,7 @@ CHECKLISTS = {
         "Timeline documented: detected, recovery started, service restored",
         "Actual RTO/RPO recorded against the objectives above",
         "Stakeholders notified; post-mortem within 24 hours (template below)",
-        "Backups tested after recovery (`verify --all --test-restore`)",
+        f"Backups tested after recovery (`verify --all --test-restore --server {SCRATCH_SERVER}`: a scratch server)",
         "Runbook, objectives or stack config updated; follow-up drill scheduled",
     ],
 }
@@ -291,21 +338,55 @@ def _routine(c: Contract, x: "Commands") -> list[str]:
                   for j in c.jobs]
         lines += ["", "The verification restores into a scratch PostgreSQL running beside it in the same task "
                   "(127.0.0.1), never into a production server. A failed job reaches the alarm topic.", ""]
+    else:
+        lines += ["No scheduled jobs in the outputs: run backups and verification from your own scheduler.", ""]
     lines += ["Daily, check the objectives; monthly, run a drill. A manual test restore goes into a scratch "
-              "server you start for it (never production):", "",
-              *_code([x.pl("status"), x.pl("verify --all --test-restore --server postgresql://postgres@127.0.0.1:5432/postgres"),
-                      x.pl(_drill(c))])]
+              "server you start for it on your own machine, never into production (`--server` is required):", "",
+              *_code(["podman run --rm -d --name pilotlight-scratch -p 127.0.0.1:5439:5432 "
+                      "-e POSTGRES_HOST_AUTH_METHOD=trust postgres:15",
+                      x.pl("status"), x.pl(f"verify --all --test-restore --server {SCRATCH_SERVER}"),
+                      "podman rm -f pilotlight-scratch", x.pl(_drill(c))])]
     return lines
+
+
+def _contacts(c: Contract) -> list[str]:
+    """Who to call, in escalation order (``pilotlight:contacts``)."""
+    lines = ["## Contacts and escalation", ""]
+    if not c.contacts:
+        return lines + ["No contacts in the stack config: declare them as `pilotlight:contacts` (name, role, reach, "
+                        "escalateAfter; the list order is the escalation order) and regenerate.", ""]
+    lines += ["Call in this order; when nobody answers within the time given, call the next.", "",
+              "| # | who | role | reach | escalate after |", "|---|---|---|---|---|"]
+    lines += [f"| {i} | {p.name} | {p.role} | {p.reach} | "
+              f"{duration(p.escalate_after_seconds) if p.escalate_after_seconds else '—'} |"
+              for i, p in enumerate(c.contacts, 1)]
+    return lines + [""]
+
+
+def slug(heading: str) -> str:
+    """The anchor of a heading, as GitHub and the HTML rendering name it."""
+    text = re.sub(r"[^\w\- ]", "", heading.strip().lower())
+    return text.replace(" ", "-")
+
+
+def _contents(lines: list[str]) -> list[str]:
+    """A table of contents of the second-level headings (code blocks skipped)."""
+    out, in_code = ["## Contents", ""], False
+    for line in lines:
+        if line.startswith("```"):
+            in_code = not in_code
+        elif not in_code and line.startswith("## "):
+            out.append(f"- [{line[3:]}](#{slug(line[3:])})")
+    return out + [""]
 
 
 def render_markdown(c: Contract, source: str, generated: str) -> str:
     x = Commands(c, source)
-    lines = [
+    head = [
         f"# DR runbook — {c.project}/{c.stack}", "",
         f"Generated {generated} by `pilotlight runbook` from the stack outputs; regenerate rather than edit.", "",
-        *_names(c), *_objectives(c),
-        *_routine(c, x),
     ]
+    lines = [*_contacts(c), *_names(c), *_objectives(c), *_routine(c, x)]
     for db in c.databases:
         if len(c.databases) > 1:
             lines += [f"# Database `{db.name}`", ""]
@@ -314,15 +395,21 @@ def render_markdown(c: Contract, source: str, generated: str) -> str:
     for title, items in CHECKLISTS.items():
         lines += [f"## {title}", "", *_checklist(items)]
     lines += _postmortem(c)
-    return "\n".join(lines)
+    return "\n".join([*head, *_contents(lines), *lines])
 
 
 def render_html(markdown: str, title: str) -> str:
     from markdown_it import MarkdownIt
 
-    body = MarkdownIt("commonmark").enable("table").render(markdown)
+    md = MarkdownIt("commonmark").enable("table")
+    tokens = md.parse(markdown)
+    for i, token in enumerate(tokens):  # the contents' links land on the headings
+        if token.type == "heading_open":
+            token.attrSet("id", slug(tokens[i + 1].content))
+    body = md.renderer.render(tokens, md.options, {})
     style = ("body{font-family:system-ui,sans-serif;max-width:60rem;margin:2rem auto;padding:0 1rem;line-height:1.45}"
-             "pre{background:#f4f4f4;padding:.75rem;overflow-x:auto}table{border-collapse:collapse}"
+             "pre{background:#f4f4f4;padding:.75rem;white-space:pre-wrap;overflow-wrap:anywhere}"
+             "table{border-collapse:collapse}"
              "td,th{border:1px solid #ccc;padding:.25rem .5rem}")
     return (f"<!doctype html>\n<html lang=\"en\"><head><meta charset=\"utf-8\"><title>{title}</title>"
             f"<style>{style}</style></head>\n<body>\n{body}</body></html>\n")

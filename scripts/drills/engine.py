@@ -16,13 +16,17 @@ from pathlib import Path
 from typing import Any
 
 from scripts import version
+from scripts.application import hooks as app_hooks
+from scripts.application import smoke
 from scripts.drills import report
 from scripts.drills import scenarios
 from scripts.common import iso, utcnow
 from scripts.drills.projection import projected_rto
 from scripts.units import seconds as human_seconds
-from scripts.contract import Contract, Database
-from scripts.steps import Steps, one_line
+from scripts.contract import Contract, ContractError, Database, load_file
+from scripts.failover import dns as dnscheck
+from scripts.postgres.dsn import side_dsn
+from scripts.steps import FAILED, Steps, one_line
 
 ALL = tuple(scenarios.MODULES)
 CONTROL_PLANE_FAULTS = ("refuse", "stall", "503", "up")
@@ -40,8 +44,9 @@ def run_drill(contract: Contract, db: Database, name: str, *, echo=None, outputs
         scenarios.load(name).run(ctx)
     except Exception as exc:  # noqa: BLE001 - any failure is the drill's finding, reported, not raised
         error = one_line(exc)
+    smoke_results = run_smoke_checks(ctx, outputs)
+    measured = dict(ctx.measured) | application_timings(steps)
     objective = contract.objectives[name]
-    measured = dict(ctx.measured)
     failed = steps.failed
     verdict_ok = (
         error is None
@@ -68,6 +73,7 @@ def run_drill(contract: Contract, db: Database, name: str, *, echo=None, outputs
         "measured": measured,
         "projectedRto": projected_rto(contract, name, measured, ctx.backup),
         "checks": ctx.checks,
+        "smokeChecks": smoke_results,
         "backup": ctx.backup,
         "failedStep": {"name": failed.name, "detail": failed.detail} if failed else None,
         "error": error,
@@ -77,6 +83,41 @@ def run_drill(contract: Contract, db: Database, name: str, *, echo=None, outputs
     if report_dir is not None:
         result["reports"] = report.write(result, report_dir, runbook_html=runbook_html)
     return result
+
+
+def run_smoke_checks(ctx: scenarios.DrillContext, outputs: Path | None) -> list[dict[str, Any]]:
+    """The database's smoke checks on the side that serves once the drill is over, each also a check.
+
+    The contract is read again from its file first: a drill may have moved the database (failback).
+    """
+    db = ctx.db
+    if not db.smoke_checks:
+        return []
+    source = outputs or ctx.contract.source
+    contract = ctx.contract
+    with ctx.steps.step("smoke checks") as s:
+        try:
+            contract = load_file(source) if source else contract
+            db = contract.database(db.name)
+        except ContractError as exc:
+            s.note(f"outputs unreadable, using the drill's: {exc}")
+        side = dnscheck.answering_side(contract, db) or contract.active
+        results = smoke.run_checks(db, side_dsn(contract, side, db))
+        bad = smoke.failed(results)
+        s.note(f"on {side}: {len(results) - len(bad)} of {len(results)} passed", FAILED if bad else None)
+    for r in results:
+        ctx.check(f"smoke: {r['name']}", r["passed"], f"{r['detail']} ({r['seconds']:.3f} s)")
+    return results
+
+
+def application_timings(steps: Steps) -> dict[str, float]:
+    """How long stopping and starting the application took (summed over the drill's restores and cutovers)."""
+    out: dict[str, float] = {}
+    for step in steps.steps:
+        for suffix, key in ((app_hooks.STOP, "applicationStopSeconds"), (app_hooks.START, "applicationStartSeconds")):
+            if step.name.endswith(suffix):
+                out[key] = round(out.get(key, 0.0) + step.seconds, 3)
+    return out
 
 
 def target(contract: Contract) -> str:
@@ -121,5 +162,8 @@ def plan(contract: Contract, db: Database, names: tuple[str, ...]) -> dict[str, 
         drills.append({"scenario": name, "breaks": (scenarios.load(name).__doc__ or "").split("\n")[0].split(": ", 1)[-1],
                        "objective": {"rtoSeconds": objective.rto_seconds, "rpoSeconds": objective.rpo_seconds},
                        "projectedRto": projected_rto(contract, name, {}, None)})
+    hooks = app_hooks.for_database(contract, db, "drill")
     return {"dryRun": True, "target": target(contract), "database": db.name,
-            "confirmation": f"--yes-on-stack {contract.stack}", "drills": drills}
+            "confirmation": f"--yes-on-stack {contract.stack}", "drills": drills,
+            "application": hooks.plan() if hooks is not None else [],
+            "smokeChecks": smoke.plan(db)}

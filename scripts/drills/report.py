@@ -5,7 +5,8 @@ directory as ``<started>-<scenario>.{json,md,html}``, and ``index.html`` there i
 list every drill in the directory with its verdict. All three open with what the drill ran
 against (the **sandbox** or the named stack), the Pilotlight version and commit, the operator
 and start/end; name the backup used; compare the measured RTO/RPO with the objectives and with
-the RTO projected on AWS from the stack's own figures; list every step with its start, duration
+the RTO projected on AWS from the stack's own figures; list the smoke checks with their result
+and time; list every step with its start, duration
 (in units) and outcome; and — when a step failed — say which step and why. Each links to the
 other two, to the index and to the stack's runbook (``runbook.html``, written beside them).
 
@@ -38,6 +39,7 @@ LABELS = {
     "lostAcknowledgedRows": "acknowledged rows lost",
     "poisonedBackup": "poisoned backup (skipped by the restore)",
     "rowsDeleted": "rows deleted", "rowsCopiedBack": "rows copied back",
+    "applicationStopSeconds": "stopping the application", "applicationStartSeconds": "starting the application",
 }
 
 
@@ -168,6 +170,11 @@ def markdown(result: dict[str, Any]) -> str:
         lines += ["", "| check | result | detail |", "|---|---|---|"]
         lines += [f"| {c['name']} | {'pass' if c['passed'] else '**FAIL**'} | {c.get('detail', '')} |"
                   for c in result["checks"]]
+    if result.get("smokeChecks"):
+        lines += ["", "| smoke check | kind | result | started | duration | detail |", "|---|---|---|---|---|---|"]
+        lines += [f"| {c['name']} | {c['kind']} | {'pass' if c['passed'] else '**FAIL**'} | {c['startedAt']} | "
+                  f"{dur(c['seconds'])} | {str(c.get('detail', '')).replace('|', chr(92) + '|')} |"
+                  for c in result["smokeChecks"]]
     lines += ["", "| # | step | start | duration | status | detail |", "|---|---|---|---|---|---|"]
     for i, s in enumerate(result.get("steps", []), 1):
         detail = str(s.get("detail", "")).replace("|", "\\|")
@@ -296,6 +303,9 @@ def page(result: dict[str, Any]) -> str:
                      f"<td>{'pass' if c['passed'] else 'FAIL'}</td><td>{_text(c.get('detail', ''))}</td></tr>"
                      for c in result.get("checks", []))
     extras = "".join(f"<tr><td>{e(k)}</td><td>{e(v)}</td></tr>" for k, v in _extras(result))
+    smoke = "".join(f"<tr{_row_class('ok' if c['passed'] else 'failed')}><td>{_text(c['name'])}</td><td>{e(c['kind'])}</td>"
+                    f"<td>{'pass' if c['passed'] else 'FAIL'}</td><td>{e(c['startedAt'])}</td><td>{e(dur(c['seconds']))}</td>"
+                    f"<td>{_text(c.get('detail', ''))}</td></tr>" for c in result.get("smokeChecks") or [])
     failure = _failure_line(result)
     passed = result["verdict"] == "PASS"
     banner = _banner(result)
@@ -331,6 +341,7 @@ Backup used: {e(_backup_line(result))}</p>
 {f'<h2>What happened</h2><p class="basis">Each tick is a heartbeat commit acknowledged through the service name;{legend}</p>{svg}' if svg else ''}
 {f'<h2>Also measured</h2><table>{extras}</table>' if extras else ''}
 {f'<h2>Checks</h2><table><tr><th>check</th><th>result</th><th>detail</th></tr>{checks}</table>' if checks else ''}
+{f'<h2>Smoke checks</h2><table><tr><th>smoke check</th><th>kind</th><th>result</th><th>started</th><th>duration</th><th>detail</th></tr>{smoke}</table>' if smoke else ''}
 <h2>Steps</h2>
 <table><tr><th>step</th><th>0 … {e(dur(total))}</th><th>start</th><th>duration</th><th>status</th><th>detail</th></tr>
 {''.join(bars)}</table>

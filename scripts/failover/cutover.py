@@ -30,7 +30,10 @@ from typing import Any
 
 from botocore.exceptions import BotoCoreError, ClientError
 
+from scripts.application import hooks as app_hooks
+from scripts.application import smoke
 from scripts.postgres import replication as dbstate
+from scripts.postgres.dsn import side_dsn
 from scripts.failover import dns as dnscheck
 from scripts.failover import records as dnsrecords
 from scripts.common import Exit, PilotlightError, Refused
@@ -102,11 +105,16 @@ def perform_cutover(
     force: bool = False,
     outputs: Path | None = None,
     dns_timeout: float = DNS_TIMEOUT,
+    checks: bool = True,
 ) -> dict[str, Any]:
     """Move the service to ``to``; every action is a step in ``steps``. Raises on failure.
 
     Converges: a rerun after an interruption at any step finishes what is left (fence, promotion,
-    unfence, switch, record) and changes nothing that is already done.
+    unfence, switch, record) and changes nothing that is already done. The database's application
+    (contract ``application``) is stopped before the fence and started after DNS is verified — and
+    again when the cutover fails; when the old side is not a live primary its application is
+    likely gone with it, so a failed stop is then a warning. Afterwards (unless ``checks`` is off:
+    a drill runs them itself) the smoke checks run on ``to``'s database: ``result["smokeChecks"]``.
     """
     result: dict[str, Any] = {"to": to, "database": db.name, "dryRun": dry_run, "already": False,
                               "changed": False, "warnings": [], "done": []}
@@ -122,8 +130,11 @@ def perform_cutover(
     # target just moves DNS (the operator knows it is coming up).
     live_source = seen.source.role == "primary" and seen.target.reachable
     want = db.dns.switch.threshold[to] if db.dns.switch else None
+    hooks = app_hooks.for_database(contract, db, "cutover", steps)
     if dry_run:
-        result["plan"] = [
+        around = hooks.plan() if hooks is not None else ["", ""]
+        result["plan"] = [p for p in [
+            around[0],
             f"fence the {other(to)} database (no session, no new connection) and wait for {to} to catch up"
             if live_source else f"{other(to)} is not a live primary: no fence (data-plane failover)",
             f"promote the {to} database (RDS PromoteReadReplica)" if seen.target.in_recovery
@@ -133,19 +144,25 @@ def perform_cutover(
             f"HealthThreshold={want}" if seen.switch_side != to else f"the switch already sends traffic to {to}",
             f"verify every authoritative nameserver answers {to} "
             f"({', '.join(map(str, dnscheck.authoritative_servers(contract)))})",
-        ]
+            around[1], *(smoke.plan(db) if checks else []),
+        ] if p]
         return result
-    _switch_database(contract, db, to, steps, seen, live_source, result)
-    result["changed"] = True
-    with steps.step("record active side") as s:
-        s.note(record_active_side(contract, to, outputs))
-        result["done"].append(f"active side recorded: {to}")
-    try:
-        _switch_dns(contract, db, to, steps, seen, result, dns_timeout)
-    except PilotlightError as exc:
-        raise CutoverIncomplete(f"{exc}; done: {', '.join(result['done'])}; re-run the cutover to finish "
-                                "(it converges)", exc.code) from None
+    with app_hooks.stopped(hooks, f", the service stays on {other(to)}", f"cutover to {to} complete",
+                           must_stop=live_source):
+        _switch_database(contract, db, to, steps, seen, live_source, result)
+        result["changed"] = True
+        with steps.step("record active side") as s:
+            s.note(record_active_side(contract, to, outputs))
+            result["done"].append(f"active side recorded: {to}")
+        try:
+            _switch_dns(contract, db, to, steps, seen, result, dns_timeout)
+        except PilotlightError as exc:
+            raise CutoverIncomplete(f"{exc}; done: {', '.join(result['done'])}; re-run the cutover to finish "
+                                    "(it converges)", exc.code) from None
     result["pulumiConfig"] = pulumi_command(contract, to)
+    result["application"] = hooks.timings() if hooks is not None else []
+    if checks:
+        result["smokeChecks"] = smoke.run_checks(db, side_dsn(contract, to, db))
     return result
 
 

@@ -103,7 +103,7 @@ def perform_failback(contract: Contract, db: Database, steps: Steps, *, dry_run:
             f"{dnsrecords.upsert_target(contract, db, 'primary', new_primary.host)}; "
             f"{_repoint_check(contract, db, new_primary)}; the switch still sends traffic to dr"))
     result["switchover"] = perform_cutover(contract, moved, "primary", steps.child("switch back: "),
-                                           outputs=outputs, dns_timeout=dns_timeout)
+                                           outputs=outputs, dns_timeout=dns_timeout, checks=False)
     with steps.step(f"create {fb.standby_identifier}") as s:
         made = platform.create_replica("dr", fb.standby_identifier, new_primary.arn, "primary", retired or made)
         new_standby = _endpoint(made)

@@ -114,15 +114,8 @@ def restore_to_time(contract: Contract, to_time: datetime, *, side: str = "prima
 
 
 def _finish(contract: Contract, result: PitrResult, database, side: str, target, to_time: datetime) -> None:
-    began = time.monotonic()
-    instance = rds.wait_available(contract, side, result.instance)
-    result.restore_seconds = round(time.monotonic() - began, 3)
+    instance, result.restore_seconds = rds.wait_checked(contract, side, result.instance, target)
     result.settings = dict(instance.settings, host=instance.host, port=instance.port)
-    wrong = rds.settings_mismatch(instance, target)
-    if wrong:
-        raise PilotlightError(f"{result.instance} does not have the stack's settings: {'; '.join(wrong)}")
-    if not instance.host or not instance.port:
-        raise PilotlightError(f"{result.instance} is available but has no endpoint")
     result.endpoint = f"{instance.host}:{instance.port}"
     dsn = endpoint_dsn(contract, instance.host, instance.port, database.db_name, db=database, side=side)
     last = last_commit(dsn)

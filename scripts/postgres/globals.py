@@ -19,11 +19,13 @@ from __future__ import annotations
 import re
 import subprocess
 from dataclasses import dataclass, field
+from typing import Mapping
 
 from psycopg import sql
 from psycopg.conninfo import conninfo_to_dict
 
 from scripts.postgres import client as pg
+from scripts.postgres import rolemap
 from scripts.common import PilotlightError, log
 
 FORMAT = 1
@@ -105,11 +107,13 @@ class Globals:
                 return unquote(m.group(1))
         return None
 
-    def for_database(self, name: str, *, owners: bool = True) -> tuple[str, list[str]]:
+    def for_database(self, name: str, *, owners: bool = True,
+                     role_map: Mapping[str, str] | None = None) -> tuple[str, list[str]]:
         """(CREATE DATABASE, the statements to run once it is restored), re-pointed at ``name``.
 
         ``owners=False`` (``restore --no-owner``) leaves out the owner, the grants and the
-        per-role settings: they name roles of the environment the backup came from.
+        per-role settings: they name roles of the environment the backup came from;
+        ``role_map`` (``restore --role-map``) gives them to the mapped roles instead.
         """
         ident = sql.Identifier(name).as_string(None)
         create, after = None, []
@@ -117,7 +121,8 @@ class Globals:
             m = _DATABASE_STATEMENT.match(stmt)
             if not m or _NOT_PROPERTIES.match(stmt):
                 continue
-            rewritten = m.group(1) + ident + stmt[m.end(2):]
+            rewritten = rolemap.retarget(m.group(1) + ident + stmt[m.end(2):], role_map or {},
+                                         lambda role: sql.Identifier(role).as_string(None))
             if m.group(1) == "CREATE DATABASE ":
                 create = rewritten
             elif owners or not (_OWNER.match(stmt) or m.group(1).startswith(("GRANT", "REVOKE", "ALTER ROLE"))):
@@ -169,17 +174,18 @@ def _run(cmd: list[str], env: dict, what: str) -> str:
     return proc.stdout.decode()
 
 
-def create_missing_roles(conn, globals_: Globals) -> list[str]:
+def create_missing_roles(conn, globals_: Globals, skip: frozenset[str] = frozenset()) -> list[str]:
     """Create the roles the backed-up database needs and the target server lacks (without passwords).
 
-    Returns their names. Roles that exist are left exactly as they are. A role's memberships are granted only when
-    the member was created here. Without superuser (RDS), SUPERUSER, REPLICATION and BYPASSRLS
+    Returns their names. Roles that exist are left exactly as they are; ``skip`` (the roles a
+    ``--role-map`` maps) are neither created nor granted. A role's memberships are granted only
+    when the member was created here. Without superuser (RDS), SUPERUSER, REPLICATION and BYPASSRLS
     cannot be granted: they are left out with a warning.
     """
-    existing = {r[0] for r in conn.execute("SELECT rolname FROM pg_roles").fetchall()}
+    existing = {r[0] for r in conn.execute("SELECT rolname FROM pg_roles").fetchall()} - set(skip)
     (superuser,) = conn.execute("SELECT rolsuper FROM pg_roles WHERE rolname = current_user").fetchone()
     wanted = {n: r for n, r in globals_.roles().items()
-              if n in globals_.needed_roles and n not in existing and not n.startswith(("pg_", "rds"))}
+              if n in globals_.needed_roles and n not in existing and n not in skip and not n.startswith(("pg_", "rds"))}
     for role in wanted.values():
         for stmt in role.statements:
             if not superuser and _PRIVILEGED.search(stmt):

@@ -124,6 +124,7 @@ class Daemon:
         self.prober.start()
         self.replicator.start()
         if self.scheduler:
+            self.scheduler.replicated = self.replicator.settled
             self.scheduler.start()
         self.keeper.start()
         write_json(self.state_dir / DAEMON, {

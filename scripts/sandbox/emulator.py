@@ -174,7 +174,8 @@ def _restore_targets(cfg: StackConfig, ec2, databases: list[dict[str, Any]], dr_
             subnet_group_name=naming.subnet_group_name(cfg), security_group_ids=[group],
             parameter_group_name=naming.parameter_group_name(cfg), kms_key_id=dr_key_arn,
             instance_class=item["config"].instance_class,
-            automated_backups_arn=automated_backups_arn(cfg, item["config"].primary_arn))}
+            automated_backups_arn=automated_backups_arn(cfg, item["config"].primary_arn),
+            engine_version=item["config"].engine_version)}
 
 
 def _dns(cfg: StackConfig, route53, ports: dict[str, int]) -> tuple[str, list[dict[str, Any]]]:

@@ -1,6 +1,6 @@
 """Failures a drill injects into the sandbox for real: the sandbox side of a drill scenario.
 
-A scenario asks :func:`regional_outage` for an injector; on anything but a sandbox it gets None
+A scenario asks :func:`regional_outage` (or :func:`database_loss`) for an injector; on anything but a sandbox it gets None
 and brings its own (a real stack cannot lose a region on request). This is the only place a
 drill learns that it runs in a sandbox.
 """
@@ -43,5 +43,28 @@ class SandboxOutage:
         control.start_cluster(self.state, "primary")
 
 
+class SandboxInstanceLoss:
+    """Kill the primary cluster only: its region, its RDS API and Route 53's control plane stay up."""
+
+    kills_primary = True
+
+    def __init__(self, contract):
+        self.state = control.load(contract.sandbox.state_dir)
+
+    def inject(self) -> str:
+        control.kill_cluster(self.state, "primary")
+        return "primary cluster SIGKILLed (its region stays up)"
+
+    def heal(self) -> None:
+        """Nothing to heal: the lost instance stays down (failback replaces it)."""
+
+    def rollback(self) -> None:
+        control.start_cluster(self.state, "primary")
+
+
 def regional_outage(contract, options: dict[str, Any]) -> SandboxOutage | None:
     return SandboxOutage(contract, options) if contract.sandbox is not None else None
+
+
+def database_loss(contract, options: dict[str, Any]) -> SandboxInstanceLoss | None:
+    return SandboxInstanceLoss(contract) if contract.sandbox is not None else None

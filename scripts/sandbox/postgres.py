@@ -116,19 +116,24 @@ def _escape(value: str) -> str:
 
 def init_primary(state: SandboxState, superuser_password: str, tls: ServerTls) -> None:
     """initdb (scram for TCP, no fsync during init: a scratch cluster), then our settings (TLS with ``tls``)."""
-    data_dir = state.data_dir("primary")
-    pwfile = state.pgroot / ".initpw"
+    init_instance(state, "primary", SUPERUSER, superuser_password, tls)
+
+
+def init_instance(state: SandboxState, cluster: str, master_user: str, password: str, tls: ServerTls) -> None:
+    """An empty cluster (the primary at `up`, a CreateDBInstance later): initdb with the master user, our settings."""
+    data_dir = state.data_dir(cluster)
+    pwfile = state.pgroot / f".initpw-{cluster}"
     fd = os.open(pwfile, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
     with os.fdopen(fd, "w") as fh:
-        fh.write(superuser_password + "\n")
+        fh.write(password + "\n")
     chown(pwfile, state.os_user)
     try:
-        run(state, ["initdb", "-D", str(data_dir), "-U", SUPERUSER, f"--pwfile={pwfile}", "--no-sync",
+        run(state, ["initdb", "-D", str(data_dir), "-U", master_user, f"--pwfile={pwfile}", "--no-sync",
                     "--auth-host=scram-sha-256", "--auth-local=peer", "-E", "UTF8", "--locale=C.UTF-8"])
     finally:
         pwfile.unlink(missing_ok=True)
     with open(data_dir / "postgresql.conf", "a") as fh:
-        fh.write(SERVER_SETTINGS.format(port=state.port("primary"), cert_file=tls.cert_file, key_file=tls.key_file))
+        fh.write(SERVER_SETTINGS.format(port=state.port(cluster), cert_file=tls.cert_file, key_file=tls.key_file))
 
 
 def set_port(data_dir: Path, port: int) -> None:

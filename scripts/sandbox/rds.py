@@ -19,6 +19,10 @@ StopDBInstance/StartDBInstance ``stopping`` → ``stopped`` / ``starting`` → `
 RestoreDBInstanceToPoint...    ``creating`` → a NEW cluster recovered to ``RestoreTime`` from that region's copy of the
   InTime                       automated backups (:mod:`scripts.sandbox.pitr`: real WAL archive, base backups,
                                ``recovery_target_time``) → ``available``; the settings passed are recorded
+CreateDBInstance               ``creating`` → a NEW empty cluster (initdb, the master user a superuser with a
+                               generated password; ``ManageMasterUserPassword``: kept in Secrets Manager as RDS's
+                               ``{username, password}`` secret, deleted with the instance) → ``available``; the
+                               settings, key and tags passed are recorded; an A record for its endpoint
 DescribeDBInstance...          the real restorable window of the source's automated backups held in the region
   AutomatedBackups             called (its own, or the replicated copy by ``DBInstanceAutomatedBackupsArn``)
 ModifyDBInstance               ``DeletionProtection``, ``BackupRetentionPeriod``, ``DBParameterGroupName``
@@ -31,7 +35,7 @@ region comes from that scope. Responses are serialized from botocore's own RDS m
 parses them and its waiters (``db_instance_available``, ``db_instance_deleted``) work unchanged.
 Durations: each transition takes the real work plus ``Timing`` seconds (``fast`` adds nothing,
 ``aws`` adds AWS-like minutes). Anything else is answered ``InvalidAction`` naming this module:
-``CreateDBInstance`` is added to ``ACTIONS`` (a method, as below) when a tool needs it.
+an action is added to ``ACTIONS`` (a method, as below) when a tool needs it.
 
 State lives in ``rds.json`` (instances, the clusters created for new ones, final snapshot names),
 rewritten on every change so ``sandbox down`` stops every cluster this module started.
@@ -39,8 +43,10 @@ rewritten on every change so ``sandbox down`` stops every cluster this module st
 from __future__ import annotations
 
 import hashlib
+import json
 import logging
 import re
+import secrets
 import shutil
 import threading
 import time
@@ -57,7 +63,7 @@ import boto3
 import botocore.session
 
 from scripts.aws import botocore_config
-from scripts.sandbox import pitr
+from scripts.sandbox import pitr, tls
 from scripts.sandbox import postgres as pg
 from scripts.sandbox.state import (EMULATOR_CREDENTIALS, RDS_STATE, ContractWatcher, SandboxState, free_port,
                                    load, read_json, write_json)
@@ -119,6 +125,7 @@ class RdsEmulator:
         self._route53 = boto3.session.Session().client(
             "route53", region_name="us-east-1", endpoint_url=moto_url, config=botocore_config(),
             **EMULATOR_CREDENTIALS)
+        self._moto_url = moto_url
         self._model = botocore.session.get_session().get_service_model("rds")
         self._lock = threading.RLock()
         saved = read_json(state_dir / RDS_STATE) or {}
@@ -271,6 +278,66 @@ class RdsEmulator:
             self._endpoint_record(inst["Endpoint"]["Address"])
         return {"DBInstance": self._transition(inst, work, self.timing.create)}
 
+    def create_instance(self, region: str, params: dict[str, str]) -> dict[str, Any]:
+        ident = params.get("DBInstanceIdentifier", "")
+        with self._lock:
+            if ident in self.instances:
+                raise RdsError("DBInstanceAlreadyExists", "DB instance already exists")
+            for required in ("DBInstanceClass", "Engine", "MasterUsername", "AllocatedStorage"):
+                if not params.get(required):
+                    raise RdsError("InvalidParameterValue", f"{required} is required.")
+            if params["Engine"] != "postgres":
+                raise RdsError("InvalidParameterValue", f"the sandbox runs PostgreSQL only, not {params['Engine']}")
+            managed = params.get("ManageMasterUserPassword") == "true"
+            if managed == bool(params.get("MasterUserPassword")):
+                raise RdsError("InvalidParameterCombination", "give exactly one of MasterUserPassword and "
+                                                              "ManageMasterUserPassword")
+            if params.get("KmsKeyId") and params.get("StorageEncrypted") != "true":
+                raise RdsError("InvalidParameterCombination", "KmsKeyId needs StorageEncrypted.")
+            contract = self._watcher.get()
+            key = ident
+            self.clusters[key] = {"port": free_port(), "dataDir": str(self._pgroot() / key)}
+            account = contract.databases[0].primary.arn.split(":")[4] if contract else "000000000000"
+            password = params.get("MasterUserPassword") or secrets.token_urlsafe(24)
+            master_secret = None
+            if managed:
+                arn = self._secrets(region).create_secret(
+                    Name=f"rds!db-{uuid.uuid4()}", SecretString=json.dumps(
+                        {"username": params["MasterUsername"], "password": password}))["ARN"]
+                master_secret = {"SecretArn": arn, "SecretStatus": "active",
+                                 "KmsKeyId": params.get("MasterUserSecretKmsKeyId", "aws/secretsmanager")}
+            inst = {
+                "DBInstanceIdentifier": ident, "Region": region, "cluster": key,
+                "DBInstanceArn": f"arn:aws:rds:{region}:{account}:db:{ident}",
+                "DBInstanceClass": params["DBInstanceClass"], "EngineVersion": params.get("EngineVersion", "15"),
+                "Endpoint": {"Address": f"{ident}.{region}.{contract.zone_name if contract else 'sandbox'}",
+                             "Port": self.clusters[key]["port"]},
+                "MasterUsername": params["MasterUsername"], "AllocatedStorage": int(params["AllocatedStorage"]),
+                "StorageType": params.get("StorageType", "gp2"),
+                "StorageEncrypted": params.get("StorageEncrypted") == "true", "KmsKeyId": params.get("KmsKeyId"),
+                "IAMDatabaseAuthenticationEnabled": params.get("EnableIAMDatabaseAuthentication") == "true",
+                **_settings_passed(params),
+                "BackupRetentionPeriod": int(params.get("BackupRetentionPeriod", 1)),
+                **({"MasterUserSecret": master_secret} if master_secret else {}),
+            }
+            self.register([inst])
+            inst = self.instances[ident]
+            inst["DBInstanceStatus"] = "creating"
+            self._save()
+
+        def work() -> None:
+            state = self._pg()
+            # the certificate `up` made (tls.write under <state>/tls and <pgroot>/tls) names *.<region>.<zone>
+            pg.init_instance(state, key, params["MasterUsername"], password,
+                             tls.files(self.state_dir / "tls", state.pgroot / "tls"))
+            pg.start(state, key)
+            self._endpoint_record(inst["Endpoint"]["Address"])
+        return {"DBInstance": self._transition(inst, work, self.timing.create)}
+
+    def _secrets(self, region: str):
+        return boto3.session.Session().client("secretsmanager", region_name=region, endpoint_url=self._moto_url,
+                                              config=botocore_config(), **EMULATOR_CREDENTIALS)
+
     def delete(self, region: str, params: dict[str, str]) -> dict[str, Any]:
         with self._lock:
             inst = self._get(region, params.get("DBInstanceIdentifier", ""))
@@ -304,6 +371,9 @@ class RdsEmulator:
                         self._detach(other)
                 self._detach(inst)
                 self.instances.pop(inst["DBInstanceIdentifier"], None)
+                if inst.get("MasterUserSecret"):  # RDS deletes the secret it manages with the instance
+                    self._secrets(inst["Region"]).delete_secret(SecretId=inst["MasterUserSecret"]["SecretArn"],
+                                                                ForceDeleteWithoutRecovery=True)
                 if inst["cluster"] in self.clusters:
                     shutil.rmtree(self.clusters.pop(inst["cluster"])["dataDir"], ignore_errors=True)
                 self._save()
@@ -411,23 +481,14 @@ class RdsEmulator:
             self.clusters[key] = {"port": free_port(), "dataDir": str(self._pgroot() / key)}
             arn = source["DBInstanceArn"].split(":")
             arn[3], arn[6] = region, ident
-            groups = _members(params, "VpcSecurityGroupIds.VpcSecurityGroupId")
-            tags = [{"Key": params[f"Tags.Tag.{n}.Key"], "Value": params.get(f"Tags.Tag.{n}.Value", "")}
-                    for n in range(1, 51) if f"Tags.Tag.{n}.Key" in params]
             inst = {
                 "DBInstanceIdentifier": ident, "Region": region, "cluster": key, "DBInstanceArn": ":".join(arn),
                 "DBInstanceClass": params.get("DBInstanceClass", source.get("DBInstanceClass")),
                 "Endpoint": {"Address": f"{ident}.{region}.{contract.zone_name if contract else 'sandbox'}",
                              "Port": self.clusters[key]["port"]},
                 "KmsKeyId": self._backup_key(source, where),
-                "DBSubnetGroup": {"DBSubnetGroupName": params.get("DBSubnetGroupName", "default")},
-                "VpcSecurityGroups": [{"VpcSecurityGroupId": g, "Status": "active"} for g in groups],
-                "DBParameterGroups": [{"DBParameterGroupName": params.get("DBParameterGroupName", "default.postgres15"),
-                                       "ParameterApplyStatus": "in-sync"}],
-                "MultiAZ": params.get("MultiAZ", "false") == "true",
-                "PubliclyAccessible": params.get("PubliclyAccessible", "false") == "true",
-                "DeletionProtection": params.get("DeletionProtection", "false") == "true",
-                "BackupRetentionPeriod": source.get("BackupRetentionPeriod", 7), "TagList": tags,
+                **_settings_passed(params),
+                "BackupRetentionPeriod": source.get("BackupRetentionPeriod", 7),
             }
             self.register([inst])
             inst = self.instances[ident]
@@ -532,12 +593,29 @@ ACTIONS = {
     "DescribeDBInstances": "describe",
     "PromoteReadReplica": "promote",
     "CreateDBInstanceReadReplica": "create_replica",
+    "CreateDBInstance": "create_instance",
     "DeleteDBInstance": "delete",
     "RebootDBInstance": "reboot",
     "StopDBInstance": "stop_instance",
     "StartDBInstance": "start_instance",
     "ModifyDBInstance": "modify",
 }
+
+
+def _settings_passed(params: dict[str, str]) -> dict[str, Any]:
+    """What a new instance records of the request (CreateDBInstance, RestoreDBInstanceToPointInTime), as RDS shows it."""
+    return {
+        "DBSubnetGroup": {"DBSubnetGroupName": params.get("DBSubnetGroupName", "default")},
+        "VpcSecurityGroups": [{"VpcSecurityGroupId": g, "Status": "active"}
+                              for g in _members(params, "VpcSecurityGroupIds.VpcSecurityGroupId")],
+        "DBParameterGroups": [{"DBParameterGroupName": params.get("DBParameterGroupName", "default.postgres15"),
+                               "ParameterApplyStatus": "in-sync"}],
+        "MultiAZ": params.get("MultiAZ", "false") == "true",
+        "PubliclyAccessible": params.get("PubliclyAccessible", "false") == "true",
+        "DeletionProtection": params.get("DeletionProtection", "false") == "true",
+        "TagList": [{"Key": params[f"Tags.Tag.{n}.Key"], "Value": params.get(f"Tags.Tag.{n}.Value", "")}
+                    for n in range(1, 51) if f"Tags.Tag.{n}.Key" in params],
+    }
 
 
 def _members(params: dict[str, str], prefix: str) -> list[str]:

@@ -89,6 +89,7 @@ class Replicator:
         # per source side: key -> (ETag, LastModified, Size) when last replicated
         self._seen: dict[str, dict[str, tuple] | None] = {"primary": None, "dr": None}
         self._active: str | None = None  # the state whose rules were last applied
+        self._clean_since: float | None = None  # start of the last pass that left nothing to copy
         self._stats = {"replicated": 0, "deleteMarkers": 0, "skipped": 0, "failed": 0, "lastError": None,
                        "lastPass": None, "paused": False}
         self._stop = threading.Event()
@@ -108,9 +109,14 @@ class Replicator:
         return boto3.session.Session().client("s3", region_name=region, endpoint_url=self._moto_url,
                                               config=botocore_config(), **EMULATOR_CREDENTIALS)
 
+    def settled(self, since: float) -> bool:
+        """Whether a pass that began at or after ``since`` (``time.time()``) left nothing to copy."""
+        return self._clean_since is not None and self._clean_since >= since
+
     def _run(self) -> None:
         clients: dict[str, Any] = {}
         while not self._stop.wait(POLL_SECONDS):
+            began = time.time()
             contract = self._watcher.get()
             self._stats["paused"] = self._paused()
             if contract is None or self._stats["paused"]:
@@ -124,6 +130,8 @@ class Replicator:
                 if contract.active == "dr":
                     self._pass(contract, clients["dr"], clients["primary"], side="dr")
                 self._stats["lastPass"] = time.time()
+                if not any(self._attempts.values()) and not self._paused():
+                    self._clean_since = began
             except (BotoCoreError, ClientError) as exc:
                 self._stats["lastError"] = str(exc)
                 log.warning("replicator: %s", exc)

@@ -9,7 +9,12 @@ Differences from AWS, on purpose:
 - every job runs once when the scheduler starts (a fresh stack's first backups, which on AWS
   the operator takes with ``pilotlight backup``), so ``status`` can go green without waiting a
   simulated month for the monthly tier;
+- that first time, the verifications (which read the DR vault) wait, at most ``SETTLE_SECONDS``,
+  until the emulated replication has copied those first backups (on AWS hours pass between them);
 - a job still running when its next time comes is skipped (ECS would start a second task);
+- jobs of one database run one at a time: on the accelerated clock a simulated hour passes in 30 s,
+  so the hourly backup would otherwise land on the first run's weekly one and be refused its lock
+  (on AWS the runbook times are hours apart);
 - no flexible window and no retries: a run that fails is reported at once.
 A run that exits non-zero is published to the contract's alarm topic (the sandbox's SNS), as
 the program's task-failure rule does on AWS. Runs are recorded in ``<state>/jobs.json``.
@@ -37,6 +42,7 @@ from scripts.sandbox.state import free_port
 
 log = logging.getLogger("pilotlight.sandbox.scheduler")
 RUNS = "jobs.json"
+SETTLE_SECONDS = 60
 _NAMES = {"JAN": 1, "FEB": 2, "MAR": 3, "APR": 4, "MAY": 5, "JUN": 6, "JUL": 7, "AUG": 8, "SEP": 9, "OCT": 10,
           "NOV": 11, "DEC": 12, "SUN": 1, "MON": 2, "TUE": 3, "WED": 4, "THU": 5, "FRI": 6, "SAT": 7}
 _RANGES = ((0, 59), (0, 23), (1, 31), (1, 12), (1, 7), (1970, 2199))
@@ -140,6 +146,9 @@ class JobScheduler:
         self.runs: list[dict] = []
         self.lock = threading.Lock()
         self._busy: set[str] = set()
+        self._databases: dict[str, threading.Lock] = {}
+        self.replicated: Callable[[float], bool] = lambda since: True
+        """Whether replication has caught up with what was written since a time (the daemon's replicator)."""
 
     def start(self) -> None:
         self.thread.start()
@@ -163,7 +172,7 @@ class JobScheduler:
             try:
                 contract = load_file(self.outputs)  # the active side may have changed (cutover)
                 if first:  # one after another: backups of one database share its lock, verify reads them
-                    self._start(contract, *sorted(contract.jobs, key=lambda j: j.kind != "backup"))
+                    self._start(contract, *sorted(contract.jobs, key=lambda j: j.kind != "backup"), settle=True)
                 for job in contract.jobs if not first else ():
                     if due(job, last, now):
                         self._start(contract, job)
@@ -172,8 +181,10 @@ class JobScheduler:
             first, last = False, now
             self.stop_event.wait(1.0)
 
-    def _start(self, contract: Contract, *jobs: Job) -> None:
-        """Run ``jobs`` one after another in a thread of their own, skipping any still running."""
+    def _start(self, contract: Contract, *jobs: Job, settle: bool = False) -> None:
+        """Run ``jobs`` one after another in a thread of their own, skipping any still running.
+
+        ``settle``: a verification after backups first waits for their replication (bounded)."""
         with self.lock:
             todo = [j for j in jobs if j.name not in self._busy]
             for j in jobs:
@@ -181,12 +192,26 @@ class JobScheduler:
                     log.info("job %s still running; this run is skipped", j.name)
             self._busy.update(j.name for j in todo)
         if todo:
-            threading.Thread(target=lambda: [self._run(contract, j) for j in todo],
+            threading.Thread(target=self._run_all, args=(contract, todo, settle),
                              name=f"job-{todo[0].name}", daemon=True).start()
 
+    def _run_all(self, contract: Contract, jobs: list[Job], settle: bool) -> None:
+        wrote = None
+        for job in jobs:
+            if settle and job.kind == "verify" and wrote is not None:
+                deadline = time.monotonic() + SETTLE_SECONDS
+                while not self.replicated(wrote) and time.monotonic() < deadline and not self.stop_event.is_set():
+                    time.sleep(0.2)
+            self._run(contract, job)
+            if job.kind == "backup":
+                wrote = time.time()
+
     def _run(self, contract: Contract, job: Job) -> None:
+        with self.lock:
+            one_at_a_time = self._databases.setdefault(job.database, threading.Lock())
         try:
-            run = run_job(job, self.outputs)
+            with one_at_a_time:
+                run = run_job(job, self.outputs)
             log.info("job %s exited %s after %s s", job.name, run["exitCode"], run["seconds"])
             if run["exitCode"]:
                 try:

@@ -68,13 +68,18 @@ def server_certificate(ca_key: ec.EllipticCurvePrivateKey, ca: x509.Certificate,
     return key, cert
 
 
+def files(ca_dir: Path, server_dir: Path) -> ServerTls:
+    """Where :func:`write` puts the CA and the server's certificate and key (what every new cluster serves)."""
+    return ServerTls(ca_dir / "ca.pem", server_dir / "server.crt", server_dir / "server.key")
+
+
 def write(ca_dir: Path, server_dir: Path, names: list[str], owner: tuple[int, int] | None = None) -> ServerTls:
     """Write ``ca.pem`` (public) into ``ca_dir`` and the server's cert and key (0600, ``owner``) into ``server_dir``."""
     ca_key, ca = authority("Pilotlight sandbox CA")
     key, cert = server_certificate(ca_key, ca, names)
     ca_dir.mkdir(parents=True, exist_ok=True)
     server_dir.mkdir(parents=True, exist_ok=True, mode=0o700)
-    tls = ServerTls(ca_dir / "ca.pem", server_dir / "server.crt", server_dir / "server.key")
+    tls = files(ca_dir, server_dir)
     tls.ca_file.write_bytes(ca.public_bytes(serialization.Encoding.PEM))
     tls.cert_file.write_bytes(cert.public_bytes(serialization.Encoding.PEM))
     fd = os.open(tls.key_file, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)

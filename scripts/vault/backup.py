@@ -151,7 +151,7 @@ def perform_backup(contract: Contract, tier: str, source_dsn: str | None = None,
         stderr_tail: list[str] = []
         threading.Thread(target=_drain, args=(proc.stderr, stderr_tail), daemon=True).start()
         dump, stored, sealed = Digest(), Digest(), {}
-        with ThreadPoolExecutor(max_workers=4, thread_name_prefix="pilotlight-backup") as pool:
+        with ThreadPoolExecutor(max_workers=5, thread_name_prefix="pilotlight-backup") as pool:
             counts = pool.submit(pg.count_rows, dsn, snap.tables, snap.id)
             # Stored beside the upload, not after it: no manifest names them unless the dump succeeds.
             globals_ = pool.submit(lambda: store_globals(contract, s3, object_key(contract, tier, name, backup_id, GLOBALS),
@@ -160,6 +160,8 @@ def perform_backup(contract: Contract, tier: str, source_dsn: str | None = None,
                 contract, s3, object_key(contract, tier, name, backup_id, POST_DATA), backup_id, name,
                 post_data_archive(dsn, snap.id), "its post-data archive"))
             orphans = pool.submit(abort_orphaned_uploads, contract, name, started, key, source_tag(source))
+            # The other tiers' newest backups for the backup-age metric, read while the dump runs, not after it.
+            prior = None if drill else pool.submit(newest_complete, contract, side, name)
             stream = threaded(dump.tap(_dump_output(proc, stderr_tail)), name="pg_dump")
             stream = threaded(compress(stream), name="zstd")
             stream = threaded(stored.tap(_seal(stream, contract, backup_id, name, sealed)), name="encrypt")
@@ -218,8 +220,17 @@ def perform_backup(contract: Contract, tier: str, source_dsn: str | None = None,
     except (ClientError, BotoCoreError) as exc:
         raise aws_error(exc, f"backup {backup_id} uploaded but its manifest could not be written; not a backup") from None
     if not drill:
-        publish_age(contract, name)
+        publish_age(contract, name, newest=_newest_with(prior, tier, manifest.finished_at))
     return manifest
+
+
+def _newest_with(prior, tier: str, finished: datetime) -> dict[str, datetime] | None:
+    """Per tier, the newest complete backup's finish time, this one included (None: list the vault again)."""
+    try:
+        found = {t: e.manifest.finished_at for t, e in prior.result().items()}
+    except (PilotlightError, ClientError, BotoCoreError):
+        return None
+    return {**found, tier: finished}
 
 
 def store_globals(contract: Contract, s3, key: str, backup_id: str, database: str, captured: Globals) -> dict:
@@ -283,18 +294,22 @@ def _orphan_of(key: str, before: datetime, source: str | None) -> bool:
     return id_time(backup_id) < before and (source is None or id_source_tag(backup_id) == source)
 
 
-def publish_age(contract: Contract, database: str, now: datetime | None = None) -> dict[str, float]:
+def publish_age(contract: Contract, database: str, now: datetime | None = None,
+                newest: dict[str, datetime] | None = None) -> dict[str, float]:
     """Newest complete backup's age per tier as the CloudWatch metric the program's alarm watches.
 
     Published in the active side's region: the program's backup-age alarms follow
     ``pilotlight:active``, so after a failover they watch the DR region. A failure here is
-    logged, not fatal: the backup itself is already safe.
+    logged, not fatal: the backup itself is already safe. ``newest`` (tier -> finish time of its
+    newest complete backup), when the caller knows it, spares listing the vault.
     """
     now = now or utcnow()
     ages: dict[str, float] = {}
     try:
-        for tier, e in newest_complete(contract, contract.active, database).items():
-            ages[tier] = max(0.0, (now - e.manifest.finished_at).total_seconds())
+        if newest is None:
+            newest = {tier: e.manifest.finished_at for tier, e in newest_complete(contract, contract.active, database).items()}
+        for tier, finished in newest.items():
+            ages[tier] = max(0.0, (now - finished).total_seconds())
         if ages:
             aws.client(contract, "cloudwatch", contract.active).put_metric_data(
                 Namespace=contract.metric_namespace,

@@ -15,10 +15,11 @@ Order of operations (the target is never touched until the restored copy is prov
 
 ``--jobs N`` without a spool: ``pg_restore -j`` needs a seekable archive, the download is a
 stream. So the stream's pre-data and data sections go through one ``pg_restore`` (download,
-decryption and loading overlap, no plaintext on disk), and the post-data section (index builds,
-constraints, triggers: most of a restore after the data) is built by ``pg_restore -j N`` from
-the small post-data archive each backup keeps beside its dump (scripts.vault.backup). A backup
-made before that archive was kept restores with one job. Partial restore (``--tables``
+decryption and loading overlap, no plaintext on disk); the post-data section (index builds,
+constraints, triggers: most of a restore after the data) is built from the small post-data
+archive each backup keeps beside its dump, each table's indexes as soon as the stream has
+loaded it, the rest by ``pg_restore -j N`` at the end (scripts.vault.postdata). A backup made
+before that archive was kept restores with one job. Partial restore (``--tables``
 with ``--into-schema``) restores just those tables into a scratch database, moves them into the
 new schema and copies that schema into the live database; nothing existing is modified.
 """
@@ -26,6 +27,7 @@ from __future__ import annotations
 
 import os
 import re
+import shlex
 import shutil
 import subprocess
 import tempfile
@@ -33,23 +35,28 @@ import threading
 import time
 from dataclasses import asdict, dataclass, field
 from datetime import datetime, timedelta
-from typing import Any
+from typing import Any, Mapping
 
 import psycopg
 import zstandard
 from psycopg import sql
 
 from scripts import progress
+from scripts.application import hooks as app_hooks
+from scripts.application import smoke
 from scripts.postgres import client as pg
 from scripts.common import PilotlightError, Refused, UsageError, camel, log, shown, utcnow
-from scripts.contract import Contract
+from scripts.contract import Contract, Database
 from stacks.vocabulary import SIDES
 from scripts.postgres.dsn import parse_dsn, redact, with_dbname
-from scripts.postgres.globals import Globals, create_missing_roles
+from scripts.postgres import rolemap
+from scripts.postgres.globals import create_missing_roles
 from scripts.postgres.kept import KEPT, drop, list_kept, scratch_name
+from scripts.steps import Steps
 from scripts.units import size
 from scripts.vault.envelope import IntegrityError
 from scripts.vault.pipeline import widen_pipe
+from scripts.vault.postdata import PostData
 from scripts.vault.stream import BackupStream, read_globals, read_post_data
 from scripts.vault.layout import Manifest, filing_name, id_database, select_backup, validate_backup_id
 
@@ -76,6 +83,9 @@ class RestoreResult:
     row_counts: dict[str, int] = field(default_factory=dict)
     seconds: float = 0.0
     phases: list[dict] = field(default_factory=list)  # [{name, seconds}]: where the time went
+    application: list[dict] = field(default_factory=list)  # the stop/start steps, timed (scripts.application.hooks)
+    smoke_checks: list[dict] = field(default_factory=list)  # each with its result and time (scripts.application.smoke)
+    rollback_command: str | None = None  # how to swap the kept copy back, when there is one
 
     def to_dict(self) -> dict:
         """camelCase keys, like every JSON output (the values, e.g. table names, are kept as they are)."""
@@ -122,7 +132,8 @@ def perform_restore(contract: Contract, target_dsn: str, *, backup_id: str | Non
                     tables: list[str] | None = None, into_schema: str | None = None,
                     terminate_sessions: bool = False, jobs: int = 1, dry_run: bool = False,
                     db: str | None = None, no_owner: bool = False, allow_rename: bool = False,
-                    args=None) -> RestoreResult:
+                    role_map: Mapping[str, str] | None = None, args=None, steps: Steps | None = None,
+                    checks: bool = True) -> RestoreResult:
     """Restore a backup into ``target_dsn``'s database (or, partially, into a schema of it).
 
     A whole-database restore recreates the database as the backup knew it (scripts.postgres.globals):
@@ -130,7 +141,14 @@ def perform_restore(contract: Contract, target_dsn: str, *, backup_id: str | Non
     and only once those are verified its owner, comment, limits, settings and grants — so neither a
     short statement_timeout nor a CONNECTION LIMIT of the restored database gets in pg_restore's way.
     ``no_owner`` restores into another environment: objects owned by the restoring user, no grants,
-    no roles created.
+    no roles created; ``role_map`` (old -> new) gives the source roles' objects and grants to the
+    target's roles instead (scripts.postgres.rolemap).
+
+    When the target is a protected database with an ``application`` in the contract, a whole-database
+    restore stops it before the target is fenced and starts it after the swap — and again when the
+    restore fails (scripts.application.hooks); the stop/start steps go to ``steps``. Then (unless
+    ``checks`` is off: a drill runs them itself) the database's smoke checks run on the restored
+    database; a failure is in ``smoke_checks``, and ``rollback_command`` says how to undo the swap.
     """
     _, target = validate_request(target_dsn, from_side, tables, into_schema, jobs, backup_id)
     started = time.monotonic()
@@ -138,6 +156,10 @@ def perform_restore(contract: Contract, target_dsn: str, *, backup_id: str | Non
     filed = db or (id_database(backup_id) if backup_id else filing_name(contract, target))
     manifest, _head = select_backup(contract, from_side, filed, backup_id=backup_id, before=before, latest=latest)
     target_checked = check_target(admin)  # before anything is downloaded
+    role_map = dict(role_map or {})
+    if role_map and (tables or no_owner):
+        raise UsageError("--role-map is for whole-database restores, without --no-owner")
+    mapped = _check_role_map(admin, role_map) if role_map else None
     came_from = manifest.doc["source"]["dbname"]
     if came_from != target and not allow_rename:
         raise Refused(f"backup {manifest.id} is of database {came_from!r}, not {target!r}; "
@@ -148,6 +170,9 @@ def perform_restore(contract: Contract, target_dsn: str, *, backup_id: str | Non
     scratch = scratch_name(target, f"_restore_{stamp}")
     previous = scratch_name(target, f"{KEPT}{stamp}")
     bucket = contract.buckets[from_side].bucket
+    protected = None if tables else protected_database(contract, target_dsn, target)
+    hooks = app_hooks.for_database(contract, protected, "restore", steps)
+    around = hooks.plan() if hooks is not None else []  # [stop, start]
     plan = [target_checked, check_space(admin, manifest),
             f"backup {manifest.id} (snapshot {manifest.doc['times']['snapshot']}) from s3://{bucket} ({from_side})",
             f"metadata checked: {size(manifest.stored_bytes)} stored, version and checksum match the manifest"]
@@ -156,29 +181,40 @@ def perform_restore(contract: Contract, target_dsn: str, *, backup_id: str | Non
                  f"copy them into new schema {into_schema} of the live database {target}; drop {scratch}"]
     else:
         owned = "objects owned by the restoring user, no grants" if no_owner else \
+            f"{mapped}; create the other roles the server lacks (without passwords)" if mapped else \
             "create the roles the server lacks (without passwords)"
-        plan += [f"{owned}; restore into new database {scratch} with the backup's encoding and locale",
+        plan += [*around[:1], f"{owned}; restore into new database {scratch} with the backup's encoding and locale",
                  f"verify SHA-256 and row counts of {len(manifest.row_counts)} tables, then give it the backup's "
                  "owner, comment, connection limit, settings and grants",
                  f"fence {target} (if it exists: new sessions read-only, so no write lands in the kept copy)",
-                 f"swap in one transaction: {target} (if it exists) -> {previous}, {scratch} -> {target} (old kept for rollback)"]
+                 f"swap in one transaction: {target} (if it exists) -> {previous}, {scratch} -> {target} (old kept for rollback)",
+                 *around[1:]]
+    plan += smoke.plan(protected) if checks else []
     result = RestoreResult(manifest.id, from_side, redact(target_dsn), "partial" if tables else "full", False, plan,
                            manifest.doc["times"]["snapshot"])
     if dry_run:
         return result
     globals_ = None if tables else read_globals(contract, from_side, manifest)
-    with pg.connect(admin, autocommit=True) as guard, \
+    with app_hooks.stopped(hooks, f", {target} unchanged"), pg.connect(admin, autocommit=True) as guard, \
             progress.bar(args, f"restore {manifest.id}: download, verify, load", total=manifest.stored_bytes,
                          phase=LOAD) as bar:
         owner, fenced = _prepare(guard, target_dsn, target, scratch, tables, into_schema, terminate_sessions)
-        properties = None
-        if globals_ is not None:
-            properties = globals_.for_database(scratch, owners=not no_owner)
-            if not no_owner:
-                result.roles_created = _create_roles(guard, globals_)
-        _create_scratch(guard, scratch, properties, owner)
-        scratch_dsn = with_dbname(target_dsn, scratch)
+        properties, stand_ins = None, []
         swapped = False
+        try:
+            if role_map:
+                stand_ins = _roles(rolemap.create_stand_ins, guard, role_map)
+            if globals_ is not None:
+                properties = globals_.for_database(scratch, owners=not no_owner, role_map=role_map)
+                if not no_owner:
+                    result.roles_created = _roles(create_missing_roles, guard, globals_, frozenset(role_map))
+            _create_scratch(guard, scratch, properties, owner)
+        except BaseException:
+            _roles(rolemap.drop_stand_ins, guard, stand_ins)
+            if fenced:
+                _unfence(guard, target)
+            raise
+        scratch_dsn = with_dbname(target_dsn, scratch)
         try:
             if tables:
                 copy_extensions(with_dbname(target_dsn, target), scratch_dsn)
@@ -201,6 +237,9 @@ def perform_restore(contract: Contract, target_dsn: str, *, backup_id: str | Non
                     _apply(guard, scratch, properties[1])
                 elif owner is not None:
                     _copy_database_settings(guard, target, scratch)  # a backup from before globals were captured
+                if role_map:
+                    with pg.connect(scratch_dsn, autocommit=True) as conn:
+                        _roles(rolemap.hand_over, conn, role_map)
                 bar.phase(SWAP)
                 try:
                     with pg.connect(admin, autocommit=True) as conn:
@@ -215,10 +254,29 @@ def perform_restore(contract: Contract, target_dsn: str, *, backup_id: str | Non
                 drop_database(admin, scratch)
                 if fenced:
                     _unfence(guard, target)
+            rolemap.drop_stand_ins(guard, stand_ins)
         result.phases = bar.close()
+    result.application = hooks.timings() if hooks is not None else []
     result.executed = True
     result.seconds = round(time.monotonic() - started, 3)
+    if checks and protected is not None:
+        result.smoke_checks = smoke.run_checks(protected, with_dbname(target_dsn, target))
+    if result.kept_previous_as:
+        result.rollback_command = f"pilotlight restore --target {shlex.quote(redact(target_dsn))} --rollback --yes"
     return result
+
+
+def protected_database(contract: Contract, target_dsn: str, target: str) -> Database | None:
+    """The stack's database this restore replaces: same name on one of its endpoints (or its service name).
+
+    Only then are its application hooks run: a restore of ``orders`` into a scratch server must
+    never stop production's application.
+    """
+    host = parse_dsn(target_dsn, "--target").get("host", "")
+    for db in contract.databases:
+        if db.db_name == target and host in (db.primary.host, db.standby.host, db.dns.record_name):
+            return db
+    return None
 
 
 def check_target(admin_dsn: str) -> str:
@@ -353,11 +411,17 @@ def _unfence(conn, target: str) -> None:
                   target, target, _FENCE, _pg_reason(exc))
 
 
-def _create_roles(conn, globals_: Globals) -> list[str]:
+def _roles(step, conn, *args):
+    """A step on roles (recreate, stand in, hand over, drop), its PostgreSQL error as one line."""
     try:
-        return create_missing_roles(conn, globals_)
+        return step(conn, *args)
     except psycopg.Error as exc:
-        raise PilotlightError(f"cannot recreate the backup's roles: {_pg_reason(exc)}") from None
+        raise PilotlightError(f"cannot {step.__name__.replace('_', ' ')} for the restore: {_pg_reason(exc)}") from None
+
+
+def _check_role_map(admin_dsn: str, role_map: Mapping[str, str]) -> str:
+    with pg.connect(admin_dsn, autocommit=True) as conn:
+        return rolemap.check(conn, role_map, f"{conn.info.host}:{conn.info.port}")
 
 
 def _create_scratch(conn, scratch: str, properties: tuple[str, list[str]] | None, owner: str | None) -> None:
@@ -543,19 +607,22 @@ def _stream_restore(contract: Contract, side: str, manifest: Manifest, dsn: str,
         stream.close()
 
 
-def _run_tail(stream, into: list[str]) -> None:
+def _run_tail(stream, into: list[str], on_line=None) -> None:
     for line in iter(stream.readline, b""):
         into.append(line.decode(errors="replace").rstrip())
+        if on_line is not None:
+            on_line(into[-1])
         del into[:-20]
 
 
 def _piped(stream: BackupStream, dsn: str, listing: str | None, no_owner: bool = False,
-           bar: progress.Bar | None = None, sections: tuple[str, ...] = ()) -> None:
+           bar: progress.Bar | None = None, sections: tuple[str, ...] = (), on_line=None) -> None:
     cmd, env = restore_cmd(dsn, 1, listing, None, no_owner=no_owner, sections=sections)
+    cmd += ["--verbose"] if on_line is not None else []
     proc = subprocess.Popen(cmd, stdin=subprocess.PIPE, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, env=env)
     widen_pipe(proc.stdin)  # each 1 MiB chunk in one hand-over
     tail: list[str] = []
-    reader = threading.Thread(target=_run_tail, args=(proc.stderr, tail), daemon=True)
+    reader = threading.Thread(target=_run_tail, args=(proc.stderr, tail, on_line), daemon=True)
     reader.start()
     try:
         open_pipe = True
@@ -589,14 +656,13 @@ def _piped(stream: BackupStream, dsn: str, listing: str | None, no_owner: bool =
 
 def _parallel(stream: BackupStream, dsn: str, jobs: int, post_data: bytes, no_owner: bool = False,
               bar: progress.Bar | None = None) -> None:
-    """Pre-data and data from the stream through one pg_restore, then post-data with ``pg_restore -j``.
+    """Pre-data and data from the stream through one pg_restore; post-data beside and after it
+    (scripts.vault.postdata) from the backup's post-data archive.
 
-    ``pg_restore -j`` needs a seekable archive; the dump is a stream, but its post-data section
-    (indexes, constraints, triggers, materialized-view refreshes) is also kept as a small archive
-    of its own, taken from the same snapshot (scripts.vault.backup.post_data_archive). It holds no
-    rows; it is written to a private 0600 file in a 0700 temp dir, removed whatever happens. The
-    index builds start only once the stream's checksums have been verified; any failure leaves the
-    scratch database to the caller, which drops it.
+    That archive holds no rows; it is written to a private 0600 file in a 0700 temp dir, removed
+    whatever happens. Index builds may start before the stream has ended (on authenticated chunks,
+    in the scratch database); the swap waits for every check, and any failure leaves the scratch
+    database to the caller, which drops it.
     """
     work = tempfile.mkdtemp(prefix="pilotlight-restore-")
     try:
@@ -604,15 +670,15 @@ def _parallel(stream: BackupStream, dsn: str, jobs: int, post_data: bytes, no_ow
         fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
         with os.fdopen(fd, "wb") as out:
             out.write(post_data)
-        _piped(stream, dsn, None, no_owner, bar, sections=("pre-data", "data"))
-        if bar is not None:
-            bar.phase(f"indexes and constraints (pg_restore -j {jobs})")
-        cmd, env = restore_cmd(dsn, jobs, None, path, no_owner=no_owner)
-        proc = subprocess.run(cmd, stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, env=env)
-        if proc.returncode != 0:
-            tail = proc.stderr.decode(errors="replace").splitlines()
-            raise PilotlightError(f"pg_restore -j {jobs} of indexes and constraints failed (stopped at the first "
-                                  f"error): {first_error(tail)}")
+        post = PostData(path, dsn, jobs, work,
+                        lambda d, j, listing, source: restore_cmd(d, j, listing, source, no_owner=no_owner))
+        try:
+            _piped(stream, dsn, None, no_owner, bar, sections=("pre-data", "data"), on_line=post.line)
+            if bar is not None:
+                bar.phase(f"indexes and constraints (pg_restore -j {jobs})")
+            post.finish()
+        finally:
+            post.close()
     finally:
         shutil.rmtree(work, ignore_errors=True)
 

@@ -85,6 +85,18 @@ def test_regional_outage_with_control_plane_down_recovers_measures_and_fails_bac
         assert f'data-mark="{mark}"' in page, mark
     assert result["projectedRto"]["seconds"] > result["measured"]["rtoSeconds"]  # AWS is slower than the sandbox
     assert Path(result["reports"]["index"]).name == "index.html" and (tmp_path / "runbook.html").is_file()
+    # the example's application (a command hook) was stopped before the cutover and started after, timed
+    assert [steps[f"cutover: {n}"]["status"] for n in ("stop application", "start application")] == ["ok", "ok"]
+    order = [s["name"] for s in result["steps"]]
+    assert order.index("cutover: stop application") < order.index("cutover: fence primary") < \
+        order.index("cutover: start application")
+    assert m["applicationStopSeconds"] > 0 and m["applicationStartSeconds"] > 0
+    smoke = {c["name"]: c for c in result["smokeChecks"]}
+    assert set(smoke) == {"orders readable", "orders fresh"} and all(c["passed"] for c in smoke.values())
+    assert {"smoke: orders readable", "smoke: orders fresh"} <= {c["name"] for c in result["checks"]}
+    report = Path(result["reports"]["md"]).read_text()
+    assert "| smoke check | kind | result | started | duration | detail |" in report
+    assert "| stopping the application |" in report and "Smoke checks" in page
     assert_normal_topology(module_sandbox)
 
 
@@ -111,12 +123,17 @@ def test_planned_cutover_twice_is_a_noop_then_failback_returns_the_service(modul
     assert "dry run: cutover of orders to side dr would:" in out.out and "re-run with --yes" in out.err
     rc, plan, _ = run_json(capsys, cutover, ["--to", "dr", "--dry-run", "--outputs", outputs])
     assert rc == Exit.OK and plan["dryRun"] and any("UpdateHealthCheck" in p for p in plan["plan"])
+    assert plan["plan"][0].startswith("stop the application (command): run `sh -c")  # the hooks a cutover runs
+    assert plan["plan"][-2].startswith("start the application again") and "smoke checks of orders" in plan["plan"][-1]
     assert resolve(c, db).side == "primary" and dbstate.state(c, db, "dr").role == "replica"
     assert dnsrecords.switch_side(c, db) == "primary"
     records = dnsrecords.fetch(c, db)
 
     rc, first, _ = run_json(capsys, cutover, ["--to", "dr", "--yes", "--outputs", outputs])
     assert rc == Exit.OK and first["changed"] and not first["already"]
+    assert [(a["name"], a["status"]) for a in first["application"]] == [("stop application", "ok"),
+                                                                        ("start application", "ok")]
+    assert [c["passed"] for c in first["smokeChecks"]] == [True, True]  # on dr, as the application's login
     assert first["pulumiConfig"] == "pulumi config set pilotlight:active dr --stack dr && pulumi up --refresh --stack dr"
     assert RdsPlatform(c).describe("dr", db.standby.identifier)["BackupRetentionPeriod"] == db.promotion.backup_retention_days
     assert dnsrecords.fetch(c, db) == records  # static records: only the switch moved
@@ -139,6 +156,7 @@ def test_planned_cutover_twice_is_a_noop_then_failback_returns_the_service(modul
 
     rc, back, _ = run_json(capsys, failback, ["--to", "primary", "--yes", "--outputs", outputs])
     assert rc == Exit.OK and not back["already"]
+    assert {"switch back: stop application", "switch back: start application"} <= {s["name"] for s in back["steps"]}
     fb = db.failback
     assert [s["name"] for s in back["steps"] if s["name"].startswith("create ")] == [
         f"create {fb.primary_identifier}", f"create {fb.standby_identifier}"]
@@ -156,9 +174,20 @@ def test_planned_cutover_twice_is_a_noop_then_failback_returns_the_service(modul
         assert conn.execute("select count(*) from customers where email = 'on-dr@example.com'").fetchone()[0] == 1
 
 
+def application_data(sb) -> tuple:
+    """What a data drill must never change: the database itself (its oid: no swap) and the application's table."""
+    c = sb.reload()
+    with psycopg.connect(service_dsn(c), autocommit=True) as conn:
+        oid = conn.execute("select oid from pg_database where datname = current_database()").fetchone()[0]
+        orders = conn.execute("select count(*), md5(string_agg(t::text, ',' order by t.id)) from public.orders t").fetchone()
+    return oid, orders
+
+
 def test_ransomware_delete_is_refused_and_the_clean_backup_restored(module_sandbox, capsys):
+    untouched = application_data(module_sandbox)
     rc, result, _ = run_json(capsys, drill, ["--scenario", "ransomware", "--outputs", str(module_sandbox.outputs_path),
                                              *DRILL])
+    assert application_data(module_sandbox) == untouched and result["measured"]["table"] == "pilotlight_drill.orders"
     assert rc == Exit.OK, result["failedStep"] or result["error"]
     checks = {c["name"]: c for c in result["checks"]}
     assert checks["Object Lock refused every delete of the clean backup"]["passed"]
@@ -170,10 +199,16 @@ def test_ransomware_delete_is_refused_and_the_clean_backup_restored(module_sandb
 
 @pytest.mark.parametrize("scenario", ["data-corruption", "accidental-deletion"])
 def test_data_drills_bring_the_data_back_and_clean_up(module_sandbox, scenario, capsys):
+    untouched = application_data(module_sandbox)
     rc, result, _ = run_json(capsys, drill, ["--scenario", scenario, "--outputs", str(module_sandbox.outputs_path),
                                              *DRILL])
     assert rc == Exit.OK, result["failedStep"] or result["error"]
+    # the drill's own table, recovered beside the live one: no application row touched, no database swapped
+    assert application_data(module_sandbox) == untouched and result["measured"]["table"] == "pilotlight_drill.orders"
     assert all(c["passed"] for c in result["checks"]) and result["backup"]["id"]
+    assert [c["name"] for c in result["smokeChecks"]] == ["orders readable", "orders fresh"]
+    # no database is swapped, so the application keeps running (its hooks run around swaps and cutovers only)
+    assert not [s["name"] for s in result["steps"] if s["name"].endswith("application")]
     assert 0 <= result["measured"]["rpoSeconds"] < 600 and result["measured"]["rtoSeconds"] > 0
     assert result["measured"]["heartbeat"]["acknowledged"] > 0
     # the recovery point is the vault's newest backup, not one taken for the drill: writes acknowledged
@@ -185,6 +220,44 @@ def test_data_drills_bring_the_data_back_and_clean_up(module_sandbox, scenario, 
         databases = conn.execute("select count(*) from pg_database where datname like %s", (c.database().db_name + "_%",))
         assert leftovers == 0 and databases.fetchone()[0] == 0
     assert_normal_topology(module_sandbox)
+
+
+def test_database_loss_promotes_the_standby_with_the_region_up_measures_and_fails_back(module_sandbox, capsys):
+    rc, result, _ = run_json(capsys, drill, ["--scenario", "database-loss", "--outputs", str(module_sandbox.outputs_path),
+                                             *DRILL])
+    assert rc == Exit.OK, result["failedStep"] or result["error"]
+    assert result["verdict"] == "PASS" and all(c["passed"] for c in result["checks"])
+    m = result["measured"]
+    assert 0 < m["detectionSeconds"] < m["rtoSeconds"] < 60 and m["rpoSeconds"] >= 0
+    assert m["heartbeat"]["bySide"]["dr"] >= 1 and m["failedWriteAttempts"] > 0
+    steps = {s["name"]: s for s in result["steps"]}
+    assert steps["inject failure"]["detail"] == "primary cluster SIGKILLed (its region stays up)"
+    assert steps["cutover: set the switch"]["status"] == "ok"  # only the instance was lost: the control plane answers
+    objective = module_sandbox.contract.objectives["database-loss"]
+    assert result["objective"] == {"rtoSeconds": objective.rto_seconds, "rpoSeconds": objective.rpo_seconds}
+    assert_normal_topology(module_sandbox)
+
+
+def test_database_loss_into_a_new_instance_from_the_newest_backup(module_sandbox, capsys):
+    from scripts.pitr import rds as pitr_rds
+
+    rc, result, _ = run_json(capsys, drill, ["--scenario", "database-loss", "--recover-with", "new-instance",
+                                             "--outputs", str(module_sandbox.outputs_path), *DRILL])
+    assert rc == Exit.OK, result["failedStep"] or result["error"]
+    assert result["verdict"] == "PASS" and all(c["passed"] for c in result["checks"]), result["checks"]
+    m = result["measured"]
+    assert m["newInstance"].endswith(tuple("0123456789")) and "-new-" in m["newInstance"]
+    assert m["rtoSeconds"] > m["instanceCreateSeconds"] > 0 and m["rpoSeconds"] >= 0
+    assert result["backup"]["id"]
+    assert pitr_rds.list_restored(module_sandbox.reload(), "dr") == [] or all(
+        i.status == "deleting" for i in pitr_rds.list_restored(module_sandbox.reload(), "dr"))
+    assert_normal_topology(module_sandbox)
+
+
+def test_recover_with_must_fit_the_scenario(module_sandbox, capsys):
+    rc, _, err = run_json(capsys, drill, ["--scenario", "ransomware", "--recover-with", "new-instance",
+                                          "--outputs", str(module_sandbox.outputs_path), *DRILL])
+    assert rc == Exit.USAGE and "is not a recovery of ransomware" in err
 
 
 def test_unhealthy_dr_cutover_refused_and_drill_fails_at_a_named_step(module_sandbox, tmp_path, capsys):

@@ -52,7 +52,8 @@ def plain_document(cfg, sandbox=None):
                     subnet_group_name=naming.subnet_group_name(cfg), security_group_ids=["sg-0123456789abcdef0"],
                     parameter_group_name=naming.parameter_group_name(cfg), kms_key_id=keys["dr"]["arn"],
                     instance_class=db.instance_class,
-                    automated_backups_arn="arn:aws:rds:us-west-2:123456789012:auto-backup:ab-abcdefghijklmnopqrstuvwxyz")},
+                    automated_backups_arn="arn:aws:rds:us-west-2:123456789012:auto-backup:ab-abcdefghijklmnopqrstuvwxyz",
+                    engine_version=db.engine_version)},
             }
         )
     return outputs_document(

@@ -47,7 +47,7 @@ def test_every_top_level_key_is_a_stack_export(example):
     stack = example.stack
     assert set(stack.document) == {
         "contractVersion", "project", "stack", "active", "regions", "keys", "vault", "dns",
-        "databases", "alarms", "objectives", "recovery", "jobs",
+        "databases", "alarms", "objectives", "recovery", "jobs", "contacts",
     }
 
 

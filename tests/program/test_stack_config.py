@@ -213,6 +213,20 @@ def test_project_file_declares_only_known_keys():
     assert project["config"]["active"]["default"] == "primary"
 
 
+def test_contacts_are_parsed_in_escalation_order_and_mistakes_name_the_key():
+    cfg = config()
+    assert [c.name for c in cfg.contacts] == ["Database on-call", "Platform lead", "Head of engineering"]
+    assert cfg.contacts[0].escalate_after_seconds == 900 and cfg.contacts[2].escalate_after_seconds is None
+    for bad, message in (([{"name": "A", "role": "r"}], "pilotlight:contacts[0].reach is missing"),
+                         ([{"name": "A", "role": "r", "reach": "x", "phone": 1}],
+                          "pilotlight:contacts[0].phone: unknown key"),
+                         ([{"name": "A", "role": "r", "reach": "x"}] * 2, "pilotlight:contacts[1].name = 'A'"),
+                         ({"name": "A"}, "pilotlight:contacts = ")):
+        with pytest.raises(ConfigError) as err:
+            config(contacts=bad)
+        assert message in str(err.value)
+
+
 def test_the_credentials_secret_lives_in_the_primary_region():
     values = example_values()
     values["databases"][0]["credentialsSecretArn"] = "arn:aws:secretsmanager:us-west-2:123456789012:secret:orders-AbCdEf"

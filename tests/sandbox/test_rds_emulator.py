@@ -47,8 +47,13 @@ def test_the_stack_instances_answer_as_rds_with_aws_rules_and_a_blocked_region_c
     assert code_of(lambda: rds["primary"].create_db_instance_read_replica(
         DBInstanceIdentifier="x-replica", SourceDBInstanceIdentifier=db.standby.arn,
         SourceRegion=c.regions["dr"])) == "InvalidParameterCombination"  # encrypted cross-region needs KmsKeyId
+    assert code_of(lambda: rds["dr"].create_db_instance(  # RDS: a master user, storage and one way to its password
+        DBInstanceIdentifier="x", Engine="postgres", DBInstanceClass="db.t3.micro")) == "InvalidParameterValue"
     assert code_of(lambda: rds["dr"].create_db_instance(
-        DBInstanceIdentifier="x", Engine="postgres", DBInstanceClass="db.t3.micro")) == "InvalidAction"
+        DBInstanceIdentifier="x", Engine="postgres", DBInstanceClass="db.t3.micro", MasterUsername="m",
+        AllocatedStorage=20, MasterUserPassword="p" * 12, ManageMasterUserPassword=True)) == "InvalidParameterCombination"
+    assert code_of(lambda: rds["dr"].copy_db_snapshot(SourceDBSnapshotIdentifier="a", TargetDBSnapshotIdentifier="b")) \
+        == "InvalidAction"
 
     # RebootDBInstance: "rebooting", then boto3's own waiter sees it available again, the replica still streaming.
     assert rds["dr"].reboot_db_instance(DBInstanceIdentifier=db.standby.identifier)["DBInstance"][

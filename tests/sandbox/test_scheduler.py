@@ -65,6 +65,10 @@ def test_accelerated_schedule_fills_every_tier_and_status_is_all_ok_without_a_ma
     rc = status.main(["--outputs", str(scheduled.outputs_path), "--json"])
     report = json.loads(capsys.readouterr().out)
     assert rc == 0, [line for line in report["lines"] if line["state"] != "OK"]
+    # The DR-region verification locked its restore-test record into the DR vault; status shows it.
+    (evidence,) = [line for line in report["lines"] if line["check"] == "restore test"]
+    assert evidence["state"] == "OK" and evidence["value"].startswith("PASS"), evidence
+    assert scheduled.contract.buckets["dr"].bucket in evidence["detail"], evidence
 
 
 def test_a_job_whose_database_is_down_reaches_the_alarm_topic(scheduled):

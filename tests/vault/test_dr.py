@@ -48,3 +48,14 @@ def test_backup_publishes_age_metric(env, ledger):
     metrics = cw.list_metrics(Namespace=env.contract.metric_namespace, MetricName=env.contract.backup_age_metric)["Metrics"]
     dims = [{d["Name"]: d["Value"] for d in x["Dimensions"]} for x in metrics]
     assert {"Database": m.database, "Tier": "weekly"} in dims
+
+
+def test_backup_age_of_every_tier_is_published_from_what_was_read_beside_the_dump(env, ledger, monkeypatch):
+    first = vault_backup.perform_backup(env.contract, "monthly", source_dsn=env.dsn("ledger"))
+    published = []
+    real = vault_backup.publish_age
+    monkeypatch.setattr(vault_backup, "publish_age", lambda *a, **k: published.append(real(*a, **k)) or published[-1])
+    second = vault_backup.perform_backup(env.contract, "daily", source_dsn=env.dsn("ledger"))
+    ages = published[-1]
+    assert ages["daily"] < 5 and ages["monthly"] >= (second.finished_at - first.finished_at).total_seconds() - 1
+    assert ages == pytest.approx(real(env.contract, second.database), abs=5)  # as listing the vault afterwards says

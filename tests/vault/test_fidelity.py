@@ -158,3 +158,50 @@ def test_dmy_datestyle_and_short_timeouts_back_up_and_restore(env, capsys):
     capsys.readouterr()
     assert env.query("postgres", DB_SETTINGS, ("dmy",)) == [
         ("-", ["DateStyle=SQL, DMY", "statement_timeout=1ms", "idle_in_transaction_session_timeout=20ms"])]
+
+
+MAPPED = {"fid_app": "stg_app", "fid_ro": "stg_ro"}
+
+
+def test_role_map_gives_ownership_and_grants_to_the_other_environments_roles(env, fid, empty_server, capsys):
+    with psycopg.connect(empty_server.dsn("postgres"), autocommit=True) as conn:  # the other environment:
+        conn.execute("DROP DATABASE IF EXISTS fid WITH (FORCE)")  # no role of the source's (an earlier test made them)
+        conn.execute("DROP ROLE IF EXISTS fid_app, fid_ro")
+        for role in MAPPED.values():
+            conn.execute(f"DROP ROLE IF EXISTS {role}")
+            conn.execute(f"CREATE ROLE {role}")
+    manifest = take(env, capsys, "fid")
+    rc = restore.main(env.args("--target", empty_server.dsn("fid_mapped"), "--backup", manifest["id"], "--allow-rename",
+                               "--role-map", "fid_app=stg_app,fid_ro=stg_ro", "--yes", "--json"))
+    assert rc == 0, capsys.readouterr()
+    assert json.loads(capsys.readouterr().out)["rolesCreated"] == []
+    assert empty_server.query("postgres", "SELECT count(*) FROM pg_roles WHERE rolname LIKE 'fid%'") == [(0,)]
+    inside = {k: empty_server.query("fid_mapped", q) for k, q in INSIDE.items() if k in ("owners", "acl", "schema")}
+    expected = {k: [tuple(_mapped(v) for v in row) for row in fid[k]] for k in inside}
+    assert inside == expected and inside["owners"] == [("stg_app:words",)]
+    db = empty_server.query("postgres", "SELECT pg_get_userbyid(datdba), datacl::text FROM pg_database "
+                                        "WHERE datname = 'fid_mapped'")
+    assert db == [("stg_app", _mapped(fid["database"][0][7]))]
+    settings = empty_server.query("postgres", "SELECT r.rolname, s.setconfig FROM pg_db_role_setting s JOIN pg_database d"
+                                              " ON d.oid = s.setdatabase JOIN pg_roles r ON r.oid = s.setrole"
+                                              " WHERE d.datname = 'fid_mapped'")
+    assert settings == [("stg_app", ["work_mem=8MB"])]
+
+
+def _mapped(value):
+    if not isinstance(value, str):
+        return value
+    for old, new in MAPPED.items():
+        value = value.replace(old, new)
+    return value
+
+
+def test_role_map_to_a_role_the_target_lacks_fails_before_any_download(env, fid, empty_server, capsys):
+    manifest = take(env, capsys, "fid")
+    rc = restore.main(env.args("--target", empty_server.dsn("fid_nomap"), "--backup", manifest["id"], "--allow-rename",
+                               "--role-map", "fid_app=nobody_here", "--yes"))
+    err = capsys.readouterr().err.strip().splitlines()
+    assert rc == 2 and len(err) == 1 and "role nobody_here does not exist on 127.0.0.1:" in err[0], err
+    assert empty_server.query("postgres", "SELECT count(*) FROM pg_database WHERE datname LIKE 'fid_nomap%'") == [(0,)]
+    assert restore.main(env.args("--target", empty_server.dsn("fid_nomap"), "--latest", "--role-map", "fid_app")) == 2
+    assert "is not OLD=NEW" in capsys.readouterr().err

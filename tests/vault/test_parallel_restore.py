@@ -3,12 +3,16 @@ from the backup's post-data archive; every failure leaves the target as it was."
 from __future__ import annotations
 
 import json
+import subprocess
 
 import pytest
 
 from scripts.commands import restore
 from scripts.common import Exit
+from scripts.postgres import client as pg
 from scripts.vault import backup as vault_backup
+from scripts.vault import postdata
+from scripts.vault import restore as vault_restore
 from tests.vault.conftest import one_line_error, table_checksums
 from tests.vault.test_faults import put_object, scratch_left, stored, wait_replicated
 from tests.vault.test_roundtrip import AWKWARD, snapshot
@@ -78,7 +82,7 @@ def test_an_index_build_failing_swaps_nothing(env, capsys):
     before = table_checksums(env.dsn("fragile_par"))
     assert restore.main(env.args("--target", env.dsn("fragile_par"), "--backup", m.id, "--jobs", "2", "--yes")) == Exit.FAILED
     line = one_line_error(capsys)
-    assert "pg_restore -j 2 of indexes and constraints failed" in line and "lookup" in line
+    assert "building indexes and constraints of table public.parcels failed" in line and "lookup" in line
     assert table_checksums(env.dsn("fragile_par")) == before and not scratch_left(env)
     assert not fenced(env, "fragile_par")
     env.execute("fragile_par", "INSERT INTO parcels VALUES (52, 1)")  # still writable
@@ -95,3 +99,41 @@ def test_a_backup_without_a_post_data_archive_restores_with_one_job(env, ledger,
     assert "no post-data archive" in capsys.readouterr().err
     assert table_checksums(target) == table_checksums(env.dsn(ledger))
     assert env.query("ledger_par_old", "SELECT count(*) FROM pg_indexes WHERE tablename = 'ledger'") == [(2,)]
+
+
+EARLY = ["CREATE TABLE a (id int PRIMARY KEY, v text CHECK (v <> ''))", "CREATE INDEX a_v ON a (v)",
+         "CREATE TABLE b (id int PRIMARY KEY, a_id int REFERENCES a)", "INSERT INTO a VALUES (1, 'x')",
+         "INSERT INTO b VALUES (1, 1)"]
+
+
+def _indexes(env, db: str) -> set[str]:
+    return {r[0] for r in env.query(db, "SELECT indexname FROM pg_indexes WHERE schemaname = 'public'")}
+
+
+def test_a_tables_indexes_are_built_once_the_stream_has_loaded_it(env, tmp_path):
+    env.create_db("early_par", *EARLY)
+    with pg.exported_snapshot(env.dsn("early_par")) as snap:
+        archive = vault_backup.post_data_archive(env.dsn("early_par"), snap.id)
+    path = tmp_path / "post-data"
+    path.write_bytes(archive)
+    _, by_table = postdata.table_entries(str(path))
+    assert {t: sorted(line.split(" ", 3)[3] for line in lines) for t, lines in by_table.items()} == {
+        "public.a": ["CONSTRAINT public a a_pkey postgres", "INDEX public a_v postgres"],
+        "public.b": ["CONSTRAINT public b b_pkey postgres"]}  # the foreign key waits for the final run
+
+    env.create_db("early_par_copy")
+    dump = subprocess.run([pg.binary("pg_dump"), "-Fc", "--section=pre-data", "--section=data", env.dsn("early_par")],
+                          capture_output=True, check=True).stdout
+    subprocess.run([pg.binary("pg_restore"), "-d", env.dsn("early_par_copy")], input=dump, check=True)
+    post = postdata.PostData(str(path), env.dsn("early_par_copy"), 2, str(tmp_path),
+                             lambda d, j, listing, source: vault_restore.restore_cmd(d, j, listing, source))
+    try:
+        post.line('pg_restore: processing data for table "public.a"')
+        post.line('pg_restore: processing data for table "public.b"')  # a is loaded: its builds start
+        post._early[0].result(timeout=60)
+        assert _indexes(env, "early_par_copy") == {"a_pkey", "a_v"}
+        post.finish()
+    finally:
+        post.close()
+    assert _indexes(env, "early_par_copy") == {"a_pkey", "a_v", "b_pkey"}
+    assert env.query("early_par_copy", "SELECT count(*) FROM pg_constraint WHERE contype = 'f'") == [(1,)]

@@ -19,6 +19,7 @@ from scripts.steps import Steps
 
 MODULES = {
     "regional-outage": "scripts.drills.scenarios.regional_outage",
+    "database-loss": "scripts.drills.scenarios.database_loss",
     "data-corruption": "scripts.drills.scenarios.data_corruption",
     "ransomware": "scripts.drills.scenarios.ransomware",
     "accidental-deletion": "scripts.drills.scenarios.accidental_deletion",

@@ -1,19 +1,27 @@
-"""What the three data scenarios share: a table fingerprint, the recovery point, the serving DSN, cleanup.
+"""What the three data scenarios share: the drill's own table, its fingerprint, the recovery point, cleanup.
 
-Each data drill proves recovery by DATA, not by exit codes: it fingerprints a table (row count
+The data drills never touch the application's data, on the sandbox or a real stack (one code
+path): each creates its OWN table, :data:`TABLE` (in the heartbeat's ``pilotlight_drill`` schema,
+dropped with it at the end), damages that, and recovers it from the vault by a partial restore
+(``restore --tables`` into a new schema of the live database) and a copy back — never a restore
+and swap of the whole database, which would roll back every write the application made since
+the backup.
+
+Each data drill proves recovery by DATA, not by exit codes: it fingerprints the table (row count
 and an md5 over every row in key order) before the damage and requires the same fingerprint
 after the recovery.
 
 RPO is measured honestly: a drill recovers from what the stack would really have at the moment
 of the damage — the newest backup the schedule left in the vault (taken by the drill only when
-the vault has none, filed apart under ``<db>--drill/`` so it never becomes a real restore's
-``--latest``, and then said so) — while the heartbeat keeps writing through the service
+the vault has none holding the drill's table, filed apart under ``<db>--drill/`` so it never
+becomes a real restore's ``--latest``, and then said so) — while the heartbeat keeps writing through the service
 name up to the damage. ``rpoSeconds`` is that backup's age at the damage and
 ``acknowledgedRowsLost`` the heartbeat writes acknowledged before the damage that the recovered
 database does not have.
 """
 from __future__ import annotations
 
+import time
 from contextlib import contextmanager
 from datetime import datetime
 from typing import Callable, Iterator
@@ -26,13 +34,18 @@ from scripts.failover import dns as dnscheck
 from scripts.drills import heartbeat
 from scripts.vault.backup import perform_backup
 from scripts.common import PilotlightError
-from scripts.postgres.dsn import side_dsn, with_dbname
-from scripts.vault.restore import RestoreResult, drop_database
+from scripts.postgres.dsn import side_dsn
+from scripts.vault.restore import RestoreResult, perform_restore
 from scripts.drills.scenarios import DrillContext
 from scripts.vault.layout import Manifest, id_database, select_backup
 
-TABLE = "public.orders"  # the sandbox's demo table (docs/drills.md: what data drills touch on a real stack)
+TABLE = f"{heartbeat.SCHEMA}.orders"  # the drill's own: never an application table
+ROWS = 2000
 TIER = "hourly"
+_SEED = (f"CREATE TABLE {TABLE} (id bigint PRIMARY KEY, amount numeric(12, 2) NOT NULL, token text NOT NULL,"
+         " created_at timestamptz NOT NULL DEFAULT '2026-01-01 00:00:00+00')",
+         f"INSERT INTO {TABLE} (id, amount, token) SELECT g, (g * 37 % 100000) / 100.0, md5(g::text)"
+         f" FROM generate_series(1, {ROWS}) g")
 
 
 def serving_side(ctx: DrillContext) -> str:
@@ -67,16 +80,56 @@ def filed_under(manifest: Manifest) -> str:
     return id_database(manifest.id)
 
 
+def create_drill_table(ctx: DrillContext, side: str) -> tuple[int, str]:
+    """The drill's own table with :data:`ROWS` rows (the heartbeat's schema exists); its fingerprint."""
+    with psycopg.connect(dsn(ctx, side), autocommit=True) as conn, conn.transaction():
+        for stmt in _SEED:
+            conn.execute(stmt)
+    return fingerprint(dsn(ctx, side))
+
+
 def scheduled_backup(ctx: DrillContext, side: str) -> Manifest:
-    """The newest complete backup in the vault: what the stack would restore after damage now."""
+    """The newest complete backup in the vault (what the stack would restore after damage now), if it
+    holds the drill's table; else one the drill takes, filed apart, and says so."""
     try:
         manifest, _ = select_backup(ctx.contract, "primary", ctx.db.name, latest=True)
-        return manifest
+        if TABLE in manifest.row_counts:
+            return manifest
+        held = f"the vault's newest backup of {ctx.db.name} ({manifest.id}) predates the drill's table"
     except PilotlightError:
-        finest = min(ctx.contract.tiers.values(), key=lambda t: t.interval_seconds)
-        ctx.notes.append(f"the vault held no backup of {ctx.db.name}, so the drill took one; on schedule the newest "
-                         f"backup can be up to {finest.interval_seconds} s ({finest.name}) old at the damage")
-        return take_backup(ctx, side)
+        held = f"the vault held no backup of {ctx.db.name}"
+    finest = min(ctx.contract.tiers.values(), key=lambda t: t.interval_seconds)
+    ctx.notes.append(f"{held}, so the drill took one; on schedule the newest backup can be up to "
+                     f"{finest.interval_seconds} s ({finest.name}) old at the damage")
+    return take_backup(ctx, side)
+
+
+def restore_table(ctx: DrillContext, side: str, manifest: Manifest, before: datetime) -> tuple[str, RestoreResult]:
+    """The drill's table from the newest backup before ``before`` (filed as ``manifest``) into a new schema."""
+    schema = f"pilotlight_recovered_{int(time.time())}"
+    restored = perform_restore(ctx.contract, dsn(ctx, side), before=before, tables=[TABLE], into_schema=schema,
+                               db=filed_under(manifest))
+    return schema, restored
+
+
+def put_back(ctx: DrillContext, side: str, schema: str, overwrite: bool) -> dict[str, int]:
+    """In one transaction: rows of the recovered copy the table lacks are inserted; with ``overwrite``
+    the rows that differ from it are replaced first. Rows the copy does not have are never touched."""
+    live = sql.Identifier(*TABLE.split(".", 1))
+    rec = sql.Identifier(schema, TABLE.split(".", 1)[1])
+    with psycopg.connect(dsn(ctx, side), autocommit=True) as conn, conn.transaction():
+        replaced = conn.execute(sql.SQL("DELETE FROM {live} l USING {rec} r WHERE l.id = r.id"
+                                        " AND row(l.*) IS DISTINCT FROM row(r.*)").format(live=live, rec=rec)
+                                ).rowcount if overwrite else 0
+        inserted = conn.execute(sql.SQL("INSERT INTO {live} SELECT r.* FROM {rec} r WHERE NOT EXISTS"
+                                        " (SELECT 1 FROM {live} l WHERE l.id = r.id)").format(live=live, rec=rec)
+                                ).rowcount
+    return {"replaced": replaced, "inserted": inserted}
+
+
+def drop_schema(ctx: DrillContext, side: str, schema: str) -> None:
+    with psycopg.connect(dsn(ctx, side), autocommit=True) as conn:
+        conn.execute(sql.SQL("DROP SCHEMA IF EXISTS {} CASCADE").format(sql.Identifier(schema)))
 
 
 def acknowledged_rows_lost(ctx: DrillContext, side: str, damage_at: float) -> int:
@@ -110,18 +163,11 @@ def age_at(manifest: Manifest, moment: datetime) -> float:
     return max(0.0, (moment - manifest.snapshot_at).total_seconds())
 
 
-def drop_kept_database(ctx: DrillContext, side: str, result: RestoreResult | None) -> None:
-    """A full restore keeps the damaged database for rollback; once the drill verified, it goes."""
-    if result is not None and result.kept_previous_as:
-        drop_database(with_dbname(dsn(ctx, side), "postgres"), result.kept_previous_as)
-
-
 @contextmanager
 def heartbeat_running(ctx: DrillContext, side: str) -> Iterator[heartbeat.Heartbeat]:
     """The application's writes through the service name during the drill; the longest gap is measured.
 
-    The table exists before the drill's backup, so a full restore brings it back and the writer
-    simply reconnects to the swapped-in database.
+    Its schema holds the drill's table too: both are dropped at the end, whatever happened.
     """
     heartbeat.create_table(ctx.contract, ctx.db, side)
     beat = heartbeat.Heartbeat(ctx.contract, ctx.db).start()
@@ -139,11 +185,14 @@ def heartbeat_running(ctx: DrillContext, side: str) -> Iterator[heartbeat.Heartb
 
 
 def run_data_drill(ctx: DrillContext, drill: Callable[[DrillContext, str, tuple[int, str]], None]) -> None:
-    """What every data drill does around its own steps: find who serves, fingerprint the table,
-    and keep the heartbeat writing through the service name while ``drill`` runs."""
+    """What every data drill does around its own steps: find who serves, create and fingerprint the
+    drill's table, and keep the heartbeat writing through the service name while ``drill`` runs."""
     with ctx.steps.step("check starting state") as s:
         side = serving_side(ctx)
-        before = fingerprint(dsn(ctx, side))
-        s.note(f"{side} serves; {TABLE}: {before[0]} rows")
+        s.note(f"{side} serves")
+    ctx.measured["table"] = TABLE
     with heartbeat_running(ctx, side):
+        with ctx.steps.step("create the drill's own table") as s:
+            before = create_drill_table(ctx, side)
+            s.note(f"{TABLE}: {before[0]} rows (the application's tables are never touched)")
         drill(ctx, side, before)

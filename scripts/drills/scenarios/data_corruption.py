@@ -1,14 +1,14 @@
-"""data-corruption: a bad deploy rewrites a table; restore the newest good backup and swap it in
+"""data-corruption: a bad deploy rewrites a table; restore it from the newest good backup and write it back
 (or, with ``--recover-with pitr``, restore to just before the damage, see :func:`_pitr_drill`).
 
-Steps: fingerprint the table → the newest scheduled backup (the "newest good" one; the drill
-takes one, filed under ``<db>--drill/``, only when the vault has none) → corrupt the table for
-real (an UPDATE that scrambles amounts and tokens) → confirm the damage is visible → restore the
-newest backup taken before the corruption into a new database, verified (checksums, row counts)
-and swapped in atomically by ``restore`` → the fingerprint must equal the one before the damage.
-RTO = corruption → verified data back; RPO = the age of the restored backup at the corruption.
-Cleanup drops the damaged database the swap kept for rollback. A backup the drill took stays in the
-vault: Object Lock forbids deleting it before its retention ends (that is the point of the vault).
+Steps: create and fingerprint the drill's own table → the newest scheduled backup holding it (the
+"newest good" one; the drill takes one, filed under ``<db>--drill/``, only when the vault has none)
+→ corrupt the table for real (an UPDATE that scrambles amounts and tokens) → confirm the damage is
+visible → restore the table from the newest backup taken before the corruption into a new schema of
+the live database, verified (checksums, row counts) → replace the rows that differ, in one
+transaction → the fingerprint must equal the one before the damage. RTO = corruption → verified data
+back; RPO = the age of the restored backup at the corruption. Cleanup drops the recovery schema. A
+backup the drill took stays in the vault: Object Lock forbids deleting it before its retention ends.
 """
 from __future__ import annotations
 
@@ -18,14 +18,12 @@ from datetime import datetime
 import psycopg
 from psycopg import sql
 
-from scripts.drills import heartbeat
 from scripts.common import PilotlightError, iso, utcnow
 from scripts.pitr import engine as pitr_engine
 from scripts.pitr import rds as pitr_rds
-from scripts.vault.restore import perform_restore
 from scripts.drills.scenarios import DrillContext
-from scripts.drills.scenarios.data import (TABLE, age_at, describe, drop_kept_database, dsn, filed_under, fingerprint,
-                                           measure_rpo, run_data_drill, scheduled_backup)
+from scripts.drills.scenarios.data import (TABLE, age_at, describe, drop_schema, dsn, fingerprint, measure_rpo,
+                                           put_back, restore_table, run_data_drill, scheduled_backup)
 
 WINDOW_WAIT_SECONDS = 900  # RDS: transaction logs every 5 min, plus the cross-region copy
 CORRUPT = f"update {TABLE} set amount = -amount, token = 'corrupted' where id % 3 = 0"
@@ -102,7 +100,7 @@ def _wait_window(ctx: DrillContext, side: str, moment: datetime, timeout: float 
 
 def _drill(ctx: DrillContext, side: str, before: tuple[int, str]) -> None:
     steps = ctx.steps
-    restored = None
+    restored = schema = None
     with steps.step("newest scheduled backup") as s:
         manifest = scheduled_backup(ctx, side)
         ctx.backup = describe(manifest)
@@ -117,12 +115,14 @@ def _drill(ctx: DrillContext, side: str, before: tuple[int, str]) -> None:
             if fingerprint(dsn(ctx, side)) == before:
                 raise PilotlightError("the corruption is not visible in the table fingerprint")
             s.note("fingerprint changed")
-        with steps.step("restore newest good backup and swap") as s:
-            restored = perform_restore(ctx.contract, dsn(ctx, side), before=at_fail, terminate_sessions=True,
-                                       db=filed_under(manifest))
+        with steps.step("restore the table from the newest good backup") as s:
+            schema, restored = restore_table(ctx, side, manifest, at_fail)
             ctx.backup = describe(manifest, restored) | {"id": restored.backup_id}
-            heartbeat.create_table(ctx.contract, ctx.db, side)  # the backup may predate the heartbeat table
-            s.note(f"backup {restored.backup_id} restored and swapped in {restored.seconds:.2f} s")
+            s.note(f"{TABLE} from {restored.backup_id} in schema {schema}, {restored.seconds:.2f} s")
+        with steps.step("write the good rows back") as s:
+            done = put_back(ctx, side, schema, overwrite=True)
+            ctx.measured["rowsReplaced"] = done["replaced"]
+            s.note(f"{done['replaced']} corrupted rows replaced, {done['inserted']} missing rows inserted")
         with steps.step("verify data") as s:
             after = fingerprint(dsn(ctx, side))
             ctx.measured["rtoSeconds"] = round(time.monotonic() - t_fail, 3)
@@ -133,6 +133,7 @@ def _drill(ctx: DrillContext, side: str, before: tuple[int, str]) -> None:
             s.note(f"{after[0]} rows, fingerprint {'matches' if after == before else 'differs'}")
         measure_rpo(ctx, side, age_at(manifest, at_fail), at_fail.timestamp())
     finally:
-        with steps.step("cleanup: drop the damaged database kept for rollback"):
-            drop_kept_database(ctx, side, restored)
+        with steps.step("cleanup: drop the recovery schema"):
+            if schema is not None:
+                drop_schema(ctx, side, schema)
     ctx.notes.append(f"backup {manifest.id} stays in the vault: Object Lock keeps it until its retention ends")

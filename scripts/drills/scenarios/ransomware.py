@@ -1,11 +1,12 @@
 """ransomware: data encrypted in place, new backups poisoned, old backups attacked; restore from before.
 
-Steps: fingerprint the table → the newest scheduled (clean) backup → the attack: scramble the table (pgcrypto
-"encrypts" every row) → a backup taken after the attack (poisoned: it holds the encrypted rows)
-→ the attacker tries to destroy the clean backup: a versioned DELETE of every object version of
-it, which must be refused by Object Lock (the drill never sends a governance bypass; a delete
-that succeeds is a FAIL) → restore ``--before`` the attack time, which must pick the clean
-backup and skip the poisoned one → the fingerprint must equal the one before the attack.
+Steps: create and fingerprint the drill's own table → the newest scheduled (clean) backup holding it → the
+attack: scramble the table (every token replaced by its SHA-256: unreadable, as encrypted) → a backup
+taken after the attack (poisoned: it holds the scrambled rows) → the attacker tries to destroy the
+clean backup: a versioned DELETE of every object version of it, which must be refused by Object
+Lock (the drill never sends a governance bypass; a delete that succeeds is a FAIL) → restore the
+table ``--before`` the attack time into a new schema, which must pick the clean backup and skip
+the poisoned one, and write the rows back → the fingerprint must equal the one before the attack.
 RTO = attack → verified data back; RPO = the age of the clean backup at the attack.
 """
 from __future__ import annotations
@@ -16,16 +17,14 @@ import psycopg
 from botocore.exceptions import ClientError
 
 from scripts import aws
-from scripts.drills import heartbeat
 from scripts.common import utcnow
-from scripts.vault.restore import perform_restore
 from scripts.drills.scenarios import DrillContext
-from scripts.drills.scenarios.data import (TABLE, age_at, describe, drop_kept_database, dsn, filed_under, fingerprint,
-                                           measure_rpo, run_data_drill, scheduled_backup, take_backup)
+from scripts.drills.scenarios.data import (TABLE, age_at, describe, drop_schema, dsn, fingerprint, measure_rpo,
+                                           put_back, restore_table, run_data_drill, scheduled_backup, take_backup)
 from scripts.vault.layout import DUMP, MANIFEST, Manifest, object_key
 from scripts.steps import FAILED
 
-ENCRYPT = f"update {TABLE} set token = encode(pgp_sym_encrypt(token, 'ransom'), 'base64')"
+ENCRYPT = f"update {TABLE} set token = encode(sha256(convert_to(token, 'UTF8')), 'base64')"
 
 
 def attempt_delete(ctx: DrillContext, manifest: Manifest) -> list[dict]:
@@ -51,7 +50,7 @@ def run(ctx: DrillContext) -> None:
 
 def _drill(ctx: DrillContext, side: str, before: tuple[int, str]) -> None:
     steps = ctx.steps
-    restored = None
+    schema = None
     with steps.step("newest scheduled backup (clean)") as s:
         clean = scheduled_backup(ctx, side)
         ctx.backup = describe(clean)
@@ -73,12 +72,12 @@ def _drill(ctx: DrillContext, side: str, before: tuple[int, str]) -> None:
                                f"{len(refused)}/{len(outcomes)} versioned deletes refused "
                                f"({', '.join(sorted({o['answer'] for o in outcomes}))})")
             s.note(f"{len(refused)}/{len(outcomes)} versioned deletes refused", None if passed else FAILED)
-        with steps.step("restore --before the attack and swap") as s:
-            restored = perform_restore(ctx.contract, dsn(ctx, side), before=at_attack, terminate_sessions=True,
-                                       db=filed_under(clean))
+        with steps.step("restore the table --before the attack; write it back") as s:
+            schema, restored = restore_table(ctx, side, clean, at_attack)
             ctx.backup = describe(clean, restored) | {"id": restored.backup_id}
-            heartbeat.create_table(ctx.contract, ctx.db, side)  # the backup may predate the heartbeat table
-            s.note(f"backup {restored.backup_id} restored and swapped in {restored.seconds:.2f} s")
+            done = put_back(ctx, side, schema, overwrite=True)
+            s.note(f"backup {restored.backup_id} restored in {restored.seconds:.2f} s; {done['replaced']} rows "
+                   "written back")
         with steps.step("verify data") as s:
             after = fingerprint(dsn(ctx, side))
             ctx.measured["rtoSeconds"] = round(time.monotonic() - t_attack, 3)
@@ -89,7 +88,8 @@ def _drill(ctx: DrillContext, side: str, before: tuple[int, str]) -> None:
             s.note(f"{after[0]} rows, fingerprint {'matches' if after == before else 'differs'}")
         measure_rpo(ctx, side, age_at(clean, at_attack), at_attack.timestamp())
     finally:
-        with steps.step("cleanup: drop the encrypted database kept for rollback"):
-            drop_kept_database(ctx, side, restored)
+        with steps.step("cleanup: drop the recovery schema"):
+            if schema is not None:
+                drop_schema(ctx, side, schema)
     ctx.notes.append("the poisoned backup stays in the vault, filed apart under the drill's own prefix (never a real "
                      "restore's --latest): Object Lock keeps it until its retention ends")
