@@ -49,7 +49,8 @@ def outputs_document(
            "promotion": {"backupRetentionDays", "multiAz"},                          # optional
            "failback": {"generation", "primaryIdentifier", "standbyIdentifier", "standbyUrn"},  # optional
            "restore": {"dr": {"subnetGroupName", "securityGroupIds", "parameterGroupName",  # optional
-                              "kmsKeyId", "instanceClass", "automatedBackupsArn"}}}
+                              "kmsKeyId", "instanceClass", "automatedBackupsArn"}},
+           "credentials": {"user", "iamAuth", "secretArn": {"primary", "dr"}}}       # optional: default from config
 
     - ``topic_arn``: the alarm topic of the active side's region.
     - ``sandbox``: the sandbox section (camelCase, as :func:`scripts.contract._parse_sandbox` reads it) or None.

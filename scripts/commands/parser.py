@@ -24,6 +24,7 @@ from pathlib import Path
 from typing import Any, Callable, Iterable
 
 from scripts import version
+from scripts.postgres import credentials
 from scripts.common import Exit, PilotlightError, did_you_mean
 from scripts.contract import SANDBOX_DIR_ENV, Contract, ContractError, default_outputs_file, load_file, load_stack, parse
 
@@ -202,6 +203,8 @@ def run(body: Callable[[argparse.Namespace], int | Exit], parser: argparse.Argum
         return fail(parser.prog, ran_out(exc), Exit.FAILED, json_out=as_json)
     except Exception as exc:  # noqa: BLE001 - the last line of defence: no traceback unless -v
         return _unexpected(parser.prog, exc, args, as_json)
+    finally:
+        credentials.forget()  # the database logins the command fetched (a 0600 passfile) end with it
 
 
 def ran_out(exc: OSError) -> str:

@@ -132,11 +132,18 @@ class _Passfile:
         self._entries: dict[tuple[str, str, str], str] = {}
         self._dir: str | None = None
 
+    def forget(self) -> None:
+        """Remove the file and its directory: a login never outlives the command that fetched it."""
+        with self._lock:
+            if self._dir is not None:
+                shutil.rmtree(self._dir, ignore_errors=True)
+            self._dir, self._entries = None, {}
+
     def add(self, host: str, port: int, user: str, password: str) -> str:
         with self._lock:
             if self._dir is None:
                 self._dir = tempfile.mkdtemp(prefix="pilotlight-login-")  # 0700
-                atexit.register(shutil.rmtree, self._dir, True)
+                atexit.register(shutil.rmtree, self._dir, True)  # if the command did not forget()
             path = os.path.join(self._dir, "pgpass")
             key = (host, str(port), user)
             if self._entries.get(key) != password or not os.path.exists(path):
@@ -155,3 +162,10 @@ def _esc(value: str) -> str:
 
 
 PASSFILE = _Passfile()
+
+
+def forget() -> None:
+    """Drop every fetched login: the passfile and the cached values (the CLI calls it when a command ends)."""
+    PASSFILE.forget()
+    with _cache_lock:
+        _cache.clear()

@@ -14,6 +14,7 @@ import tempfile
 import pytest
 
 from scripts import aws
+from scripts.postgres import credentials
 from tests.vault.conftest import Env
 from tests.conftest import start_sandbox, stop_sandbox
 from tests.support.faultproxy import FaultProxy, proxied_outputs
@@ -95,5 +96,6 @@ def private_tmp(tmp_path, monkeypatch):
     monkeypatch.setattr(tempfile, "tempdir", str(tmp))
     monkeypatch.setenv("TMPDIR", str(tmp))
     yield tmp
+    credentials.forget()  # logins the case's own helpers fetched in-process (commands forget theirs)
     left = sorted(p.name for p in tmp.iterdir())
     assert left == [], f"temp files outlived the command: {left}"

@@ -87,3 +87,33 @@ def test_a_wrong_secret_is_what_the_tools_use(sandbox):
     finally:
         client.put_secret_value(SecretId=arn, SecretString=good)
         credentials._cache.clear()
+
+
+def test_a_backup_passes_the_secret_to_no_child_argv_or_environment(sandbox, monkeypatch):
+    """pg_dump and pg_dumpall get the DSN with passfile=, never the password (argv is world-readable)."""
+    import subprocess
+
+    from scripts.vault.backup import perform_backup
+    c = load_file(sandbox.outputs_path)
+    password = json.loads(aws.client(c, "secretsmanager", "primary").get_secret_value(
+        SecretId=c.database().credentials.secret_arns["primary"])["SecretString"])["password"]
+    seen: list[str] = []
+    real_popen, real_run = subprocess.Popen, subprocess.run
+
+    def record(args, kwargs):
+        seen.append(" ".join(map(str, args)) + " " + " ".join(f"{k}={v}" for k, v in (kwargs.get("env") or {}).items()))
+
+    def popen(args, *a, **kw):
+        record(args, kw)
+        return real_popen(args, *a, **kw)
+
+    def run(args, *a, **kw):
+        record(args, kw)
+        return real_run(args, *a, **kw)
+
+    monkeypatch.setattr(subprocess, "Popen", popen)
+    monkeypatch.setattr(subprocess, "run", run)
+    perform_backup(c, "hourly")
+    dumps = [line for line in seen if "pg_dump" in line and "dbname=" in line]
+    assert dumps and all("passfile=" in line for line in dumps)
+    assert not [line for line in seen if password in line]
