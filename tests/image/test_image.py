@@ -14,6 +14,7 @@ from pathlib import Path
 
 import psycopg
 import pytest
+from psycopg.conninfo import conninfo_to_dict
 
 # A cold build (base rootfs, apt, pip) takes minutes on a fresh CI machine: more than the default per-test timeout.
 pytestmark = pytest.mark.timeout(1500)
@@ -40,7 +41,8 @@ def image():
         podman("rm", "-f", "--all", timeout=120)
 
 
-def run_in_image(image: str, mount: Path | None, *argv: str, entrypoint: str | None = None) -> subprocess.CompletedProcess:
+def run_in_image(image: str, mount: Path | None, *argv: str, entrypoint: str | None = None,
+                 also: tuple[Path, ...] = ()) -> subprocess.CompletedProcess:
     """``podman run`` with the settings these machines need: host network, explicit ulimits, a timeout."""
     nofile = resource.getrlimit(resource.RLIMIT_NOFILE)[1]
     nproc = min(resource.getrlimit(resource.RLIMIT_NPROC)[1], 32768)
@@ -49,6 +51,8 @@ def run_in_image(image: str, mount: Path | None, *argv: str, entrypoint: str | N
     if mount is not None:
         # The sandbox's passfile is private to the user who started it (root in CI): run as that uid.
         opts += ["--user", f"{os.getuid()}:{os.getgid()}", "-e", "HOME=/tmp", "-v", f"{mount}:{mount}"]
+        for path in also:
+            opts += ["-v", f"{path}:{path}:ro"]
     if entrypoint:
         opts += ["--entrypoint", entrypoint]
     return podman(*opts, image, *argv, timeout=360)
@@ -76,9 +80,11 @@ def test_backup_and_restore_inside_the_container_against_the_sandbox(image, modu
     with psycopg.connect(dsn, autocommit=True) as conn:
         before = conn.execute("SELECT count(*) FROM pg_class WHERE relkind = 'r'").fetchone()[0]
         conn.execute("CREATE TABLE after_backup (id int)")
+    # The host-side DSN logs in with a passfile this process wrote (the secret is never in a DSN): lend it.
+    passfile = Path(conninfo_to_dict(dsn)["passfile"])
     restore = run_in_image(image, module_sandbox.state_dir, "restore", "--outputs", str(outputs), "--target",
                            dsn, "--backup", manifest["id"],
-                           "--terminate-sessions", "--yes", "--json")
+                           "--terminate-sessions", "--yes", "--json", also=(passfile.parent,))
     assert restore.returncode == 0, restore.stderr[-2000:]
     with psycopg.connect(dsn) as conn:
         tables = {r[0] for r in conn.execute("SELECT tablename FROM pg_tables WHERE schemaname = 'public'")}
