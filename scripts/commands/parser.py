@@ -24,7 +24,6 @@ from pathlib import Path
 from typing import Any, Callable, Iterable
 
 from scripts import version
-from scripts.postgres import credentials
 from scripts.common import Exit, PilotlightError, did_you_mean
 from scripts.contract import SANDBOX_DIR_ENV, Contract, ContractError, default_outputs_file, load_file, load_stack, parse
 
@@ -189,6 +188,7 @@ def run(body: Callable[[argparse.Namespace], int | Exit], parser: argparse.Argum
         return int(exc.code or 0) and int(Exit.USAGE)
     setup_logging(args)
     as_json = bool(getattr(args, "json", False))
+    callers_logins = _logins_held()
     try:
         return int(body(args))
     except PilotlightError as exc:
@@ -204,7 +204,21 @@ def run(body: Callable[[argparse.Namespace], int | Exit], parser: argparse.Argum
     except Exception as exc:  # noqa: BLE001 - the last line of defence: no traceback unless -v
         return _unexpected(parser.prog, exc, args, as_json)
     finally:
-        credentials.forget()  # the database logins the command fetched (a 0600 passfile) end with it
+        if not callers_logins:
+            _forget_logins()
+
+
+def _logins_held() -> bool:
+    """Whether the process already held database logins before this command (an in-process caller's)."""
+    logins = sys.modules.get("scripts.postgres.credentials")  # never imported by a command that logs in nowhere
+    return bool(logins and logins.PASSFILE.held)
+
+
+def _forget_logins() -> None:
+    """The database logins the command fetched (a 0600 passfile) end with it; a caller's stay the caller's."""
+    logins = sys.modules.get("scripts.postgres.credentials")
+    if logins is not None:
+        logins.forget()
 
 
 def ran_out(exc: OSError) -> str:

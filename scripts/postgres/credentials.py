@@ -132,6 +132,11 @@ class _Passfile:
         self._entries: dict[tuple[str, str, str], str] = {}
         self._dir: str | None = None
 
+    @property
+    def held(self) -> bool:
+        """Whether this process holds a passfile now (a caller's logins, made before a command ran)."""
+        return self._dir is not None
+
     def forget(self) -> None:
         """Remove the file and its directory: a login never outlives the command that fetched it."""
         with self._lock:

@@ -145,3 +145,22 @@ def test_no_parser_anywhere_accepts_abbreviations():
     calls = [(path, line) for path in [*ROOT.joinpath("scripts").rglob("*.py"), *ROOT.joinpath("bench").rglob("*.py")]
              for line in path.read_text().splitlines() if "ArgumentParser(" in line and "class " not in line]
     assert calls and not [c for c in calls if "allow_abbrev=False" not in c[1]], calls
+
+
+def test_a_command_forgets_its_own_logins_but_not_its_in_process_callers(tmp_path):
+    """Drills and tests call commands in-process with DSNs naming the caller's passfile: it must survive."""
+    from scripts.commands import parser as cli_parser
+    from scripts.postgres import credentials
+
+    def logs_in(_args):
+        return credentials.PASSFILE.add("db.example", 5432, "app", "s3cret") and 0
+
+    credentials.forget()
+    assert cli_parser.run(logs_in, cli_parser.parser_for("t", "t", ()), []) == 0
+    assert not credentials.PASSFILE.held  # the command's own login ended with it
+    callers = Path(credentials.PASSFILE.add("db.example", 5432, "caller", "other"))
+    try:
+        assert cli_parser.run(logs_in, cli_parser.parser_for("t", "t", ()), []) == 0
+        assert callers.exists() and "caller" in callers.read_text()
+    finally:
+        credentials.forget()
