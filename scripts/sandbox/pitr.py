@@ -180,9 +180,10 @@ def base_backup(state: SandboxState, side: str, now: Callable[[], datetime] | No
     work = final.with_name(f".{backup_id}.tmp")
     with pg.connect(state, side) as conn:  # the segment the backup starts in or after: retention keeps it
         first = conn.execute("SELECT pg_walfile_name(pg_current_wal_lsn())").fetchone()[0]
-    pg.run(state, ["pg_basebackup", "-h", "127.0.0.1", "-p", str(state.port(side)), "-U", pg.SUPERUSER,
-                   "-D", str(work), "-Ft", "-z", "-X", "fetch", "-c", "fast", "--no-sync", "--no-manifest"],
-           env={"PGPASSFILE": str(state.internal_passfile)}, timeout=300)
+    with pg.one_base_backup_at_a_time(state, side):
+        pg.run(state, ["pg_basebackup", "-h", "127.0.0.1", "-p", str(state.port(side)), "-U", pg.SUPERUSER,
+                       "-D", str(work), "-Ft", "-z", "-X", "fetch", "-c", "fast", "--no-sync", "--no-manifest"],
+               env={"PGPASSFILE": str(state.internal_passfile)}, timeout=300)
     meta = {"id": backup_id, "start": iso(start), "end": iso(clock()), "source": side, "firstSegment": first}
     write_json(work / "backup.json", meta)
     pg.chown(work / "backup.json", state.os_user)

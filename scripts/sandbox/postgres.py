@@ -7,6 +7,7 @@ machine's own clusters). Tuned for fast start and recovery, not throughput.
 """
 from __future__ import annotations
 
+import fcntl
 import os
 import pwd
 import re
@@ -14,7 +15,9 @@ import shutil
 import signal
 import subprocess
 import time
+from contextlib import contextmanager
 from pathlib import Path
+from typing import Iterator
 
 import psycopg
 from psycopg import sql
@@ -81,9 +84,15 @@ def run(state_or_user: SandboxState | str | None, args: list[str], env: dict[str
     except subprocess.TimeoutExpired:
         raise SandboxError(f"{args[0]} did not finish within {timeout:.0f}s") from None
     if check and proc.returncode != 0:
-        lines = (proc.stderr or proc.stdout).strip().splitlines() or ["no output"]
-        raise SandboxError(f"{args[0]} failed: {lines[-1]}")
+        raise SandboxError(f"{args[0]} failed: {failure_line(proc.stderr or proc.stdout)}")
     return proc
+
+
+def failure_line(output: str) -> str:
+    """The line that says why a PostgreSQL program failed: its first ``error:`` or ``FATAL:`` line, since
+    the last one is often only the clean-up (pg_basebackup ends with "removing data directory")."""
+    lines = output.strip().splitlines() or ["no output"]
+    return next((line for line in lines if "error:" in line or "FATAL:" in line), lines[-1])
 
 
 def chown(path: Path, user: str | None) -> None:
@@ -208,18 +217,35 @@ def _clear_stale_pid(data_dir: Path) -> None:
         pidfile.unlink(missing_ok=True)
 
 
+@contextmanager
+def one_base_backup_at_a_time(state: SandboxState, cluster: str) -> Iterator[None]:
+    """Hold ``cluster``'s base-backup turn, across processes (the daemon's automated backups, a re-seed).
+
+    On PostgreSQL 15 another base backup's checkpoint, landing while ``pg_basebackup -C`` creates its
+    slot, can invalidate that new slot ("terminating process N to release replication slot") and the
+    re-seed fails; one base backup of a cluster at a time avoids the race.
+    """
+    with open(state.pgroot / f".basebackup-{cluster}.lock", "a") as handle:
+        fcntl.flock(handle, fcntl.LOCK_EX)
+        try:
+            yield
+        finally:
+            fcntl.flock(handle, fcntl.LOCK_UN)
+
+
 def basebackup(state: SandboxState, side: str, source_side: str) -> None:
     """Make ``side`` a streaming replica of ``source_side``: fresh pg_basebackup -R with its own slot."""
     data_dir = state.data_dir(side)
     slot = "pilotlight_" + re.sub(r"[^a-z0-9_]", "_", side.lower())
-    with connect(state, source_side) as conn:
-        conn.execute("SELECT pg_drop_replication_slot(slot_name) FROM pg_replication_slots "
-                     "WHERE slot_name = %s AND NOT active", (slot,))
-    if data_dir.exists():
-        shutil.rmtree(data_dir)
-    run(state, ["pg_basebackup", "-h", "127.0.0.1", "-p", str(state.port(source_side)), "-U", SUPERUSER,
-                "-D", str(data_dir), "-R", "-X", "stream", "-c", "fast", "-S", slot, "-C", "--no-sync"],
-        env={"PGPASSFILE": str(state.internal_passfile), "PGAPPNAME": f"pilotlight-{side}"}, timeout=300)
+    with one_base_backup_at_a_time(state, source_side):
+        with connect(state, source_side) as conn:
+            conn.execute("SELECT pg_drop_replication_slot(slot_name) FROM pg_replication_slots "
+                         "WHERE slot_name = %s AND NOT active", (slot,))
+        if data_dir.exists():
+            shutil.rmtree(data_dir)
+        run(state, ["pg_basebackup", "-h", "127.0.0.1", "-p", str(state.port(source_side)), "-U", SUPERUSER,
+                    "-D", str(data_dir), "-R", "-X", "stream", "-c", "fast", "-S", slot, "-C", "--no-sync"],
+            env={"PGPASSFILE": str(state.internal_passfile), "PGAPPNAME": f"pilotlight-{side}"}, timeout=300)
     set_port(data_dir, state.port(side))
 
 

@@ -53,6 +53,7 @@ from pathlib import Path
 from typing import Any, Callable
 
 import boto3
+from boto3.exceptions import Boto3Error
 from botocore.exceptions import BotoCoreError, ClientError
 
 from components import rules as vault_rules
@@ -108,7 +109,8 @@ class Replicator:
         self._thread.join(timeout=10)
 
     def snapshot(self) -> dict[str, Any]:
-        return dict(self._stats, pending=sum(map(len, self._attempts.values())), paused=self._paused())
+        return dict(self._stats, pending=sum(map(len, self._attempts.values())), paused=self._paused(),
+                    alive=self._thread.is_alive())
 
     def _client(self, region: str):
         return boto3.session.Session().client("s3", region_name=region, endpoint_url=self._moto_url,
@@ -140,6 +142,9 @@ class Replicator:
             except (BotoCoreError, ClientError) as exc:
                 self._stats["lastError"] = str(exc)
                 log.warning("replicator: %s", exc)
+            except Exception as exc:  # noqa: BLE001 - a thread that dies stops replication for good, silently
+                self._stats["lastError"] = f"{type(exc).__name__}: {exc}"
+                log.exception("replicator: pass failed; the next poll tries again")
 
     def _follow_active(self, contract: Contract, clients: dict[str, Any]) -> None:
         """The DR bucket's rule for the recorded active side, as ``pulumi up`` would leave it."""
@@ -189,7 +194,7 @@ class Replicator:
                 continue
             try:
                 outcome = self._copy(src, dst, bucket, item, rule)
-            except (BotoCoreError, ClientError) as exc:
+            except (BotoCoreError, ClientError, Boto3Error) as exc:
                 attempts[token] = attempts.get(token, 0) + 1
                 self._stats["lastError"] = f"{item['Key']}: {exc}"
                 if attempts[token] < MAX_ATTEMPTS:
@@ -220,7 +225,10 @@ class Replicator:
             return retries or None
         if any(key in seen for key in fresh):
             return _versions(src, bucket)
-        versions = sorted(filter(None, (_latest(src, bucket, key) for key in fresh)), key=lambda v: v["LastModified"])
+        versions = [v for v in (_latest(src, bucket, key) for key in fresh) if v]
+        if any(v["deleteMarker"] for v in versions):  # deleted since the listing: its version needs copying too
+            return _versions(src, bucket)
+        versions.sort(key=lambda v: v["LastModified"])
         return retries + versions + list(filter(None, (_latest(src, bucket, key) for key in gone)))
 
     def _copy(self, src, dst, bucket: str, item: dict[str, Any], rule: dict[str, Any] | None) -> str:

@@ -46,7 +46,8 @@ class RelEnv(Env):
         try:
             wait_until(lambda: set(backup_ids) <= self.complete_ids("dr"), timeout=timeout, interval=0.5)
         except AssertionError as exc:  # say why: paused, a copy failing, or the passes falling behind
-            raise AssertionError(f"{exc}; replicator: {control.health(self.handle.state).get('replicator')}") from None
+            daemon = control.health(self.handle.state).get("daemon") or {}
+            raise AssertionError(f"{exc}; replicator: {daemon.get('replicator', daemon)}") from None
 
     def open_uploads(self) -> list[dict]:
         return self.s3().list_multipart_uploads(Bucket=self.bucket()).get("Uploads", [])

@@ -139,3 +139,19 @@ def test_with_the_primary_region_unreachable_the_dr_copy_still_restores_to_the_s
     finally:
         control.unblock_region(state, primary_region)
     assert _wait_window(state, dr_region, late).latest >= late  # and catches up once it is back
+
+
+def test_an_automated_base_backup_waits_while_a_replica_is_being_seeded_from_the_same_cluster(pitr_sandbox):
+    """A re-seed's ``pg_basebackup -C`` and the keeper's base backup of one cluster never overlap: on PostgreSQL
+    15 the other's checkpoint can invalidate the slot being created, and the re-seed failed under load."""
+    import threading
+
+    handle, _, _ = pitr_sandbox
+    state = handle.state
+    finished = threading.Event()
+    worker = threading.Thread(target=lambda: (pitr.base_backup(state, "primary"), finished.set()))
+    with pg.one_base_backup_at_a_time(state, "primary"):
+        worker.start()
+        assert not finished.wait(2), "the base backup ran while the cluster's turn was held"
+    worker.join(120)
+    assert finished.is_set()

@@ -35,7 +35,8 @@ def pair(sandbox, tmp_path):
     config = {"Role": "arn:aws:iam::123456789012:role/replication", "Rules": [rule]}
     src.put_bucket_replication(Bucket=names["primary"], ReplicationConfiguration=config)
     (tmp_path / REPLICATION).write_text(json.dumps(config))
-    contract = SimpleNamespace(buckets={"primary": SimpleNamespace(bucket=names["primary"])})
+    contract = SimpleNamespace(buckets={"primary": SimpleNamespace(bucket=names["primary"])}, regions=c.regions,
+                               active="primary")
     watcher = SimpleNamespace(path=tmp_path / "outputs.json", get=lambda: contract)
     calls: list[str] = []
     src.meta.events.register("before-call.s3.ListObjectVersions", lambda **_: calls.append("list"))
@@ -117,3 +118,48 @@ def test_a_failed_copy_is_retried_from_its_item_without_listing_every_version(pa
     versions, _ = _dr_versions(pair, key)
     assert len(versions) == 1 and pair.replicator.snapshot()["pending"] == 0
     assert pair.calls == []
+
+
+def test_a_key_deleted_between_the_listing_and_its_head_still_replicates_the_rest(pair, monkeypatch):
+    """A key listed, then deleted before its HeadObject, is a delete marker without a date: sorting it among
+    dated versions raised TypeError, which killed the replicator's thread and stopped replication for good."""
+    from scripts.sandbox import replicator as module
+
+    pair.run()
+    kept, gone = "hourly/kept", "hourly/deleted-in-between"
+    for key in (kept, gone):
+        pair.src.put_object(Bucket=pair.names["primary"], Key=key, Body=b"x")
+    stale = module._listing(pair.src, pair.names["primary"])
+    pair.src.delete_object(Bucket=pair.names["primary"], Key=gone)
+    monkeypatch.setattr(module, "_listing", lambda s3, bucket: stale)
+    pair.run()
+    assert len(_dr_versions(pair, kept)[0]) == 1
+    versions, markers = _dr_versions(pair, gone)
+    assert len(versions) == 1 and len(markers) == 1  # as on S3: the version, then its delete marker
+
+
+def test_the_thread_survives_a_pass_that_fails_unexpectedly(pair, monkeypatch):
+    """Any error in a pass is reported in the snapshot and the next poll tries again; the thread never dies."""
+    from scripts.sandbox import replicator as module
+    from tests.sandbox.sandbox_wait import wait_until
+
+    monkeypatch.setattr(module, "POLL_SECONDS", 0.05)
+    real, failures = pair.replicator._pass, [1]
+
+    def broken_once(*args, **kwargs):
+        if failures:
+            failures.pop()
+            raise TypeError("not what a pass expects")
+        return real(*args, **kwargs)
+
+    monkeypatch.setattr(pair.replicator, "_pass", broken_once)
+    monkeypatch.setattr(pair.replicator, "_follow_active", lambda contract, clients: None)
+    key = "hourly/after-a-failed-pass"
+    pair.src.put_object(Bucket=pair.names["primary"], Key=key, Body=b"x")
+    pair.replicator.start()
+    try:
+        wait_until(lambda: _dr_versions(pair, key)[0], timeout=30)
+        snapshot = pair.replicator.snapshot()
+        assert snapshot["alive"] and "TypeError: not what a pass expects" in snapshot["lastError"]
+    finally:
+        pair.replicator.stop()
