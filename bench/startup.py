@@ -1,8 +1,9 @@
 """CLI start-up: `pilotlight --version` and `pilotlight backups list` on an empty vault, against 0.25 s wall.
 
 Each command runs ``repeat`` times as the user runs it (the venv's ``pilotlight`` script), interleaved
-with the floor it cannot go below: the interpreter alone, ``import boto3``, and boto3 with one S3 client
-(a listing needs one: botocore loads the service model and endpoint rules to build it). CPU is
+with the floor it cannot go below: the interpreter alone, ``import boto3``, boto3 with one S3 client
+(botocore loads the service model and endpoint rules to build it), and with the S3 and RDS clients a
+listing builds (the vault, then each database's restorable window). CPU is
 user+system of the command; wall includes the emulator's answers, which on a shared machine also wait
 for a core.
 """
@@ -20,6 +21,9 @@ FLOOR = {
     "import boto3": [sys.executable, "-c", "import boto3"],
     "boto3 + one S3 client": [sys.executable, "-c",
                               "import boto3; boto3.session.Session().client('s3', region_name='us-east-1')"],
+    "boto3 + S3 and RDS clients (what the listing needs)": [
+        sys.executable, "-c", "import boto3; s = boto3.session.Session(); "
+        "s.client('s3', region_name='us-east-1'); s.client('rds', region_name='us-east-1')"],
 }
 
 

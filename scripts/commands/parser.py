@@ -18,6 +18,7 @@ import json
 import logging
 import os
 import re
+import select
 import sys
 import traceback
 from pathlib import Path
@@ -197,6 +198,10 @@ def run(body: Callable[[argparse.Namespace], int | Exit], parser: argparse.Argum
         return fail(parser.prog, str(exc), Exit.USAGE, json_out=as_json)
     except KeyboardInterrupt:
         return fail(parser.prog, "interrupted", Exit.INTERRUPTED, json_out=as_json)
+    except BrokenPipeError as exc:
+        if not stdout_reader_gone():  # another pipe (a child's stdin): a real failure
+            return _unexpected(parser.prog, exc, args, as_json)
+        return _stop_writing_stdout()
     except OSError as exc:
         if exc.errno not in (errno.ENOSPC, errno.EDQUOT, errno.EMFILE, errno.ENFILE, errno.ENOMEM):
             return _unexpected(parser.prog, exc, args, as_json)
@@ -206,6 +211,24 @@ def run(body: Callable[[argparse.Namespace], int | Exit], parser: argparse.Argum
     finally:
         if not callers_logins:
             _forget_logins()
+
+
+def stdout_reader_gone() -> bool:
+    """Whether stdout is a pipe whose reader has gone (``pilotlight backups list --json | head``)."""
+    try:
+        poller = select.poll()
+        poller.register(sys.stdout.fileno(), select.POLLOUT)
+        return any(events & select.POLLERR for _, events in poller.poll(0))
+    except (OSError, ValueError, AttributeError):
+        return False
+
+
+def _stop_writing_stdout() -> int:
+    """The reader took what it wanted: stop quietly, as ``cat`` does, with nothing left to flush at exit."""
+    devnull = os.open(os.devnull, os.O_WRONLY)
+    os.dup2(devnull, sys.stdout.fileno())
+    os.close(devnull)
+    return Exit.FAILED
 
 
 def _logins_held() -> bool:

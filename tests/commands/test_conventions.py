@@ -164,3 +164,18 @@ def test_a_command_forgets_its_own_logins_but_not_its_in_process_callers(tmp_pat
         assert callers.exists() and "caller" in callers.read_text()
     finally:
         credentials.forget()
+
+
+@pytest.mark.parametrize("extra", [[], ["--json"]])
+def test_a_reader_that_goes_away_stops_the_command_quietly(extra):
+    """`pilotlight ... | head`: once the reader has closed the pipe the command stops without an 'unexpected
+    BrokenPipeError' line or an 'Exception ignored' message at exit, as cat does."""
+    import subprocess
+    import sys
+
+    proc = subprocess.Popen([str(Path(sys.executable).with_name("pilotlight")), "runbook", "--outputs", str(FIXTURE), *extra],
+                            stdout=subprocess.PIPE, stderr=subprocess.PIPE, cwd=ROOT)
+    proc.stdout.close()  # before the command writes its first byte
+    stderr = proc.stderr.read().decode()
+    assert proc.wait() == Exit.FAILED
+    assert stderr == ""
