@@ -13,32 +13,35 @@ from __future__ import annotations
 import sys
 import time
 from contextlib import contextmanager
-from typing import Iterable, Iterator
+from typing import Any, Iterable, Iterator
 
-from rich.console import Console
-from rich.progress import (BarColumn, DownloadColumn, Progress, ProgressColumn, TextColumn, TimeElapsedColumn,
-                           TimeRemainingColumn, TransferSpeedColumn)
-from rich.text import Text
+# rich is imported only when a bar is drawn (a terminal): cron, CI, --json and -q never load it.
 
 
-class _Detail(ProgressColumn):
+def _detail_column():
     """Bytes, rate and ETA for the transfer; elapsed time for a phase."""
+    from rich.progress import (DownloadColumn, ProgressColumn, TimeElapsedColumn, TimeRemainingColumn,
+                               TransferSpeedColumn)
+    from rich.text import Text
 
-    def __init__(self) -> None:
-        super().__init__()
-        self._transfer = (DownloadColumn(), TransferSpeedColumn(), TimeRemainingColumn())
-        self._elapsed = TimeElapsedColumn()
+    class Detail(ProgressColumn):
+        def __init__(self) -> None:
+            super().__init__()
+            self._transfer = (DownloadColumn(), TransferSpeedColumn(), TimeRemainingColumn())
+            self._elapsed = TimeElapsedColumn()
 
-    def render(self, task) -> Text:
-        if task.fields.get("phase"):
-            return self._elapsed.render(task)
-        return Text(" ").join(column.render(task) for column in self._transfer)
+        def render(self, task) -> Text:
+            if task.fields.get("phase"):
+                return self._elapsed.render(task)
+            return Text(" ").join(column.render(task) for column in self._transfer)
+
+    return Detail()
 
 
 class Bar:
     """``advance(n)`` moves the bar; ``tap(chunks)`` counts what streams through; ``phase(name)`` says what runs now."""
 
-    def __init__(self, progress: Progress | None, task, first_phase: str = "") -> None:
+    def __init__(self, progress: Any, task, first_phase: str = "") -> None:
         self._progress, self._task = progress, task
         self.phases: list[dict] = []
         self._since = time.monotonic()
@@ -86,7 +89,10 @@ def bar(args, description: str, total: int | None = None, phase: str = "") -> It
         yield silent
         silent.close()
         return
-    progress = Progress(TextColumn("{task.description}"), BarColumn(), _Detail(), console=Console(stderr=True),
+    from rich.console import Console
+    from rich.progress import BarColumn, Progress, TextColumn
+
+    progress = Progress(TextColumn("{task.description}"), BarColumn(), _detail_column(), console=Console(stderr=True),
                         transient=True)
     with progress:
         live = Bar(progress, progress.add_task(description, total=total), phase)

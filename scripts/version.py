@@ -8,7 +8,6 @@ from __future__ import annotations
 import os
 import subprocess
 from functools import lru_cache
-from importlib.metadata import PackageNotFoundError, version
 from pathlib import Path
 
 SOURCE_ROOT = Path(__file__).resolve().parent.parent
@@ -16,6 +15,8 @@ SOURCE_ROOT = Path(__file__).resolve().parent.parent
 
 @lru_cache(maxsize=1)
 def package_version() -> str:
+    from importlib.metadata import PackageNotFoundError, version  # noqa: PLC0415 - only what prints it pays for it
+
     try:
         return version("pilotlight")
     except PackageNotFoundError:

@@ -16,8 +16,6 @@ verified. A DSN given by the user is parsed with libpq's rules, and never echoed
 """
 from __future__ import annotations
 
-import dns.exception
-import dns.resolver
 import psycopg
 from psycopg.conninfo import conninfo_to_dict, make_conninfo
 
@@ -71,6 +69,9 @@ def resolved(contract: Contract, host: str) -> dict[str, str]:
     """
     if contract.access.dns_resolver is None:
         return {}
+    import dns.exception  # noqa: PLC0415 - only a contract naming a resolver needs dnspython (asyncio and all)
+    import dns.resolver  # noqa: PLC0415
+
     resolver = dns.resolver.Resolver(configure=False)
     resolver.nameservers, resolver.port = [contract.access.dns_resolver[0]], contract.access.dns_resolver[1]
     resolver.cache, resolver.lifetime = None, 2.0

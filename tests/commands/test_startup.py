@@ -31,3 +31,13 @@ def test_version_and_help_load_no_heavy_library(argv):
     assert proc.returncode == 0, proc.stderr
     found = json.loads(proc.stdout.strip().splitlines()[-1])
     assert found["code"] == 0 and found["loaded"] == [], found
+
+
+def test_backup_and_restore_engines_load_no_terminal_or_dns_library_they_do_not_use():
+    """A scheduled backup (no terminal, no resolver in the contract) never pays for rich's bars or dnspython:
+    they load where a bar is drawn or a resolver is named."""
+    probe = ("import json, sys; import scripts.vault.backup, scripts.vault.restore; "
+             "print(json.dumps(sorted(m for m in ('rich', 'dns.resolver') if m in sys.modules)))")
+    proc = subprocess.run([sys.executable, "-c", probe], capture_output=True, text=True, cwd=ROOT, timeout=60)
+    assert proc.returncode == 0, proc.stderr
+    assert json.loads(proc.stdout) == []
