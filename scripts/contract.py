@@ -44,8 +44,8 @@ Version 1 (``contractVersion: 1``), every top-level key is one ``pulumi.export``
                      it is not the default (VPC endpoints, a resolver, a libpq passfile)
     contacts         optional [{name, role, reach[, escalateAfterSeconds]}]: who is called in an incident, in
                      escalation order (the runbook prints them)
-    sandbox          optional, see :class:`Sandbox`; read only by ``scripts/sandbox/`` (and to name the
-                     environment in a report)
+    sandbox          optional, see :class:`Sandbox`; read only by ``scripts/sandbox/`` (the tools see
+                     only :attr:`Contract.environment`, to name it in a report)
 
 Secrets (database passwords, keys) are never part of the contract. See docs/outputs-contract.md.
 """
@@ -68,6 +68,7 @@ from stacks.vocabulary import CONTRACT_VERSION, SCENARIOS, SIDES, TIERS
 
 SANDBOX_DIR_ENV = "PILOTLIGHT_SANDBOX_DIR"
 SANDBOX_SUBDIR = Path(".pilotlight/sandbox")
+SANDBOX_ENVIRONMENT = "sandbox"  # Contract.environment of the local sandbox
 OUTPUTS_NAME = "outputs.json"
 
 _REGION_RE = re.compile(r"^[a-z]{2}(-gov)?-[a-z]+-\d$")
@@ -355,6 +356,14 @@ class Contract:
     source: Path | None = None  # the outputs file this was read from; None when read from `pulumi stack output`
     jobs: tuple["Job", ...] = ()
     contacts: tuple["Contact", ...] = ()
+
+    @property
+    def environment(self) -> str:
+        """What this contract describes, as reports and banners name it: the sandbox or ``stack <name>``.
+
+        The one place the tools learn which it is; they name it, never act on it.
+        """
+        return SANDBOX_ENVIRONMENT if self.sandbox is not None else f"stack {self.stack}"
 
     def region(self, side: str) -> str:
         return self.regions[side]

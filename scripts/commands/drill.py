@@ -15,8 +15,8 @@ from pathlib import Path
 from scripts.commands import runbook
 from scripts.commands.parser import echo_for, emit, load_contract, parser_for, run
 from scripts.common import Exit, Refused, UsageError, iso, utcnow
-from scripts.contract import Contract, Database
-from scripts.drills.engine import ALL, CONTROL_PLANE_FAULTS, plan, run_drill, target, verdict_line
+from scripts.contract import SANDBOX_ENVIRONMENT, Contract, Database
+from scripts.drills.engine import ALL, CONTROL_PLANE_FAULTS, plan, run_drill, verdict_line
 from scripts.units import seconds as human_seconds
 
 
@@ -67,7 +67,8 @@ def _body(args: argparse.Namespace) -> int:
     results = []
     for name in names:
         if echo:
-            echo(f"drill {name} on the {target(contract)}" + ("" if contract.sandbox else " (REAL STACK)"))
+            echo(f"drill {name} on the {contract.environment}"
+                 + ("" if contract.environment == SANDBOX_ENVIRONMENT else " (REAL STACK)"))
         result = run_drill(contract, db, name, echo=echo, outputs=args.outputs, report_dir=args.report,
                            options={"control_plane": args.control_plane, "recover_with": args.recover_with,
                                     "from_region": args.from_region},

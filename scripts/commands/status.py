@@ -39,7 +39,7 @@ from scripts.vault import evidence
 from scripts.vault import layout as vault
 from scripts.common import Exit, PilotlightError, iso, parse_timestamp, utcnow
 from scripts.commands.parser import emit, load_contract, parser_for, run
-from scripts.contract import Contract, Database, project_root
+from scripts.contract import SANDBOX_ENVIRONMENT, Contract, Database, project_root
 from scripts.postgres import replication
 from stacks.vocabulary import SIDES
 from scripts.postgres.dsn import side_dsn
@@ -293,7 +293,7 @@ def dns_line(contract: Contract, db: Database) -> list[Line]:
 
 def same_target(doc: dict[str, Any], contract: Contract) -> bool:
     """A drill is evidence for this stack only if it ran against it (a sandbox drill never vouches for a real stack)."""
-    return doc.get("stack") == contract.stack and bool(doc.get("sandbox")) == (contract.sandbox is not None)
+    return doc.get("stack") == contract.stack and bool(doc.get("sandbox")) == (contract.environment == SANDBOX_ENVIRONMENT)
 
 
 def drill_lines(reports: Path, now: datetime, contract: Contract) -> list[Line]:
@@ -311,7 +311,7 @@ def drill_lines(reports: Path, now: datetime, contract: Contract) -> list[Line]:
             continue
         if scenario not in newest or started > newest[scenario]["at"]:
             newest[scenario] = {"at": started, "verdict": verdict, "measured": doc.get("measured") or {}}
-    target = "the sandbox" if contract.sandbox is not None else f"stack {contract.stack}"
+    target = "the sandbox" if contract.environment == SANDBOX_ENVIRONMENT else contract.environment
     if not newest:
         ignored = f"; {elsewhere} report(s) of other stacks or the sandbox ignored" if elsewhere else ""
         return [Line("drill", "any", WARN, "never", f"PASS within {DRILL_MAX_AGE.days} d",

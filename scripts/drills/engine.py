@@ -23,7 +23,7 @@ from scripts.drills import scenarios
 from scripts.common import iso, utcnow
 from scripts.drills.projection import projected_rto
 from scripts.units import seconds as human_seconds
-from scripts.contract import Contract, ContractError, Database, load_file
+from scripts.contract import SANDBOX_ENVIRONMENT, Contract, ContractError, Database, load_file
 from scripts.failover import dns as dnscheck
 from scripts.postgres.dsn import side_dsn
 from scripts.steps import FAILED, Steps, one_line
@@ -61,8 +61,8 @@ def run_drill(contract: Contract, db: Database, name: str, *, echo=None, outputs
         "scenario": name,
         "stack": contract.stack,
         "database": db.name,
-        "sandbox": contract.sandbox is not None,
-        "target": target(contract),
+        "sandbox": contract.environment == SANDBOX_ENVIRONMENT,
+        "target": contract.environment,
         "operator": operator(),
         "pilotlight": version.info(),
         "startedAt": iso(started),
@@ -120,11 +120,6 @@ def application_timings(steps: Steps) -> dict[str, float]:
     return out
 
 
-def target(contract: Contract) -> str:
-    """What a drill ran against, as every report's banner says it: the sandbox or the named stack."""
-    return "sandbox" if contract.sandbox is not None else f"stack {contract.stack}"
-
-
 def operator() -> str:
     """Who ran it: ``$PILOTLIGHT_OPERATOR`` (e.g. the CI job), else user@host."""
     if os.environ.get("PILOTLIGHT_OPERATOR"):
@@ -163,7 +158,7 @@ def plan(contract: Contract, db: Database, names: tuple[str, ...]) -> dict[str, 
                        "objective": {"rtoSeconds": objective.rto_seconds, "rpoSeconds": objective.rpo_seconds},
                        "projectedRto": projected_rto(contract, name, {}, None)})
     hooks = app_hooks.for_database(contract, db, "drill")
-    return {"dryRun": True, "target": target(contract), "database": db.name,
+    return {"dryRun": True, "target": contract.environment, "database": db.name,
             "confirmation": f"--yes-on-stack {contract.stack}", "drills": drills,
             "application": hooks.plan() if hooks is not None else [],
             "smokeChecks": smoke.plan(db)}
